@@ -1,0 +1,116 @@
+"""Every object key the tool reads or writes is built here, and nowhere else.
+
+Two layouts exist: the Milvus bucket's own (`<rootPath>/insert_log/<coll>/<part>/<seg>/<field>/<log>`)
+and a backup's (`<backupRootPath>/<name>/binlogs/insert_log/<coll>/<part>/<group>/<seg>/<field>/<log>`),
+as in zilliztech/milvus-backup. Backup names are checked before they become part of any key.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from core.errors import InvalidRequest
+
+META_DIR = "meta"
+BACKUP_META = "backup_meta.json"
+COLLECTION_META = "collection_meta.json"
+PARTITION_META = "partition_meta.json"
+SEGMENT_META = "segment_meta.json"
+FULL_META = "full_meta.json"
+CHANNEL_CP_META = "channel_cp_meta.json"  # written by the Go tool before v0.5.9; read, never required
+# The order a backup's meta is written in: backup_meta.json marks a complete backup, so it goes last.
+META_WRITE_ORDER = (COLLECTION_META, PARTITION_META, SEGMENT_META, FULL_META, BACKUP_META)
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+
+
+class InvalidName(InvalidRequest):
+    """A backup name that may not be used."""
+
+
+def check_backup_name(name: str) -> str:
+    """Return `name` if it is a valid backup name (the Go tool's rule), else raise InvalidName."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise InvalidName(
+            f"invalid backup name {name!r}: use a letter or '_' first, then letters, digits or '_', "
+            "at most 128 characters"
+        )
+    return name
+
+
+def join(*parts: str | int) -> str:
+    """Join key parts with '/', ignoring empty parts and stray slashes at the joins."""
+    cleaned = [str(p).strip("/") for p in parts]
+    return "/".join(p for p in cleaned if p)
+
+
+def as_prefix(key: str) -> str:
+    """A key that names a folder: ends with exactly one '/', or is '' for the bucket root."""
+    key = key.strip("/")
+    return key + "/" if key else ""
+
+
+@dataclass(frozen=True)
+class MilvusLayout:
+    """Where Milvus 2.3 keeps a collection's binlogs in its own bucket."""
+
+    root: str  # minio.rootPath
+
+    def insert_segment(self, collection_id: int, partition_id: int, segment_id: int) -> str:
+        return as_prefix(join(self.root, "insert_log", collection_id, partition_id, segment_id))
+
+    def delta_segment(self, collection_id: int, partition_id: int, segment_id: int) -> str:
+        return as_prefix(join(self.root, "delta_log", collection_id, partition_id, segment_id))
+
+
+@dataclass(frozen=True)
+class BackupLayout:
+    """Where a backup's meta and binlogs live under the backup root (FORMAT.md).
+
+    The same layout, rooted under a temporary prefix of the Milvus bucket, holds the binlogs a
+    restore copies there when the backup sits in another bucket or store.
+    """
+
+    root: str  # minio.backupRootPath ('' when the storage itself is rooted there)
+
+    def backups_root(self) -> str:
+        return as_prefix(self.root)
+
+    def backup(self, name: str) -> str:
+        return as_prefix(join(self.root, check_backup_name(name)))
+
+    def meta(self, name: str, filename: str) -> str:
+        return join(self.backup(name), META_DIR, filename)
+
+    def insert_group(self, name: str, collection_id: int, partition_id: int, group_id: int | None) -> str:
+        """The folder handed to Milvus's import: one group of segments (or the partition, old layout)."""
+        return as_prefix(join(self.backup(name), "binlogs", "insert_log", collection_id, partition_id,
+                              "" if group_id is None else group_id))
+
+    def delta_group(self, name: str, collection_id: int, partition_id: int, group_id: int | None) -> str:
+        return as_prefix(join(self.backup(name), "binlogs", "delta_log", collection_id, partition_id,
+                              "" if group_id is None else group_id))
+
+    def insert_binlog(self, name: str, collection_id: int, partition_id: int, group_id: int | None,
+                      segment_id: int, field_id: int, log_id: int) -> str:
+        return join(self.insert_group(name, collection_id, partition_id, group_id), segment_id, field_id, log_id)
+
+    def delta_binlog(self, name: str, collection_id: int, partition_id: int, group_id: int | None,
+                     segment_id: int, log_id: int) -> str:
+        return join(self.delta_group(name, collection_id, partition_id, group_id), segment_id, log_id)
+
+
+def backup_name_of(key: str, root: str) -> str | None:
+    """The backup name a key under `root` belongs to, or None when the key is not under it."""
+    prefix = as_prefix(root)
+    if not key.startswith(prefix):
+        return None
+    rest = key[len(prefix):]
+    name = rest.split("/", 1)[0]
+    return name or None
+
+
+def restore_temp_root(milvus_root: str, restore_id: str) -> str:
+    """Where a restore stages binlogs inside the Milvus bucket when the backup lives elsewhere."""
+    return join(milvus_root, "backup_restore_temp", restore_id)
