@@ -1,0 +1,224 @@
+"""Create a backup: flush the chosen collections, copy their segments' binlogs, then write the meta.
+
+The plan is made first (every collection's schema, partitions, indexes, segments and binlog objects),
+so the copy has exact byte and object totals. Binlogs are found by listing each persistent segment's
+folders in the Milvus bucket (Milvus 2.3 returns no paths); only the segments Milvus lists are
+copied, so binlogs that compaction left behind for GC are not restored twice. `backup_meta.json` is
+written last; a failed or cancelled backup is removed, and never gets that file.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from core.context import Context
+from core.errors import AlreadyExists, BackupToolError, InvalidRequest, NotFound, StorageError
+from core.jobs import Reporter
+from core.meta import (
+    BackupInfo,
+    BackupState,
+    Binlog,
+    Collection,
+    Database,
+    FieldBinlog,
+    IndexInfo,
+    KeyValue,
+    Partition,
+    Schema,
+    Segment,
+    decode,
+    meta_files,
+)
+from core.milvus import DEFAULT_DB, SegmentInfo, proto_to_dict
+from core.paths import META_WRITE_ORDER, check_backup_name, join
+from core.storage import CopyTask
+
+log = logging.getLogger("milvus_backup")
+
+
+@dataclass
+class BackupRequest:
+    name: str = ""  # empty: backup_<UTC time>_<nanos>, as the Go tool names it
+    collections: list[str] = field(default_factory=list)  # "name" or "db.name"; empty: every collection
+    db: str = ""  # the database of bare names; with no collections, back up this whole database
+    meta_only: bool = False
+
+
+def default_backup_name(now: datetime.datetime | None = None) -> str:
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    return f"backup_{now:%Y_%m_%d_%H_%M_%S}_{time.time_ns() % 1_000_000_000}"
+
+
+def resolve_collections(ctx: Context, request: BackupRequest) -> list[tuple[str, str]]:
+    """(db, name) pairs to back up; unknown ones are refused before anything is done."""
+    milvus = ctx.milvus
+    if not request.collections:
+        dbs = [request.db] if request.db else milvus.list_databases()
+        pairs = [(db, name) for db in dbs for name in milvus.list_collections(db)]
+        if not pairs:
+            raise NotFound("there are no collections to back up" + (f" in database {request.db}" if request.db else ""))
+        return pairs
+    pairs = []
+    for item in request.collections:
+        item = item.strip()
+        db, _, name = item.rpartition(".")
+        db = db or request.db or DEFAULT_DB
+        if not name:
+            raise InvalidRequest(f"empty collection name in {request.collections!r}")
+        if db not in milvus.list_databases() or name not in milvus.list_collections(db):
+            raise NotFound(f"collection {db}.{name} not found in Milvus; `milvus-backup list-collections` shows them")
+        if (db, name) not in pairs:
+            pairs.append((db, name))
+    return pairs
+
+
+def _kv(pairs) -> list[KeyValue]:
+    return [KeyValue(key=p.key, value=p.value) for p in pairs]
+
+
+@dataclass
+class _CollectionPlan:
+    meta: Collection
+    copies: list[CopyTask]
+
+
+def _segment_binlogs(ctx: Context, seg: SegmentInfo) -> tuple[list[FieldBinlog], list[FieldBinlog]]:
+    """A segment's insert and delta binlogs, found by listing its folders in the Milvus bucket."""
+    by_field: dict[int, list[Binlog]] = {}
+    prefix = ctx.milvus_layout.insert_segment(seg.collection_id, seg.partition_id, seg.segment_id)
+    for obj in ctx.milvus_storage.list(prefix):
+        parts = obj.key[len(prefix):].split("/")
+        if len(parts) != 2 or not all(p.isdigit() for p in parts):
+            continue
+        by_field.setdefault(int(parts[0]), []).append(Binlog(obj.key, obj.size, int(parts[1])))
+    deltas = []
+    dprefix = ctx.milvus_layout.delta_segment(seg.collection_id, seg.partition_id, seg.segment_id)
+    for obj in ctx.milvus_storage.list(dprefix):
+        name = obj.key[len(dprefix):]
+        if name.isdigit():
+            deltas.append(Binlog(obj.key, obj.size, int(name)))
+    if seg.num_rows and not by_field:
+        raise StorageError(
+            f"segment {seg.segment_id} has no binlogs under {ctx.milvus_storage.bucket}/{prefix}: check that "
+            "minio.bucketName and minio.rootPath match the Milvus server's own config")
+    insert = [FieldBinlog(field_id=f, binlogs=sorted(logs, key=lambda b: b.log_id))
+              for f, logs in sorted(by_field.items())]
+    delta = [FieldBinlog(field_id=0, binlogs=sorted(deltas, key=lambda b: b.log_id))] if deltas else []
+    return insert, delta
+
+
+def _plan_collection(ctx: Context, backup_id: str, name: str, db: str, coll: str, meta_only: bool,
+                     reporter: Reporter) -> _CollectionPlan:
+    milvus = ctx.milvus
+    desc = milvus.describe(db, coll)
+    load_state = milvus.load_state(db, coll)
+    flush_ts = 0 if meta_only else milvus.flush(db, coll)
+    reporter.check_cancelled()
+    backup_ts = flush_ts or (int(time.time() * 1000) << 18)
+    indexes = [
+        IndexInfo(field_name=i.field_name, index_name=i.index_name,
+                  index_type={kv.key: kv.value for kv in i.params}.get("index_type", ""),
+                  params={kv.key: kv.value for kv in i.params}, index_id=i.indexID)
+        for i in milvus.indexes(db, coll)
+    ]
+    segments: dict[int, list[Segment]] = {}
+    copies: list[CopyTask] = []
+    if not meta_only:
+        for seg in milvus.segments(db, coll):
+            reporter.check_cancelled()
+            insert, delta = _segment_binlogs(ctx, seg)
+            segment = Segment(segment_id=seg.segment_id, collection_id=seg.collection_id,
+                              partition_id=seg.partition_id, num_of_rows=seg.num_rows, binlogs=insert,
+                              deltalogs=delta, group_id=seg.segment_id, storage_version=0)
+            segment.size = segment.insert_size + segment.delta_size
+            segments.setdefault(seg.partition_id, []).append(segment)
+            layout, cid, pid, sid = ctx.backup_layout, seg.collection_id, seg.partition_id, seg.segment_id
+            for fb in insert:
+                copies += [CopyTask(b.log_path, layout.insert_binlog(name, cid, pid, sid, sid, fb.field_id, b.log_id),
+                                    b.log_size) for b in fb.binlogs]
+            for fb in delta:
+                copies += [CopyTask(b.log_path, layout.delta_binlog(name, cid, pid, sid, sid, b.log_id), b.log_size)
+                           for b in fb.binlogs]
+    partitions = []
+    for part_name, part_id in milvus.partitions(db, coll):
+        segs = sorted(segments.get(part_id, []), key=lambda s: s.segment_id)
+        partitions.append(Partition(partition_id=part_id, partition_name=part_name, collection_id=desc.collectionID,
+                                    segment_backups=segs, size=sum(s.size for s in segs), load_state=load_state))
+    meta = Collection(
+        id=backup_id, collection_id=desc.collectionID, db_name=db, collection_name=coll,
+        schema=decode(Schema, proto_to_dict(desc.schema)), shards_num=desc.shards_num,
+        consistency_level=int(desc.consistency_level), partition_backups=partitions, backup_timestamp=backup_ts,
+        size=sum(p.size for p in partitions), has_index=bool(indexes), index_infos=indexes, load_state=load_state,
+        backup_physical_timestamp=(backup_ts >> 18) // 1000, properties=_kv(desc.properties),
+        virtual_channel_names=list(desc.virtual_channel_names), physical_channel_names=list(desc.physical_channel_names),
+        aliases=list(desc.aliases),
+    )
+    return _CollectionPlan(meta, copies)
+
+
+def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_id: str | None = None) -> BackupInfo:
+    """Carry out a backup (called in the job's thread). Returns the BackupInfo that was written."""
+    name = check_backup_name(request.name)
+    catalog = ctx.catalog
+    if catalog.exists(name):
+        raise AlreadyExists(f"backup {name} already exists in {ctx.backup_storage.bucket}/"
+                            f"{ctx.backup_layout.backups_root()}; choose another name or delete it first")
+    pairs = resolve_collections(ctx, request)
+    started = int(time.time())
+    backup_id = backup_id or str(uuid.uuid4())
+    wrote_anything = False
+    try:
+        reporter.phase("prepare", message=f"planning backup {name} of {len(pairs)} collection(s)")
+        plans = []
+        for db, coll in pairs:
+            reporter.phase("prepare", f"{db}.{coll}")
+            plans.append(_plan_collection(ctx, backup_id, name, db, coll, request.meta_only, reporter))
+            reporter.log(f"{db}.{coll}: {len(plans[-1].meta.segments())} segment(s), "
+                         f"{len(plans[-1].copies)} binlog(s), {plans[-1].meta.size} bytes")
+        copies = [task for plan in plans for task in plan.copies]
+        total = sum(t.size for t in copies)
+        reporter.phase("copy", "", bytes_total=total, objects_total=len(copies),
+                       message=f"copying {len(copies)} binlog(s), {total} bytes")
+        wrote_anything = True
+        ctx.copy(ctx.milvus_storage, ctx.backup_storage, copies, reporter)
+        reporter.check_cancelled()
+        reporter.phase("meta", message="writing meta")
+        collections = [p.meta for p in plans]
+        info = BackupInfo(
+            id=backup_id, state_code=BackupState.SUCCESS, start_time=started, end_time=int(time.time()),
+            progress=100, name=name, backup_timestamp=max((c.backup_timestamp for c in collections), default=0),
+            collection_backups=collections, size=sum(c.size for c in collections),
+            milvus_version=ctx.milvus.version(),
+            database_backups=[Database(db_name=db) for db in sorted({c.db_name for c in collections})],
+        )
+        write_meta(ctx, name, info)
+        reporter.add(rows=sum(c.num_rows for c in collections))
+        reporter.log(f"backup {name} complete: {len(collections)} collection(s), {info.size} bytes")
+        return info
+    except BaseException as exc:
+        if wrote_anything:
+            _remove_partial(ctx, name, reporter, exc)
+        raise
+
+
+def write_meta(ctx: Context, name: str, info: BackupInfo) -> None:
+    files = meta_files(info)
+    info.meta_size = sum(len(data) for data in files.values())
+    files = meta_files(info)
+    for filename in META_WRITE_ORDER:  # backup_meta.json last: it marks the backup complete
+        ctx.backup_storage.write(ctx.backup_layout.meta(name, filename), files[filename])
+
+
+def _remove_partial(ctx: Context, name: str, reporter: Reporter, cause: BaseException) -> None:
+    """A failed or cancelled backup leaves nothing that could be mistaken for a backup."""
+    try:
+        removed = ctx.backup_storage.delete_prefix(ctx.backup_layout.backup(name))
+        reporter.log(f"removed {removed} object(s) of the unfinished backup {name}")
+    except BackupToolError as exc:
+        reporter.log(f"could not remove the unfinished backup {name} ({exc}); it has no backup_meta.json, "
+                     f"so it is listed as incomplete: remove it with `milvus-backup delete -n {name}`")
+    log.info("backup %s stopped: %s", name, cause)

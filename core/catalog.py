@@ -1,0 +1,112 @@
+"""The backups in a backup store, read from the store itself (never from process memory).
+
+A folder under the backup root is a complete backup when `meta/backup_meta.json` exists; a folder
+without it is what an interrupted or failed backup left behind, listed as incomplete so it can be
+deleted. Backups written by zilliztech/milvus-backup are read the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.errors import NotFound, StorageError
+from core.meta import BackupInfo, BackupState, MetaError, read_backup
+from core.paths import BACKUP_META, CHANNEL_CP_META, META_WRITE_ORDER, BackupLayout, InvalidName, check_backup_name
+from core.storage import Storage
+
+
+@dataclass(frozen=True)
+class BackupSummary:
+    name: str
+    id: str
+    state: str  # "success", "fail", ... or "incomplete" when backup_meta.json is missing
+    size: int
+    milvus_version: str
+    start_time: int
+    end_time: int
+    collections: tuple[str, ...]  # "db.name"
+
+    @property
+    def complete(self) -> bool:
+        return self.state == "success"
+
+
+def _state_name(code: int) -> str:
+    try:
+        return BackupState(code).name.lower()
+    except ValueError:
+        return str(code)
+
+
+class Catalog:
+    def __init__(self, storage: Storage, layout: BackupLayout):
+        self.storage = storage
+        self.layout = layout
+
+    def names(self) -> list[str]:
+        root = self.layout.backups_root()
+        names = []
+        for prefix in self.storage.list_dirs(root):
+            name = prefix[len(root):].strip("/")
+            try:
+                names.append(check_backup_name(name))
+            except InvalidName:
+                continue  # not ours (the Go tool's temp folders, stray files)
+        return sorted(names)
+
+    def exists(self, name: str) -> bool:
+        """True when anything at all is stored under the name: a name is taken even by leftovers."""
+        return next(iter(self.storage.list(self.layout.backup(name))), None) is not None
+
+    def is_complete(self, name: str) -> bool:
+        return self.storage.exists(self.layout.meta(name, BACKUP_META))
+
+    def list(self) -> list[BackupSummary]:
+        summaries = []
+        for name in self.names():
+            try:
+                info = self.get(name)
+            except NotFound:
+                summaries.append(BackupSummary(name, "", "incomplete", 0, "", 0, 0, ()))
+                continue
+            except MetaError as exc:
+                summaries.append(BackupSummary(name, "", f"unreadable ({exc})", 0, "", 0, 0, ()))
+                continue
+            summaries.append(BackupSummary(
+                name=info.name or name, id=info.id, state=_state_name(info.state_code), size=info.size,
+                milvus_version=info.milvus_version, start_time=info.start_time, end_time=info.end_time,
+                collections=tuple(f"{c.db_name or 'default'}.{c.collection_name}" for c in info.collection_backups),
+            ))
+        return summaries
+
+    def get(self, name: str) -> BackupInfo:
+        check_backup_name(name)
+        files: dict[str, bytes] = {}
+        for filename in (*META_WRITE_ORDER, CHANNEL_CP_META):
+            key = self.layout.meta(name, filename)
+            try:
+                files[filename] = self.storage.read(key)
+            except StorageError:
+                if not self.storage.exists(key):
+                    continue
+                raise
+        if BACKUP_META not in files:
+            if self.exists(name):
+                raise NotFound(f"backup {name} is incomplete (no meta/backup_meta.json): an interrupted or "
+                               f"failed backup left it; remove it with: milvus-backup delete -n {name}")
+            raise NotFound(f"backup {name} not found under {self.storage.bucket}/{self.layout.backups_root()}")
+        info = read_backup(files)
+        if not info.name:
+            info.name = name
+        return info
+
+    def delete(self, name: str) -> int:
+        """Remove every object of the backup, backup_meta.json first so it stops looking complete."""
+        if not self.exists(name):
+            raise NotFound(f"backup {name} not found under {self.storage.bucket}/{self.layout.backups_root()}")
+        marker = self.layout.meta(name, BACKUP_META)
+        removed = 0
+        if self.storage.exists(marker):
+            self.storage.delete(marker)
+            removed = 1
+        return removed + self.storage.delete_prefix(self.layout.backup(name))

@@ -1,0 +1,63 @@
+"""The resources a job works with, opened once from the config: Milvus, both stores, their layouts."""
+
+from __future__ import annotations
+
+import threading
+from functools import cached_property
+from typing import Sequence
+
+from core.catalog import Catalog
+from core.config import Config
+from core.jobs import Reporter
+from core.milvus import Milvus
+from core.paths import BackupLayout, MilvusLayout
+from core.storage import CopyTask, Storage, copy_objects, layout_root, open_storage
+
+
+class Context:
+    def __init__(self, config: Config):
+        self.config = config
+        self._lock = threading.Lock()
+
+    @cached_property
+    def milvus(self) -> Milvus:
+        with self._lock:
+            return Milvus(self.config.milvus)
+
+    @cached_property
+    def milvus_storage(self) -> Storage:
+        return open_storage(self.config.storage, self.config.multipart_copy_threshold_mib)
+
+    @cached_property
+    def backup_storage(self) -> Storage:
+        if self._same_store_config():
+            return self.milvus_storage
+        return open_storage(self.config.backup_storage, self.config.multipart_copy_threshold_mib)
+
+    def _same_store_config(self) -> bool:
+        a, b = self.config.storage, self.config.backup_storage
+        return (not self.config.cross_storage and a.storage_type == b.storage_type and not a.is_local
+                and a.endpoint == b.endpoint and a.bucket_name == b.bucket_name
+                and a.access_key_id == b.access_key_id)
+
+    @cached_property
+    def milvus_layout(self) -> MilvusLayout:
+        return MilvusLayout(self.config.storage.root_path)
+
+    @cached_property
+    def backup_layout(self) -> BackupLayout:
+        return BackupLayout(layout_root(self.config.backup_storage))
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        return Catalog(self.backup_storage, self.backup_layout)
+
+    def copy(self, src: Storage, dst: Storage, tasks: Sequence[CopyTask], reporter: Reporter) -> None:
+        """Copy objects with the configured parallelism, reporting bytes and objects, stopping on cancel."""
+        copy_objects(src, dst, tasks, self.config.backup.copydata,
+                     on_progress=lambda b, o: reporter.add(bytes_done=b, objects_done=o),
+                     cancel=reporter.cancel_event)
+
+    def close(self) -> None:
+        if "milvus" in self.__dict__:
+            self.milvus.close()

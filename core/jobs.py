@@ -1,0 +1,187 @@
+"""Background jobs (a backup or a restore) and the typed progress they report.
+
+A job runs its work in a worker thread. The work receives a `Reporter`: it announces phases and
+totals, adds bytes/objects/rows as they are done, and calls `check_cancelled()` between units of
+work. Every change becomes an immutable `Progress` event handed to the job's listeners (a CLI bar,
+the TUI, the API's task table), which must be quick and must not raise.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass, replace
+from enum import Enum
+from typing import Any, Callable
+
+from core.errors import BackupToolError, Cancelled
+
+log = logging.getLogger("milvus_backup")
+
+
+class JobState(str, Enum):
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self is not JobState.RUNNING
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a job is. `phase` is one of prepare, copy, meta, create, import, verify, index, load, cleanup, done."""
+
+    job_id: str
+    kind: str  # "backup" | "restore"
+    name: str  # the backup's name
+    state: JobState = JobState.RUNNING
+    phase: str = "prepare"
+    collection: str = ""  # "db.collection" being worked on
+    bytes_done: int = 0
+    bytes_total: int = 0
+    objects_done: int = 0
+    objects_total: int = 0
+    rows: int = 0
+    message: str = ""  # a log line, when this event carries one
+    elapsed: float = 0.0
+
+    @property
+    def fraction(self) -> float:
+        if self.state is JobState.SUCCESS:
+            return 1.0
+        if self.bytes_total:
+            return min(1.0, self.bytes_done / self.bytes_total)
+        if self.objects_total:
+            return min(1.0, self.objects_done / self.objects_total)
+        return 0.0
+
+
+Listener = Callable[[Progress], None]
+
+
+class Reporter:
+    """The running work's side of a job: progress out, cancellation in. Safe to use from many threads."""
+
+    def __init__(self, job: "Job"):
+        self._job = job
+        self._lock = threading.Lock()
+        self.cancel_event = job.cancel_event
+
+    def _emit(self, **changes: Any) -> Progress:
+        with self._lock:
+            progress = replace(self._job.progress, elapsed=time.monotonic() - self._job.started, **changes)
+            self._job.progress = replace(progress, message="")
+        self._job._notify(progress)
+        return progress
+
+    def phase(self, phase: str, collection: str | None = None, *, bytes_total: int | None = None,
+              objects_total: int | None = None, message: str = "") -> None:
+        changes: dict[str, Any] = {"phase": phase}
+        if collection is not None and collection != self._job.progress.collection:
+            # counts belong to one collection's step; rows stay a job total
+            changes.update(collection=collection, bytes_done=0, bytes_total=0, objects_done=0, objects_total=0)
+        if bytes_total is not None:
+            changes.update(bytes_total=bytes_total, bytes_done=0)
+        if objects_total is not None:
+            changes.update(objects_total=objects_total, objects_done=0)
+        self._emit(**changes, message=message)
+        if message:
+            self._job._log(message)
+
+    def add(self, bytes_done: int = 0, objects_done: int = 0, rows: int = 0) -> None:
+        with self._lock:
+            p = self._job.progress
+            changes = {"bytes_done": p.bytes_done + bytes_done, "objects_done": p.objects_done + objects_done,
+                       "rows": p.rows + rows}
+        self._emit(**changes)
+
+    def log(self, message: str) -> None:
+        self._job._log(message)
+        self._emit(message=message)
+
+    def check_cancelled(self) -> None:
+        if self.cancel_event.is_set():
+            raise Cancelled(f"{self._job.kind} {self._job.name} was cancelled")
+
+
+class Job:
+    """A backup or restore running in its own thread."""
+
+    def __init__(self, kind: str, name: str, work: Callable[[Reporter], Any], listeners: list[Listener] | None = None,
+                 job_id: str | None = None):
+        self.id = job_id or str(uuid.uuid4())
+        self.kind = kind
+        self.name = name
+        self.cancel_event = threading.Event()
+        self.listeners: list[Listener] = list(listeners or [])
+        self.progress = Progress(job_id=self.id, kind=kind, name=name)
+        self.started = time.monotonic()
+        self.start_time = int(time.time())
+        self.end_time = 0
+        self.result: Any = None
+        self.error: str = ""
+        self.lines: list[str] = []
+        self._work = work
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"{kind}-{name}", daemon=True)
+
+    @property
+    def state(self) -> JobState:
+        return self.progress.state
+
+    def start(self) -> "Job":
+        self._thread.start()
+        return self
+
+    def cancel(self) -> None:
+        """Ask the job to stop at its next unit of work; it cleans up after itself."""
+        if not self.state.finished:
+            self.cancel_event.set()
+            self._log(f"cancel requested for {self.kind} {self.name}")
+
+    def wait(self, timeout: float | None = None) -> JobState:
+        self._done.wait(timeout)
+        return self.state
+
+    def _log(self, message: str) -> None:
+        self.lines.append(message)
+        log.info("%s %s: %s", self.kind, self.name, message)
+
+    def _notify(self, progress: Progress) -> None:
+        for listener in list(self.listeners):
+            try:
+                listener(progress)
+            except Exception:  # a broken display must not break the job
+                log.exception("progress listener failed")
+
+    def _finish(self, state: JobState, message: str) -> None:
+        self.end_time = int(time.time())
+        self._log(message)
+        self.progress = replace(self.progress, state=state, phase="done", message=message,
+                                elapsed=time.monotonic() - self.started)
+        self._notify(self.progress)
+        self.progress = replace(self.progress, message="")
+
+    def _run(self) -> None:
+        reporter = Reporter(self)
+        try:
+            self.result = self._work(reporter)
+        except Cancelled as exc:
+            self.error = str(exc)
+            self._finish(JobState.CANCELLED, self.error)
+        except BackupToolError as exc:
+            self.error = str(exc)
+            self._finish(JobState.FAILED, f"failed: {self.error}")
+        except Exception as exc:  # a bug: keep the traceback in the log, one line for the user
+            log.exception("%s %s crashed", self.kind, self.name)
+            self.error = f"unexpected error: {type(exc).__name__}: {exc}"
+            self._finish(JobState.FAILED, f"failed: {self.error}")
+        else:
+            self._finish(JobState.SUCCESS, f"{self.kind} {self.name} finished")
+        finally:
+            self._done.set()

@@ -1,0 +1,494 @@
+"""The backup meta model (the BackupInfo tree) and its JSON, as zilliztech/milvus-backup writes it.
+
+A backup's `meta/` folder holds five JSON files (FORMAT.md). They are Go `encoding/json` over the
+tool's proto structs, and both tools must read each other's backups, so this module reproduces
+that encoding: proto key order, enums as integers, int64 as numbers, empty values left out except a
+few keys the Go tool always writes. Reading is lenient (missing keys take defaults) and lossless:
+keys this model does not know are kept in each object's `extra` and written back, and an object
+read from a file re-encodes to the same set of keys that file had.
+
+One generic encoder/decoder, driven by the dataclass fields and their type hints, serves every class.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any, TypeVar
+
+from core.errors import BackupToolError
+from core.paths import (
+    BACKUP_META,
+    COLLECTION_META,
+    FULL_META,
+    META_WRITE_ORDER,
+    PARTITION_META,
+    SEGMENT_META,
+)
+
+T = TypeVar("T")
+
+
+class MetaError(BackupToolError):
+    """A meta file that cannot be read: not JSON, or not the shape of a backup's meta."""
+
+
+class BackupState(enum.IntEnum):
+    """A backup's state_code, numbered as the Go tool numbers it (restores use the same numbers)."""
+
+    INITIAL = 0
+    EXECUTING = 1
+    SUCCESS = 2
+    FAIL = 3
+    TIMEOUT = 4
+
+
+def _jfield(default: Any = dataclasses.MISSING, *, json_name: str | None = None, always: bool = False,
+            factory: Any = dataclasses.MISSING) -> Any:
+    """A JSON-mapped dataclass field: `json_name` when the key differs from the attribute name,
+    `always` for the keys the Go tool writes even when empty (its generator strips their omitempty)."""
+    return field(default=default, default_factory=factory,
+                 metadata={"json": json_name, "always": always})
+
+
+def _extra() -> Any:
+    # Keys the model does not know, in the order read; written back after the known keys.
+    return field(default_factory=dict, metadata={"skip": True})
+
+
+def _source_keys_field() -> Any:
+    # The known keys present in the JSON an object was read from (None for objects built here).
+    # The reference examples keep some zero values Go would omit (`"fieldID":0`) and leave out
+    # some it always writes (`progress`); remembering what was there keeps a rewrite faithful to either.
+    return field(default=None, init=False, repr=False, compare=False, metadata={"skip": True})
+
+
+@dataclass
+class KeyValue:
+    key: str = ""
+    value: str = ""
+    extra: dict[str, Any] = _extra()
+    _source_keys: frozenset[str] | None = _source_keys_field()
+
+
+@dataclass
+class Binlog:
+    log_path: str = ""  # the SOURCE key in the Milvus bucket, not the backup's copy
+    log_size: int = _jfield(0, always=True)
+    log_id: int = 0
+    extra: dict[str, Any] = _extra()
+    _source_keys: frozenset[str] | None = _source_keys_field()
+
+
+@dataclass
+class FieldBinlog:
+    field_id: int = _jfield(0, json_name="fieldID")  # 0 for delta logs
+    binlogs: list[Binlog] = _jfield(factory=list)
+    extra: dict[str, Any] = _extra()
+    _source_keys: frozenset[str] | None = _source_keys_field()
+
+    @property
+    def size(self) -> int:
+        return sum(b.log_size for b in self.binlogs)
+
+
+@dataclass
+class Segment:
+    segment_id: int = 0
+    collection_id: int = 0
+    partition_id: int = 0  # -1 for a collection-level L0 segment
+    num_of_rows: int = 0
+    binlogs: list[FieldBinlog] = _jfield(factory=list)
+    deltalogs: list[FieldBinlog] = _jfield(factory=list)
+    size: int = _jfield(0, always=True)
+    group_id: int = 0
+    is_l0: bool = False
+    v_channel: str = ""
+    storage_version: int = 0
+    extra: dict[str, Any] = _extra()
+    _source_keys: frozenset[str] | None = _source_keys_field()
+
+    @property
+    def insert_size(self) -> int:
+        return sum(fb.size for fb in self.binlogs)
+
+    @property
+    def delta_size(self) -> int:
+        return sum(fb.size for fb in self.deltalogs)
+
+
+@dataclass
+class Partition:
+    partition_id: int = 0
+    partition_name: str = ""
+    collection_id: int = 0
+    segment_backups: list[Segment] = _jfield(factory=list)
+    size: int = _jfield(0, always=True)
+    load_state: str = ""
+    extra: dict[str, Any] = _extra()
+    _source_keys: frozenset[str] | None = _source_keys_field()
+
+
+@dataclass
+class IndexInfo:
+    field_name: str = ""
+    index_name: str = ""
+    index_type: str = ""
+    params: dict[str, str] = _jfield(factory=dict)
+    index_id: int = 0
+    extra: dict[str, Any] = _extra()
+    _source_keys: frozenset[str] | None = _source_keys_field()
+
+
+@dataclass
+class Field:
+    field_id: int = _jfield(0, json_name="fieldID")
+    name: str = ""
+    is_primary_key: bool = False
+    description: str = ""
+    data_type: int = 0  # schemapb.DataType number (FORMAT.md)
+    type_params: list[KeyValue] = _jfield(factory=list)
+    index_params: list[KeyValue] = _jfield(factory=list)
+    auto_id: bool = _jfield(False, json_name="autoID")
+    element_type: int = 0
+    default_value: Any = None  # a proto ValueField as Go encodes it; kept opaque
+    is_dynamic: bool = False
+    is_partition_key: bool = False
+    nullable: bool = False
+    is_function_output: bool = False
+    extra: dict[str, Any] = _extra()
+    _source_keys: frozenset[str] | None = _source_keys_field()
+
+
+@dataclass
+class Schema:
+    name: str = ""
+    description: str = ""
+    auto_id: bool = _jfield(False, json_name="autoID")
+    fields: list[Field] = _jfield(factory=list)
+    enable_dynamic_field: bool = False
+    properties: list[KeyValue] = _jfield(factory=list)
+    functions: list[Any] = _jfield(factory=list)  # Milvus FunctionSchema objects, kept opaque
+    extra: dict[str, Any] = _extra()
+    _source_keys: frozenset[str] | None = _source_keys_field()
+
+
+@dataclass
+class Collection:
+    id: str = ""  # the backup's id
+    collection_id: int = 0
+    db_name: str = ""
+    collection_name: str = ""
+    schema: Schema = _jfield(factory=Schema)
+    shards_num: int = 0
+    consistency_level: int = 0  # 0 Strong, 1 Session, 2 Bounded, 3 Eventually, 4 Customized
+    partition_backups: list[Partition] = _jfield(factory=list)
+    backup_timestamp: int = 0  # TSO
+    size: int = _jfield(0, always=True)
+    has_index: bool = _jfield(False, always=True)
+    index_infos: list[IndexInfo] = _jfield(factory=list)
+    load_state: str = ""  # "NotLoad" | "Loading" | "Loaded"
+    backup_physical_timestamp: int = 0
+    channel_checkpoints: dict[str, str] = _jfield(factory=dict)  # vchannel -> base64 MsgPosition
+    l0_segments: list[Segment] = _jfield(factory=list)
+    properties: list[KeyValue] = _jfield(factory=list)
+    db_id: int = 0
+    virtual_channel_names: list[str] = _jfield(factory=list)
+    physical_channel_names: list[str] = _jfield(factory=list)
+    aliases: list[str] = _jfield(factory=list)
+    extra: dict[str, Any] = _extra()
+    _source_keys: frozenset[str] | None = _source_keys_field()
+
+    def segments(self) -> list[Segment]:
+        """The partition segments (not the collection-level L0 ones)."""
+        return [s for p in self.partition_backups for s in p.segment_backups]
+
+    @property
+    def num_rows(self) -> int:
+        return sum(s.num_of_rows for s in self.segments())
+
+
+@dataclass
+class Database:
+    db_name: str = ""
+    db_id: int = 0
+    properties: list[KeyValue] = _jfield(factory=list)
+    extra: dict[str, Any] = _extra()
+    _source_keys: frozenset[str] | None = _source_keys_field()
+
+
+@dataclass
+class BackupInfo:
+    id: str = ""
+    state_code: BackupState = _jfield(BackupState.INITIAL, always=True)
+    error_message: str = _jfield("", json_name="errorMessage")
+    start_time: int = 0
+    end_time: int = 0
+    progress: int = _jfield(0, always=True)
+    name: str = ""
+    backup_timestamp: int = 0
+    collection_backups: list[Collection] = _jfield(factory=list)
+    size: int = _jfield(0, always=True)
+    milvus_version: str = ""
+    rbac_meta: Any = None  # kept opaque: restored by whoever handles RBAC
+    database_backups: list[Database] = _jfield(factory=list)
+    meta_size: int = _jfield(0, always=True)
+    format: str = ""
+    extra: dict[str, Any] = _extra()
+    _source_keys: frozenset[str] | None = _source_keys_field()
+
+    def collection(self, db: str, name: str) -> Collection | None:
+        """The backed-up collection `db.name`; old backups leave db_name empty for "default"."""
+        db = db or "default"
+        for c in self.collection_backups:
+            if (c.db_name or "default") == db and c.collection_name == name:
+                return c
+        return None
+
+
+# --- the generic encoding -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Key:
+    attr: str
+    json: str
+    hint: Any
+    always: bool
+
+
+@cache
+def _keys(cls: type) -> tuple[_Key, ...]:
+    hints = typing.get_type_hints(cls)
+    return tuple(
+        _Key(f.name, f.metadata.get("json") or f.name, hints[f.name], f.metadata.get("always", False))
+        for f in dataclasses.fields(cls) if not f.metadata.get("skip")
+    )
+
+
+def _is_empty(value: Any) -> bool:
+    # Go's omitempty: false, 0, "", nil, and empty slices/maps; a struct is empty when nothing of it is written.
+    return value is None or (isinstance(value, (bool, int, float, str, list, dict)) and not value)
+
+
+def _encode_value(tp: Any, value: Any) -> Any:
+    if tp is Any or value is None:  # opaque values go back out exactly as read
+        return value
+    if dataclasses.is_dataclass(value):
+        return encode(value)
+    if isinstance(value, enum.IntEnum):
+        return int(value)
+    origin = typing.get_origin(tp)
+    if origin in (types.UnionType, typing.Union):
+        return _encode_value(_non_none(tp), value)
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        return [_encode_value(item, v) for v in value]
+    if origin is dict:
+        _, item = typing.get_args(tp)
+        # Go's encoding/json writes map keys sorted.
+        return {k: _encode_value(item, value[k]) for k in sorted(value)}
+    return value
+
+
+def encode(obj: Any) -> dict[str, Any]:
+    """One meta object as the JSON object the Go tool writes (keys in proto order, then `extra`)."""
+    out: dict[str, Any] = {}
+    source = obj._source_keys
+    for key in _keys(type(obj)):
+        value = _encode_value(key.hint, getattr(obj, key.attr))
+        if _is_empty(value) and not (key.json in source if source is not None else key.always):
+            continue
+        out[key.json] = value
+    for k, v in obj.extra.items():
+        out.setdefault(k, v)
+    return out
+
+
+def _non_none(tp: Any) -> Any:
+    return next(a for a in typing.get_args(tp) if a is not type(None))
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _decode_value(tp: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return value
+    if origin in (types.UnionType, typing.Union):  # `X | None`
+        return _decode_value(_non_none(tp), value, where)
+    if dataclasses.is_dataclass(tp):
+        return _decode(tp, value, where)
+    if origin is list:
+        if not isinstance(value, list):
+            raise MetaError(f"{where}: expected a list, got {type(value).__name__}")
+        (item,) = typing.get_args(tp)
+        return [_decode_value(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise MetaError(f"{where}: expected an object, got {type(value).__name__}")
+        _, item = typing.get_args(tp)
+        return {k: _decode_value(item, v, f"{where}.{k}") for k, v in value.items()}
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise MetaError(f"{where}: expected true/false, got {value!r}")
+        return value
+    if tp is int or (isinstance(tp, type) and issubclass(tp, enum.IntEnum)):
+        # Protobuf's canonical JSON writes int64 as strings; accept them too.
+        if isinstance(value, str) and value.lstrip("-").isdigit():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise MetaError(f"{where}: expected an integer, got {value!r}")
+        if tp is not int:
+            try:
+                return tp(value)
+            except ValueError:  # a state this version does not know: keep the number
+                return value
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise MetaError(f"{where}: expected a string, got {value!r}")
+        return value
+    raise TypeError(f"no JSON decoding for {tp!r}")  # a model bug, not a bad file
+
+
+def _decode(cls: type[T], data: Any, where: str) -> T:
+    if not isinstance(data, dict):
+        raise MetaError(f"{where}: expected an object for {_type_name(cls)}, got {type(data).__name__}")
+    known = {k.json: k for k in _keys(cls)}
+    values: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    present: set[str] = set()
+    for name, value in data.items():
+        key = known.get(name)
+        if key is None:
+            extra[name] = value
+        elif value is not None:  # null reads as "not set", as Go does
+            values[key.attr] = _decode_value(key.hint, value, f"{where}.{name}" if where else name)
+            present.add(name)
+    obj = cls(**values, extra=extra)
+    obj._source_keys = frozenset(present)
+    return obj
+
+
+def decode(cls: type[T], data: dict[str, Any]) -> T:
+    """A meta object from its JSON object; missing keys take defaults, unknown keys go to `extra`."""
+    return _decode(cls, data, "")
+
+
+# --- the five meta files --------------------------------------------------------------------------
+
+def _dump(data: Any) -> bytes:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+_BACKUP_META_KEYS = ("id", "state_code", "name", "size", "milvus_version", "format")
+
+
+def meta_files(info: BackupInfo) -> dict[str, bytes]:
+    """The five meta files of a backup, keyed by file name, in the order they must be written."""
+    full = encode(info)
+    collections, partitions, segments = [], [], []
+    for coll in full.get("collection_backups", []):
+        coll = {k: v for k, v in coll.items() if k != "l0_segments"}
+        if "partition_backups" in coll:
+            parts = []
+            for part in coll["partition_backups"]:
+                segments.extend(part.get("segment_backups", []))
+                parts.append({k: v for k, v in part.items() if k != "segment_backups"})
+            coll["partition_backups"] = parts
+            partitions.extend(parts)
+        collections.append(coll)
+    content = {
+        BACKUP_META: {k: full[k] for k in _BACKUP_META_KEYS if k in full},
+        COLLECTION_META: {"infos": collections},
+        PARTITION_META: {"infos": partitions},
+        SEGMENT_META: {"infos": segments},
+        FULL_META: full,
+    }
+    return {name: _dump(content[name]) for name in META_WRITE_ORDER}
+
+
+def _load(name: str, raw: bytes | str) -> dict[str, Any]:
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise MetaError(f"meta file {name} is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    except ValueError as e:  # bytes that are not UTF-8
+        raise MetaError(f"meta file {name} is not valid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise MetaError(f"meta file {name} should hold a JSON object, found {type(data).__name__}")
+    return data
+
+
+def _read(name: str, raw: bytes | str, cls: type[T]) -> T:
+    data = _load(name, raw)
+    try:
+        return _decode(cls, data, "")
+    except MetaError as e:
+        raise MetaError(f"meta file {name}: {e}") from None
+
+
+def _read_infos(name: str, raw: bytes | str, cls: type[T]) -> list[T]:
+    data = _load(name, raw)
+    try:
+        return _decode_value(list[cls], data.get("infos") or [], "infos")
+    except MetaError as e:
+        raise MetaError(f"meta file {name}: {e}") from None
+
+
+def read_backup(files: dict[str, bytes]) -> BackupInfo:
+    """The BackupInfo tree from a backup's meta files (keyed by file name, `meta/` prefix optional).
+
+    full_meta.json is preferred; without it the tree is rebuilt from the four level files, which
+    hold no L0 segments (unless a segment_meta.json carries them) and no database list.
+    backup_meta.json, the file that marks a backup complete, has the last word on id, state, name, size.
+    """
+    files = {k.rsplit("/", 1)[-1]: v for k, v in files.items()}
+    top = _read(BACKUP_META, files[BACKUP_META], BackupInfo) if BACKUP_META in files else None
+    if FULL_META in files:
+        info = _read(FULL_META, files[FULL_META], BackupInfo)
+    elif top is not None:
+        info = top
+        info.collection_backups = _rebuild(files)
+    else:
+        raise MetaError(f"no {BACKUP_META} or {FULL_META} among the meta files: not a complete backup")
+    if top is not None and top is not info:
+        info.id, info.state_code, info.name, info.size = top.id, top.state_code, top.name, top.size
+    return info
+
+
+def _rebuild(files: dict[str, bytes]) -> list[Collection]:
+    def infos(name: str, cls: type[T]) -> list[T]:
+        return _read_infos(name, files[name], cls) if name in files else []
+
+    collections = infos(COLLECTION_META, Collection)
+    partitions = infos(PARTITION_META, Partition)
+    segments = infos(SEGMENT_META, Segment)
+
+    by_partition: dict[tuple[int, int], list[Segment]] = {}
+    l0_by_collection: dict[int, list[Segment]] = {}
+    for s in segments:
+        if s.is_l0 or s.partition_id == -1:
+            l0_by_collection.setdefault(s.collection_id, []).append(s)
+        else:
+            by_partition.setdefault((s.collection_id, s.partition_id), []).append(s)
+
+    by_collection: dict[int, list[Partition]] = {}
+    for p in partitions:
+        by_collection.setdefault(p.collection_id, []).append(p)
+
+    for c in collections:
+        # partition_meta.json is the partition list the Go tool reads; the copies inside
+        # collection_meta.json stand in when it is missing.
+        c.partition_backups = by_collection.get(c.collection_id, c.partition_backups)
+        for p in c.partition_backups:
+            p.segment_backups = by_partition.get((c.collection_id, p.partition_id), [])
+        c.l0_segments = l0_by_collection.get(c.collection_id, c.l0_segments)
+    return collections

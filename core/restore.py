@@ -1,0 +1,337 @@
+"""Restore a backup: recreate each collection, re-import its binlogs in backup mode, check the rows.
+
+Milvus reads import files from its own bucket only, so when the backup lives elsewhere (another
+bucket, another store, a local folder) each collection's binlogs are first staged under a temporary
+prefix of the Milvus bucket and removed afterwards. An import of a missing prefix "succeeds" with
+0 rows, so the restore checks the rows itself. Everything is checked before the first change: a
+target that exists is refused unless the user asked to drop it. A failed or cancelled restore drops
+the collections it created itself and nothing else; the backup is only ever read.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from core.context import Context
+from core.errors import AlreadyExists, BackupToolError, InvalidRequest, MilvusError, NotFound
+from core.jobs import Reporter
+from core.meta import BackupInfo, BackupState, Collection, encode
+from core.milvus import DEFAULT_DB
+from core.paths import BackupLayout, as_prefix, join, restore_temp_root
+from core.storage import CopyTask, ObjectInfo
+
+log = logging.getLogger("milvus_backup")
+_COLLECTION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
+_DB_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+
+@dataclass
+class RestoreRequest:
+    backup_name: str
+    collections: list[str] = field(default_factory=list)  # "name" or "db.name"; empty: all of the backup
+    suffix: str = ""
+    renames: dict[str, str] = field(default_factory=dict)  # "c1": "c2", "db1.c1": "db2.c2", "db1.*": "db2.*"
+    drop_exist_collection: bool = False
+    meta_only: bool = False
+    restore_index: bool = False
+    load: bool = False
+
+
+@dataclass
+class RestoredCollection:
+    source: str  # "db.name" in the backup
+    target_db: str
+    target_name: str
+    rows: int = 0
+    state: str = "pending"  # pending | restoring | success | failed
+
+    @property
+    def target(self) -> str:
+        return f"{self.target_db}.{self.target_name}"
+
+
+@dataclass
+class _Target:
+    source: Collection
+    db: str
+    name: str
+
+
+@dataclass
+class _ImportUnit:
+    """One bulk import: a group of segments of one partition."""
+
+    partition: str
+    insert_prefix: str
+    delta_prefix: str  # "" when the group has no deletes
+    expected_rows: int
+    objects: list[ObjectInfo]
+
+
+def parse_renames(text: str) -> dict[str, str]:
+    """`old:new,db1.c1:db2.c2,db1.*:db2.*` as a dict; one clear line when malformed."""
+    renames: dict[str, str] = {}
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        old, sep, new = item.partition(":")
+        if not sep or not old or not new:
+            raise InvalidRequest(f"bad rename {item!r}: write old:new, db1.old:db2.new or db1.*:db2.*")
+        renames[old.strip()] = new.strip()
+    return renames
+
+
+def _source_db(c: Collection) -> str:
+    return c.db_name or DEFAULT_DB
+
+
+def plan_targets(info: BackupInfo, request: RestoreRequest) -> list[_Target]:
+    chosen = info.collection_backups
+    if request.collections:
+        chosen = []
+        for item in request.collections:
+            db, _, name = item.strip().rpartition(".")
+            matches = [c for c in info.collection_backups
+                       if c.collection_name == name and (not db or _source_db(c) == db)]
+            if not matches:
+                raise NotFound(f"collection {item} is not in backup {info.name}; it holds: "
+                               + ", ".join(f"{_source_db(c)}.{c.collection_name}" for c in info.collection_backups))
+            chosen += [c for c in matches if c not in chosen]
+    if request.suffix and request.renames:
+        raise InvalidRequest("give either a suffix or a rename map, not both")
+    targets = []
+    for c in chosen:
+        db, name = _source_db(c), c.collection_name
+        new_db, new_name = db, name + request.suffix
+        for old, new in request.renames.items():
+            if old in (name, f"{db}.{name}") or old == f"{db}.*":
+                if old.endswith(".*"):
+                    new_db = new[:-2] if new.endswith(".*") else new
+                    new_name = name
+                else:
+                    new_db, _, new_name = new.rpartition(".") if "." in new else (db, "", new)
+                break
+        if not _DB_NAME.fullmatch(new_db) or not _COLLECTION_NAME.fullmatch(new_name):
+            raise InvalidRequest(f"invalid target name {new_db}.{new_name}: use a letter or '_' first, "
+                                 "then letters, digits or '_'")
+        targets.append(_Target(c, new_db, new_name))
+    seen = [(t.db, t.name) for t in targets]
+    duplicates = {f"{d}.{n}" for d, n in seen if seen.count((d, n)) > 1}
+    if duplicates:
+        raise InvalidRequest(f"two collections would be restored to {', '.join(sorted(duplicates))}; "
+                             "use a suffix or a rename map")
+    return targets
+
+
+class _Restore:
+    def __init__(self, ctx: Context, request: RestoreRequest, reporter: Reporter, restore_id: str,
+                 tasks: list[RestoredCollection]):
+        self.ctx = ctx
+        self.request = request
+        self.reporter = reporter
+        self.id = restore_id
+        self.tasks = tasks
+        self.created: list[tuple[str, str]] = []
+        self.staged_prefixes: list[str] = []
+        # Milvus imports from its own bucket: stage the binlogs there unless the backup already is there.
+        self.staging = ctx.backup_storage is not ctx.milvus_storage
+        self.temp_layout = BackupLayout(restore_temp_root(ctx.config.storage.root_path, restore_id))
+
+    def run(self, info: BackupInfo, targets: list[_Target]) -> list[RestoredCollection]:
+        try:
+            for target, task in zip(targets, self.tasks):
+                self.reporter.check_cancelled()
+                task.state = "restoring"
+                self._restore_collection(info, target, task)
+                task.state = "success"
+            return self.tasks
+        except BaseException:
+            for task in self.tasks:
+                if task.state == "restoring":
+                    task.state = "failed"
+            self._undo()
+            raise
+        finally:
+            self._remove_staged()
+
+    # -- one collection --------------------------------------------------------------------------
+    def _restore_collection(self, info: BackupInfo, target: _Target, task: RestoredCollection) -> None:
+        milvus, src, label = self.ctx.milvus, target.source, f"{target.db}.{target.name}"
+        self.reporter.phase("create", label, message=f"restoring {task.source} as {label}")
+        if milvus.has_collection(target.db, target.name) if target.db in milvus.list_databases() else False:
+            self.reporter.log(f"dropping existing {label} (drop_exist_collection)")
+            milvus.drop_collection(target.db, target.name)
+        milvus.create_database(target.db)
+        milvus.create_collection(target.db, target.name, encode(src.schema), src.shards_num, src.consistency_level,
+                                 [(p.key, p.value) for p in src.properties])
+        self.created.append((target.db, target.name))
+        self._check_field_ids(target)
+        partition_key = any(f.is_partition_key for f in src.schema.fields)
+        if not partition_key:
+            existing = {name for name, _ in milvus.partitions(target.db, target.name)}
+            for part in src.partition_backups:
+                if part.partition_name not in existing:
+                    milvus.create_partition(target.db, target.name, part.partition_name)
+        if not self.request.meta_only:
+            units = self._import_units(info.name, src, partition_key)
+            if self.staging:
+                units = self._stage(units, label)
+            task.rows = self._import(target, units, label)
+        if self.request.restore_index:
+            self.reporter.phase("index", label)
+            for index in src.index_infos:
+                milvus.create_index(target.db, target.name, index.field_name, index.index_name, index.params)
+                self.reporter.log(f"{label}: index {index.index_name} ({index.index_type}) on {index.field_name}")
+        if self.request.load:
+            self.reporter.phase("load", label, message=f"loading {label}")
+            milvus.load(target.db, target.name)
+        self.reporter.log(f"{label}: restored {task.rows} row(s)")
+
+    def _check_field_ids(self, target: _Target) -> None:
+        """Binlog folders are named by field ID: the new collection must number its fields the same way."""
+        backed_up = {f.name: f.field_id for f in target.source.schema.fields if not f.is_dynamic and f.field_id}
+        created = {f.name: f.fieldID for f in self.ctx.milvus.describe(target.db, target.name).schema.fields}
+        wrong = [n for n, fid in backed_up.items() if created.get(n) != fid]
+        if wrong:
+            raise MilvusError(f"the restored collection numbers fields {wrong} differently from the backup; "
+                              "its binlogs cannot be imported")
+
+    def _import_units(self, name: str, src: Collection, partition_key: bool) -> list[_ImportUnit]:
+        storage, layout = self.ctx.backup_storage, self.ctx.backup_layout
+        units = []
+        for part in src.partition_backups:
+            groups: dict[int, list] = {}
+            for seg in part.segment_backups:
+                groups.setdefault(seg.group_id, []).append(seg)
+            for group_id, segs in sorted(groups.items()):
+                cid, pid = src.collection_id, part.partition_id
+                rows = sum(s.num_of_rows for s in segs)
+                insert = layout.insert_group(name, cid, pid, group_id or None)
+                delta = layout.delta_group(name, cid, pid, group_id or None)
+                objects = list(storage.list(insert)) if group_id else []
+                if objects:
+                    units.append(self._unit(part.partition_name, insert, delta, rows, objects, partition_key))
+                    continue
+                # The oldest layout has no group folder: import each segment's folder by itself.
+                for seg in segs:
+                    seg_insert = as_prefix(join(layout.insert_group(name, cid, pid, None), seg.segment_id))
+                    seg_delta = as_prefix(join(layout.delta_group(name, cid, pid, None), seg.segment_id))
+                    seg_objects = list(storage.list(seg_insert))
+                    if seg.num_of_rows and not seg_objects:
+                        raise NotFound(f"backup {name} has no binlogs for segment {seg.segment_id} of "
+                                       f"{_source_db(src)}.{src.collection_name}: the backup is damaged")
+                    units.append(self._unit(part.partition_name, seg_insert, seg_delta, seg.num_of_rows,
+                                            seg_objects, partition_key))
+        return [u for u in units if u.expected_rows or u.objects]
+
+    def _unit(self, partition: str, insert: str, delta: str, rows: int, objects: list[ObjectInfo],
+              partition_key: bool) -> _ImportUnit:
+        deltas = list(self.ctx.backup_storage.list(delta))
+        return _ImportUnit("" if partition_key else partition, insert, delta if deltas else "", rows,
+                           objects + deltas)
+
+    def _stage(self, units: list[_ImportUnit], label: str) -> list[_ImportUnit]:
+        """Copy the binlogs into a temporary prefix of the Milvus bucket; the units then point there."""
+        root = self.ctx.backup_layout.backups_root()
+
+        def staged(key: str) -> str:
+            return join(self.temp_layout.backups_root(), key[len(root):]) + ("/" if key.endswith("/") else "")
+
+        tasks = [CopyTask(o.key, staged(o.key), o.size) for u in units for o in u.objects]
+        total = sum(t.size for t in tasks)
+        self.reporter.phase("copy", label, bytes_total=total, objects_total=len(tasks),
+                            message=f"{label}: staging {len(tasks)} binlog(s) in the Milvus bucket")
+        self.staged_prefixes.append(self.temp_layout.backups_root())
+        self.ctx.copy(self.ctx.backup_storage, self.ctx.milvus_storage, tasks, self.reporter)
+        return [_ImportUnit(u.partition, staged(u.insert_prefix), staged(u.delta_prefix) if u.delta_prefix else "",
+                            u.expected_rows, u.objects) for u in units]
+
+    def _import(self, target: _Target, units: list[_ImportUnit], label: str) -> int:
+        milvus = self.ctx.milvus
+        self.reporter.phase("import", label, objects_total=len(units),
+                            message=f"{label}: importing {len(units)} segment group(s)")
+        limit = max(1, self.ctx.config.backup.import_job)
+        pending = list(units)
+        running: dict[int, _ImportUnit] = {}
+        imported = 0
+        while pending or running:
+            self.reporter.check_cancelled()
+            while pending and len(running) < limit:
+                unit = pending.pop(0)
+                for task_id in milvus.start_import(target.db, target.name, unit.partition,
+                                                   [unit.insert_prefix, unit.delta_prefix]):
+                    running[task_id] = unit
+            time.sleep(0.3)
+            for task_id, unit in list(running.items()):
+                progress = milvus.import_progress(task_id)
+                if progress.state == "failed":
+                    raise MilvusError(f"import of {unit.insert_prefix} into {label} failed: {progress.reason}")
+                if progress.state == "completed":
+                    del running[task_id]
+                    self._check_unit_rows(unit, progress.row_count, label)
+                    imported += progress.row_count
+                    self.reporter.add(objects_done=1, rows=progress.row_count)
+        self.reporter.phase("verify", label)
+        count = milvus.row_count(target.db, target.name)
+        if count != imported:
+            raise MilvusError(f"{label} holds {count} rows after import but {imported} were imported")
+        return imported
+
+    @staticmethod
+    def _check_unit_rows(unit: _ImportUnit, imported: int, label: str) -> None:
+        # A segment's row count includes rows its delta log deletes, so only a group without deletes
+        # must match exactly; any group with rows must bring some back (an empty prefix imports 0).
+        if imported > unit.expected_rows or (not unit.delta_prefix and imported != unit.expected_rows) \
+                or (unit.expected_rows and not imported and not unit.delta_prefix):
+            raise MilvusError(f"{label}: {unit.insert_prefix} imported {imported} rows, the backup holds "
+                              f"{unit.expected_rows}; the restore is incomplete")
+
+    # -- cleanup ---------------------------------------------------------------------------------
+    def _undo(self) -> None:
+        for db, name in reversed(self.created):
+            try:
+                self.ctx.milvus.drop_collection(db, name)
+                self.reporter.log(f"dropped {db}.{name}, which this restore had created")
+            except BackupToolError as exc:
+                self.reporter.log(f"could not drop {db}.{name} ({exc}); drop it by hand")
+
+    def _remove_staged(self) -> None:
+        if self.ctx.config.backup.keep_temp_files:
+            return
+        for prefix in self.staged_prefixes:
+            try:
+                self.ctx.milvus_storage.delete_prefix(prefix)
+            except BackupToolError as exc:
+                self.reporter.log(f"could not remove the staged binlogs under {prefix} ({exc})")
+
+
+def prepare_restore(ctx: Context, request: RestoreRequest) -> tuple[BackupInfo, list[_Target]]:
+    """Everything a restore checks before it changes anything."""
+    info = ctx.catalog.get(request.backup_name)
+    if info.state_code != BackupState.SUCCESS:
+        raise InvalidRequest(f"backup {request.backup_name} is not complete (state {int(info.state_code)}); "
+                             "it cannot be restored")
+    targets = plan_targets(info, request)
+    milvus = ctx.milvus
+    dbs = set(milvus.list_databases())
+    taken = [f"{t.db}.{t.name}" for t in targets if t.db in dbs and milvus.has_collection(t.db, t.name)]
+    if taken and not request.drop_exist_collection:
+        raise AlreadyExists(f"collection(s) {', '.join(taken)} already exist; use a suffix (-s), a rename (-r) "
+                            "or --drop_exist_collection")
+    return info, targets
+
+
+def restore_tasks(targets: list[_Target]) -> list[RestoredCollection]:
+    return [RestoredCollection(f"{_source_db(t.source)}.{t.source.collection_name}", t.db, t.name) for t in targets]
+
+
+def run_restore(ctx: Context, request: RestoreRequest, reporter: Reporter, restore_id: str | None = None,
+                prepared: tuple[BackupInfo, list[_Target]] | None = None,
+                tasks: list[RestoredCollection] | None = None) -> list[RestoredCollection]:
+    """Carry out a restore (called in the job's thread)."""
+    info, targets = prepared or prepare_restore(ctx, request)
+    tasks = tasks if tasks is not None else restore_tasks(targets)
+    reporter.phase("prepare", message=f"restoring {len(targets)} collection(s) from backup {info.name}")
+    return _Restore(ctx, request, reporter, restore_id or str(uuid.uuid4()), tasks).run(info, targets)

