@@ -34,7 +34,7 @@ from core.meta import (
     meta_files,
 )
 from core.milvus import DEFAULT_DB, SegmentInfo, proto_to_dict
-from core.paths import META_WRITE_ORDER, check_backup_name, join
+from core.paths import META_WRITE_ORDER, check_backup_name
 from core.storage import CopyTask
 
 log = logging.getLogger("milvus_backup")

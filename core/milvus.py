@@ -116,8 +116,9 @@ class Milvus:
         try:
             resp = getattr(self._stub, method)(request, timeout=self.timeout)
         except Exception as exc:  # grpc.RpcError and friends: keep one line
-            detail = getattr(exc, "details", lambda: str(exc))()
-            raise MilvusError(f"{what} failed: {str(detail).splitlines()[0] if detail else type(exc).__name__}") from None
+            detail = exc.details() if hasattr(exc, "details") else str(exc)
+            first = str(detail).splitlines()[0] if detail else type(exc).__name__
+            raise MilvusError(f"{what} failed: {first}; is Milvus up at {self.cfg.address}:{self.cfg.port}?") from None
         return _check(resp, what)
 
     # -- reading ---------------------------------------------------------------------------------
@@ -142,7 +143,7 @@ class Milvus:
         )
 
     def has_collection(self, db: str, name: str) -> bool:
-        return name in self.list_collections(db)
+        return db in self.list_databases() and name in self.list_collections(db)
 
     def describe(self, db: str, name: str) -> milvus_pb2.DescribeCollectionResponse:
         return self._call("DescribeCollection",

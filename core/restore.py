@@ -160,7 +160,7 @@ class _Restore:
     def _restore_collection(self, info: BackupInfo, target: _Target, task: RestoredCollection) -> None:
         milvus, src, label = self.ctx.milvus, target.source, f"{target.db}.{target.name}"
         self.reporter.phase("create", label, message=f"restoring {task.source} as {label}")
-        if milvus.has_collection(target.db, target.name) if target.db in milvus.list_databases() else False:
+        if milvus.has_collection(target.db, target.name):
             self.reporter.log(f"dropping existing {label} (drop_exist_collection)")
             milvus.drop_collection(target.db, target.name)
         milvus.create_database(target.db)
@@ -315,8 +315,7 @@ def prepare_restore(ctx: Context, request: RestoreRequest) -> tuple[BackupInfo, 
                              "it cannot be restored")
     targets = plan_targets(info, request)
     milvus = ctx.milvus
-    dbs = set(milvus.list_databases())
-    taken = [f"{t.db}.{t.name}" for t in targets if t.db in dbs and milvus.has_collection(t.db, t.name)]
+    taken = [f"{t.db}.{t.name}" for t in targets if milvus.has_collection(t.db, t.name)]
     if taken and not request.drop_exist_collection:
         raise AlreadyExists(f"collection(s) {', '.join(taken)} already exist; use a suffix (-s), a rename (-r) "
                             "or --drop_exist_collection")
