@@ -84,7 +84,25 @@ def _config(args: argparse.Namespace) -> Config:
     path = args.config
     if path is None and Path("configs/backup.yaml").is_file():
         path = "configs/backup.yaml"
-    return load_config(path)
+    config = load_config(path)
+    _setup_log(config)
+    return config
+
+
+def _setup_log(config: Config) -> None:
+    """The job log goes to log.file.filename at log.level; the terminal shows progress instead."""
+    level = {"warn": "WARNING", "panic": "CRITICAL", "fatal": "CRITICAL"}.get(config.log.level, config.log.level.upper())
+    logger = logging.getLogger("milvus_backup")
+    logger.setLevel(level)
+    if config.log.filename:
+        try:
+            Path(config.log.filename).parent.mkdir(parents=True, exist_ok=True)
+            handler = logging.FileHandler(config.log.filename)
+        except OSError as exc:
+            print(f"warning: cannot write the log file {config.log.filename} ({exc.strerror})", file=sys.stderr)
+            return
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logger.addHandler(handler)
 
 
 def _run_job(job, printer: ProgressPrinter) -> int:

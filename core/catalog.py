@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from core.errors import NotFound, StorageError
 from core.meta import BackupInfo, BackupState, MetaError, read_backup
-from core.paths import BACKUP_META, CHANNEL_CP_META, META_WRITE_ORDER, BackupLayout, InvalidName, check_backup_name
+from core.paths import BACKUP_META, CHANNEL_CP_META, COLLECTION_META, META_WRITE_ORDER, BackupLayout, InvalidName, check_backup_name
 from core.storage import Storage
 
 
@@ -65,7 +65,8 @@ class Catalog:
         summaries = []
         for name in self.names():
             try:
-                info = self.get(name)
+                # the top-level and collection files suffice; full_meta.json can be large
+                info = self.get(name, files=(BACKUP_META, COLLECTION_META))
             except NotFound:
                 summaries.append(BackupSummary(name, "", "incomplete", 0, "", 0, 0, ()))
                 continue
@@ -74,15 +75,18 @@ class Catalog:
                 continue
             summaries.append(BackupSummary(
                 name=info.name or name, id=info.id, state=_state_name(info.state_code), size=info.size,
-                milvus_version=info.milvus_version, start_time=info.start_time, end_time=info.end_time,
+                milvus_version=info.milvus_version, end_time=info.end_time,
+                # backup_meta.json has no times: the collections' backup time stands in for it
+                start_time=info.start_time or max((c.backup_physical_timestamp for c in info.collection_backups),
+                                                  default=0),
                 collections=tuple(f"{c.db_name or 'default'}.{c.collection_name}" for c in info.collection_backups),
             ))
         return summaries
 
-    def get(self, name: str) -> BackupInfo:
+    def get(self, name: str, files: tuple[str, ...] = (*META_WRITE_ORDER, CHANNEL_CP_META)) -> BackupInfo:
         check_backup_name(name)
-        files: dict[str, bytes] = {}
-        for filename in (*META_WRITE_ORDER, CHANNEL_CP_META):
+        wanted, files = files, {}
+        for filename in wanted:
             key = self.layout.meta(name, filename)
             try:
                 files[filename] = self.storage.read(key)

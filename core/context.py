@@ -56,7 +56,7 @@ class Context:
         """Copy objects with the configured parallelism, reporting bytes and objects, stopping on cancel."""
         copy_objects(src, dst, tasks, self.config.backup.copydata,
                      on_progress=lambda b, o: reporter.add(bytes_done=b, objects_done=o),
-                     cancel=reporter.cancel_event)
+                     cancel=reporter.cancel_event, server_side=not self.config.cross_storage)
 
     def close(self) -> None:
         if "milvus" in self.__dict__:

@@ -1,0 +1,74 @@
+"""Time a backup and a restore of a 100k x 128-d collection on a running sandbox.
+
+    .venv/bin/python scripts/bench.py [--config .sandbox/backup.yaml] [--rows 100000] [--dim 128]
+
+Prints the figures; it asserts nothing about time (these machines are noisy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import humanize  # noqa: E402
+from pymilvus import DataType, MilvusClient  # noqa: E402
+
+from core.backup import BackupRequest  # noqa: E402
+from core.config import load_config  # noqa: E402
+from core.engine import Engine  # noqa: E402
+from core.jobs import JobState  # noqa: E402
+from core.restore import RestoreRequest  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--config", default=".sandbox/backup.yaml")
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--dim", type=int, default=128)
+    args = parser.parse_args()
+    config = load_config(args.config)
+    uri = config.milvus.uri
+    name = f"bench_{args.rows}"
+    client = MilvusClient(uri=uri)
+    for coll in (name, name + "_restored"):
+        if client.has_collection(coll):
+            client.drop_collection(coll)
+    schema = client.create_schema(auto_id=False)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("vec", DataType.FLOAT_VECTOR, dim=args.dim)
+    client.create_collection(name, schema=schema)
+    rng = random.Random(7)
+    t = time.perf_counter()
+    for start in range(0, args.rows, 5000):
+        client.insert(name, [{"id": i, "vec": [rng.random() for _ in range(args.dim)]}
+                             for i in range(start, min(args.rows, start + 5000))])
+    client.flush(name)
+    print(f"loaded {args.rows} rows in {time.perf_counter() - t:.1f} s")
+
+    engine = Engine(config)
+    backup = f"bench_{int(time.time())}"
+    t = time.perf_counter()
+    job = engine.start_backup(BackupRequest(name=backup, collections=[name]))
+    assert job.wait() is JobState.SUCCESS, job.error
+    took = time.perf_counter() - t
+    size = job.result.size
+    print(f"backup: {took:.2f} s, {humanize.naturalsize(size)} ({humanize.naturalsize(size / took)}/s), "
+          f"{job.progress.objects_total} objects")
+    t = time.perf_counter()
+    job = engine.start_restore(RestoreRequest(backup, suffix="_restored"))
+    assert job.wait() is JobState.SUCCESS, job.error
+    print(f"restore: {time.perf_counter() - t:.2f} s, {job.result[0].rows} rows")
+    engine.delete_backup(backup)
+    for coll in (name, name + "_restored"):
+        client.drop_collection(coll)
+    engine.close()
+    client.close()
+
+
+if __name__ == "__main__":
+    main()
