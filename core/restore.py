@@ -283,8 +283,7 @@ class _Restore:
     def _check_unit_rows(unit: _ImportUnit, imported: int, label: str) -> None:
         # A segment's row count includes rows its delta log deletes, so only a group without deletes
         # must match exactly; any group with rows must bring some back (an empty prefix imports 0).
-        if imported > unit.expected_rows or (not unit.delta_prefix and imported != unit.expected_rows) \
-                or (unit.expected_rows and not imported and not unit.delta_prefix):
+        if imported > unit.expected_rows or (not unit.delta_prefix and imported != unit.expected_rows):
             raise MilvusError(f"{label}: {unit.insert_prefix} imported {imported} rows, the backup holds "
                               f"{unit.expected_rows}; the restore is incomplete")
 

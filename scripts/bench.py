@@ -8,6 +8,7 @@ Prints the figures; it asserts nothing about time (these machines are noisy).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import random
 import sys
 import time
@@ -30,8 +31,12 @@ def main() -> None:
     parser.add_argument("--config", default=".sandbox/backup.yaml")
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--dim", type=int, default=128)
+    parser.add_argument("--local", help="back up to this local folder instead of the bucket")
     args = parser.parse_args()
     config = load_config(args.config)
+    if args.local:
+        config = dataclasses.replace(config, backup_storage=dataclasses.replace(
+            config.backup_storage, storage_type="local", root_path=args.local))
     uri = config.milvus.uri
     name = f"bench_{args.rows}"
     client = MilvusClient(uri=uri)
