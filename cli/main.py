@@ -94,6 +94,7 @@ def _setup_log(config: Config) -> None:
     level = {"warn": "WARNING", "panic": "CRITICAL", "fatal": "CRITICAL"}.get(config.log.level, config.log.level.upper())
     logger = logging.getLogger("milvus_backup")
     logger.setLevel(level)
+    logger.propagate = False  # not also on stderr, where the progress printer shows the same lines
     if config.log.filename:
         try:
             Path(config.log.filename).parent.mkdir(parents=True, exist_ok=True)

@@ -74,7 +74,8 @@ class Catalog:
                 summaries.append(BackupSummary(name, "", f"unreadable ({exc})", 0, "", 0, 0, ()))
                 continue
             summaries.append(BackupSummary(
-                name=info.name or name, id=info.id, state=_state_name(info.state_code), size=info.size,
+                # the folder's name, which get, restore and delete take (a copied backup's meta keeps its old one)
+                name=name, id=info.id, state=_state_name(info.state_code), size=info.size,
                 milvus_version=info.milvus_version, end_time=info.end_time,
                 # backup_meta.json has no times: the collections' backup time stands in for it
                 start_time=info.start_time or max((c.backup_physical_timestamp for c in info.collection_backups),

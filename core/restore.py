@@ -175,7 +175,8 @@ class _Restore:
                 if part.partition_name not in existing:
                     milvus.create_partition(target.db, target.name, part.partition_name)
         if not self.request.meta_only:
-            units = self._import_units(info.name, src, partition_key)
+            # the folder the user named, not the name inside the meta: a copied backup keeps its old one
+            units = self._import_units(self.request.backup_name, src, partition_key)
             if self.staging:
                 units = self._stage(units, label)
             task.rows = self._import(target, units, label)

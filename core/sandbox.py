@@ -126,12 +126,12 @@ def _http_ok(url: str, expect: str | None = None) -> bool:
         return False
 
 
-def _wait(what: str, check, timeout: float, pid: int, needle: str, log: Path) -> None:
+def _wait(what: str, check, timeout: float, proc: subprocess.Popen, log: Path) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():
             return
-        if not _pid_alive(pid, needle):
+        if proc.poll() is not None:  # our own child: its exit status, not /proc, says it ended
             raise SandboxError(f"{what} exited during start-up; see {log}")
         time.sleep(0.25)
     raise SandboxError(f"{what} did not become ready within {timeout:.0f} s; see {log}")
@@ -207,13 +207,19 @@ class Sandbox:
             state = self.load_state()
             if state is None or not (_pid_alive(state.weed_pid, "weed") or _pid_alive(state.milvus_pid, "milvus")):
                 state = SandboxState(dir=str(self.dir), milvus_port=self.milvus_port, s3_port=self.s3_port)
-            if not _pid_alive(state.weed_pid, "weed"):
-                self._start_weed(state, timeout)
-                self._save_state(state)
-            self._create_bucket(state)
-            if not _pid_alive(state.milvus_pid, "milvus"):
-                self._start_milvus(state, timeout)
-                self._save_state(state)
+            started_here = not (_pid_alive(state.weed_pid, "weed") or _pid_alive(state.milvus_pid, "milvus"))
+            try:
+                if not _pid_alive(state.weed_pid, "weed"):
+                    self._start_weed(state, timeout)
+                    self._save_state(state)
+                self._create_bucket(state)
+                if not _pid_alive(state.milvus_pid, "milvus"):
+                    self._start_milvus(state, timeout)
+                    self._save_state(state)
+            except BaseException:
+                if started_here:  # a failed start leaves nothing running, so a retry starts clean
+                    self.stop()
+                raise
             self._write_tool_config(state)
             return state
 
@@ -264,7 +270,7 @@ class Sandbox:
                                     stdin=subprocess.DEVNULL, start_new_session=True)
         state.weed_pid = proc.pid
         self._save_state(state)
-        _wait("SeaweedFS", lambda: _http_ok(f"http://{state.s3_endpoint}/"), timeout, proc.pid, "weed", log)
+        _wait("SeaweedFS", lambda: _http_ok(f"http://{state.s3_endpoint}/"), timeout, proc, log)
 
     def _create_bucket(self, state: SandboxState) -> None:
         from minio import Minio
@@ -380,7 +386,7 @@ class Sandbox:
                                     start_new_session=True)
         state.milvus_pid = proc.pid
         self._save_state(state)
-        _wait("Milvus", lambda: _http_ok(state.health_url, "OK"), timeout, proc.pid, "milvus", log)
+        _wait("Milvus", lambda: _http_ok(state.health_url, "OK"), timeout, proc, log)
 
     def _write_tool_config(self, state: SandboxState) -> None:
         config = {

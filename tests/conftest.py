@@ -25,8 +25,8 @@ from core.sandbox import Sandbox, SandboxState, free_port
 def sandbox(tmp_path_factory) -> SandboxState:
     directory = Path(os.environ.get("TEST_SANDBOX_DIR") or tmp_path_factory.mktemp("sandbox"))
     box = Sandbox(directory, milvus_port=free_port(), s3_port=free_port())
-    state = box.start()
     try:
+        state = box.start()
         load_demo(state.milvus_uri)
         yield state
     finally:
