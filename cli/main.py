@@ -41,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="milvus-backup", description="Back up and restore Milvus collections.")
     parser.add_argument("--config", help="config file (default: configs/backup.yaml if present, else built-in "
                                          "defaults); MILVUS_ADDRESS, MINIO_SECRET_KEY... override it")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)  # none: open the TUI
+    sub.add_parser("tui", help="open the terminal application (the default without a command)")
 
     create = sub.add_parser("create", help="back up collections")
     create.add_argument("-n", "--name", default="", help="backup name (default backup_<UTC time>_<nanos>)")
@@ -168,6 +169,10 @@ def run(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "sandbox":
         return cmd_sandbox(args)
+    if args.command in (None, "tui"):
+        from tui.app import run_tui
+
+        return run_tui(_config(args))
     from core.engine import Engine
 
     engine = Engine(_config(args))

@@ -18,7 +18,8 @@ from core.jobs import Job, Listener
 from core.meta import BackupInfo
 from core.milvus import CollectionSummary
 from core.paths import check_backup_name
-from core.restore import RestoreRequest, prepare_restore, restore_tasks, run_restore
+from core.restore import (RestoreRequest, TargetPreview, prepare_restore, preview_targets, restore_tasks,
+                          run_restore)
 
 
 class Engine:
@@ -39,12 +40,26 @@ class Engine:
     def list_backups(self) -> list[BackupSummary]:
         return self.ctx.catalog.list()
 
+    def existing_collections(self) -> set[str]:
+        """Every collection in Milvus as "db.name"."""
+        milvus = self.ctx.milvus
+        return {f"{db}.{name}" for db in milvus.list_databases() for name in milvus.list_collections(db)}
+
     def get_backup(self, name: str) -> BackupInfo:
         return self.ctx.catalog.get(name)
 
     def delete_backup(self, name: str) -> int:
         check_backup_name(name)
         return self.ctx.catalog.delete(name)
+
+    def preview_restore(self, request: RestoreRequest, info: BackupInfo | None = None,
+                        existing: set[str] | None = None) -> list[TargetPreview]:
+        """The collections a restore would create, and which of them exist already; changes nothing."""
+        info = info or self.get_backup(request.backup_name)
+        return preview_targets(info, request, self.existing_collections() if existing is None else existing)
+
+    def running_jobs(self) -> list[Job]:
+        return [job for job in self.jobs.values() if not job.state.finished]
 
     # -- jobs ------------------------------------------------------------------------------------
     def start_backup(self, request: BackupRequest, listeners: list[Listener] | None = None) -> Job:

@@ -44,6 +44,8 @@ class CollectionSummary:
     collection_id: int
     row_count: int
     load_state: str
+    partitions: int = 0
+    indexes: tuple[str, ...] = ()  # "field:INDEX_TYPE"
 
 
 @dataclass(frozen=True)
@@ -137,10 +139,18 @@ class Milvus:
         resp = self._call("ShowCollections", milvus_pb2.ShowCollectionsRequest(db_name=db),
                           f"list collections of database {db}")
         return sorted(
-            (CollectionSummary(db, name, cid, self.row_count(db, name), self.load_state(db, name))
+            (CollectionSummary(db, name, cid, self.row_count(db, name), self.load_state(db, name),
+                               len(self.partitions(db, name)), self._index_labels(db, name))
              for name, cid in zip(resp.collection_names, resp.collection_ids)),
             key=lambda c: c.name,
         )
+
+    def _index_labels(self, db: str, name: str) -> tuple[str, ...]:
+        labels = []
+        for index in self.indexes(db, name):
+            params = {kv.key: kv.value for kv in index.params}
+            labels.append(f"{index.field_name}:{params.get('index_type', 'INDEX')}")
+        return tuple(labels)
 
     def has_collection(self, db: str, name: str) -> bool:
         return db in self.list_databases() and name in self.list_collections(db)

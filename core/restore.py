@@ -117,6 +117,14 @@ def plan_targets(info: BackupInfo, request: RestoreRequest) -> list[_Target]:
             raise InvalidRequest(f"invalid target name {new_db}.{new_name}: use a letter or '_' first, "
                                  "then letters, digits or '_'")
         targets.append(_Target(c, new_db, new_name))
+    if request.load:  # Milvus loads only indexed collections: refuse now rather than after the import
+        if not request.restore_index:
+            raise InvalidRequest("loading a restored collection needs its index: add restore_index "
+                                 "(--restore_index) or leave out load")
+        bare = [f"{_source_db(t.source)}.{t.source.collection_name}" for t in targets if not t.source.index_infos]
+        if bare:
+            raise InvalidRequest(f"{', '.join(bare)} had no index when backed up, so cannot be loaded; "
+                                 "leave out load")
     seen = [(t.db, t.name) for t in targets]
     duplicates = {f"{d}.{n}" for d, n in seen if seen.count((d, n)) > 1}
     if duplicates:
@@ -320,6 +328,22 @@ def prepare_restore(ctx: Context, request: RestoreRequest) -> tuple[BackupInfo, 
         raise AlreadyExists(f"collection(s) {', '.join(taken)} already exist; use a suffix (-s), a rename (-r) "
                             "or --drop_exist_collection")
     return info, targets
+
+
+@dataclass(frozen=True)
+class TargetPreview:
+    """What a restore would do to one collection, shown before it starts."""
+
+    source: str  # "db.name" in the backup
+    target: str  # "db.name" in Milvus
+    exists: bool  # the target is there now: refused, or dropped with drop_exist_collection
+
+
+def preview_targets(info: BackupInfo, request: RestoreRequest, existing: set[str]) -> list[TargetPreview]:
+    """The targets of `request` against `existing` ("db.name"), without touching Milvus; raises as plan_targets."""
+    return [TargetPreview(f"{_source_db(t.source)}.{t.source.collection_name}", f"{t.db}.{t.name}",
+                          f"{t.db}.{t.name}" in existing)
+            for t in plan_targets(info, request)]
 
 
 def restore_tasks(targets: list[_Target]) -> list[RestoredCollection]:

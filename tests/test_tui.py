@@ -1,0 +1,306 @@
+"""The TUI driven from the keyboard through Textual's Pilot, on the real sandbox (Milvus + S3).
+
+Each test presses keys as an operator would and then checks the real thing: the backup in the
+bucket, the rows in Milvus, the collections that must not have changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import io
+import time
+
+import pytest
+from pymilvus import MilvusClient
+from rich.console import Console
+
+from core.config import Config
+from core.demo import demo_collection
+from core.engine import Engine
+from core.jobs import JobState
+from tests.conftest import assert_same_rows, drop_if_exists, fetch_rows
+from tui.app import MilvusBackupApp
+from tui.details import BackupDetailsScreen, backup_view
+from tui.dialogs import BackupDialog, ConfirmDialog, RestoreDialog
+from tui.jobs import JobsScreen
+from tui.tables import SyncTable
+
+pytestmark = pytest.mark.integration
+SIZE = (100, 30)
+
+
+async def _until(pilot, condition, what: str, timeout: float = 120) -> None:
+    """Let the app run until `condition()` holds; fail with `what` if it never does."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.1)
+
+
+async def _loaded(app, pilot) -> None:
+    await asyncio.wait_for(app.loaded.wait(), 60)
+    await pilot.pause()
+
+
+async def _cursor_to(pilot, table: SyncTable, key: str) -> None:
+    """Move the cursor to the row `key` with the arrow keys."""
+    table.focus()
+    await pilot.pause()
+    target = table.get_row_index(key)
+    while table.cursor_row != target:
+        await pilot.press("down" if table.cursor_row < target else "up")
+
+
+def _backup_names(engine: Engine) -> set[str]:
+    return {b.name for b in engine.list_backups()}
+
+
+def _run(scenario) -> None:
+    asyncio.run(scenario())
+
+
+def test_backup_and_restore_from_the_keyboard(sandbox, engine):
+    """Mark books, back it up (name typed), watch 100 %, restore with a suffix, every row back."""
+    name, suffix = "tui_books", "_tui"
+    books = demo_collection("books")
+    drop_if_exists(sandbox.milvus_uri, "default", "books" + suffix)
+    app = MilvusBackupApp(engine, refresh_seconds=0)
+
+    async def scenario():
+        async with app.run_test(size=SIZE) as pilot:
+            await _loaded(app, pilot)
+            await _cursor_to(pilot, app.collections_table, "default.books")
+            await pilot.press("space", "b")
+            await _until(pilot, lambda: isinstance(app.screen, BackupDialog), "the backup dialog")
+            await pilot.press(*name, "enter")  # the offered name is selected: typing replaces it
+            await _until(pilot, lambda: len(app.watches) == 1, "the backup job")
+            watch = next(iter(app.watches.values()))
+            await pilot.press("j")
+            await _until(pilot, lambda: watch.job.state.finished, "the backup to finish")
+            await pilot.pause(0.5)  # one refresh tick of the jobs screen
+            assert watch.job.state is JobState.SUCCESS, watch.job.error
+            assert isinstance(app.screen, JobsScreen)
+            assert app.screen.query_one("#job-bar").percentage == 1.0
+            assert "100%" in str(app.screen.query_one("#job-table").get_row(watch.job.id))
+            await pilot.press("escape")
+
+            await _until(pilot, lambda: name in app.backups, "the new backup in the table")
+            await _cursor_to(pilot, app.backups_table, name)
+            await pilot.press("r")
+            await _until(pilot, lambda: isinstance(app.screen, RestoreDialog), "the restore dialog")
+            # focus: the collection tick, then suffix, renames, drop, index, load, start
+            await pilot.press("tab", *suffix, "tab", "tab", "tab", "space", "tab", "space", "tab", "enter")
+            await _until(pilot, lambda: len(app.watches) == 2, "the restore job")
+            restore = [w for w in app.watches.values() if w.job.kind == "restore"][0]
+            await _until(pilot, lambda: restore.job.state.finished, "the restore to finish")
+            assert restore.job.state is JobState.SUCCESS, restore.job.error
+
+    try:
+        _run(scenario)
+        info = engine.get_backup(name)
+        assert [c.collection_name for c in info.collection_backups] == ["books"]
+        assert_same_rows(fetch_rows(sandbox.milvus_uri, "default", "books" + suffix), books)
+    finally:
+        drop_if_exists(sandbox.milvus_uri, "default", "books" + suffix)
+        if name in _backup_names(engine):
+            engine.delete_backup(name)
+
+
+def test_cancel_a_running_restore(sandbox, engine):
+    """c on the jobs screen stops a restore; what it created is dropped, the backup untouched."""
+    name, suffix = "tui_cancel", "_cancelled"
+    from core.backup import BackupRequest
+
+    job = engine.start_backup(BackupRequest(name=name, collections=["hello_milvus", "books", "shop.products"]))
+    assert job.wait(300) is JobState.SUCCESS, job.error
+    before = engine.get_backup(name)
+    app = MilvusBackupApp(engine, refresh_seconds=0)
+
+    async def scenario():
+        async with app.run_test(size=SIZE) as pilot:
+            await _loaded(app, pilot)
+            await _cursor_to(pilot, app.backups_table, name)
+            await pilot.press("r")
+            await _until(pilot, lambda: isinstance(app.screen, RestoreDialog), "the restore dialog")
+            dialog = app.screen
+            dialog.query_one("#suffix").focus()
+            await pilot.press(*suffix)
+            dialog.query_one("#start").focus()
+            await pilot.press("enter")
+            await _until(pilot, lambda: app.watches, "the restore job")
+            watch = next(iter(app.watches.values()))
+            await pilot.press("j", "c")
+            await _until(pilot, lambda: watch.job.state.finished, "the restore to stop")
+            assert watch.job.state is JobState.CANCELLED, f"{watch.job.state}: {watch.job.error}"
+            assert "cancelled" in watch.outcome()
+
+    try:
+        _run(scenario)
+        client = MilvusClient(uri=sandbox.milvus_uri)
+        try:
+            assert not client.has_collection("hello_milvus" + suffix)
+            assert not client.has_collection("books" + suffix)
+        finally:
+            client.close()
+        assert engine.get_backup(name) == before
+    finally:
+        drop_if_exists(sandbox.milvus_uri, "default", "hello_milvus" + suffix, "books" + suffix)
+        drop_if_exists(sandbox.milvus_uri, "shop", "products" + suffix)
+        engine.delete_backup(name)
+
+
+def test_refusals_change_nothing(sandbox, engine):
+    """A taken name, an existing target, a declined delete: a notice each, and nothing changes."""
+    name = "tui_refuse"
+    from core.backup import BackupRequest
+
+    job = engine.start_backup(BackupRequest(name=name, collections=["shop.products"]))
+    assert job.wait(300) is JobState.SUCCESS, job.error
+    before_backups = _backup_names(engine)
+    before_collections = engine.existing_collections()
+    app = MilvusBackupApp(engine, refresh_seconds=0)
+
+    async def scenario():
+        async with app.run_test(size=SIZE) as pilot:
+            await _loaded(app, pilot)
+            # 1. back up under a name that is taken: the dialog says so and will not start
+            await _cursor_to(pilot, app.collections_table, "shop.products")
+            await pilot.press("b")
+            await _until(pilot, lambda: isinstance(app.screen, BackupDialog), "the backup dialog")
+            await pilot.press(*name)
+            await pilot.pause()
+            assert "already exists" in str(app.screen.query_one("#name-error").render())
+            assert app.screen.query_one("#start").disabled
+            await pilot.press("enter")
+            await pilot.pause()
+            assert isinstance(app.screen, BackupDialog), "a refused name must keep the dialog open"
+            assert any("already exists" in str(n.message) for n in app._notifications)
+            await pilot.press("escape")
+
+            # 2. restore over the collection that exists: shown before, refused without drop-existing
+            await _cursor_to(pilot, app.backups_table, name)
+            await pilot.press("r")
+            await _until(pilot, lambda: isinstance(app.screen, RestoreDialog), "the restore dialog")
+            preview = str(app.screen.query_one("#preview").render())
+            assert "shop.products → shop.products" in preview and "EXISTS" in preview
+            assert app.screen.query_one("#start").disabled
+            # ticking drop-existing asks first; answering no starts nothing
+            app.screen.query_one("#drop").focus()
+            await pilot.press("space")
+            app.screen.query_one("#start").focus()
+            await pilot.press("enter")
+            await _until(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the drop confirmation")
+            await pilot.press("n")
+            await pilot.pause()
+            await pilot.press("escape")
+            await pilot.pause()
+
+            # 3. delete, then decline
+            await _cursor_to(pilot, app.backups_table, name)
+            await pilot.press("d")
+            await _until(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the delete confirmation")
+            await pilot.press("n")
+            await pilot.pause(0.5)
+            assert not app.watches, "no job may have started"
+
+    try:
+        _run(scenario)
+        assert _backup_names(engine) == before_backups
+        assert engine.existing_collections() == before_collections
+        assert_same_rows(fetch_rows(sandbox.milvus_uri, "shop", "products"), demo_collection("products"))
+    finally:
+        engine.delete_backup(name)
+
+
+def test_details_show_the_backup(sandbox, engine):
+    """enter on a backup: its collections, partitions, schema, indexes and Milvus version."""
+    name = "tui_details"
+    from core.backup import BackupRequest
+
+    job = engine.start_backup(BackupRequest(name=name, collections=["books"]))
+    assert job.wait(300) is JobState.SUCCESS, job.error
+    app = MilvusBackupApp(engine, refresh_seconds=0)
+
+    async def scenario():
+        async with app.run_test(size=SIZE) as pilot:
+            await _loaded(app, pilot)
+            await _cursor_to(pilot, app.backups_table, name)
+            await pilot.press("enter")
+            await _until(pilot, lambda: isinstance(app.screen, BackupDetailsScreen), "the details screen")
+            await pilot.pause()
+            return app.screen.info
+
+    try:
+        shown = asyncio.run(scenario())
+        assert shown == engine.get_backup(name)
+        console = Console(width=120, record=True, file=io.StringIO())
+        console.print(backup_view(shown, name))
+        text = console.export_text()
+        for expected in ("default.books", "fiction", "science", "_default", "embedding", "FLOAT_VECTOR(",
+                         "IVF_FLAT", shown.milvus_version, "primary", "dynamic"):
+            assert expected in text, f"{expected!r} missing from the details view"
+    finally:
+        engine.delete_backup(name)
+
+
+def test_unreachable_milvus_says_where(sandbox, base_config: Config):
+    """A Milvus that does not answer: a notice naming the address, the backups still listed, no crash."""
+    from core.sandbox import free_port
+
+    port = free_port()
+    config = dataclasses.replace(base_config, milvus=dataclasses.replace(base_config.milvus, port=port))
+    engine = Engine(config)
+    app = MilvusBackupApp(engine, refresh_seconds=0)
+
+    async def scenario():
+        async with app.run_test(size=SIZE) as pilot:
+            await _loaded(app, pilot)
+            alert = str(app.query_one("#alert").render())
+            assert f"127.0.0.1:{port}" in alert and "ctrl+r" in alert
+            assert app.query_one("#alert").display
+            assert app.backups_table.row_count == len(engine.list_backups())
+            await pilot.press("ctrl+r")
+            await pilot.pause(1)
+            assert app.is_running
+
+    try:
+        _run(scenario)
+    finally:
+        engine.close()
+
+
+def test_quit_asks_while_a_job_runs(sandbox, engine):
+    name, suffix = "tui_quit", "_quit"
+    from core.backup import BackupRequest
+
+    job = engine.start_backup(BackupRequest(name=name, collections=["hello_milvus", "books"]))
+    assert job.wait(300) is JobState.SUCCESS, job.error
+    app = MilvusBackupApp(engine, refresh_seconds=0)
+
+    async def scenario():
+        async with app.run_test(size=SIZE) as pilot:
+            await _loaded(app, pilot)
+            await _cursor_to(pilot, app.backups_table, name)
+            await pilot.press("r")
+            await _until(pilot, lambda: isinstance(app.screen, RestoreDialog), "the restore dialog")
+            app.screen.query_one("#suffix").focus()
+            await pilot.press(*suffix)
+            app.screen.query_one("#start").focus()
+            await pilot.press("enter")
+            await _until(pilot, lambda: app.watches, "the restore job")
+            await pilot.press("q")
+            await _until(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the quit question")
+            await pilot.press("n")
+            await pilot.pause()
+            assert app.is_running
+            watch = next(iter(app.watches.values()))
+            await _until(pilot, lambda: watch.job.state.finished, "the restore to finish")
+            assert watch.job.state is JobState.SUCCESS, watch.job.error
+
+    try:
+        _run(scenario)
+    finally:
+        drop_if_exists(sandbox.milvus_uri, "default", "hello_milvus" + suffix, "books" + suffix)
+        engine.delete_backup(name)

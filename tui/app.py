@@ -1,0 +1,453 @@
+"""The terminal application: collections and backups side by side, backup and restore dialogs, and
+jobs that keep running while the operator browses.
+
+Everything that talks to Milvus or a bucket runs in a thread worker and comes back through
+`call_from_thread`/`post_message`; a failure becomes a notice (one line, which address failed),
+never a traceback. The app adds no backup logic: it calls the `Engine` and watches its `Job`s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from typing import Any, Callable, Iterable
+
+from textual import on
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Input, Label, Static
+
+from core.backup import BackupRequest, default_backup_name
+from core.catalog import BackupSummary
+from core.errors import BackupToolError
+from core.jobs import Job, JobState, Progress
+from core.milvus import CollectionSummary
+from core.restore import RestoreRequest
+from tui.details import BackupDetailsScreen
+from tui.dialogs import BackupDialog, ConfirmDialog, HelpScreen, RestoreDialog
+from tui.jobs import JobsScreen, JobWatch
+from tui.tables import (BACKUP_COLUMNS, COLLECTION_COLUMNS, MARK, SyncTable, backup_rows, collection_key,
+                        collection_rows)
+
+log = logging.getLogger("milvus_backup")
+
+
+class JobFinished(Message):
+    def __init__(self, job_id: str):
+        super().__init__()
+        self.job_id = job_id
+
+
+def describe_targets(config: Any) -> str:
+    """Which Milvus and which bucket, for the header: "Milvus host:port → endpoint/bucket/root"."""
+    milvus = f"Milvus {config.milvus.address}:{config.milvus.port}"
+    b = config.backup_storage
+    if b.is_local:
+        return f"{milvus} → {b.root_path}"
+    return f"{milvus} → {b.endpoint}/{b.bucket_name}/{b.root_path.strip('/')}"
+
+
+class MilvusBackupApp(App):
+    """`engine` is a core.engine.Engine (or anything with its methods, in tests)."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "milvus-backup"
+    BINDINGS = [
+        Binding("space", "toggle_mark", "Mark"),
+        Binding("b", "backup", "Back up"),
+        Binding("r", "restore", "Restore"),
+        Binding("enter", "details", "Details"),
+        Binding("d", "delete", "Delete"),
+        Binding("j", "jobs", "Jobs"),
+        Binding("slash", "filter", "Filter"),
+        Binding("ctrl+r", "refresh", "Refresh"),
+        Binding("question_mark", "help", "Keys"),
+        Binding("q", "quit_app", "Quit"),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+    ]
+
+    def __init__(self, engine: Any, *, clock: Callable[[], float] = time.time, refresh_seconds: float = 15.0,
+                 default_name: Callable[[], str] = default_backup_name):
+        super().__init__()
+        self.engine = engine
+        self.clock = clock
+        self.refresh_seconds = refresh_seconds
+        self.default_name = default_name
+        self.marked: set[str] = set()
+        self.collections: list[CollectionSummary] = []
+        self.backups: dict[str, BackupSummary] = {}
+        self.watches: dict[str, JobWatch] = {}
+        self.errors: dict[str, str] = {}  # "milvus"/"backups" -> the last failure
+        self._refreshing = False
+        self._filter_target: SyncTable | None = None
+        self.loaded = asyncio.Event()  # set after the first refresh (tests wait on it)
+
+    # -- layout ----------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(id="alert")
+        yield Label("Collections  (space marks, b backs up)", classes="section")
+        yield SyncTable(COLLECTION_COLUMNS, id="collections")
+        yield Label("Backups  (enter details, r restores, d deletes)", classes="section")
+        yield SyncTable(BACKUP_COLUMNS, id="backups")
+        yield Input(placeholder="filter: type to narrow the table, enter keeps, escape clears", id="filter")
+        yield Static(id="jobline")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = describe_targets(self.engine.config)
+        self.query_one("#collections", SyncTable).focus()
+        self.action_refresh()
+        if self.refresh_seconds:
+            self.set_interval(self.refresh_seconds, self.action_refresh)
+        self.set_interval(0.5, self._update_jobline)
+        try:  # the SSH session went away: stop the jobs cleanly instead of dying mid-copy
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._terminal_gone)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass
+
+    @property
+    def collections_table(self) -> SyncTable:
+        return self.query_one("#collections", SyncTable)
+
+    @property
+    def backups_table(self) -> SyncTable:
+        return self.query_one("#backups", SyncTable)
+
+    def focused_table(self) -> SyncTable | None:
+        return self.focused if isinstance(self.focused, SyncTable) else None
+
+    # -- data ------------------------------------------------------------------------------------
+    def action_refresh(self) -> None:
+        if self._refreshing:
+            return
+        self._refreshing = True
+        self.run_worker(self._load, thread=True, group="refresh", exit_on_error=False)
+
+    def _load(self) -> None:
+        collections, backups, errors = None, None, {}
+        try:
+            collections = self.engine.list_collections()
+        except BackupToolError as exc:
+            errors["milvus"] = str(exc)
+        except Exception as exc:  # noqa: BLE001 - a bug must not take the screen down
+            log.exception("listing collections failed")
+            errors["milvus"] = f"unexpected error: {type(exc).__name__}: {exc}"
+        try:
+            backups = self.engine.list_backups()
+        except BackupToolError as exc:
+            errors["backups"] = str(exc)
+        except Exception as exc:  # noqa: BLE001
+            log.exception("listing backups failed")
+            errors["backups"] = f"unexpected error: {type(exc).__name__}: {exc}"
+        self.call_from_thread(self._show_data, collections, backups, errors)
+
+    def _show_data(self, collections: list[CollectionSummary] | None, backups: list[BackupSummary] | None,
+                   errors: dict[str, str]) -> None:
+        self._refreshing = False
+        if collections is not None:
+            self.collections = collections
+            self.marked &= {collection_key(c) for c in collections}
+            self.collections_table.sync(collection_rows(collections, self.marked))
+        if backups is not None:
+            self.backups = {b.name: b for b in backups}
+            self.backups_table.sync(backup_rows(backups, self.clock))
+        for source, message in errors.items():
+            if self.errors.get(source) != message:
+                self.notify(message, title="cannot reach " + ("Milvus" if source == "milvus" else "the backup store"),
+                            severity="error", timeout=10)
+        self.errors = errors
+        alert = self.query_one("#alert", Static)
+        alert.update("\n".join(f"✗ {m}  — ctrl+r retries" for m in errors.values()))
+        alert.display = bool(errors)
+        self.refresh_bindings()
+        self.loaded.set()
+
+    def _background(self, work: Callable[[], Any], then: Callable[[Any], None], what: str) -> None:
+        """Run `work` in a thread; hand its result to `then` on the UI thread; failures become a notice."""
+
+        def run() -> None:
+            try:
+                result = work()
+            except BackupToolError as exc:
+                self.call_from_thread(self.notify, str(exc), title=f"{what} refused", severity="error", timeout=10)
+                return
+            except Exception as exc:  # noqa: BLE001
+                log.exception("%s failed", what)
+                self.call_from_thread(self.notify, f"unexpected error: {type(exc).__name__}: {exc}",
+                                      title=f"{what} failed", severity="error", timeout=10)
+                return
+            self.call_from_thread(then, result)
+
+        self.run_worker(run, thread=True, group="actions", exit_on_error=False)
+
+    # -- which keys apply ------------------------------------------------------------------------
+    _MAIN_ONLY = {"toggle_mark", "backup", "restore", "details", "delete", "jobs", "filter", "clear_filter",
+                  "refresh", "mark_all"}
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if self.screen is not self.screen_stack[0]:  # a dialog or another screen is on top
+            return action not in self._MAIN_ONLY
+        table = self.focused_table()
+        if action == "toggle_mark":
+            return table is not None and table.id == "collections"
+        if action == "backup":
+            return bool(self.marked) or (table is not None and table.id == "collections" and table.row_count > 0)
+        if action in ("restore", "details", "delete"):
+            return table is not None and table.id == "backups" and table.row_count > 0
+        return True
+
+    def on_descendant_focus(self) -> None:
+        self.refresh_bindings()
+
+    # -- actions: collections --------------------------------------------------------------------
+    def action_toggle_mark(self) -> None:
+        table = self.collections_table
+        key = table.current_key
+        if key is None:
+            return
+        self.marked ^= {key}
+        table.update_cell(key, COLLECTION_COLUMNS[0], MARK if key in self.marked else " ")
+        table.all_rows = collection_rows(self.collections, self.marked)
+        if table.cursor_row < table.row_count - 1:
+            table.move_cursor(row=table.cursor_row + 1, animate=False)
+        self.refresh_bindings()
+
+    def action_backup(self) -> None:
+        names = sorted(self.marked)
+        if not names and self.focused_table() is self.collections_table and self.collections_table.current_key:
+            names = [self.collections_table.current_key]
+        if not names:
+            self.notify("Mark collections with space first (or put the cursor on one).", severity="warning")
+            return
+        self.push_screen(BackupDialog(names, self.default_name(), set(self.backups)), self._start_backup)
+
+    def _start_backup(self, request: BackupRequest | None) -> None:
+        if request is None:
+            return
+        self._background(lambda: self.start_job(self.engine.start_backup, request), self._job_started,
+                         f"backup {request.name}")
+
+    # -- actions: backups ------------------------------------------------------------------------
+    def _selected_backup(self) -> BackupSummary | None:
+        key = self.backups_table.current_key
+        return self.backups.get(key) if key else None
+
+    def action_restore(self) -> None:
+        backup = self._selected_backup()
+        if backup is None:
+            self.notify("Select a backup in the backups table first.", severity="warning")
+            return
+        if not backup.complete:
+            self.notify(f"Backup {backup.name} is {backup.state}: it cannot be restored. Delete it with d.",
+                        severity="error")
+            return
+        self._background(lambda: (self.engine.get_backup(backup.name), self.engine.existing_collections()),
+                         lambda found: self.push_screen(RestoreDialog(found[0], backup.name, found[1]),
+                                                        self._start_restore),
+                         f"restore from {backup.name}")
+
+    def _start_restore(self, request: RestoreRequest | None) -> None:
+        if request is None:
+            return
+        self._background(lambda: self.start_job(self.engine.start_restore, request), self._job_started,
+                         f"restore from {request.backup_name}")
+
+    def action_details(self) -> None:
+        backup = self._selected_backup()
+        if backup is None:
+            return
+        self._background(lambda: self.engine.get_backup(backup.name),
+                         lambda info: self.push_screen(BackupDetailsScreen(info, backup.name)),
+                         f"details of {backup.name}")
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.data_table.id == "backups":
+            self.action_details()
+        elif event.data_table.id == "collections":
+            self.action_toggle_mark()
+
+    def action_delete(self) -> None:
+        backup = self._selected_backup()
+        if backup is None:
+            return
+        busy = [w for w in self.watches.values() if w.job.name == backup.name and not w.job.state.finished]
+        if busy:
+            self.notify(f"A {busy[0].job.kind} of {backup.name} is running; cancel it first (j, then c).",
+                        severity="error")
+            return
+        question = (f"Delete backup {backup.name} ({', '.join(backup.collections) or 'no collections'}, "
+                    f"{backup.state})? All its files are removed.")
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._background(lambda: self.engine.delete_backup(backup.name),
+                                 lambda removed: self._deleted(backup.name, removed), f"delete {backup.name}")
+
+        self.push_screen(ConfirmDialog(question, yes="Delete", danger=True), answered)
+
+    def _deleted(self, name: str, removed: int) -> None:
+        self.notify(f"Deleted backup {name} ({removed} objects).")
+        self.action_refresh()
+
+    # -- jobs ------------------------------------------------------------------------------------
+    def start_job(self, start: Callable[..., Job], request: Any) -> Job:
+        """Start a job through the engine (in a worker thread), watched from its first event."""
+        watch_box: list[JobWatch] = []
+
+        def on_progress(p: Progress) -> None:
+            if watch_box:
+                watch_box[0].on_progress(p)
+            if p.state.finished:
+                self.post_message(JobFinished(p.job_id))
+
+        job = start(request, [on_progress])
+        watch = JobWatch(job)
+        watch.on_progress(job.progress)
+        watch_box.append(watch)
+        self.watches[job.id] = watch
+        return job
+
+    def _job_started(self, job: Job) -> None:
+        self.notify(f"{job.kind.capitalize()} {job.name} started; j shows its progress.")
+        self._update_jobline()
+
+    def on_job_finished(self, message: JobFinished) -> None:
+        watch = self.watches.get(message.job_id)
+        if watch is None:
+            return
+        severity = {JobState.SUCCESS: "information", JobState.CANCELLED: "warning"}.get(watch.job.state, "error")
+        self.notify(watch.outcome(), severity=severity, timeout=10)
+        self.action_refresh()
+
+    def _update_jobline(self) -> None:
+        running = [w for w in self.watches.values() if not w.job.state.finished]
+        line = self.query_one("#jobline", Static)
+        if not running:
+            done = len(self.watches)
+            line.update(f"{done} job(s) finished this session — j shows them" if done else "")
+            return
+        line.update(" · ".join(f"{w.job.kind} {w.job.name} {w.percent():.0f}% {w.progress.phase}"
+                               for w in running) + "  — j for details")
+
+    def action_jobs(self) -> None:
+        self.push_screen(JobsScreen(self.watches))
+
+    # -- filter, help, quit ----------------------------------------------------------------------
+    def action_filter(self) -> None:
+        table = self.focused_table() or self.collections_table
+        self._filter_target = table
+        box = self.query_one("#filter", Input)
+        box.value = table.filter_text
+        box.placeholder = f"filter {table.id}: type to narrow, enter keeps, escape clears"
+        box.display = True
+        box.focus()
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        if self._filter_target is not None:
+            self._filter_target.set_filter(event.value)
+
+    @on(Input.Submitted, "#filter")
+    def _filter_done(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.display = bool(box.value)
+        if self._filter_target is not None:
+            self._filter_target.focus()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        if not box.display:
+            return
+        box.value = ""
+        box.display = False
+        if self._filter_target is not None:
+            self._filter_target.set_filter("")
+            self._filter_target.focus()
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def action_quit_app(self) -> None:
+        running = [w.job for w in self.watches.values() if not w.job.state.finished]
+        if not running:
+            self.exit()
+            return
+        question = (f"{len(running)} job(s) running ({', '.join(f'{j.kind} {j.name}' for j in running)}). "
+                    "Quit and cancel them? Each removes what it wrote.")
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.cancel_jobs()
+                self.exit()
+
+        self.push_screen(ConfirmDialog(question, yes="Cancel jobs and quit", danger=True), answered)
+
+    def cancel_jobs(self) -> list[Job]:
+        running = [w.job for w in self.watches.values() if not w.job.state.finished]
+        for job in running:
+            job.cancel()
+        return running
+
+    def _terminal_gone(self) -> None:
+        log.warning("terminal hung up: cancelling %d running job(s) and exiting", len(self.cancel_jobs()))
+        self.exit()
+
+    # -- command palette -------------------------------------------------------------------------
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Back up", "Back up the marked collections", self.action_backup)
+        yield SystemCommand("Restore", "Restore the selected backup", self.action_restore)
+        yield SystemCommand("Backup details", "Collections, partitions, schema and indexes of the selected backup",
+                            self.action_details)
+        yield SystemCommand("Delete backup", "Delete the selected backup (asks first)", self.action_delete)
+        yield SystemCommand("Jobs", "Live progress and logs of this session's jobs", self.action_jobs)
+        yield SystemCommand("Refresh", "Reload collections and backups", self.action_refresh)
+        yield SystemCommand("Filter", "Filter the focused table", self.action_filter)
+        yield SystemCommand("Mark all collections", "Mark every collection for backup", self.action_mark_all)
+        yield SystemCommand("Keys", "List the keys", self.action_help)
+
+    def action_mark_all(self) -> None:
+        self.marked = {collection_key(c) for c in self.collections}
+        self.collections_table.sync(collection_rows(self.collections, self.marked))
+        self.refresh_bindings()
+
+
+def _log_to_file_only(config: Any) -> None:
+    """Nothing may write log lines onto the screen: libraries' warnings go to the log file too, or nowhere."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if type(handler) is logging.StreamHandler:
+            root.removeHandler(handler)
+    target: logging.Handler = logging.NullHandler()
+    if config.log.filename:
+        try:
+            target = logging.FileHandler(config.log.filename)
+            target.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        except OSError:
+            pass
+    root.addHandler(target)
+    ours = logging.getLogger("milvus_backup")
+    if not ours.handlers:
+        ours.addHandler(logging.NullHandler())
+
+
+def run_tui(config: Any) -> int:
+    """Open the app on `config`; on the way out, wait for cancelled jobs to clean up."""
+    from core.engine import Engine
+
+    _log_to_file_only(config)
+    engine = Engine(config)
+    app = MilvusBackupApp(engine)
+    try:
+        app.run()
+    finally:
+        leftovers = app.cancel_jobs()
+        for job in leftovers:
+            job.wait(120)
+        engine.close()
+    return 0
