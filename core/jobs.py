@@ -140,7 +140,7 @@ class Job:
 
     def cancel(self) -> None:
         """Ask the job to stop at its next unit of work; it cleans up after itself."""
-        if not self.state.finished:
+        if not self.state.finished and not self.cancel_event.is_set():
             self.cancel_event.set()
             self._log(f"cancel requested for {self.kind} {self.name}")
 
