@@ -304,3 +304,27 @@ def test_quit_asks_while_a_job_runs(sandbox, engine):
     finally:
         drop_if_exists(sandbox.milvus_uri, "default", "hello_milvus" + suffix, "books" + suffix)
         engine.delete_backup(name)
+
+
+def test_delete_from_the_keyboard(sandbox, engine):
+    """d, then y: every object of the backup is gone and the table no longer lists it."""
+    name = "tui_delete"
+    from core.backup import BackupRequest
+
+    job = engine.start_backup(BackupRequest(name=name, collections=["shop.products"]))
+    assert job.wait(300) is JobState.SUCCESS, job.error
+    app = MilvusBackupApp(engine, refresh_seconds=0)
+
+    async def scenario():
+        async with app.run_test(size=SIZE) as pilot:
+            await _loaded(app, pilot)
+            await _cursor_to(pilot, app.backups_table, name)
+            await pilot.press("d")
+            await _until(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the delete confirmation")
+            await pilot.press("y")
+            await _until(pilot, lambda: name not in app.backups, "the table to drop the backup")
+            assert name not in [k.value for k in app.backups_table.rows]
+
+    _run(scenario)
+    assert name not in _backup_names(engine)
+    assert not list(engine.ctx.backup_storage.list(engine.ctx.backup_layout.backup(name) + "/"))

@@ -245,3 +245,23 @@ def test_table_refresh_keeps_the_cursor_and_filters():
             assert isinstance(app.focused, DataTable)
 
     asyncio.run(scenario())
+
+
+def test_command_palette_reaches_the_actions():
+    """ctrl+p, type "jobs", enter: the jobs screen opens; every main action is listed by name."""
+    async def scenario():
+        app = _app()
+        async with app.run_test(size=(100, 30)) as pilot:
+            await _loaded(pilot)
+            titles = {command.title for command in app.get_system_commands(app.screen)}
+            assert {"Back up", "Restore", "Backup details", "Delete backup", "Jobs", "Refresh", "Filter",
+                    "Keys"} <= titles
+            await pilot.press("ctrl+p")
+            await pilot.pause()
+            await pilot.press(*"Jobs")
+            await pilot.pause(0.5)
+            await pilot.press("enter")
+            await pilot.pause(0.3)
+            assert isinstance(app.screen, JobsScreen)
+
+    asyncio.run(scenario())
