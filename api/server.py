@@ -91,9 +91,13 @@ def _validation_message(exc: RequestValidationError) -> str:
         elif kind == "extra_forbidden":
             parts.append(f"unknown field {where!r} (see {BASE}/docs/index.html for the fields)")
         elif kind == "missing":
-            parts.append(f"{where or 'the request body'} is required")
+            parts.append(f"field {where} is required" if where else
+                         "the request body is required: send a JSON object (at least {}) with "
+                         "Content-Type: application/json")
+        elif not where and kind in ("model_attributes_type", "dict_type"):
+            parts.append("the body must be a JSON object sent with Content-Type: application/json")
         else:
-            parts.append(f"{where}: {err.get('msg', 'invalid value')}" if where else err.get("msg", "invalid request"))
+            parts.append(f"field {where}: {err.get('msg', 'invalid value')}" if where else err.get("msg", "invalid request"))
     return "; ".join(parts[:3]) or "invalid request"
 
 
