@@ -135,7 +135,7 @@ def backup_view(engine: Engine, name: str = "", backup_id: str = "") -> dict[str
     try:
         return stored_backup_view(engine, name)
     except NotFound as exc:
-        if job is not None:
+        if job is not None and job.state is not JobState.SUCCESS:  # failed here: its leftovers were removed
             return backup_job_view(job)
         if engine.ctx.catalog.exists(name):  # an interrupted backup's leftovers
             return {"id": "", "state_code": int(BackupState.FAIL), "errorMessage": str(exc), "progress": 0,
@@ -214,6 +214,12 @@ def create_app(engine: Engine, token: str | None = None) -> FastAPI:
 
     @app.post(f"{BASE}/create", dependencies=guarded, **answers, summary="Create a backup")
     def create(body: CreateBackupRequest):
+        try:
+            return _create(body)
+        except BackupToolError as exc:
+            return _envelope(_code_of(exc), str(exc), request_id=body.requestId)
+
+    def _create(body: CreateBackupRequest) -> JSONResponse:
         names = list(body.collection_names)
         db_colls = parse_db_collections(body.db_collections)
         if db_colls:
@@ -268,6 +274,12 @@ def create_app(engine: Engine, token: str | None = None) -> FastAPI:
 
     @app.post(f"{BASE}/restore", dependencies=guarded, **answers, summary="Restore collections from a backup")
     def restore(body: RestoreBackupRequest):
+        try:
+            return _restore(body)
+        except BackupToolError as exc:
+            return _envelope(_code_of(exc), str(exc), request_id=body.requestId)
+
+    def _restore(body: RestoreBackupRequest) -> JSONResponse:
         check_backup_name(body.backup_name)
         if body.collection_suffix and body.collection_renames:
             raise InvalidRequest("give either collection_suffix or collection_renames, not both")

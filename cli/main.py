@@ -198,9 +198,6 @@ def _print_json(data) -> None:
 
 def _backup_request(engine, args: argparse.Namespace) -> BackupRequest:
     """`-d`/`-c` as the Go tool reads them: -d alone backs up whole databases; -c with one -d names its collections."""
-    if len(args.databases) > 1 and args.colls:
-        raise InvalidRequest("-c can be given with one database only (-d db); for several databases, qualify the "
-                             "names instead: -c db1.coll1,db2.coll2")
     if args.databases and not args.colls:
         names = collections_in_milvus(engine.ctx.milvus, {db: [] for db in args.databases})
         return BackupRequest(name=args.name, collections=names, meta_only=args.meta_only)
@@ -281,6 +278,10 @@ def _dispatch(engine, args: argparse.Namespace) -> int:
         return EXIT_OK
     printer = ProgressPrinter()
     if cmd == "create":
+        if len(args.databases) > 1 and args.colls:
+            print("error: -c goes with one database only (-d db); for several, qualify the names: "
+                  "-c db1.coll1,db2.coll2", file=sys.stderr)
+            return EXIT_USAGE
         job = engine.start_backup(_backup_request(engine, args), [printer])
         code = _run_job(job, printer)
         if as_json:
