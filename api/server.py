@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import socket
 import time
 import uuid
 from contextlib import asynccontextmanager
@@ -319,13 +320,8 @@ def create_app(engine: Engine, token: str | None = None) -> FastAPI:
     return app
 
 
-def serve(engine: Engine, host: str = "127.0.0.1", port: int = 8080, token: str | None = None,
-          log_level: str = "info") -> None:
-    """Serve the API until SIGINT/SIGTERM; running jobs are then cancelled and clean up."""
-    import socket
-
-    import uvicorn
-
+def listen(host: str = "127.0.0.1", port: int = 8080) -> socket.socket:
+    """The listening socket, or one line saying why there is none."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -336,6 +332,12 @@ def serve(engine: Engine, host: str = "127.0.0.1", port: int = 8080, token: str 
         raise BackupToolError(f"cannot listen on {host}:{port}: {exc.strerror or exc} "
                               "(pick another port with -p, or stop what uses it)") from None
     sock.listen(2048)
-    sock.set_inheritable(True)
+    return sock
+
+
+def serve(engine: Engine, sock: socket.socket, token: str | None = None, log_level: str = "info") -> None:
+    """Serve the API on `sock` until SIGINT/SIGTERM; running jobs are then cancelled and clean up."""
+    import uvicorn
+
     config = uvicorn.Config(create_app(engine, token), log_level=log_level, access_log=True, timeout_keep_alive=30)
     uvicorn.Server(config).run(sockets=[sock])

@@ -206,7 +206,7 @@ def _backup_request(engine, args: argparse.Namespace) -> BackupRequest:
 
 
 def cmd_server(engine, args: argparse.Namespace) -> int:
-    from api.server import serve
+    from api.server import listen, serve
 
     token = os.environ.get(TOKEN_ENV) or None
     if args.token_file:
@@ -220,10 +220,11 @@ def cmd_server(engine, args: argparse.Namespace) -> int:
         print(f"warning: listening on {args.host} without a token: anyone who reaches this port can create, restore "
               f"and delete backups (set {TOKEN_ENV} or --token-file)", file=sys.stderr)
     host = "127.0.0.1" if args.host == "localhost" else args.host
+    sock = listen(host, args.port)
     print(f"serving the backup API on http://{host}:{args.port}/api/v1 (Swagger UI: "
           f"http://{host}:{args.port}/api/v1/docs/index.html){' with a bearer token' if token else ''}; "
           "Ctrl-C stops it", file=sys.stderr, flush=True)
-    serve(engine, host, args.port, token)
+    serve(engine, sock, token)
     return EXIT_OK
 
 
