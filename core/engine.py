@@ -25,6 +25,9 @@ from core.records import RestoreRecords, restore_view
 from core.restore import RestoreRequest, prepare_restore, restore_tasks, run_restore
 
 
+KEEP_FINISHED_JOBS = 200  # a long-running server forgets older finished jobs (storage still has their state)
+
+
 class Engine:
     def __init__(self, config: Config):
         self.config = config
@@ -91,8 +94,14 @@ class Engine:
             job_id = str(uuid.uuid4())
             job = Job("backup", request.name, lambda r: run_backup(self.ctx, request, r, backup_id=job_id),
                       listeners, job_id=job_id)
-            self.jobs[job.id] = job
+            self._register(job)
         return job.start()
+
+    def _register(self, job: Job) -> None:
+        finished = [j for j in list(self.jobs.values()) if j.state.finished]
+        for old in sorted(finished, key=lambda j: j.started)[:max(0, len(finished) - KEEP_FINISHED_JOBS)]:
+            self.jobs.pop(old.id, None)
+        self.jobs[job.id] = job
 
     def start_restore(self, request: RestoreRequest, listeners: list[Listener] | None = None,
                       restore_id: str | None = None) -> Job:
@@ -100,8 +109,6 @@ class Engine:
         records = self.restore_records
         if restore_id is not None:
             check_restore_id(restore_id)
-            if restore_id in self.jobs or records.exists(restore_id):
-                raise AlreadyExists(f"restore id {restore_id} is taken; give another id or none")
         prepared = prepare_restore(self.ctx, request)
         tasks = restore_tasks(prepared[1])
         job_id = restore_id or str(uuid.uuid4())
@@ -109,7 +116,10 @@ class Engine:
                   lambda r: run_restore(self.ctx, request, r, job_id, prepared=prepared, tasks=tasks),
                   listeners, job_id=job_id)
         job.restore_tasks = tasks  # the per-collection states, for whoever shows them while it runs
-        records.write(restore_view(job))
+        with self._lock:  # an id is taken by a job of this process or by any record in storage
+            if restore_id is not None and (restore_id in self.jobs or records.exists(restore_id)):
+                raise AlreadyExists(f"restore id {restore_id} is taken; give another id or none")
+            records.write(restore_view(job))
+            self._register(job)
         job.listeners.append(records.recorder(job))
-        self.jobs[job.id] = job
         return job.start()
