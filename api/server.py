@@ -148,6 +148,8 @@ def backup_view(engine: Engine, name: str = "", backup_id: str = "") -> dict[str
 
 def create_app(engine: Engine, token: str | None = None) -> FastAPI:
     """The API on `engine`. With a token, every /api/v1 call but the docs needs `Authorization: Bearer <token>`."""
+    # Open the stores now (no network yet): requests on many threads must share one of each.
+    _ = engine.ctx.backup_storage, engine.ctx.catalog, engine.ctx.milvus_layout, engine.ctx.backup_layout
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -339,5 +341,7 @@ def serve(engine: Engine, sock: socket.socket, token: str | None = None, log_lev
     """Serve the API on `sock` until SIGINT/SIGTERM; running jobs are then cancelled and clean up."""
     import uvicorn
 
-    config = uvicorn.Config(create_app(engine, token), log_level=log_level, access_log=True, timeout_keep_alive=30)
+    # A stop waits a little for open requests (a synchronous create holds one), then cancels the jobs.
+    config = uvicorn.Config(create_app(engine, token), log_level=log_level, access_log=True, timeout_keep_alive=30,
+                            timeout_graceful_shutdown=10)
     uvicorn.Server(config).run(sockets=[sock])
