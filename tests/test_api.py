@@ -240,6 +240,18 @@ def test_hello_check_and_get_by_id(sandbox, server):
     assert not _keys(sandbox, f"backup/{name}/")
 
 
+def test_create_without_a_name_uses_the_default_name(sandbox, server):
+    started = _ok(server.post("create", {"async": True, "collection_names": ["shop.products"]}))
+    name = started["name"]
+    try:
+        assert re.fullmatch(r"backup_\d{4}_\d{2}_\d{2}_\d{2}_\d{2}_\d{2}_\d+", name), name
+        info = _poll(server, "get_backup", backup_name=name)
+        assert info["state_code"] == 2 and info["id"] == started["id"]
+        assert [(c["db_name"], c["collection_name"]) for c in info["collection_backups"]] == [("shop", "products")]
+    finally:
+        _delete(server, name)
+
+
 def test_restore_refusals_own_ids_and_records(sandbox, server):
     name = f"api_{_uid()}"
     try:
