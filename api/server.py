@@ -24,6 +24,7 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.models import CreateBackupRequest, Envelope, RestoreBackupRequest
 from core.backup import BackupRequest
@@ -189,6 +190,17 @@ def create_app(engine: Engine, token: str | None = None) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def on_bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         return _envelope(PARAMETER_ERROR, _validation_message(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 404:
+            msg = f"no such endpoint {request.url.path}; the endpoints are listed at {BASE}/docs/index.html"
+            return _envelope(NOT_FOUND, msg)
+        if exc.status_code == 405:
+            allowed = exc.headers.get("Allow", "") if exc.headers else ""
+            return _envelope(PARAMETER_ERROR, f"{request.method} is not allowed on {request.url.path}"
+                             + (f"; use {allowed}" if allowed else ""), status=405)
+        return _envelope(PARAMETER_ERROR if exc.status_code < 500 else FAIL, str(exc.detail), status=exc.status_code)
 
     @app.exception_handler(BackupToolError)
     async def on_engine_error(request: Request, exc: BackupToolError) -> JSONResponse:

@@ -322,6 +322,13 @@ def test_bad_input_gets_one_clear_line_and_an_error_code(sandbox, server, method
     assert _keys(sandbox, "backup/") == before  # nothing written
 
 
+def test_wrong_methods_and_paths_get_the_envelope_too(server):
+    wrong_method = _envelope(server.call("GET", "create"))
+    assert wrong_method["http"] == 405 and wrong_method["code"] == 400 and "use POST" in wrong_method["msg"]
+    no_path = _envelope(server.call("GET", "create_backup"))
+    assert no_path["http"] == 404 and no_path["code"] == 404 and "no such endpoint" in no_path["msg"]
+
+
 def test_a_second_create_with_a_taken_name_is_refused_and_the_first_is_unharmed(sandbox, server):
     name = f"dup_{_uid()}"
     body = {"backup_name": name, "collection_names": ["hello_milvus", "books", "shop.products"]}
