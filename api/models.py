@@ -11,10 +11,23 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 
+_GO_ONLY = "the Go tool's; not supported here: accepted only when empty or false"
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
 
     requestId: str = Field("", description="echoed in the answer")
+    # Fields of the Go tool's requests that this tool does not carry out. Clients that send them empty
+    # (as generated clients do) are served; a real value is refused with code 1 rather than ignored.
+    bucket_name: Any = Field(None, description=_GO_ONLY)
+    path: Any = Field(None, description=_GO_ONLY)
+    rbac: Any = Field(None, description=_GO_ONLY)
+
+    def unsupported(self) -> list[str]:
+        """The Go-only fields given a real value."""
+        names = [n for n, f in type(self).model_fields.items() if f.description == _GO_ONLY]
+        return [n for n in names if getattr(self, n) not in (None, "", False, 0, [], {})]
 
 
 class CreateBackupRequest(_Body):
@@ -25,6 +38,8 @@ class CreateBackupRequest(_Body):
     async_: bool = Field(False, alias="async", description="answer at once; poll get_backup")
     meta_only: bool = False
     gc_pause_enable: bool | None = Field(None, description="pause Milvus GC during the copy (default: the config)")
+    force: Any = Field(None, description=_GO_ONLY)
+    gc_pause_address: Any = Field(None, description=_GO_ONLY)
 
 
 class RestoreBackupRequest(_Body):
@@ -41,6 +56,10 @@ class RestoreBackupRequest(_Body):
     dropExistCollection: bool = False
     load: bool = Field(False, description="load the restored collections (this tool's addition)")
     id: str = Field("", description="the restore's id (default: a new UUID)")
+    skipCreateCollection: Any = Field(None, description=_GO_ONLY)
+    dropExistIndex: Any = Field(None, description=_GO_ONLY)
+    useAutoIndex: Any = Field(None, description=_GO_ONLY)
+    maxShardNum: Any = Field(None, description=_GO_ONLY)
 
 
 class Envelope(BaseModel):

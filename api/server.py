@@ -103,6 +103,14 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "; ".join(parts[:3]) or "invalid request"
 
 
+def _not_supported(body) -> JSONResponse:
+    names = body.unsupported()
+    where = ("; backups live in the config's backup bucket and root path (minio.backupBucketName, "
+             "minio.backupRootPath)") if {"bucket_name", "path"} & set(names) else ""
+    return _envelope(NOT_SUPPORTED, f"{', '.join(names)}: not supported by this tool (send it empty or leave it "
+                                    f"out){where}", request_id=body.requestId)
+
+
 # -- what the answers hold ---------------------------------------------------------------------------
 
 def backup_job_view(job: Job) -> dict[str, Any]:
@@ -235,6 +243,8 @@ def create_app(engine: Engine, token: str | None = None) -> FastAPI:
             return _envelope(_code_of(exc), str(exc), request_id=body.requestId)
 
     def _create(body: CreateBackupRequest) -> JSONResponse:
+        if body.unsupported():
+            return _not_supported(body)
         names = list(body.collection_names)
         db_colls = parse_db_collections(body.db_collections)
         if db_colls:
@@ -295,6 +305,8 @@ def create_app(engine: Engine, token: str | None = None) -> FastAPI:
             return _envelope(_code_of(exc), str(exc), request_id=body.requestId)
 
     def _restore(body: RestoreBackupRequest) -> JSONResponse:
+        if body.unsupported():
+            return _not_supported(body)
         check_backup_name(body.backup_name)
         if body.collection_suffix and body.collection_renames:
             raise InvalidRequest("give either collection_suffix or collection_renames, not both")

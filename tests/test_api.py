@@ -329,6 +329,20 @@ def test_wrong_methods_and_paths_get_the_envelope_too(server):
     assert no_path["http"] == 404 and no_path["code"] == 404 and "no such endpoint" in no_path["msg"]
 
 
+def test_go_only_fields_are_served_when_empty_and_refused_when_set(sandbox, server):
+    before = _keys(sandbox, "backup/")
+    refused = server.post("create", {"backup_name": "go_only", "bucket_name": "other", "rbac": True})
+    assert refused["code"] == 1 and refused["msg"].startswith("bucket_name, rbac: not supported")
+    assert "minio.backupBucketName" in refused["msg"]
+    refused = server.post("restore", {"backup_name": "go_only", "skipCreateCollection": True})
+    assert refused["code"] == 1 and "skipCreateCollection" in refused["msg"]
+    assert _keys(sandbox, "backup/") == before
+    # as a generated Go client sends them: empty, so ignored
+    empty = server.post("create", {"backup_name": "no_such_backup_x", "collection_names": ["no_such_coll"],
+                                   "bucket_name": "", "path": "", "rbac": False, "force": False})
+    assert empty["code"] == 404, empty
+
+
 def test_a_second_create_with_a_taken_name_is_refused_and_the_first_is_unharmed(sandbox, server):
     name = f"dup_{_uid()}"
     body = {"backup_name": name, "collection_names": ["hello_milvus", "books", "shop.products"]}
