@@ -49,6 +49,28 @@ def test_check_fails_with_one_line_when_the_store_is_unreachable(sandbox, tmp_pa
     assert "minioadmin" not in proc.stdout + proc.stderr
 
 
+def test_check_with_a_local_backup_folder_copies_across_the_two_stores(sandbox, tmp_path):
+    config = yaml.safe_load(sandbox.config_path.read_text())
+    folder = tmp_path / "backups"
+    folder.mkdir()
+    config["minio"].update(backupStorageType="local", backupRootPath=str(folder))
+    path = tmp_path / "local.yaml"
+    path.write_text(yaml.safe_dump(config))
+    proc = _cli(path, "check", "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["ok"] and report["backup_bucket"] == str(folder)
+    across = next(s for s in report["steps"] if s["name"] == "copy milvus storage -> backup storage")
+    assert str(folder) in across["detail"]
+    assert list(folder.iterdir()) == []  # the probes are gone
+    assert not [k for k in _keys(sandbox, "") if ".milvus_backup_probe_" in k]
+    missing = tmp_path / "missing.yaml"
+    config["minio"]["backupRootPath"] = str(tmp_path / "nope")
+    missing.write_text(yaml.safe_dump(config))
+    failed = _cli(missing, "check")
+    assert failed.returncode == 1 and "does not exist" in _error_line(failed)
+
+
 def test_list_collections_as_json(sandbox):
     proc = _run(sandbox, "list-collections", "--json")
     assert proc.returncode == 0, proc.stderr
