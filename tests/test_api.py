@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 from minio import Minio
+from pymilvus import MilvusClient
 
 from core.config import ENV_OVERRIDES
 from core.demo import demo_collection
@@ -459,6 +460,31 @@ def test_a_restart_in_the_middle_of_a_backup_leaves_no_complete_backup(sandbox, 
             assert f"backup/{name}/meta/backup_meta.json" not in _keys(sandbox, f"backup/{name}/")
     finally:
         srv.stop()
+        if after is not None:
+            _delete(after, name)
+            after.stop()
+
+
+def test_a_restart_in_the_middle_of_a_restore_leaves_a_final_record(sandbox, tmp_path):
+    name, suffix = f"midr_{_uid()}", f"_midr{_uid()}"
+    srv = Server(sandbox.config_path, tmp_path).start()
+    after = None
+    targets = [("default", f"hello_milvus{suffix}"), ("default", f"books{suffix}"), ("shop", f"products{suffix}")]
+    try:
+        _ok(srv.post("create", {"backup_name": name, "collection_names": ["hello_milvus", "books", "shop.products"]}))
+        started = _ok(srv.post("restore", {"async": True, "backup_name": name, "collection_suffix": suffix}))
+        srv.stop()  # SIGTERM: the restore is cancelled, drops what it created, and records how it ended
+        after = Server(sandbox.config_path, tmp_path, port=srv.port).start()
+        record = _ok(after.get("get_restore", id=started["id"]))
+        assert record["state_code"] in (2, 3), record
+        if record["state_code"] == 3:
+            assert "cancelled" in record["errorMessage"]
+            for db, coll in targets:
+                assert not MilvusClient(uri=sandbox.milvus_uri, db_name=db).has_collection(coll), coll
+    finally:
+        srv.stop()
+        for db, coll in targets:
+            drop_if_exists(sandbox.milvus_uri, db, coll)
         if after is not None:
             _delete(after, name)
             after.stop()
