@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import fastapi_offline
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
@@ -178,22 +178,19 @@ def create_app(engine: Engine, token: str | None = None) -> FastAPI:
                               "2 no permission, 3 fail, 400 parameter error, 404 not found.")
     app.mount(f"{BASE}/docs/static", StaticFiles(directory=SWAGGER_STATIC), name="swagger-static")
 
-    async def authorize(request: Request) -> None:
-        if not token:
-            return
-        given = request.headers.get("authorization", "")
-        scheme, _, value = given.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token.encode()):
-            raise _Unauthorized()
+    open_paths = (f"{BASE}/docs", f"{BASE}/openapi.json")
 
-    class _Unauthorized(Exception):
-        pass
-
-    @app.exception_handler(_Unauthorized)
-    async def on_unauthorized(request: Request, exc: _Unauthorized) -> JSONResponse:
-        response = _envelope(NO_PERMISSION, "missing or wrong token: send the header Authorization: Bearer <token>")
-        response.headers["WWW-Authenticate"] = "Bearer"
-        return response
+    @app.middleware("http")
+    async def authorize(request: Request, call_next):
+        """Before anything else, so a caller without the token learns nothing, not even what is malformed."""
+        if token and not request.url.path.startswith(open_paths):
+            scheme, _, value = request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token.encode()):
+                response = _envelope(NO_PERMISSION,
+                                     "missing or wrong token: send the header Authorization: Bearer <token>")
+                response.headers["WWW-Authenticate"] = "Bearer"
+                return response
+        return await call_next(request)
 
     @app.exception_handler(RequestValidationError)
     async def on_bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -219,7 +216,6 @@ def create_app(engine: Engine, token: str | None = None) -> FastAPI:
         log.exception("%s %s crashed", request.method, request.url.path)
         return _envelope(FAIL, f"unexpected error: {type(exc).__name__}: {exc}", status=500)
 
-    guarded = [Depends(authorize)]
     answers = {"response_model": Envelope}
 
     @app.get(f"{BASE}/docs", include_in_schema=False)
@@ -231,11 +227,11 @@ def create_app(engine: Engine, token: str | None = None) -> FastAPI:
     def docs() -> HTMLResponse:
         return HTMLResponse(_SWAGGER_PAGE.format(base=BASE))
 
-    @app.get(f"{BASE}/hello", dependencies=guarded, **answers, summary="Is the server up?")
+    @app.get(f"{BASE}/hello", **answers, summary="Is the server up?")
     def hello():
         return _envelope(OK, "success", HELLO)
 
-    @app.post(f"{BASE}/create", dependencies=guarded, **answers, summary="Create a backup")
+    @app.post(f"{BASE}/create", **answers, summary="Create a backup")
     def create(body: CreateBackupRequest):
         try:
             return _create(body)
@@ -260,7 +256,7 @@ def create_app(engine: Engine, token: str | None = None) -> FastAPI:
             return _envelope(OK, "success", stored_backup_view(engine, job.name), body.requestId)
         return _envelope(FAIL, job.error, backup_job_view(job), body.requestId)
 
-    @app.get(f"{BASE}/list", dependencies=guarded, **answers, summary="List the backups in the backup store")
+    @app.get(f"{BASE}/list", **answers, summary="List the backups in the backup store")
     def list_backups(collection_name: str = Query("", description='only backups holding it ("name" or "db.name")')):
         rows = []
         for b in engine.list_backups():
@@ -282,7 +278,7 @@ def create_app(engine: Engine, token: str | None = None) -> FastAPI:
                              "milvus_version": ""})
         return _envelope(OK, "success", rows)
 
-    @app.get(f"{BASE}/get_backup", dependencies=guarded, **answers, summary="A backup's state and meta")
+    @app.get(f"{BASE}/get_backup", **answers, summary="A backup's state and meta")
     def get_backup(backup_name: str = Query(""), backup_id: str = Query("")):
         if not backup_name and not backup_id:
             return _envelope(PARAMETER_ERROR, "give backup_name or backup_id, e.g. get_backup?backup_name=my_backup")
@@ -290,14 +286,14 @@ def create_app(engine: Engine, token: str | None = None) -> FastAPI:
             check_backup_name(backup_name)
         return _envelope(OK, "success", backup_view(engine, backup_name, backup_id))
 
-    @app.delete(f"{BASE}/delete", dependencies=guarded, **answers, summary="Delete a backup")
+    @app.delete(f"{BASE}/delete", **answers, summary="Delete a backup")
     def delete(backup_name: str = Query("")):
         if not backup_name:
             return _envelope(PARAMETER_ERROR, "give backup_name, e.g. delete?backup_name=my_backup")
         removed = engine.delete_backup(backup_name)
         return _envelope(OK, "success", {"backup_name": backup_name, "deleted_objects": removed})
 
-    @app.post(f"{BASE}/restore", dependencies=guarded, **answers, summary="Restore collections from a backup")
+    @app.post(f"{BASE}/restore", **answers, summary="Restore collections from a backup")
     def restore(body: RestoreBackupRequest):
         try:
             return _restore(body)
@@ -328,13 +324,13 @@ def create_app(engine: Engine, token: str | None = None) -> FastAPI:
             return _envelope(OK, "success", data, body.requestId)
         return _envelope(FAIL, job.error, data, body.requestId)
 
-    @app.get(f"{BASE}/get_restore", dependencies=guarded, **answers, summary="A restore's state and progress")
+    @app.get(f"{BASE}/get_restore", **answers, summary="A restore's state and progress")
     def get_restore(id: str = Query("")):
         if not id:
             return _envelope(PARAMETER_ERROR, "give id, the id the restore answered with: get_restore?id=<id>")
         return _envelope(OK, "success", engine.get_restore(id))
 
-    @app.get(f"{BASE}/check", dependencies=guarded, **answers,
+    @app.get(f"{BASE}/check", **answers,
              summary="Milvus answers; both stores take a probe write, copy and delete")
     def check():
         report = engine.check()

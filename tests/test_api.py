@@ -498,6 +498,11 @@ def test_a_token_guards_every_call_but_the_docs(sandbox, tmp_path):
         assert bare.status_code == 401 and bare.json()["code"] == 2
         wrong = httpx.get(f"{srv.base}/list", headers={"Authorization": "Bearer nope"})
         assert wrong.status_code == 401 and wrong.json()["code"] == 2
+        # refused before the body is read: no hint about what is malformed, or what exists
+        for resp in (httpx.post(f"{srv.base}/create", content=b"{bad"),
+                     httpx.get(f"{srv.base}/no_such_endpoint"),
+                     httpx.post(f"{srv.base}/create", json={"backup_name": "x"}, headers={"Authorization": token})):
+            assert resp.status_code == 401 and resp.json()["code"] == 2
         assert _ok(srv.get("list")) is not None
         assert httpx.get(f"{srv.base}/docs/index.html").status_code == 200
         log = srv.log.read_text()
