@@ -10,6 +10,7 @@ import argparse
 import datetime
 import json
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -22,10 +23,12 @@ from core.backup import BackupRequest
 from core.config import Config, load_config
 from core.errors import BackupToolError, ConfigError, InvalidRequest
 from core.jobs import JobState
-from core.meta import encode
+from core.meta import BackupState, encode
+from core.requests import collections_in_milvus
 from core.restore import RestoreRequest, parse_renames
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
+TOKEN_ENV = "MILVUS_BACKUP_API_TOKEN"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -43,22 +46,25 @@ def build_parser() -> argparse.ArgumentParser:
                                          "defaults); MILVUS_ADDRESS, MINIO_SECRET_KEY... override it")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)  # none: open the TUI
     sub.add_parser("tui", help="open the terminal application (the default without a command)")
+    as_json = argparse.ArgumentParser(add_help=False)
+    as_json.add_argument("--json", action="store_true", help="print the answer as JSON, for scripts")
 
-    create = sub.add_parser("create", help="back up collections")
+    create = sub.add_parser("create", help="back up collections", parents=[as_json])
     create.add_argument("-n", "--name", default="", help="backup name (default backup_<UTC time>_<nanos>)")
     create.add_argument("-c", "--colls", type=_csv, default=[], help="collections, comma-separated: name or db.name "
                                                                     "(default: all)")
-    create.add_argument("-d", "--databases", default="", help="database of the collections (default: default; "
-                                                              "without -c, back up this whole database)")
+    create.add_argument("-d", "--databases", type=_csv, default=[],
+                        help="databases, comma-separated: without -c, back up every collection of each; "
+                             "with -c (one database only), the database of the collections")
     create.add_argument("--meta_only", action="store_true", help="back up schemas and indexes, no data")
 
-    sub.add_parser("list", help="list the backups in the backup store")
-    get = sub.add_parser("get", help="show a backup's meta as JSON")
+    sub.add_parser("list", help="list the backups in the backup store", parents=[as_json])
+    get = sub.add_parser("get", help="show a backup's meta as JSON", parents=[as_json])
     get.add_argument("-n", "--name", required=True)
-    delete = sub.add_parser("delete", help="delete a backup")
+    delete = sub.add_parser("delete", help="delete a backup", parents=[as_json])
     delete.add_argument("-n", "--name", required=True)
 
-    restore = sub.add_parser("restore", help="restore collections from a backup")
+    restore = sub.add_parser("restore", help="restore collections from a backup", parents=[as_json])
     restore.add_argument("-n", "--name", required=True, help="backup name")
     restore.add_argument("-c", "--collections", type=_csv, default=[], help="only these (name or db.name)")
     target = restore.add_mutually_exclusive_group()
@@ -69,8 +75,17 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("--meta_only", action="store_true", help="recreate collections without data")
     restore.add_argument("--load", action="store_true", help="load the collections afterwards")
 
-    colls = sub.add_parser("list-collections", help="list the collections in Milvus")
+    colls = sub.add_parser("list-collections", help="list the collections in Milvus", parents=[as_json])
     colls.add_argument("-d", "--database", default="", help="only this database")
+
+    sub.add_parser("check", help="check Milvus and both stores (a probe write, copy and delete)", parents=[as_json])
+
+    server = sub.add_parser("server", help="serve the HTTP API (/api/v1/..., Swagger UI at /api/v1/docs/index.html)")
+    server.add_argument("-p", "--port", type=int, default=8080, help="port (default 8080)")
+    server.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1, this machine "
+                                                            "only); with another one, set a token")
+    server.add_argument("--token-file", default=None, help=f"file holding the bearer token clients must send "
+                                                           f"(default: ${TOKEN_ENV}, if set)")
 
     sandbox = sub.add_parser("sandbox", help="a real Milvus + S3 store on 127.0.0.1 to try things on")
     sandbox.add_argument("action", choices=["start", "stop", "status"])
@@ -182,31 +197,107 @@ def run(argv: Sequence[str] | None = None) -> int:
         engine.close()
 
 
+def _print_json(data) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def _backup_request(engine, args: argparse.Namespace) -> BackupRequest:
+    """`-d`/`-c` as the Go tool reads them: -d alone backs up whole databases; -c with one -d names its collections."""
+    if args.databases and not args.colls:
+        names = collections_in_milvus(engine.ctx.milvus, {db: [] for db in args.databases})
+        return BackupRequest(name=args.name, collections=names, meta_only=args.meta_only)
+    return BackupRequest(name=args.name, collections=args.colls, db=args.databases[0] if args.databases else "",
+                         meta_only=args.meta_only)
+
+
+def cmd_server(engine, args: argparse.Namespace) -> int:
+    from api.server import listen, serve
+
+    token = os.environ.get(TOKEN_ENV) or None
+    if args.token_file:
+        try:
+            token = Path(args.token_file).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"cannot read the token file {args.token_file} ({exc.strerror})") from None
+        if not token:
+            raise ConfigError(f"the token file {args.token_file} is empty")
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not token:
+        print(f"warning: listening on {args.host} without a token: anyone who reaches this port can create, restore "
+              f"and delete backups (set {TOKEN_ENV} or --token-file)", file=sys.stderr)
+    host = "127.0.0.1" if args.host == "localhost" else args.host
+    sock = listen(host, args.port)
+    print(f"serving the backup API on http://{host}:{args.port}/api/v1 (Swagger UI: "
+          f"http://{host}:{args.port}/api/v1/docs/index.html){' with a bearer token' if token else ''}; "
+          "Ctrl-C stops it", file=sys.stderr, flush=True)
+    serve(engine, sock, token)
+    return EXIT_OK
+
+
 def _dispatch(engine, args: argparse.Namespace) -> int:
     cmd = args.command
+    as_json = getattr(args, "json", False)
+    if cmd == "server":
+        return cmd_server(engine, args)
+    if cmd == "check":
+        report = engine.check()
+        if as_json:
+            _print_json(report.as_dict())
+        else:
+            for step in report.steps:
+                print(f"{'ok' if step.ok else 'FAILED':6}  {step.name:38}  {step.detail}")
+            print(f"milvus bucket {report.milvus_bucket} (rootPath {report.milvus_root}), backup bucket "
+                  f"{report.backup_bucket} (rootPath {report.backup_root})")
+        if not report.ok:
+            failed = next(s for s in report.steps if not s.ok)
+            print(f"error: check failed at {failed.name}: {failed.detail}", file=sys.stderr)
+            return EXIT_FAILED
+        return EXIT_OK
     if cmd == "list-collections":
-        rows = [[f"{c.db_name}.{c.name}", humanize.intcomma(c.row_count), c.load_state]
-                for c in engine.list_collections(args.database or None)]
+        collections = engine.list_collections(args.database or None)
+        if as_json:
+            _print_json([{"db_name": c.db_name, "collection_name": c.name, "row_count": c.row_count,
+                          "load_state": c.load_state} for c in collections])
+            return EXIT_OK
+        rows = [[f"{c.db_name}.{c.name}", humanize.intcomma(c.row_count), c.load_state] for c in collections]
         print(_table(rows, ["COLLECTION", "ROWS", "LOAD STATE"]))
         return EXIT_OK
     if cmd == "list":
+        backups = engine.list_backups()
+        if as_json:
+            _print_json([{"id": b.id, "name": b.name, "state": b.state, "size": b.size,
+                          "milvus_version": b.milvus_version, "start_time": b.start_time,
+                          "collections": list(b.collections)} for b in backups])
+            return EXIT_OK
         rows = [[b.name, b.state, humanize.naturalsize(b.size), _when(b.start_time), b.milvus_version or "-",
-                 ",".join(b.collections) or "-"] for b in engine.list_backups()]
+                 ",".join(b.collections) or "-"] for b in backups]
         print(_table(rows, ["NAME", "STATE", "SIZE", "CREATED (UTC)", "MILVUS", "COLLECTIONS"]))
         return EXIT_OK
     if cmd == "get":
-        print(json.dumps(encode(engine.get_backup(args.name)), indent=2, ensure_ascii=False))
+        _print_json(encode(engine.get_backup(args.name)))
         return EXIT_OK
     if cmd == "delete":
         removed = engine.delete_backup(args.name)
-        print(f"deleted backup {args.name} ({removed} objects)")
+        if as_json:
+            _print_json({"backup_name": args.name, "deleted_objects": removed})
+        else:
+            print(f"deleted backup {args.name} ({removed} objects)")
         return EXIT_OK
     printer = ProgressPrinter()
     if cmd == "create":
-        job = engine.start_backup(BackupRequest(name=args.name, collections=args.colls, db=args.databases,
-                                                meta_only=args.meta_only), [printer])
+        if len(args.databases) > 1 and args.colls:
+            print("error: -c goes with one database only (-d db); for several, qualify the names: "
+                  "-c db1.coll1,db2.coll2", file=sys.stderr)
+            return EXIT_USAGE
+        job = engine.start_backup(_backup_request(engine, args), [printer])
         code = _run_job(job, printer)
-        if code == EXIT_OK:
+        if as_json:
+            if code == EXIT_OK:
+                data = encode(job.result)
+                data.update(state_code=int(BackupState.SUCCESS), progress=100)
+            else:
+                data = {"id": job.id, "name": job.name, "state_code": int(BackupState.FAIL), "errorMessage": job.error}
+            _print_json(data)
+        elif code == EXIT_OK:
             info = job.result
             print(f"backup {info.name} created: {len(info.collection_backups)} collection(s), "
                   f"{humanize.naturalsize(info.size)}")
@@ -217,7 +308,9 @@ def _dispatch(engine, args: argparse.Namespace) -> int:
                                  meta_only=args.meta_only, restore_index=args.restore_index, load=args.load)
         job = engine.start_restore(request, [printer])
         code = _run_job(job, printer)
-        if code == EXIT_OK:
+        if as_json:
+            _print_json(engine.get_restore(job.id))
+        elif code == EXIT_OK:
             for task in job.result:
                 print(f"restored {task.source} as {task.target}: {humanize.intcomma(task.rows)} rows")
         return code

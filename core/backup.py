@@ -48,6 +48,7 @@ class BackupRequest:
     collections: list[str] = field(default_factory=list)  # "name" or "db.name"; empty: every collection
     db: str = ""  # the database of bare names; with no collections, back up this whole database
     meta_only: bool = False
+    gc_pause: bool | None = None  # None: backup.gcPause.enable decides
 
 
 def default_backup_name(now: datetime.datetime | None = None) -> str:
@@ -175,8 +176,8 @@ def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_
     wrote_anything = False
     try:
         reporter.phase("prepare", message=f"planning backup {name} of {len(pairs)} collection(s)")
-        if not request.meta_only:
-            _pause_gc(ctx, reporter)
+        if not request.meta_only and request.gc_pause is not False:
+            _pause_gc(ctx, reporter, forced=bool(request.gc_pause))
         plans = []
         for db, coll in pairs:
             reporter.phase("prepare", f"{db}.{coll}")
@@ -217,11 +218,11 @@ def write_meta(ctx: Context, name: str, info: BackupInfo) -> None:
         ctx.backup_storage.write(ctx.backup_layout.meta(name, filename), files[filename])
 
 
-def _pause_gc(ctx: Context, reporter: Reporter, seconds: int = 3600) -> None:
+def _pause_gc(ctx: Context, reporter: Reporter, seconds: int = 3600, forced: bool = False) -> None:
     """Ask Milvus to hold its garbage collection while binlogs are copied. Best effort: Milvus 2.3.5
     has no such endpoint, and its GC keeps dropped binlogs for about an hour anyway."""
     settings = ctx.config.backup
-    if not settings.gc_pause_enable:
+    if not (settings.gc_pause_enable or forced):
         return
     url = f"{settings.gc_pause_address.rstrip('/')}/management/datacoord/garbage_collection/pause?pause_seconds={seconds}"
     try:

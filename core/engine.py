@@ -7,19 +7,26 @@ starts, so a caller gets the error at once and nothing has been written.
 
 from __future__ import annotations
 
+import threading
 import uuid
+from typing import Any
 
 from core.backup import BackupRequest, default_backup_name, resolve_collections, run_backup
 from core.catalog import BackupSummary
+from core.check import CheckReport, run_check
 from core.config import Config
 from core.context import Context
-from core.errors import AlreadyExists
+from core.errors import AlreadyExists, InvalidRequest
 from core.jobs import Job, Listener
 from core.meta import BackupInfo
 from core.milvus import CollectionSummary
-from core.paths import check_backup_name
+from core.paths import check_backup_name, check_restore_id
+from core.records import RestoreRecords, restore_view
 from core.restore import (RestoreRequest, TargetPreview, prepare_restore, preview_targets, restore_tasks,
                           run_restore)
+
+
+KEEP_FINISHED_JOBS = 200  # a long-running server forgets older finished jobs (storage still has their state)
 
 
 class Engine:
@@ -27,6 +34,7 @@ class Engine:
         self.config = config
         self.ctx = Context(config)
         self.jobs: dict[str, Job] = {}
+        self._lock = threading.Lock()  # one backup job per name: the check and the registration are one step
 
     def close(self) -> None:
         self.ctx.close()
@@ -50,6 +58,8 @@ class Engine:
 
     def delete_backup(self, name: str) -> int:
         check_backup_name(name)
+        if self.running_backup(name):
+            raise InvalidRequest(f"backup {name} is being created right now; wait for it to finish, then delete it")
         return self.ctx.catalog.delete(name)
 
     def preview_restore(self, request: RestoreRequest, info: BackupInfo | None = None,
@@ -61,25 +71,70 @@ class Engine:
     def running_jobs(self) -> list[Job]:
         return [job for job in self.jobs.values() if not job.state.finished]
 
+    def check(self) -> CheckReport:
+        """Milvus answers; both stores take a probe write, copy, read-back and delete."""
+        return run_check(self.ctx)
+
+    def backup_job(self, name: str = "", job_id: str = "") -> Job | None:
+        """The latest backup job of this process with that name (or id), running or finished."""
+        found = [j for j in list(self.jobs.values())
+                 if j.kind == "backup" and ((name and j.name == name) or (job_id and j.id == job_id))]
+        return max(found, key=lambda j: j.started, default=None)
+
+    def running_backup(self, name: str) -> Job | None:
+        job = self.backup_job(name)
+        return job if job is not None and not job.state.finished else None
+
+    @property
+    def restore_records(self) -> RestoreRecords:
+        return RestoreRecords(self.ctx.milvus_storage, self.ctx.milvus_layout.root)
+
+    def get_restore(self, restore_id: str) -> dict[str, Any]:
+        """A restore's state (the Go tool's RestoreBackupResponse data): live from this process, else its record."""
+        check_restore_id(restore_id)
+        job = self.jobs.get(restore_id)
+        if job is not None and job.kind == "restore":
+            return restore_view(job)
+        return self.restore_records.read(restore_id)
+
     # -- jobs ------------------------------------------------------------------------------------
     def start_backup(self, request: BackupRequest, listeners: list[Listener] | None = None) -> Job:
         request.name = check_backup_name(request.name or default_backup_name())
-        if self.ctx.catalog.exists(request.name):
-            raise AlreadyExists(f"backup {request.name} already exists; choose another name or delete it first")
         resolve_collections(self.ctx, request)  # unknown collections fail here, before the job
-        job_id = str(uuid.uuid4())
-        job = Job("backup", request.name, lambda r: run_backup(self.ctx, request, r, backup_id=job_id),
-                  listeners, job_id=job_id)
-        self.jobs[job.id] = job
+        with self._lock:
+            if self.running_backup(request.name):
+                raise AlreadyExists(f"backup {request.name} is being created right now; choose another name")
+            if self.ctx.catalog.exists(request.name):
+                raise AlreadyExists(f"backup {request.name} already exists; choose another name or delete it first")
+            job_id = str(uuid.uuid4())
+            job = Job("backup", request.name, lambda r: run_backup(self.ctx, request, r, backup_id=job_id),
+                      listeners, job_id=job_id)
+            self._register(job)
         return job.start()
 
-    def start_restore(self, request: RestoreRequest, listeners: list[Listener] | None = None) -> Job:
+    def _register(self, job: Job) -> None:
+        finished = [j for j in list(self.jobs.values()) if j.state.finished]
+        for old in sorted(finished, key=lambda j: j.started)[:max(0, len(finished) - KEEP_FINISHED_JOBS)]:
+            self.jobs.pop(old.id, None)
+        self.jobs[job.id] = job
+
+    def start_restore(self, request: RestoreRequest, listeners: list[Listener] | None = None,
+                      restore_id: str | None = None) -> Job:
+        """Start a restore; its record (get_restore) is kept in the Milvus bucket from start to end."""
+        records = self.restore_records
+        if restore_id is not None:
+            check_restore_id(restore_id)
         prepared = prepare_restore(self.ctx, request)
         tasks = restore_tasks(prepared[1])
-        job_id = str(uuid.uuid4())
+        job_id = restore_id or str(uuid.uuid4())
         job = Job("restore", request.backup_name,
                   lambda r: run_restore(self.ctx, request, r, job_id, prepared=prepared, tasks=tasks),
                   listeners, job_id=job_id)
         job.restore_tasks = tasks  # the per-collection states, for whoever shows them while it runs
-        self.jobs[job.id] = job
+        with self._lock:  # an id is taken by a job of this process or by any record in storage
+            if restore_id is not None and (restore_id in self.jobs or records.exists(restore_id)):
+                raise AlreadyExists(f"restore id {restore_id} is taken; give another id or none")
+            records.write(restore_view(job))
+            self._register(job)
+        job.listeners.append(records.recorder(job))
         return job.start()

@@ -114,3 +114,25 @@ def backup_name_of(key: str, root: str) -> str | None:
 def restore_temp_root(milvus_root: str, restore_id: str) -> str:
     """Where a restore stages binlogs inside the Milvus bucket when the backup lives elsewhere."""
     return join(milvus_root, "backup_restore_temp", restore_id)
+
+
+_RESTORE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def check_restore_id(restore_id: str) -> str:
+    """Return `restore_id` if it may name a restore record, else raise InvalidRequest."""
+    if not isinstance(restore_id, str) or not _RESTORE_ID.fullmatch(restore_id):
+        raise InvalidRequest(f"invalid restore id {restore_id!r}: use 1 to 64 letters, digits, '_' or '-'")
+    return restore_id
+
+
+def restore_record(milvus_root: str, restore_id: str) -> str:
+    """A restore's record (state, times, per-collection tasks) in the Milvus bucket, beside the staging
+    prefix: never under the backup root, where every folder is taken for a backup (by us and the Go tool)."""
+    return join(milvus_root, "backup_restore_records", check_restore_id(restore_id) + ".json")
+
+
+def probe_key(root: str, probe_id: str) -> str:
+    """A short-lived object `check` writes, copies and deletes: a file directly under the root, never a
+    folder, so it can never be listed as a backup."""
+    return join(root, f".milvus_backup_probe_{probe_id}")

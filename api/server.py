@@ -1,0 +1,367 @@
+"""The HTTP API of zilliztech/milvus-backup (`/api/v1/...`), on the same engine as the CLI and the TUI.
+
+Every answer is the envelope `{requestId, code, msg, data}`. The HTTP status follows the code for a bad
+request (400 parameter error, 404 not found, 401 missing token) and is 200 otherwise: a job that ran and
+failed answers 200 with code 3, as the Go server does. Unlike the Go server, state is read from storage:
+get_backup answers the same for a backup made by the CLI, the TUI or before a restart, and get_restore
+reads the restore's record. Jobs of this process (running, or failed and so absent from storage) are
+answered from memory. Swagger UI is served from files installed with the package: no CDN.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import socket
+import time
+import uuid
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import fastapi_offline
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from api.models import CreateBackupRequest, Envelope, RestoreBackupRequest
+from core.backup import BackupRequest
+from core.engine import Engine
+from core.errors import AlreadyExists, BackupToolError, InvalidRequest, NotFound
+from core.jobs import Job, JobState
+from core.meta import BackupState, encode
+from core.paths import check_backup_name
+from core.requests import collections_in_backup, collections_in_milvus, parse_db_collections
+from core.restore import RestoreRequest
+
+log = logging.getLogger("milvus_backup.api")
+
+BASE = "/api/v1"
+OK, NOT_SUPPORTED, NO_PERMISSION, FAIL, PARAMETER_ERROR, NOT_FOUND = 0, 1, 2, 3, 400, 404
+SWAGGER_STATIC = Path(fastapi_offline.__file__).parent / "static"
+HELLO = "Hello, This is backup service"
+
+_SWAGGER_PAGE = """<!DOCTYPE html>
+<html>
+<head>
+<meta charset="utf-8">
+<title>milvus-backup API</title>
+<link rel="stylesheet" href="{base}/docs/static/swagger-ui.css">
+<link rel="icon" href="{base}/docs/static/favicon.png">
+</head>
+<body>
+<div id="swagger-ui"></div>
+<script src="{base}/docs/static/swagger-ui-bundle.js"></script>
+<script>
+window.ui = SwaggerUIBundle({{url: "{base}/openapi.json", dom_id: "#swagger-ui", deepLinking: true,
+  presets: [SwaggerUIBundle.presets.apis], layout: "BaseLayout"}});
+</script>
+</body>
+</html>
+"""
+
+
+# The HTTP status says whether the request itself was good; `code` says what came of it.
+_STATUS = {PARAMETER_ERROR: 400, NOT_FOUND: 404, NO_PERMISSION: 401}
+
+
+def _envelope(code: int, msg: str, data: Any = None, request_id: str = "", status: int | None = None) -> JSONResponse:
+    return JSONResponse({"requestId": request_id or uuid.uuid4().hex, "code": code, "msg": msg, "data": data},
+                        status_code=status or _STATUS.get(code, 200))
+
+
+def _code_of(exc: BackupToolError) -> int:
+    if isinstance(exc, NotFound):
+        return NOT_FOUND
+    if isinstance(exc, (InvalidRequest, AlreadyExists)):
+        return PARAMETER_ERROR
+    return FAIL
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    """One line: what is wrong with the request and what to send instead."""
+    parts = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query")]
+        where = ".".join(loc)
+        kind = err.get("type", "")
+        if kind == "json_invalid":
+            parts.append(f"the body is not valid JSON ({err.get('ctx', {}).get('error', 'parse error')}); "
+                         "send a JSON object with Content-Type: application/json")
+        elif kind == "extra_forbidden":
+            parts.append(f"unknown field {where!r} (see {BASE}/docs/index.html for the fields)")
+        elif kind == "missing":
+            parts.append(f"field {where} is required" if where else
+                         "the request body is required: send a JSON object (at least {}) with "
+                         "Content-Type: application/json")
+        elif not where and kind in ("model_attributes_type", "dict_type"):
+            parts.append("the body must be a JSON object sent with Content-Type: application/json")
+        else:
+            parts.append(f"field {where}: {err.get('msg', 'invalid value')}" if where else err.get("msg", "invalid request"))
+    return "; ".join(parts[:3]) or "invalid request"
+
+
+def _not_supported(body) -> JSONResponse:
+    names = body.unsupported()
+    where = ("; backups live in the config's backup bucket and root path (minio.backupBucketName, "
+             "minio.backupRootPath)") if {"bucket_name", "path"} & set(names) else ""
+    return _envelope(NOT_SUPPORTED, f"{', '.join(names)}: not supported by this tool (send it empty or leave it "
+                                    f"out){where}", request_id=body.requestId)
+
+
+# -- what the answers hold ---------------------------------------------------------------------------
+
+def backup_job_view(job: Job) -> dict[str, Any]:
+    """A backup job of this process that is running or failed (a finished one is read from storage)."""
+    p = job.progress
+    state = {JobState.RUNNING: BackupState.EXECUTING, JobState.SUCCESS: BackupState.SUCCESS}.get(
+        p.state, BackupState.FAIL)
+    return {"id": job.id, "state_code": int(state), "errorMessage": job.error if p.state.finished else "",
+            "start_time": job.start_time, "end_time": job.end_time if p.state.finished else 0,
+            "progress": 100 if p.state is JobState.SUCCESS else min(99, int(p.fraction * 100)),
+            "name": job.name, "size": p.bytes_done}
+
+
+def stored_backup_view(engine: Engine, name: str) -> dict[str, Any]:
+    info = engine.get_backup(name)
+    data = encode(info)
+    data["state_code"] = int(info.state_code)
+    data["progress"] = 100 if info.state_code == BackupState.SUCCESS else int(info.progress)
+    return data
+
+
+def backup_view(engine: Engine, name: str = "", backup_id: str = "") -> dict[str, Any]:
+    """get_backup's data: a running job of this process, else storage, else a failed job of this process."""
+    job = engine.backup_job(name=name, job_id=backup_id)
+    if job is not None and not job.state.finished:
+        return backup_job_view(job)
+    if not name and backup_id:
+        name = job.name if job is not None else next(
+            (b.name for b in engine.list_backups() if b.id == backup_id), "")
+        if not name:
+            raise NotFound(f"no backup has id {backup_id}")
+    try:
+        return stored_backup_view(engine, name)
+    except NotFound as exc:
+        if job is not None and job.state is not JobState.SUCCESS:  # failed here: its leftovers were removed
+            return backup_job_view(job)
+        if engine.ctx.catalog.exists(name):  # an interrupted backup's leftovers
+            return {"id": "", "state_code": int(BackupState.FAIL), "errorMessage": str(exc), "progress": 0,
+                    "name": name, "size": 0}
+        raise
+
+
+# -- the app -----------------------------------------------------------------------------------------
+
+def create_app(engine: Engine, token: str | None = None) -> FastAPI:
+    """The API on `engine`. With a token, every /api/v1 call but the docs needs `Authorization: Bearer <token>`."""
+    # Open the stores now (no network yet): requests on many threads must share one of each.
+    _ = engine.ctx.backup_storage, engine.ctx.catalog, engine.ctx.milvus_layout, engine.ctx.backup_layout
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        # Shutting down: running jobs stop at their next step and clean up, as on Ctrl-C in the CLI.
+        running = [j for j in list(engine.jobs.values()) if not j.state.finished]
+        for job in running:
+            job.cancel()
+        deadline = time.monotonic() + 30
+        for job in running:
+            job.wait(max(0.0, deadline - time.monotonic()))
+
+    app = FastAPI(title="milvus-backup", version="1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
+                  openapi_url=f"{BASE}/openapi.json",
+                  description="Back up and restore Milvus collections; the API of zilliztech/milvus-backup. "
+                              "Every answer is {requestId, code, msg, data}: code 0 success, 1 not supported, "
+                              "2 no permission, 3 fail, 400 parameter error, 404 not found.")
+    app.mount(f"{BASE}/docs/static", StaticFiles(directory=SWAGGER_STATIC), name="swagger-static")
+
+    open_paths = (f"{BASE}/docs", f"{BASE}/openapi.json")
+
+    @app.middleware("http")
+    async def authorize(request: Request, call_next):
+        """Before anything else, so a caller without the token learns nothing, not even what is malformed."""
+        if token and not request.url.path.startswith(open_paths):
+            scheme, _, value = request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token.encode()):
+                response = _envelope(NO_PERMISSION,
+                                     "missing or wrong token: send the header Authorization: Bearer <token>")
+                response.headers["WWW-Authenticate"] = "Bearer"
+                return response
+        return await call_next(request)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return _envelope(PARAMETER_ERROR, _validation_message(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 404:
+            msg = f"no such endpoint {request.url.path}; the endpoints are listed at {BASE}/docs/index.html"
+            return _envelope(NOT_FOUND, msg)
+        if exc.status_code == 405:
+            allowed = exc.headers.get("Allow", "") if exc.headers else ""
+            return _envelope(PARAMETER_ERROR, f"{request.method} is not allowed on {request.url.path}"
+                             + (f"; use {allowed}" if allowed else ""), status=405)
+        return _envelope(PARAMETER_ERROR if exc.status_code < 500 else FAIL, str(exc.detail), status=exc.status_code)
+
+    @app.exception_handler(BackupToolError)
+    async def on_engine_error(request: Request, exc: BackupToolError) -> JSONResponse:
+        return _envelope(_code_of(exc), str(exc))
+
+    @app.exception_handler(Exception)
+    async def on_bug(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("%s %s crashed", request.method, request.url.path)
+        return _envelope(FAIL, f"unexpected error: {type(exc).__name__}: {exc}", status=500)
+
+    answers = {"response_model": Envelope}
+
+    @app.get(f"{BASE}/docs", include_in_schema=False)
+    @app.get(f"{BASE}/docs/", include_in_schema=False)
+    def docs_redirect() -> RedirectResponse:
+        return RedirectResponse(f"{BASE}/docs/index.html")
+
+    @app.get(f"{BASE}/docs/index.html", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return HTMLResponse(_SWAGGER_PAGE.format(base=BASE))
+
+    @app.get(f"{BASE}/hello", **answers, summary="Is the server up?")
+    def hello():
+        return _envelope(OK, "success", HELLO)
+
+    @app.post(f"{BASE}/create", **answers, summary="Create a backup")
+    def create(body: CreateBackupRequest):
+        try:
+            return _create(body)
+        except BackupToolError as exc:
+            return _envelope(_code_of(exc), str(exc), request_id=body.requestId)
+
+    def _create(body: CreateBackupRequest) -> JSONResponse:
+        if body.unsupported():
+            return _not_supported(body)
+        names = list(body.collection_names)
+        db_colls = parse_db_collections(body.db_collections)
+        if db_colls:
+            names += [n for n in collections_in_milvus(engine.ctx.milvus, db_colls) if n not in names]
+        if body.backup_name:
+            check_backup_name(body.backup_name)
+        request = BackupRequest(name=body.backup_name, collections=names, meta_only=body.meta_only,
+                                gc_pause=body.gc_pause_enable)
+        job = engine.start_backup(request)
+        if body.async_:
+            return _envelope(OK, "create backup is executing asynchronously", backup_job_view(job), body.requestId)
+        if job.wait() is JobState.SUCCESS:
+            return _envelope(OK, "success", stored_backup_view(engine, job.name), body.requestId)
+        return _envelope(FAIL, job.error, backup_job_view(job), body.requestId)
+
+    @app.get(f"{BASE}/list", **answers, summary="List the backups in the backup store")
+    def list_backups(collection_name: str = Query("", description='only backups holding it ("name" or "db.name")')):
+        rows = []
+        for b in engine.list_backups():
+            if collection_name and not any(c == collection_name or c.split(".", 1)[1] == collection_name
+                                           for c in b.collections):
+                continue
+            if b.complete:
+                state = BackupState.SUCCESS
+            elif engine.running_backup(b.name):
+                state = BackupState.EXECUTING
+            else:
+                state = BackupState.FAIL
+            rows.append({"id": b.id, "state_code": int(state), "name": b.name, "size": b.size,
+                         "milvus_version": b.milvus_version})
+        listed = {row["name"] for row in rows}
+        for job in list(engine.jobs.values()):  # still planning: nothing in storage yet
+            if job.kind == "backup" and not job.state.finished and job.name not in listed and not collection_name:
+                rows.append({"id": job.id, "state_code": int(BackupState.EXECUTING), "name": job.name, "size": 0,
+                             "milvus_version": ""})
+        return _envelope(OK, "success", rows)
+
+    @app.get(f"{BASE}/get_backup", **answers, summary="A backup's state and meta")
+    def get_backup(backup_name: str = Query(""), backup_id: str = Query("")):
+        if not backup_name and not backup_id:
+            return _envelope(PARAMETER_ERROR, "give backup_name or backup_id, e.g. get_backup?backup_name=my_backup")
+        if backup_name:
+            check_backup_name(backup_name)
+        return _envelope(OK, "success", backup_view(engine, backup_name, backup_id))
+
+    @app.delete(f"{BASE}/delete", **answers, summary="Delete a backup")
+    def delete(backup_name: str = Query("")):
+        if not backup_name:
+            return _envelope(PARAMETER_ERROR, "give backup_name, e.g. delete?backup_name=my_backup")
+        removed = engine.delete_backup(backup_name)
+        return _envelope(OK, "success", {"backup_name": backup_name, "deleted_objects": removed})
+
+    @app.post(f"{BASE}/restore", **answers, summary="Restore collections from a backup")
+    def restore(body: RestoreBackupRequest):
+        try:
+            return _restore(body)
+        except BackupToolError as exc:
+            return _envelope(_code_of(exc), str(exc), request_id=body.requestId)
+
+    def _restore(body: RestoreBackupRequest) -> JSONResponse:
+        if body.unsupported():
+            return _not_supported(body)
+        check_backup_name(body.backup_name)
+        if body.collection_suffix and body.collection_renames:
+            raise InvalidRequest("give either collection_suffix or collection_renames, not both")
+        names = list(body.collection_names)
+        db_colls = parse_db_collections(body.db_collections)
+        if db_colls:
+            names += [n for n in collections_in_backup(engine.get_backup(body.backup_name), db_colls)
+                      if n not in names]
+        request = RestoreRequest(backup_name=body.backup_name, collections=names, suffix=body.collection_suffix,
+                                 renames=dict(body.collection_renames), drop_exist_collection=body.dropExistCollection,
+                                 meta_only=body.metaOnly, restore_index=body.restoreIndex, load=body.load)
+        job = engine.start_restore(request, restore_id=body.id or None)
+        if body.async_:
+            return _envelope(OK, "restore backup is executing asynchronously", engine.get_restore(job.id),
+                             body.requestId)
+        state = job.wait()
+        data = engine.get_restore(job.id)
+        if state is JobState.SUCCESS:
+            return _envelope(OK, "success", data, body.requestId)
+        return _envelope(FAIL, job.error, data, body.requestId)
+
+    @app.get(f"{BASE}/get_restore", **answers, summary="A restore's state and progress")
+    def get_restore(id: str = Query("")):
+        if not id:
+            return _envelope(PARAMETER_ERROR, "give id, the id the restore answered with: get_restore?id=<id>")
+        return _envelope(OK, "success", engine.get_restore(id))
+
+    @app.get(f"{BASE}/check", **answers,
+             summary="Milvus answers; both stores take a probe write, copy and delete")
+    def check():
+        report = engine.check()
+        failed = [s for s in report.steps if not s.ok]
+        if failed:
+            return _envelope(FAIL, f"{failed[0].name}: {failed[0].detail}", report.as_dict())
+        return _envelope(OK, "Succeed to connect to milvus and storage.", report.as_dict())
+
+    return app
+
+
+def listen(host: str = "127.0.0.1", port: int = 8080) -> socket.socket:
+    """The listening socket, or one line saying why there is none."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise BackupToolError(f"cannot listen on {host}:{port}: {exc.strerror or exc} "
+                              "(pick another port with -p, or stop what uses it)") from None
+    sock.listen(2048)
+    return sock
+
+
+def serve(engine: Engine, sock: socket.socket, token: str | None = None, log_level: str = "info") -> None:
+    """Serve the API on `sock` until SIGINT/SIGTERM; running jobs are then cancelled and clean up."""
+    import uvicorn
+
+    # A stop waits a little for open requests (a synchronous create holds one), then cancels the jobs.
+    config = uvicorn.Config(create_app(engine, token), log_level=log_level, access_log=True, timeout_keep_alive=30,
+                            timeout_graceful_shutdown=10)
+    uvicorn.Server(config).run(sockets=[sock])
