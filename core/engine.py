@@ -14,6 +14,7 @@ from core.catalog import BackupSummary
 from core.config import Config
 from core.context import Context
 from core.errors import AlreadyExists
+from core.integrity import VerifyReport, run_verify
 from core.jobs import Job, Listener
 from core.meta import BackupInfo
 from core.milvus import CollectionSummary
@@ -57,6 +58,25 @@ class Engine:
                   listeners, job_id=job_id)
         self.jobs[job.id] = job
         return job.start()
+
+    def start_verify(self, name: str, full: bool = False, listeners: list[Listener] | None = None) -> Job:
+        """Check a backup's objects against its integrity manifest (or, for a Go tool backup, its meta
+        sizes); full=True re-reads and re-hashes everything. The job's result is a VerifyReport; a
+        damaged backup is a successful job whose report is not ok."""
+        check_backup_name(name)
+        if not self.ctx.catalog.is_complete(name):
+            self.ctx.catalog.get(name)  # raises the one-line NotFound: absent, or incomplete and how to remove it
+        job = Job("verify", name, lambda r: run_verify(self.ctx, name, full, r), listeners)
+        self.jobs[job.id] = job
+        return job.start()
+
+    def verify_backup(self, name: str, full: bool = False, listeners: list[Listener] | None = None) -> VerifyReport:
+        """start_verify, waited for: the report, or the error that stopped it (NotFound, Cancelled...)."""
+        job = self.start_verify(name, full, listeners)
+        job.wait()
+        if job.exception is not None:
+            raise job.exception
+        return job.result
 
     def start_restore(self, request: RestoreRequest, listeners: list[Listener] | None = None) -> Job:
         prepared = prepare_restore(self.ctx, request)
