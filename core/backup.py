@@ -214,8 +214,9 @@ def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_
 
 
 class _HashedCopies:
-    """Reads each binlog back from the backup store right after its copy (in the copy's worker) and
-    records its size and SHA-256 for the integrity manifest; a copy of the wrong size fails the backup."""
+    """Checks each binlog right after its copy, in the copy's worker: the copy is read back from the
+    backup store and hashed, and so is its source; they must match (a store that drops or changes bytes
+    fails the backup). The hashes go into the integrity manifest."""
 
     def __init__(self, ctx: Context, name: str, reporter: Reporter):
         self.ctx, self.name, self.reporter = ctx, name, reporter
@@ -223,11 +224,13 @@ class _HashedCopies:
         self._lock = threading.Lock()
 
     def add(self, task: CopyTask) -> None:
-        storage = self.ctx.backup_storage
-        got = hash_object(storage, task.dst_key, self.reporter.cancel_event)
-        if got.size != task.size:
-            raise StorageError(f"the copy {storage.describe(task.dst_key)} holds {got.size} bytes but its source "
-                               f"{task.src_key} has {task.size}: the store did not keep what was written")
+        storage, cancel = self.ctx.backup_storage, self.reporter.cancel_event
+        got = hash_object(storage, task.dst_key, cancel)
+        source = hash_object(self.ctx.milvus_storage, task.src_key, cancel)
+        if got != source:
+            what = f"{got.size} bytes" if got.size != source.size else "other bytes (SHA-256 differs)"
+            raise StorageError(f"the copy {storage.describe(task.dst_key)} holds {what} than its source "
+                               f"{task.src_key} ({source.size} bytes): the store did not keep what was written")
         relative = self.ctx.backup_layout.relative_key(self.name, task.dst_key)
         with self._lock:
             self.entries[relative] = got
