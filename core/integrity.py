@@ -202,7 +202,11 @@ def meta_binlogs(layout: BackupLayout, name: str, info: BackupInfo) -> dict[str,
         for seg in coll.l0_segments:
             for fb in seg.deltalogs:
                 for b in fb.binlogs:
-                    add(layout.l0_delta_binlog(name, cid, seg.segment_id, _log_id(b)), b.log_size)
+                    if seg.partition_id == -1:  # collection-level: no group folder (FORMAT.md)
+                        add(layout.l0_delta_binlog(name, cid, seg.segment_id, _log_id(b)), b.log_size)
+                    else:
+                        add(layout.delta_binlog(name, cid, seg.partition_id, seg.group_id or None, seg.segment_id,
+                                                _log_id(b)), b.log_size)
     return found
 
 
