@@ -115,12 +115,12 @@ def hash_bytes(data: bytes) -> Entry:
 def hash_object(storage: Storage, key: str, cancel: threading.Event | None = None) -> Entry:
     """Size and SHA-256 of a stored object, read in chunks (constant memory); transient failures retried."""
 
-    def run() -> Entry:
+    def run() -> Entry | None:
         digest, size = hashlib.sha256(), 0
         with storage.open(key) as stream:
             while True:
                 if cancel is not None and cancel.is_set():
-                    raise Cancelled(f"hashing of {key} cancelled")
+                    return None  # raised below: inside _call it would become a StorageError
                 chunk = stream.read(CHUNK_SIZE)
                 if not chunk:
                     break
@@ -128,7 +128,10 @@ def hash_object(storage: Storage, key: str, cancel: threading.Event | None = Non
                 size += len(chunk)
         return Entry(size, digest.hexdigest())
 
-    return storage._call("read", storage.describe(key), run)
+    entry = storage._call("read", storage.describe(key), run)
+    if entry is None:
+        raise Cancelled(f"reading {key} was cancelled")
+    return entry
 
 
 def encode_manifest(name: str, entries: dict[str, Entry]) -> bytes:

@@ -19,7 +19,7 @@ from minio import Minio
 from core.backup import BackupRequest
 from core.demo import demo_collection
 from core.engine import Engine
-from core.errors import NotFound
+from core.errors import Cancelled, NotFound
 from core.integrity import MANIFEST_FORMAT, DamagedBackup, decode_manifest
 from core.jobs import JobState
 from core.paths import BACKUP_META, FULL_META, MANIFEST, META_WRITE_ORDER
@@ -309,3 +309,19 @@ def test_an_intact_backup_restores_every_row_after_a_full_verify(sandbox, engine
         assert_same_rows(fetch_rows(sandbox.milvus_uri, "default", target), demo_collection("hello_milvus"))
     finally:
         drop_if_exists(sandbox.milvus_uri, "default", target)
+
+
+def test_a_full_verify_reports_progress_and_can_be_cancelled(sandbox, engine, backup):
+    seen = []
+    job = engine.start_verify(backup, full=True, listeners=[seen.append])
+    assert job.wait(300) is JobState.SUCCESS, job.error
+    last = [p for p in seen if p.phase == "verify"][-1]
+    assert last.objects_done == last.objects_total > 0 and last.bytes_done == last.bytes_total > 0
+
+    def cancel_when_totals_known(p):  # the engine registers the job before it starts
+        if p.phase == "verify" and p.objects_total:
+            engine.jobs[p.job_id].cancel()
+
+    job = engine.start_verify(backup, full=True, listeners=[cancel_when_totals_known])
+    assert job.wait(300) is JobState.CANCELLED, job.error
+    assert isinstance(job.exception, Cancelled)
