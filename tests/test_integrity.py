@@ -24,7 +24,7 @@ from core.integrity import MANIFEST_FORMAT, DamagedBackup, decode_manifest
 from core.jobs import JobState
 from core.paths import BACKUP_META, FULL_META, MANIFEST, META_WRITE_ORDER
 from core.restore import RestoreRequest
-from tests.conftest import assert_same_rows, drop_if_exists, fetch_rows
+from tests.conftest import assert_same_rows, drop_if_exists, fetch_rows, with_backup_storage
 
 pytestmark = pytest.mark.integration
 
@@ -325,3 +325,25 @@ def test_a_full_verify_reports_progress_and_can_be_cancelled(sandbox, engine, ba
     job = engine.start_verify(backup, full=True, listeners=[cancel_when_totals_known])
     assert job.wait(300) is JobState.CANCELLED, job.error
     assert isinstance(job.exception, Cancelled)
+
+
+def test_a_local_folder_backup_is_verified_and_a_damaged_one_refused(sandbox, base_config, tmp_path):
+    engine = Engine(with_backup_storage(base_config, storage_type="local", root_path=str(tmp_path / "backups")))
+    try:
+        _run(engine.start_backup(BackupRequest(name="local_integ", collections=["hello_milvus"])))
+        assert (tmp_path / "backups" / "local_integ" / "meta" / MANIFEST).is_file()
+        assert engine.verify_backup("local_integ", full=True).ok
+        files = sorted(p for p in (tmp_path / "backups" / "local_integ" / "binlogs").rglob("*") if p.is_file())
+        files[0].write_bytes(_flip(files[0].read_bytes()))
+        key = files[0].relative_to(tmp_path / "backups").as_posix()
+        assert engine.verify_backup("local_integ").ok  # same size: only the full check sees it
+        report = engine.verify_backup("local_integ", full=True)
+        assert [(p.key, p.kind) for p in report.problems] == [(key, "altered")]
+        job = engine.start_restore(RestoreRequest("local_integ", suffix="_local_integ"))
+        assert job.wait(300) is JobState.FAILED and isinstance(job.exception, DamagedBackup), job.error
+        assert not engine.ctx.milvus.has_collection("default", "hello_milvus_local_integ")
+        # nothing was staged in the Milvus bucket either
+        assert [k for k in _objects(sandbox, "files/backup_restore_temp/")] == []
+    finally:
+        drop_if_exists(sandbox.milvus_uri, "default", "hello_milvus_local_integ")
+        engine.close()
