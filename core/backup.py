@@ -3,8 +3,10 @@
 The plan is made first (every collection's schema, partitions, indexes, segments and binlog objects),
 so the copy has exact byte and object totals. Binlogs are found by listing each persistent segment's
 folders in the Milvus bucket (Milvus 2.3 returns no paths); only the segments Milvus lists are
-copied, so binlogs that compaction left behind for GC are not restored twice. `backup_meta.json` is
-written last; a failed or cancelled backup is removed, and never gets that file.
+copied, so binlogs that compaction left behind for GC are not restored twice. Each copy is read back
+and hashed (and compared with its source) for the integrity manifest, written after the other meta
+and before `backup_meta.json`, which comes last; a failed or cancelled backup is removed, and never
+gets that file.
 """
 
 from __future__ import annotations

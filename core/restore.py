@@ -4,7 +4,9 @@ Milvus reads import files from its own bucket only, so when the backup lives els
 bucket, another store, a local folder) each collection's binlogs are first staged under a temporary
 prefix of the Milvus bucket and removed afterwards. An import of a missing prefix "succeeds" with
 0 rows, so the restore checks the rows itself. Everything is checked before the first change: a
-target that exists is refused unless the user asked to drop it. A failed or cancelled restore drops
+target that exists is refused unless the user asked to drop it, and the backup must pass `verify`
+(sizes before the job starts, then by default a full re-hash as the job's first phase: Milvus 2.3.5
+panics on a corrupt binlog). A failed or cancelled restore drops
 the collections it created itself and nothing else; the backup is only ever read.
 """
 
