@@ -655,6 +655,8 @@ def copy_objects(src: Storage, dst: Storage, tasks: Sequence[CopyTask], parallel
                 error = future.exception()
                 if error is None:
                     done_count += 1
+                elif isinstance(error, Cancelled):  # after_copy saw the cancel while it read
+                    cancelled = True
                 elif failure is None:
                     failure, failed_task = error, task
     if failure is not None:
