@@ -4,6 +4,7 @@ keeps every key read from a file inside its backup's folder. No sandbox: these a
 from __future__ import annotations
 
 import json
+import os
 import string
 
 import pytest
@@ -24,7 +25,7 @@ from core.paths import (
 )
 
 LAYOUT = BackupLayout("backup")
-FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "300")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(min_value=-2**70, max_value=2**70) | st.floats(allow_nan=False)
