@@ -74,6 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("--restore_index", action="store_true", help="recreate the indexes")
     restore.add_argument("--meta_only", action="store_true", help="recreate collections without data")
     restore.add_argument("--load", action="store_true", help="load the collections afterwards")
+    restore.add_argument("--verify", choices=["full", "quick"], default="full",
+                         help="check the backup first: full re-hashes every object (default), quick checks sizes")
+
+    verify = sub.add_parser("verify", help="check a backup's objects: exist, sizes, and with --full their SHA-256")
+    verify.add_argument("-n", "--name", required=True, help="backup name")
+    verify.add_argument("--full", action="store_true", help="re-read and re-hash every object (reads the whole backup)")
+    verify.add_argument("--json", action="store_true", help="print the report as JSON")
 
     colls = sub.add_parser("list-collections", help="list the collections in Milvus", parents=[as_json])
     colls.add_argument("-d", "--database", default="", help="only this database")
@@ -178,6 +185,22 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         print("demo            " + (", ".join(created) if created else "already loaded"))
     print(f"try:            milvus-backup --config {state.config_path} list-collections")
     return EXIT_OK
+
+
+def cmd_verify(engine, args: argparse.Namespace, printer: ProgressPrinter) -> int:
+    """Exit 0 when the backup is intact, 1 when damaged (every problem named on stdout) or not found."""
+    job = engine.start_verify(args.name, full=args.full, listeners=[] if args.json else [printer])
+    code = _run_job(job, printer)
+    if code != EXIT_OK:
+        return code
+    report = job.result
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        if report.problems:
+            print(_table([[p.kind, p.key, p.detail] for p in report.problems], ["PROBLEM", "OBJECT", "DETAIL"]))
+        print(report.summary())
+    return EXIT_OK if report.ok else EXIT_FAILED
 
 
 def run(argv: Sequence[str] | None = None) -> int:
@@ -305,7 +328,8 @@ def _dispatch(engine, args: argparse.Namespace) -> int:
     if cmd == "restore":
         request = RestoreRequest(backup_name=args.name, collections=args.collections, suffix=args.suffix,
                                  renames=parse_renames(args.rename), drop_exist_collection=args.drop_exist_collection,
-                                 meta_only=args.meta_only, restore_index=args.restore_index, load=args.load)
+                                 meta_only=args.meta_only, restore_index=args.restore_index, load=args.load,
+                                 verify=args.verify)
         job = engine.start_restore(request, [printer])
         code = _run_job(job, printer)
         if as_json:
@@ -314,6 +338,8 @@ def _dispatch(engine, args: argparse.Namespace) -> int:
             for task in job.result:
                 print(f"restored {task.source} as {task.target}: {humanize.intcomma(task.rows)} rows")
         return code
+    if cmd == "verify":
+        return cmd_verify(engine, args, printer)
     raise InvalidRequest(f"unknown command {cmd}")
 
 

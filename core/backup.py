@@ -3,14 +3,17 @@
 The plan is made first (every collection's schema, partitions, indexes, segments and binlog objects),
 so the copy has exact byte and object totals. Binlogs are found by listing each persistent segment's
 folders in the Milvus bucket (Milvus 2.3 returns no paths); only the segments Milvus lists are
-copied, so binlogs that compaction left behind for GC are not restored twice. `backup_meta.json` is
-written last; a failed or cancelled backup is removed, and never gets that file.
+copied, so binlogs that compaction left behind for GC are not restored twice. Each copy is read back
+and hashed (and compared with its source) for the integrity manifest, written after the other meta
+and before `backup_meta.json`, which comes last; a failed or cancelled backup is removed, and never
+gets that file.
 """
 
 from __future__ import annotations
 
 import datetime
 import logging
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -36,7 +39,9 @@ from core.meta import (
     meta_files,
 )
 from core.milvus import DEFAULT_DB, SegmentInfo, proto_to_dict
-from core.paths import META_WRITE_ORDER, check_backup_name
+from core.integrity import Entry, encode_manifest, hash_bytes, hash_object
+from core.paths import MANIFEST, META_DIR, META_WRITE_ORDER, check_backup_name, join
+from core.pause import pause_point
 from core.storage import CopyTask
 
 log = logging.getLogger("milvus_backup")
@@ -187,9 +192,10 @@ def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_
         copies = [task for plan in plans for task in plan.copies]
         total = sum(t.size for t in copies)
         reporter.phase("copy", "", bytes_total=total, objects_total=len(copies),
-                       message=f"copying {len(copies)} binlog(s), {total} bytes")
+                       message=f"copying {len(copies)} binlog(s), {total} bytes, each read back and hashed")
         wrote_anything = True
-        ctx.copy(ctx.milvus_storage, ctx.backup_storage, copies, reporter)
+        entries = _HashedCopies(ctx, name, reporter)
+        ctx.copy(ctx.milvus_storage, ctx.backup_storage, copies, reporter, after_copy=entries.add)
         reporter.check_cancelled()
         reporter.phase("meta", message="writing meta")
         collections = [p.meta for p in plans]
@@ -200,7 +206,7 @@ def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_
             milvus_version=ctx.milvus.version(),
             database_backups=[Database(db_name=db) for db in sorted({c.db_name for c in collections})],
         )
-        write_meta(ctx, name, info)
+        write_meta(ctx, name, info, entries.entries)
         reporter.add(rows=sum(c.num_rows for c in collections))
         reporter.log(f"backup {name} complete: {len(collections)} collection(s), {info.size} bytes")
         return info
@@ -210,12 +216,46 @@ def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_
         raise
 
 
-def write_meta(ctx: Context, name: str, info: BackupInfo) -> None:
+class _HashedCopies:
+    """Checks each binlog right after its copy, in the copy's worker: the copy is read back from the
+    backup store and hashed, and so is its source; they must match (a store that drops or changes bytes
+    fails the backup). The hashes go into the integrity manifest."""
+
+    def __init__(self, ctx: Context, name: str, reporter: Reporter):
+        self.ctx, self.name, self.reporter = ctx, name, reporter
+        self.entries: dict[str, Entry] = {}
+        self._lock = threading.Lock()
+
+    def add(self, task: CopyTask) -> None:
+        storage, cancel = self.ctx.backup_storage, self.reporter.cancel_event
+        got = hash_object(storage, task.dst_key, cancel)
+        source = hash_object(self.ctx.milvus_storage, task.src_key, cancel)
+        if got != source:
+            what = f"{got.size} bytes" if got.size != source.size else "other bytes (SHA-256 differs)"
+            raise StorageError(f"the copy {storage.describe(task.dst_key)} holds {what} than its source "
+                               f"{task.src_key} ({source.size} bytes): the store did not keep what was written")
+        relative = self.ctx.backup_layout.relative_key(self.name, task.dst_key)
+        with self._lock:
+            self.entries[relative] = got
+        pause_point("backup:copy")
+
+
+def write_meta(ctx: Context, name: str, info: BackupInfo, entries: dict[str, Entry] | None = None) -> None:
+    """Write the meta files, then the integrity manifest (the binlogs' `entries` plus every meta file),
+    then backup_meta.json, which marks the backup complete."""
     files = meta_files(info)
     info.meta_size = sum(len(data) for data in files.values())
     files = meta_files(info)
-    for filename in META_WRITE_ORDER:  # backup_meta.json last: it marks the backup complete
-        ctx.backup_storage.write(ctx.backup_layout.meta(name, filename), files[filename])
+    storage, layout = ctx.backup_storage, ctx.backup_layout
+    for filename in META_WRITE_ORDER[:-1]:
+        storage.write(layout.meta(name, filename), files[filename])
+    pause_point("backup:meta")
+    manifest = dict(entries or {})
+    for filename in META_WRITE_ORDER:
+        manifest[join(META_DIR, filename)] = hash_bytes(files[filename])
+    storage.write(layout.meta(name, MANIFEST), encode_manifest(name, manifest))
+    pause_point("backup:final")
+    storage.write(layout.meta(name, META_WRITE_ORDER[-1]), files[META_WRITE_ORDER[-1]])
 
 
 def _pause_gc(ctx: Context, reporter: Reporter, seconds: int = 3600, forced: bool = False) -> None:

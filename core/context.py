@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from functools import cached_property
-from typing import Sequence
+from typing import Callable, Sequence
 
 from core.catalog import Catalog
 from core.config import Config
@@ -52,11 +52,12 @@ class Context:
     def catalog(self) -> Catalog:
         return Catalog(self.backup_storage, self.backup_layout)
 
-    def copy(self, src: Storage, dst: Storage, tasks: Sequence[CopyTask], reporter: Reporter) -> None:
+    def copy(self, src: Storage, dst: Storage, tasks: Sequence[CopyTask], reporter: Reporter,
+             after_copy: Callable[[CopyTask], None] | None = None) -> None:
         """Copy objects with the configured parallelism, reporting bytes and objects, stopping on cancel."""
         copy_objects(src, dst, tasks, self.config.backup.copydata,
                      on_progress=lambda b, o: reporter.add(bytes_done=b, objects_done=o),
-                     cancel=reporter.cancel_event, server_side=not self.config.cross_storage)
+                     cancel=reporter.cancel_event, server_side=not self.config.cross_storage, after_copy=after_copy)
 
     def close(self) -> None:
         if "milvus" in self.__dict__:

@@ -17,6 +17,7 @@ from core.check import CheckReport, run_check
 from core.config import Config
 from core.context import Context
 from core.errors import AlreadyExists, InvalidRequest
+from core.integrity import VerifyReport, run_verify
 from core.jobs import Job, Listener
 from core.meta import BackupInfo
 from core.milvus import CollectionSummary
@@ -117,6 +118,26 @@ class Engine:
         for old in sorted(finished, key=lambda j: j.started)[:max(0, len(finished) - KEEP_FINISHED_JOBS)]:
             self.jobs.pop(old.id, None)
         self.jobs[job.id] = job
+
+    def start_verify(self, name: str, full: bool = False, listeners: list[Listener] | None = None) -> Job:
+        """Check a backup's objects against its integrity manifest (or, for a Go tool backup, its meta
+        sizes); full=True re-reads and re-hashes everything. The job's result is a VerifyReport; a
+        damaged backup is a successful job whose report is not ok."""
+        check_backup_name(name)
+        if not self.ctx.catalog.is_complete(name):
+            self.ctx.catalog.get(name)  # raises the one-line NotFound: absent, or incomplete and how to remove it
+        job = Job("verify", name, lambda r: run_verify(self.ctx, name, full, r), listeners)
+        with self._lock:
+            self._register(job)
+        return job.start()
+
+    def verify_backup(self, name: str, full: bool = False, listeners: list[Listener] | None = None) -> VerifyReport:
+        """start_verify, waited for: the report, or the error that stopped it (NotFound, Cancelled...)."""
+        job = self.start_verify(name, full, listeners)
+        job.wait()
+        if job.exception is not None:
+            raise job.exception
+        return job.result
 
     def start_restore(self, request: RestoreRequest, listeners: list[Listener] | None = None,
                       restore_id: str | None = None) -> Job:

@@ -1,4 +1,4 @@
-"""Background jobs (a backup or a restore) and the typed progress they report.
+"""Background jobs (a backup, a restore or a verify) and the typed progress they report.
 
 A job runs its work in a worker thread. The work receives a `Reporter`: it announces phases and
 totals, adds bytes/objects/rows as they are done, and calls `check_cancelled()` between units of
@@ -37,7 +37,7 @@ class Progress:
     """Where a job is. `phase` is one of prepare, copy, meta, create, import, verify, index, load, cleanup, done."""
 
     job_id: str
-    kind: str  # "backup" | "restore"
+    kind: str  # "backup" | "restore" | "verify"
     name: str  # the backup's name
     state: JobState = JobState.RUNNING
     phase: str = "prepare"
@@ -125,6 +125,7 @@ class Job:
         self.end_time = 0
         self.result: Any = None
         self.error: str = ""
+        self.exception: BaseException | None = None  # what stopped the job, for callers that re-raise it
         self.lines: list[str] = []
         self._work = work
         self._done = threading.Event()
@@ -172,13 +173,16 @@ class Job:
         try:
             self.result = self._work(reporter)
         except Cancelled as exc:
+            self.exception = exc
             self.error = str(exc)
             self._finish(JobState.CANCELLED, self.error)
         except BackupToolError as exc:
+            self.exception = exc
             self.error = str(exc)
             self._finish(JobState.FAILED, f"failed: {self.error}")
         except Exception as exc:  # a bug: keep the traceback in the log, one line for the user
             log.exception("%s %s crashed", self.kind, self.name)
+            self.exception = exc
             self.error = f"unexpected error: {type(exc).__name__}: {exc}"
             self._finish(JobState.FAILED, f"failed: {self.error}")
         else:

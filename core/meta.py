@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from core.paths import (
 )
 
 T = TypeVar("T")
+_INT_STRING = re.compile(r"-?[0-9]{1,20}")  # ASCII digits only: str.isdigit() also accepts '²', which int() refuses
 
 
 class MetaError(BackupToolError):
@@ -341,7 +343,7 @@ def _decode_value(tp: Any, value: Any, where: str) -> Any:
         return value
     if tp is int or (isinstance(tp, type) and issubclass(tp, enum.IntEnum)):
         # Protobuf's canonical JSON writes int64 as strings; accept them too.
-        if isinstance(value, str) and value.lstrip("-").isdigit():
+        if isinstance(value, str) and _INT_STRING.fullmatch(value):
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
             raise MetaError(f"{where}: expected an integer, got {value!r}")
@@ -422,6 +424,8 @@ def _load(name: str, raw: bytes | str) -> dict[str, Any]:
         raise MetaError(f"meta file {name} is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
     except ValueError as e:  # bytes that are not UTF-8
         raise MetaError(f"meta file {name} is not valid JSON: {e}") from None
+    except RecursionError:
+        raise MetaError(f"meta file {name} is nested too deeply to be a backup's meta") from None
     if not isinstance(data, dict):
         raise MetaError(f"meta file {name} should hold a JSON object, found {type(data).__name__}")
     return data
@@ -433,6 +437,8 @@ def _read(name: str, raw: bytes | str, cls: type[T]) -> T:
         return _decode(cls, data, "")
     except MetaError as e:
         raise MetaError(f"meta file {name}: {e}") from None
+    except RecursionError:
+        raise MetaError(f"meta file {name} is nested too deeply to be a backup's meta") from None
 
 
 def _read_infos(name: str, raw: bytes | str, cls: type[T]) -> list[T]:
@@ -441,6 +447,8 @@ def _read_infos(name: str, raw: bytes | str, cls: type[T]) -> list[T]:
         return _decode_value(list[cls], data.get("infos") or [], "infos")
     except MetaError as e:
         raise MetaError(f"meta file {name}: {e}") from None
+    except RecursionError:
+        raise MetaError(f"meta file {name} is nested too deeply to be a backup's meta") from None
 
 
 def read_backup(files: dict[str, bytes]) -> BackupInfo:

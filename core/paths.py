@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from core.errors import InvalidRequest
+from core.errors import BackupToolError, InvalidRequest
 
 META_DIR = "meta"
 BACKUP_META = "backup_meta.json"
@@ -19,6 +19,9 @@ PARTITION_META = "partition_meta.json"
 SEGMENT_META = "segment_meta.json"
 FULL_META = "full_meta.json"
 CHANNEL_CP_META = "channel_cp_meta.json"  # written by the Go tool before v0.5.9; read, never required
+# Ours only (the Go tool reads its files by name and ignores this one): the size and SHA-256 of every
+# object of the backup, written after the other meta and before backup_meta.json.
+MANIFEST = "integrity_manifest.json"
 # The order a backup's meta is written in: backup_meta.json marks a complete backup, so it goes last.
 META_WRITE_ORDER = (COLLECTION_META, PARTITION_META, SEGMENT_META, FULL_META, BACKUP_META)
 
@@ -27,6 +30,10 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 
 class InvalidName(InvalidRequest):
     """A backup name that may not be used."""
+
+
+class UnsafeKey(BackupToolError):
+    """A key taken from a meta file that would leave its backup's folder."""
 
 
 def check_backup_name(name: str) -> str:
@@ -85,20 +92,61 @@ class BackupLayout:
 
     def insert_group(self, name: str, collection_id: int, partition_id: int, group_id: int | None) -> str:
         """The folder handed to Milvus's import: one group of segments (or the partition, old layout)."""
-        return as_prefix(join(self.backup(name), "binlogs", "insert_log", collection_id, partition_id,
-                              "" if group_id is None else group_id))
+        return as_prefix(join(self.backup(name), "binlogs", "insert_log", *_ids(collection_id, partition_id),
+                              "" if group_id is None else _ids(group_id)[0]))
 
     def delta_group(self, name: str, collection_id: int, partition_id: int, group_id: int | None) -> str:
-        return as_prefix(join(self.backup(name), "binlogs", "delta_log", collection_id, partition_id,
-                              "" if group_id is None else group_id))
+        return as_prefix(join(self.backup(name), "binlogs", "delta_log", *_ids(collection_id, partition_id),
+                              "" if group_id is None else _ids(group_id)[0]))
 
     def insert_binlog(self, name: str, collection_id: int, partition_id: int, group_id: int | None,
                       segment_id: int, field_id: int, log_id: int) -> str:
-        return join(self.insert_group(name, collection_id, partition_id, group_id), segment_id, field_id, log_id)
+        return join(self.insert_group(name, collection_id, partition_id, group_id), *_ids(segment_id, field_id, log_id))
 
     def delta_binlog(self, name: str, collection_id: int, partition_id: int, group_id: int | None,
                      segment_id: int, log_id: int) -> str:
-        return join(self.delta_group(name, collection_id, partition_id, group_id), segment_id, log_id)
+        return join(self.delta_group(name, collection_id, partition_id, group_id), *_ids(segment_id, log_id))
+
+    def l0_delta_binlog(self, name: str, collection_id: int, segment_id: int, log_id: int) -> str:
+        """A collection-level L0 delete log (Milvus >= 2.5): partition -1, no group level."""
+        return join(self.backup(name), "binlogs", "delta_log", *_ids(collection_id, -1, segment_id, log_id))
+
+    def object_key(self, name: str, relative: str) -> str:
+        """The key of `relative` (a key inside the backup's folder, as a manifest records it).
+
+        This is where every key read from a file is checked: it must stay inside the backup's folder,
+        whatever the file says (no '..', '.', empty or absolute parts, backslashes or control characters).
+        """
+        return join(self.backup(name), check_relative_key(relative))
+
+    def relative_key(self, name: str, key: str) -> str:
+        """The inverse of object_key: `key` relative to the backup's folder."""
+        prefix = self.backup(name)
+        if not key.startswith(prefix):
+            raise UnsafeKey(f"key {key!r} is not inside backup {name} ({prefix})")
+        return check_relative_key(key[len(prefix):])
+
+
+_UNSAFE_CHARS = re.compile(r"[\\\x00-\x1f\x7f]")
+
+
+def check_relative_key(relative: str) -> str:
+    """`relative` if it names an object inside a folder without ever leaving it, else raise UnsafeKey."""
+    if not isinstance(relative, str) or not relative:
+        raise UnsafeKey(f"invalid object key {relative!r}: expected a non-empty key inside the backup")
+    parts = relative.split("/")
+    if (relative.startswith("/") or any(p in ("", ".", "..") for p in parts) or _UNSAFE_CHARS.search(relative)
+            or len(relative) > 1024):
+        raise UnsafeKey(f"refusing object key {relative[:200]!r}: it would leave the backup's folder "
+                        "(absolute, '.', '..' or empty parts, backslashes or control characters)")
+    return relative
+
+
+def _ids(*values: int) -> tuple[int, ...]:
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise UnsafeKey(f"invalid ID {value!r} in a backup's meta: expected an integer")
+    return values
 
 
 def backup_name_of(key: str, root: str) -> str | None:

@@ -4,7 +4,9 @@ Milvus reads import files from its own bucket only, so when the backup lives els
 bucket, another store, a local folder) each collection's binlogs are first staged under a temporary
 prefix of the Milvus bucket and removed afterwards. An import of a missing prefix "succeeds" with
 0 rows, so the restore checks the rows itself. Everything is checked before the first change: a
-target that exists is refused unless the user asked to drop it. A failed or cancelled restore drops
+target that exists is refused unless the user asked to drop it, and the backup must pass `verify`
+(sizes before the job starts, then by default a full re-hash as the job's first phase: Milvus 2.3.5
+panics on a corrupt binlog). A failed or cancelled restore drops
 the collections it created itself and nothing else; the backup is only ever read.
 """
 
@@ -18,9 +20,11 @@ from dataclasses import dataclass, field
 
 from core.context import Context
 from core.errors import AlreadyExists, BackupToolError, InvalidRequest, MilvusError, NotFound
+from core.integrity import refuse_damaged, run_verify, verify_backup
 from core.jobs import Reporter
 from core.meta import BackupInfo, BackupState, Collection, encode
 from core.milvus import DEFAULT_DB
+from core.pause import pause_point
 from core.paths import BackupLayout, as_prefix, join, restore_temp_root
 from core.storage import CopyTask, ObjectInfo
 
@@ -39,6 +43,7 @@ class RestoreRequest:
     meta_only: bool = False
     restore_index: bool = False
     load: bool = False
+    verify: str = "full"  # checked before anything is created: "full" re-hashes every object, "quick" sizes only
 
 
 @dataclass
@@ -282,6 +287,7 @@ class _Restore:
                     self._check_unit_rows(unit, progress.row_count, label)
                     imported += progress.row_count
                     self.reporter.add(objects_done=1, rows=progress.row_count)
+                    pause_point("restore:import")
         self.reporter.phase("verify", label)
         count = milvus.row_count(target.db, target.name)
         if count != imported:
@@ -321,7 +327,11 @@ def prepare_restore(ctx: Context, request: RestoreRequest) -> tuple[BackupInfo, 
     if info.state_code != BackupState.SUCCESS:
         raise InvalidRequest(f"backup {request.backup_name} is not complete (state {int(info.state_code)}); "
                              "it cannot be restored")
+    if request.verify not in ("full", "quick"):
+        raise InvalidRequest(f"verify must be 'full' or 'quick', not {request.verify!r}")
     targets = plan_targets(info, request)
+    # sizes at once, before the job starts; the full check is the job's first phase
+    refuse_damaged(verify_backup(ctx.backup_storage, ctx.backup_layout, request.backup_name, full=False))
     milvus = ctx.milvus
     taken = [f"{t.db}.{t.name}" for t in targets if milvus.has_collection(t.db, t.name)]
     if taken and not request.drop_exist_collection:
@@ -356,5 +366,7 @@ def run_restore(ctx: Context, request: RestoreRequest, reporter: Reporter, resto
     """Carry out a restore (called in the job's thread)."""
     info, targets = prepared or prepare_restore(ctx, request)
     tasks = tasks if tasks is not None else restore_tasks(targets)
+    if request.verify == "full" and not request.meta_only:
+        refuse_damaged(run_verify(ctx, request.backup_name, True, reporter))
     reporter.phase("prepare", message=f"restoring {len(targets)} collection(s) from backup {info.name}")
     return _Restore(ctx, request, reporter, restore_id or str(uuid.uuid4()), tasks).run(info, targets)

@@ -609,19 +609,24 @@ def layout_root(cfg: StorageConfig) -> str:
 
 def copy_objects(src: Storage, dst: Storage, tasks: Sequence[CopyTask], parallelism: int,
                  on_progress: Callable[[int, int], None] | None = None,
-                 cancel: threading.Event | None = None, *, server_side: bool = True) -> None:
+                 cancel: threading.Event | None = None, *, server_side: bool = True,
+                 after_copy: Callable[[CopyTask], None] | None = None) -> None:
     """Copy every task's object from `src` to `dst` with at most `parallelism` copies at a time.
 
     on_progress(bytes_done_delta, objects_done_delta) is called from worker threads after each object.
     When `cancel` is set, copies in flight finish, no new one starts, and Cancelled is raised. The first
     failure stops new copies too and is raised as a StorageError once the copies in flight are done.
     server_side=False forces streaming copies (`minio.crossStorage`).
+    after_copy(task), when given, runs in the worker right after each copy (before its progress is
+    reported), e.g. to read the copy back and hash it; its failure fails the copy.
     """
     if parallelism < 1:
         raise ValueError("parallelism must be at least 1")
 
     def copy_one(task: CopyTask) -> None:
         dst.copy_from(src, task.src_key, task.dst_key, task.size, server_side=server_side)
+        if after_copy is not None:
+            after_copy(task)
         if on_progress is not None:
             on_progress(task.size, 1)
 
@@ -650,6 +655,8 @@ def copy_objects(src: Storage, dst: Storage, tasks: Sequence[CopyTask], parallel
                 error = future.exception()
                 if error is None:
                     done_count += 1
+                elif isinstance(error, Cancelled):  # after_copy saw the cancel while it read
+                    cancelled = True
                 elif failure is None:
                     failure, failed_task = error, task
     if failure is not None:

@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/bench.py [--config .sandbox/backup.yaml] [--rows 100000] [--dim 128]
 
-Prints the figures; it asserts nothing about time (these machines are noisy).
+Also times `verify` (quick and --full) of the backup. Prints the figures; it asserts nothing about time (these machines are noisy).
 """
 
 from __future__ import annotations
@@ -64,10 +64,16 @@ def main() -> None:
     size = job.result.size
     print(f"backup: {took:.2f} s, {humanize.naturalsize(size)} ({humanize.naturalsize(size / took)}/s), "
           f"{job.progress.objects_total} objects")
+    for full in (False, True):
+        t = time.perf_counter()
+        report = engine.verify_backup(backup, full=full)
+        assert report.ok, report.to_dict()
+        print(f"verify {'--full' if full else '(quick)'}: {time.perf_counter() - t:.2f} s, "
+              f"{report.objects_checked} objects, {humanize.naturalsize(report.bytes_checked)}")
     t = time.perf_counter()
     job = engine.start_restore(RestoreRequest(backup, suffix="_restored"))
     assert job.wait() is JobState.SUCCESS, job.error
-    print(f"restore: {time.perf_counter() - t:.2f} s, {job.result[0].rows} rows")
+    print(f"restore (full verify first): {time.perf_counter() - t:.2f} s, {job.result[0].rows} rows")
     engine.delete_backup(backup)
     for coll in (name, name + "_restored"):
         client.drop_collection(coll)

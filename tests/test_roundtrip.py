@@ -13,7 +13,7 @@ from core.engine import Engine
 from core.errors import AlreadyExists, InvalidRequest, NotFound
 from core.jobs import JobState
 from core.meta import BackupState
-from core.paths import BACKUP_META, META_WRITE_ORDER, restore_temp_root
+from core.paths import BACKUP_META, MANIFEST, META_WRITE_ORDER, restore_temp_root
 from core.restore import RestoreRequest
 from tests.conftest import assert_same_rows, drop_if_exists, fetch_rows, with_backup_storage
 
@@ -189,7 +189,7 @@ def test_local_folder_backup_and_restore(sandbox, base_config, tmp_path):
     try:
         info = _run(engine.start_backup(BackupRequest(name="on_disk", collections=["books"])))
         meta = tmp_path / "backups" / "on_disk" / "meta"
-        assert sorted(p.name for p in meta.iterdir()) == sorted(META_WRITE_ORDER)
+        assert sorted(p.name for p in meta.iterdir()) == sorted((*META_WRITE_ORDER, MANIFEST))
         on_disk = sum(p.stat().st_size for p in (tmp_path / "backups" / "on_disk" / "binlogs").rglob("*")
                       if p.is_file())
         assert on_disk == info.size > 0

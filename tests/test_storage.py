@@ -285,6 +285,19 @@ def test_copy_objects_cancel_before_start(tmp_path):
     assert list(dst.list("")) == []
 
 
+def test_copy_objects_cancel_seen_by_after_copy_is_a_cancel_not_a_failure(tmp_path):
+    # the backup's read-back hashing (after_copy) notices a cancel mid-read and raises Cancelled
+    src, dst = LocalStorage(tmp_path / "s"), LocalStorage(tmp_path / "d")
+    cancel = threading.Event()
+
+    def after_copy(task):
+        cancel.set()
+        raise Cancelled("reading was cancelled")
+
+    with pytest.raises(Cancelled):
+        copy_objects(src, dst, make_sources(src, 5), parallelism=1, cancel=cancel, after_copy=after_copy)
+
+
 def test_copy_objects_first_failure_stops_new_work(tmp_path):
     src, dst = LocalStorage(tmp_path / "s"), SlowLocal(tmp_path / "d", delay=0.0)
     tasks = make_sources(src, 4)

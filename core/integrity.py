@@ -1,0 +1,379 @@
+"""Integrity of a backup: the manifest a backup writes, and the check (`verify`) that reads it back.
+
+Every backup records, in `meta/integrity_manifest.json` (an extra file the Go tool ignores), the size
+and SHA-256 of every object it wrote: each binlog, hashed by reading it back from the backup store
+after its copy, and each meta file but the manifest itself. The manifest is written after the other
+meta files and before `backup_meta.json`, so a complete backup always has one.
+
+`verify_backup` checks a backup against its manifest and against its own meta (the binlogs and sizes
+the meta names), so backups made by the Go tool, which have no manifest, are checked by their meta
+sizes. The quick check is one listing of the backup's folder (existence and sizes); the full check also
+re-reads and re-hashes every object. Keys read from a manifest or a meta file are checked by
+`BackupLayout.object_key` and can never leave the backup's folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from core.errors import BackupToolError, Cancelled, NotFound, StorageError
+from core.meta import BackupInfo, MetaError, read_backup
+from core.paths import (
+    BACKUP_META,
+    CHANNEL_CP_META,
+    MANIFEST,
+    META_DIR,
+    META_WRITE_ORDER,
+    BackupLayout,
+    UnsafeKey,
+    check_backup_name,
+    check_relative_key,
+    join,
+)
+from core.storage import CHUNK_SIZE, Storage
+
+if TYPE_CHECKING:
+    from core.context import Context
+    from core.jobs import Reporter
+
+MANIFEST_FORMAT = "milvus-backup-py/integrity-manifest/1"
+ALGORITHM = "sha256"
+
+# The kinds of problem a check reports.
+MISSING = "missing"  # an object the backup should hold is absent
+TRUNCATED = "truncated"  # smaller than recorded
+ALTERED = "altered"  # another size than recorded (larger), or the same size with other bytes
+UNEXPECTED = "unexpected"  # a binlog no manifest or meta names: a restore would import it
+UNREADABLE = "unreadable"  # a meta file or the manifest that cannot be parsed
+UNSAFE = "unsafe"  # a key in a meta file or the manifest that would leave the backup's folder
+INCONSISTENT = "inconsistent"  # the manifest and the meta disagree about an object
+
+
+class DamagedBackup(BackupToolError):
+    """A backup that failed its integrity check; carries the report."""
+
+    def __init__(self, message: str, report: "VerifyReport"):
+        super().__init__(message)
+        self.report = report
+
+
+@dataclass(frozen=True)
+class Problem:
+    key: str  # the object's full key in the backup store
+    kind: str  # missing | truncated | altered | unexpected | unreadable | unsafe | inconsistent
+    detail: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"key": self.key, "kind": self.kind, "detail": self.detail}
+
+
+@dataclass
+class VerifyReport:
+    name: str
+    full: bool  # True when every object was re-hashed
+    source: str = "manifest"  # what the sizes/hashes came from: "manifest" or "meta" (a Go tool backup)
+    objects_checked: int = 0
+    bytes_checked: int = 0  # bytes whose size was checked (quick) or re-read and hashed (full)
+    objects_hashed: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def summary(self) -> str:
+        how = "sizes and SHA-256" if self.full else "existence and sizes"
+        state = "OK" if self.ok else f"DAMAGED, {len(self.problems)} problem(s)"
+        return (f"backup {self.name}: {state} ({how} of {self.objects_checked} object(s), {self.bytes_checked} "
+                f"bytes, checked against the {'integrity manifest' if self.source == 'manifest' else 'meta sizes'})")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "ok": self.ok, "full": self.full, "source": self.source,
+                "objects_checked": self.objects_checked, "bytes_checked": self.bytes_checked,
+                "objects_hashed": self.objects_hashed, "problems": [p.to_dict() for p in self.problems]}
+
+
+# --------------------------------------------------------------------------- the manifest
+
+
+@dataclass(frozen=True)
+class Entry:
+    size: int
+    sha256: str | None  # None: size known from a Go tool's meta, no hash
+
+
+def hash_bytes(data: bytes) -> Entry:
+    return Entry(len(data), hashlib.sha256(data).hexdigest())
+
+
+def hash_object(storage: Storage, key: str, cancel: threading.Event | None = None) -> Entry:
+    """Size and SHA-256 of a stored object, read in chunks (constant memory); transient failures retried."""
+
+    def run() -> Entry | None:
+        digest, size = hashlib.sha256(), 0
+        with storage.open(key) as stream:
+            while True:
+                if cancel is not None and cancel.is_set():
+                    return None  # raised below: inside _call it would become a StorageError
+                chunk = stream.read(CHUNK_SIZE)
+                if not chunk:
+                    break
+                digest.update(chunk)
+                size += len(chunk)
+        return Entry(size, digest.hexdigest())
+
+    entry = storage._call("read", storage.describe(key), run)
+    if entry is None:
+        raise Cancelled(f"reading {key} was cancelled")
+    return entry
+
+
+def encode_manifest(name: str, entries: dict[str, Entry]) -> bytes:
+    """The manifest's JSON; `entries` are keyed by the key relative to the backup's folder."""
+    objects = [{"key": k, "size": e.size, "sha256": e.sha256} for k, e in sorted(entries.items())]
+    return json.dumps({"format": MANIFEST_FORMAT, "algorithm": ALGORITHM, "backup": name, "objects": objects},
+                      separators=(",", ":")).encode()
+
+
+def decode_manifest(raw: bytes) -> dict[str, Entry]:
+    """The manifest's entries by relative key. Raises MetaError (a clear line) on any malformed input,
+    UnsafeKey on a key that would leave the backup's folder."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise MetaError(f"{MANIFEST} is not valid JSON ({str(exc)[:120]})") from None
+    if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
+        raise MetaError(f"{MANIFEST} is not a manifest of format {MANIFEST_FORMAT}")
+    if data.get("algorithm") != ALGORITHM:
+        raise MetaError(f"{MANIFEST} uses algorithm {str(data.get('algorithm'))[:40]!r}, not {ALGORITHM}")
+    objects = data.get("objects")
+    if not isinstance(objects, list):
+        raise MetaError(f"{MANIFEST}: 'objects' should be a list")
+    entries: dict[str, Entry] = {}
+    for i, item in enumerate(objects):
+        if not isinstance(item, dict):
+            raise MetaError(f"{MANIFEST}: objects[{i}] should be an object")
+        key, size, sha = item.get("key"), item.get("size"), item.get("sha256")
+        if not isinstance(key, str):
+            raise MetaError(f"{MANIFEST}: objects[{i}].key should be a string")
+        check_relative_key(key)
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise MetaError(f"{MANIFEST}: objects[{i}].size should be a non-negative integer")
+        if not isinstance(sha, str) or len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+            raise MetaError(f"{MANIFEST}: objects[{i}].sha256 should be 64 lowercase hex digits")
+        if key in entries:
+            raise MetaError(f"{MANIFEST}: {key} is listed twice")
+        entries[key] = Entry(size, sha)
+    return entries
+
+
+# --------------------------------------------------------------------------- what the meta names
+
+
+def meta_binlogs(layout: BackupLayout, name: str, info: BackupInfo) -> dict[str, int]:
+    """Every binlog the backup's meta names, by relative key, with the size the meta records.
+
+    Accepts the three group layouts (group = segment, packed groups, no group level) and L0 segments.
+    """
+    prefix = layout.backup(name)
+    found: dict[str, int] = {}
+
+    def add(key: str, size: int) -> None:
+        if not key.startswith(prefix):  # cannot happen with integer IDs; belt and braces
+            raise UnsafeKey(f"meta of backup {name} names {key!r}, outside the backup's folder")
+        found[key[len(prefix):]] = size
+
+    for coll in info.collection_backups:
+        cid = coll.collection_id
+        for part in coll.partition_backups:
+            for seg in part.segment_backups:
+                group = seg.group_id or None
+                for fb in seg.binlogs:
+                    for b in fb.binlogs:
+                        add(layout.insert_binlog(name, cid, part.partition_id, group, seg.segment_id, fb.field_id,
+                                                 _log_id(b)), b.log_size)
+                for fb in seg.deltalogs:
+                    for b in fb.binlogs:
+                        add(layout.delta_binlog(name, cid, part.partition_id, group, seg.segment_id, _log_id(b)),
+                            b.log_size)
+        for seg in coll.l0_segments:
+            for fb in seg.deltalogs:
+                for b in fb.binlogs:
+                    if seg.partition_id == -1:  # collection-level: no group folder (FORMAT.md)
+                        add(layout.l0_delta_binlog(name, cid, seg.segment_id, _log_id(b)), b.log_size)
+                    else:
+                        add(layout.delta_binlog(name, cid, seg.partition_id, seg.group_id or None, seg.segment_id,
+                                                _log_id(b)), b.log_size)
+    return found
+
+
+def _log_id(binlog) -> int:
+    """The log's ID, or the last part of its source path when the meta left the ID out."""
+    if binlog.log_id:
+        return binlog.log_id
+    last = binlog.log_path.rsplit("/", 1)[-1]
+    if last.isascii() and last.isdigit():
+        return int(last)
+    raise MetaError(f"binlog {binlog.log_path[:200]!r} has no log_id and its path does not end in one")
+
+
+# --------------------------------------------------------------------------- the check
+
+
+def verify_backup(storage: Storage, layout: BackupLayout, name: str, full: bool = False, *,
+                  parallelism: int = 4, cancel: threading.Event | None = None,
+                  on_start: Callable[[int, int], None] | None = None,
+                  on_progress: Callable[[int, int], None] | None = None) -> VerifyReport:
+    """Check backup `name`: every object its manifest and its meta name exists with its size; with
+    full=True every object is re-read and its SHA-256 compared. Never raises for a damaged backup (the
+    report lists the problems); raises NotFound when there is no complete backup of that name.
+
+    on_start(objects, bytes) announces the totals; on_progress(bytes, objects) reports each object.
+    """
+    prefix = layout.backup(name)
+    listed = {o.key[len(prefix):]: o.size for o in storage.list(prefix)}
+    if not listed:
+        raise NotFound(f"backup {name} not found under {storage.bucket}/{layout.backups_root()}")
+    if join(META_DIR, BACKUP_META) not in listed:
+        raise NotFound(f"backup {name} is incomplete (no meta/backup_meta.json): an interrupted or failed backup "
+                       f"left it; remove it with: milvus-backup delete -n {name}")
+    report = VerifyReport(name=name, full=full)
+    expected: dict[str, Entry] = {}
+
+    manifest_rel = join(META_DIR, MANIFEST)
+    if manifest_rel in listed:
+        try:
+            expected = decode_manifest(storage.read(prefix + manifest_rel))
+        except (MetaError, UnsafeKey) as exc:
+            report.problems.append(Problem(prefix + manifest_rel, UNSAFE if isinstance(exc, UnsafeKey) else UNREADABLE,
+                                           str(exc)))
+            report.source = "meta"  # what is left to check against
+    else:
+        report.source = "meta"
+
+    # The meta, read from the listed files: its binlog sizes are checked even when a manifest exists.
+    meta_files = {}
+    for filename in (*META_WRITE_ORDER, CHANNEL_CP_META):
+        rel = join(META_DIR, filename)
+        if rel in listed:
+            try:
+                meta_files[filename] = storage.read(prefix + rel)
+            except StorageError as exc:
+                report.problems.append(Problem(prefix + rel, MISSING, str(exc)))
+    try:
+        info = read_backup(meta_files)
+        named = meta_binlogs(layout, name, info)
+    except (MetaError, UnsafeKey, KeyError) as exc:
+        report.problems.append(Problem(prefix + join(META_DIR, BACKUP_META), UNREADABLE,
+                                       f"the backup's meta cannot be read: {exc}"))
+        named = {}
+    for rel, size in named.items():
+        have = expected.get(rel)
+        if have is None:
+            if report.source == "manifest" and expected:
+                report.problems.append(Problem(prefix + rel, INCONSISTENT,
+                                               "named by the meta but not by the integrity manifest"))
+            expected[rel] = Entry(size, None)
+        elif have.size != size:
+            report.problems.append(Problem(prefix + rel, INCONSISTENT,
+                                           f"the meta records {size} bytes, the integrity manifest {have.size}"))
+    if report.source == "meta":
+        for filename in meta_files:
+            rel = join(META_DIR, filename)
+            expected.setdefault(rel, Entry(listed[rel], None))
+
+    # Binlogs nobody names would be imported by a restore (it imports whole folders).
+    for rel in sorted(listed):
+        if rel.startswith("binlogs/") and rel not in expected:
+            report.problems.append(Problem(prefix + rel, UNEXPECTED,
+                                           f"{listed[rel]} bytes that neither the manifest nor the meta names"))
+
+    to_hash: list[tuple[str, Entry]] = []
+    for rel, want in sorted(expected.items()):
+        key = prefix + rel
+        size = listed.get(rel)
+        if size is None:
+            report.problems.append(Problem(key, MISSING, f"expected {want.size} bytes, the object is absent"))
+            continue
+        report.objects_checked += 1
+        if size < want.size:
+            report.problems.append(Problem(key, TRUNCATED, f"{size} bytes, expected {want.size}"))
+        elif size > want.size:
+            report.problems.append(Problem(key, ALTERED, f"{size} bytes, expected {want.size}"))
+        elif full and want.sha256:
+            to_hash.append((key, want))
+            continue
+        report.bytes_checked += size
+    if on_start is not None:
+        on_start(len(to_hash), sum(w.size for _, w in to_hash))
+    if to_hash:
+        _hash_all(storage, to_hash, report, parallelism, cancel, on_progress)
+    report.problems.sort(key=lambda p: (p.key, p.kind))
+    return report
+
+
+def _hash_all(storage: Storage, items: Iterable[tuple[str, Entry]], report: VerifyReport, parallelism: int,
+              cancel: threading.Event | None, on_progress: Callable[[int, int], None] | None) -> None:
+    lock = threading.Lock()
+
+    def check(item: tuple[str, Entry]) -> None:
+        key, want = item
+        if cancel is not None and cancel.is_set():
+            raise Cancelled(f"verify of backup {report.name} cancelled")
+        try:
+            got = hash_object(storage, key, cancel)
+        except Cancelled:
+            raise
+        except StorageError as exc:
+            with lock:
+                report.problems.append(Problem(key, MISSING, f"cannot be read: {exc}"))
+            return
+        with lock:
+            report.objects_hashed += 1
+            report.bytes_checked += got.size
+            if got.size != want.size:
+                report.problems.append(Problem(key, TRUNCATED if got.size < want.size else ALTERED,
+                                               f"read {got.size} bytes, expected {want.size}"))
+            elif got.sha256 != want.sha256:
+                report.problems.append(Problem(key, ALTERED, f"SHA-256 {got.sha256[:16]}..., recorded "
+                                                             f"{want.sha256[:16]}..."))
+        if on_progress is not None:
+            on_progress(got.size, 1)
+
+    with ThreadPoolExecutor(max_workers=max(1, parallelism), thread_name_prefix="verify") as pool:
+        for future in [pool.submit(check, item) for item in items]:
+            future.result()  # the first error (a cancel) is raised here, after the pool drains
+
+
+def run_verify(ctx: "Context", name: str, full: bool, reporter: "Reporter") -> VerifyReport:
+    """verify_backup as a job's work: a 'verify' phase with object and byte totals, cancellable."""
+    check_backup_name(name)
+    reporter.phase("verify", message=f"verifying backup {name} ({'re-hashing every object' if full else 'sizes'})")
+    report = verify_backup(
+        ctx.backup_storage, ctx.backup_layout, name, full, parallelism=ctx.config.backup.copydata,
+        cancel=reporter.cancel_event,
+        on_start=lambda objects, size: reporter.phase("verify", bytes_total=size, objects_total=objects),
+        on_progress=lambda size, objects: reporter.add(bytes_done=size, objects_done=objects))
+    reporter.check_cancelled()
+    for problem in report.problems[:20]:
+        reporter.log(f"{problem.kind}: {problem.key}: {problem.detail}")
+    if len(report.problems) > 20:
+        reporter.log(f"... and {len(report.problems) - 20} more problem(s)")
+    reporter.log(report.summary())
+    return report
+
+
+def refuse_damaged(report: VerifyReport) -> None:
+    """Raise DamagedBackup (one line naming the first problems) unless the report is clean."""
+    if report.ok:
+        return
+    shown = "; ".join(f"{p.kind} {p.key}" for p in report.problems[:3])
+    more = f" and {len(report.problems) - 3} more" if len(report.problems) > 3 else ""
+    raise DamagedBackup(f"backup {report.name} is damaged ({shown}{more}); nothing was restored. "
+                        f"See: milvus-backup verify -n {report.name} --full", report)

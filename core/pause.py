@@ -1,0 +1,31 @@
+"""A test hook: hold a job at a named point so a test can kill the process exactly there.
+
+With `MILVUS_BACKUP_PAUSE_AT=<point>` (several: comma-separated) and `MILVUS_BACKUP_PAUSE_FILE=<path>`
+in the environment, a job reaching that point appends the point's name to the file and then waits
+until the process is killed. The crash tests (`kill -9` at each phase) use it instead of sleeping and
+hoping. Without the variable, which is never set outside tests, `pause_point` does nothing.
+
+Points: `backup:copy` (the first binlog was copied, more are to come), `backup:meta` (the level meta
+files and full_meta.json are written), `backup:final` (the integrity manifest is written, backup_meta.json
+is not), `restore:import` (the target collection exists and its first import finished).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+PAUSE_AT = "MILVUS_BACKUP_PAUSE_AT"
+PAUSE_FILE = "MILVUS_BACKUP_PAUSE_FILE"
+_forever = threading.Event()
+
+
+def pause_point(point: str) -> None:
+    wanted = os.environ.get(PAUSE_AT)
+    if not wanted or point not in wanted.split(","):
+        return
+    path = os.environ.get(PAUSE_FILE)
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(point + "\n")
+    _forever.wait()

@@ -1,0 +1,156 @@
+"""`kill -9` of the real CLI at each phase of a backup and in the middle of a restore.
+
+The CLI runs in a subprocess with the documented test hook (core/pause.py): it stops at a named point
+and says so in a file; the test waits for that file, then sends SIGKILL. Afterwards a killed backup is
+never complete: `list` shows it incomplete, get/verify/restore refuse it, `delete` removes every object,
+and the same name works again. A killed restore leaves the backup untouched, the target absent or
+partial, and a rerun with --drop_exist_collection brings back every row.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from minio import Minio
+
+from core.backup import BackupRequest
+from core.config import ENV_OVERRIDES
+from core.demo import demo_collection
+from core.engine import Engine
+from core.jobs import JobState
+from core.paths import BACKUP_META, MANIFEST
+from core.pause import PAUSE_AT, PAUSE_FILE
+from tests.conftest import assert_same_rows, drop_if_exists, fetch_rows
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[1]
+BUCKET = "a-bucket"
+
+
+def _env(**extra: str) -> dict[str, str]:
+    names = {name for name, _ in ENV_OVERRIDES}
+    env = {k: v for k, v in os.environ.items() if k not in names and k not in (PAUSE_AT, PAUSE_FILE)}
+    env.update(extra)
+    return env
+
+
+def _cmd(sandbox, *args: str) -> list[str]:
+    return [sys.executable, "-m", "cli", "--config", str(sandbox.config_path), *args]
+
+
+def _cli(sandbox, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(_cmd(sandbox, *args), cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          env=_env(), timeout=300, check=False)
+
+
+def _objects(sandbox, prefix: str) -> dict[str, bytes]:
+    s3 = Minio(sandbox.s3_endpoint, "minioadmin", "minioadmin", secure=False)
+    return {o.object_name: s3.get_object(BUCKET, o.object_name).read()
+            for o in s3.list_objects(BUCKET, prefix=prefix, recursive=True)}
+
+
+def _kill_at(sandbox, tmp_path: Path, point: str, *args: str, **env: str) -> None:
+    """Run the CLI until it reaches `point`, then SIGKILL it."""
+    marker = tmp_path / f"paused-{uuid.uuid4().hex}"
+    proc = subprocess.Popen(_cmd(sandbox, *args), cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, env=_env(**{PAUSE_AT: point, PAUSE_FILE: str(marker)}, **env))
+    try:
+        deadline = time.monotonic() + 300
+        while not (marker.is_file() and point in marker.read_text()):
+            if proc.poll() is not None:
+                raise AssertionError(f"the CLI ended (exit {proc.returncode}) before reaching {point}: "
+                                     f"{proc.stderr.read().decode()[-2000:]}")
+            assert time.monotonic() < deadline, f"the CLI never reached {point}"
+            time.sleep(0.05)  # polling the marker, not guessing a duration
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait(timeout=60) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
+
+
+def _listed(stdout: str) -> dict[str, str]:
+    return {line.split()[0]: line.split()[1] for line in stdout.splitlines()[1:] if line.strip()}
+
+
+@pytest.mark.parametrize("point", ["backup:copy", "backup:meta", "backup:final"])
+def test_a_backup_killed_at_any_phase_is_never_complete_and_delete_then_reuse_work(sandbox, tmp_path, point):
+    name = f"crash_{point.split(':')[1]}_{uuid.uuid4().hex[:6]}"
+    prefix = f"backup/{name}/"
+    try:
+        _kill_at(sandbox, tmp_path, point, "create", "-n", name, "-c", "hello_milvus,books",
+                 BACKUP_PARALLELISM_COPYDATA="1")
+        left = _objects(sandbox, prefix)
+        assert left, "the kill came before anything was written: the test did not test a crash"
+        assert prefix + f"meta/{BACKUP_META}" not in left
+        assert (prefix + f"meta/{MANIFEST}" in left) is (point == "backup:final")
+        if point == "backup:copy":
+            assert all("/binlogs/" in k for k in left)
+
+        listing = _cli(sandbox, "list")
+        assert listing.returncode == 0, listing.stderr
+        assert _listed(listing.stdout)[name] == "incomplete"
+        for args in (["get", "-n", name], ["verify", "-n", name, "--full"],
+                     ["restore", "-n", name, "-s", "_crash"]):
+            proc = _cli(sandbox, *args)
+            assert proc.returncode == 1, (args, proc.stdout, proc.stderr)
+            assert "incomplete" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+        taken = _cli(sandbox, "create", "-n", name, "-c", "hello_milvus")
+        assert taken.returncode == 1 and "already exists" in taken.stderr
+
+        deleted = _cli(sandbox, "delete", "-n", name)
+        assert deleted.returncode == 0, deleted.stderr
+        assert f"({len(left)} objects)" in deleted.stdout
+        assert _objects(sandbox, prefix) == {}
+
+        again = _cli(sandbox, "create", "-n", name, "-c", "hello_milvus,books")
+        assert again.returncode == 0, again.stderr
+        verified = _cli(sandbox, "verify", "-n", name, "--full")
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+        assert _listed(_cli(sandbox, "list").stdout)[name] == "success"
+    finally:
+        _cli(sandbox, "delete", "-n", name)
+
+
+def test_a_restore_killed_mid_import_leaves_the_backup_untouched_and_a_rerun_succeeds(sandbox, base_config,
+                                                                                        tmp_path):
+    name = f"crash_restore_{uuid.uuid4().hex[:6]}"
+    target = "books_crash"
+    engine = Engine(base_config)
+    drop_if_exists(sandbox.milvus_uri, "default", target)
+    try:
+        job = engine.start_backup(BackupRequest(name=name, collections=["books"]))
+        assert job.wait(300) is JobState.SUCCESS, job.error
+        before = _objects(sandbox, f"backup/{name}/")
+        expected = len(demo_collection("books").expected_rows())
+
+        _kill_at(sandbox, tmp_path, "restore:import", "restore", "-n", name, "-s", "_crash")
+
+        assert _objects(sandbox, f"backup/{name}/") == before  # the backup is untouched
+        assert _cli(sandbox, "verify", "-n", name, "--full").returncode == 0
+        milvus = engine.ctx.milvus
+        if milvus.has_collection("default", target):  # partial: created, not every group imported
+            assert milvus.row_count("default", target) <= expected + len(demo_collection("books").deleted)
+        refused = _cli(sandbox, "restore", "-n", name, "-s", "_crash")
+        assert refused.returncode == 1 and "already exist" in refused.stderr
+
+        rerun = _cli(sandbox, "restore", "-n", name, "-s", "_crash", "--drop_exist_collection", "--restore_index",
+                     "--load")
+        assert rerun.returncode == 0, rerun.stderr
+        assert_same_rows(fetch_rows(sandbox.milvus_uri, "default", target), demo_collection("books"))
+        assert _objects(sandbox, f"backup/{name}/") == before
+    finally:
+        drop_if_exists(sandbox.milvus_uri, "default", target)
+        if engine.ctx.catalog.exists(name):
+            engine.delete_backup(name)
+        engine.close()
