@@ -330,6 +330,18 @@ def create_app(engine: Engine, token: str | None = None) -> FastAPI:
             return _envelope(PARAMETER_ERROR, "give id, the id the restore answered with: get_restore?id=<id>")
         return _envelope(OK, "success", engine.get_restore(id))
 
+    @app.get(f"{BASE}/verify", **answers,
+             summary="Is a backup whole? Sizes (and with full=true the SHA-256) of every object it holds")
+    def verify(backup_name: str = Query(""), full: bool = Query(False)):
+        if not backup_name:
+            return _envelope(PARAMETER_ERROR, "give backup_name, e.g. verify?backup_name=my_backup&full=true")
+        report = engine.verify_backup(check_backup_name(backup_name), full=full)
+        if report.ok:
+            return _envelope(OK, report.summary(), report.to_dict())
+        worst = report.problems[0]
+        return _envelope(FAIL, f"{report.summary()}; first: {worst.kind} {worst.key}: {worst.detail}",
+                         report.to_dict())
+
     @app.get(f"{BASE}/check", **answers,
              summary="Milvus answers; both stores take a probe write, copy and delete")
     def check():

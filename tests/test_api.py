@@ -5,6 +5,7 @@ calls did to Milvus and to the bucket.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -527,3 +528,25 @@ def test_swagger_ui_is_served_from_this_server_with_no_external_urls(server):
                                      "check")} <= set(spec["paths"])
     assert "async" in json.dumps(spec["components"]["schemas"]["CreateBackupRequest"])
     assert httpx.get(f"{server.base}/docs", follow_redirects=True).status_code == 200
+
+
+def test_verify_names_a_damaged_object(sandbox, server):
+    """verify: code 0 for a whole backup; a flipped byte is found by full=true only, and named."""
+    name = f"api_verify_{_uid()}"
+    try:
+        _ok(server.post("create", {"backup_name": name, "collection_names": ["shop.products"]}))
+        quick = _ok(server.get("verify", backup_name=name))
+        assert quick["ok"] and not quick["full"] and quick["objects_checked"] > 0
+        assert _ok(server.get("verify", backup_name=name, full="true"))["objects_hashed"] == quick["objects_checked"]
+        binlog = next(k for k in _keys(sandbox, f"backup/{name}/binlogs/insert_log/"))
+        data = _s3(sandbox).get_object(BUCKET, binlog).read()
+        flipped = data[:10] + bytes([data[10] ^ 0x01]) + data[11:]
+        _s3(sandbox).put_object(BUCKET, binlog, io.BytesIO(flipped), len(flipped))
+        assert _ok(server.get("verify", backup_name=name))["ok"], "sizes alone cannot see a flipped byte"
+        damaged = server.get("verify", backup_name=name, full="true")
+        assert damaged["code"] == 3 and binlog in damaged["msg"] and "altered" in damaged["msg"]
+        assert [(p["key"], p["kind"]) for p in damaged["data"]["problems"]] == [(binlog, "altered")]
+        assert server.get("verify", backup_name="no_such_backup")["code"] == 404
+        assert server.get("verify", backup_name="../x")["code"] == 400
+    finally:
+        _delete(server, name)

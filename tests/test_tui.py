@@ -328,3 +328,49 @@ def test_delete_from_the_keyboard(sandbox, engine):
     _run(scenario)
     assert name not in _backup_names(engine)
     assert not list(engine.ctx.backup_storage.list(engine.ctx.backup_layout.backup(name) + "/"))
+
+
+def test_verify_from_the_keyboard_finds_a_flipped_byte(sandbox, engine):
+    """v checks sizes, V re-hashes: a flipped byte in a binlog is named on the jobs screen."""
+    import io
+
+    from minio import Minio
+
+    name = "tui_verify"
+    from core.backup import BackupRequest
+
+    job = engine.start_backup(BackupRequest(name=name, collections=["shop.products"]))
+    assert job.wait(300) is JobState.SUCCESS, job.error
+    s3 = Minio(sandbox.s3_endpoint, "minioadmin", "minioadmin", secure=False)
+    binlog = next(o.object_name for o in s3.list_objects("a-bucket", prefix=f"backup/{name}/binlogs/insert_log/",
+                                                          recursive=True))
+    data = s3.get_object("a-bucket", binlog).read()
+    s3.put_object("a-bucket", binlog, io.BytesIO(data[:10] + bytes([data[10] ^ 1]) + data[11:]), len(data))
+    app = MilvusBackupApp(engine, refresh_seconds=0)
+
+    async def scenario():
+        async with app.run_test(size=SIZE) as pilot:
+            await _loaded(app, pilot)
+            await _cursor_to(pilot, app.backups_table, name)
+            await pilot.press("v")
+            await _until(pilot, lambda: len(app.watches) == 1, "the quick verify")
+            quick = next(iter(app.watches.values()))
+            await _until(pilot, lambda: quick.job.state.finished, "the quick verify to finish")
+            assert quick.succeeded(), "sizes alone cannot see a flipped byte"
+            await pilot.press("V")
+            await _until(pilot, lambda: len(app.watches) == 2, "the full verify")
+            full = [w for w in app.watches.values() if w is not quick][0]
+            await _until(pilot, lambda: full.job.state.finished, "the full verify to finish")
+            assert not full.succeeded()
+            await pilot.press("j")
+            await pilot.pause(0.5)
+            table = app.screen.query_one("#job-table")
+            table.move_cursor(row=table.get_row_index(full.job.id))
+            await pilot.pause(0.5)
+            shown = str(app.screen.query_one("#job-outcome").render())
+            assert "DAMAGED" in shown and "altered" in shown and binlog in shown
+
+    try:
+        _run(scenario)
+    finally:
+        engine.delete_backup(name)

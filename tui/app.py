@@ -62,6 +62,8 @@ class MilvusBackupApp(App):
         Binding("r", "restore", "Restore"),
         Binding("enter", "details", "Details"),
         Binding("d", "delete", "Delete"),
+        Binding("v", "verify(False)", "Verify"),
+        Binding("V", "verify(True)", "Verify all bytes", show=False),
         Binding("j", "jobs", "Jobs"),
         Binding("slash", "filter", "Filter"),
         Binding("ctrl+r", "refresh", "Refresh"),
@@ -92,7 +94,7 @@ class MilvusBackupApp(App):
         yield Static(id="alert")
         yield Label("Collections  (space marks, b backs up)", classes="section")
         yield SyncTable(COLLECTION_COLUMNS, id="collections")
-        yield Label("Backups  (enter details, r restores, d deletes)", classes="section")
+        yield Label("Backups  (enter details, r restores, v verifies, d deletes)", classes="section")
         yield SyncTable(BACKUP_COLUMNS, id="backups")
         yield Input(placeholder="filter: type to narrow the table, enter keeps, escape clears", id="filter")
         yield Static(id="jobline")
@@ -186,8 +188,8 @@ class MilvusBackupApp(App):
         self.run_worker(run, thread=True, group="actions", exit_on_error=False)
 
     # -- which keys apply ------------------------------------------------------------------------
-    _MAIN_ONLY = {"toggle_mark", "backup", "restore", "details", "delete", "jobs", "filter", "clear_filter",
-                  "refresh", "mark_all"}
+    _MAIN_ONLY = {"toggle_mark", "backup", "restore", "details", "delete", "verify", "jobs", "filter",
+                  "clear_filter", "refresh", "mark_all"}
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if self.screen is not self.screen_stack[0]:  # a dialog or another screen is on top
@@ -197,7 +199,7 @@ class MilvusBackupApp(App):
             return table is not None and table.id == "collections"
         if action == "backup":
             return bool(self.marked) or (table is not None and table.id == "collections" and table.row_count > 0)
-        if action in ("restore", "details", "delete"):
+        if action in ("restore", "details", "delete", "verify"):
             return table is not None and table.id == "backups" and table.row_count > 0
         return True
 
@@ -290,6 +292,19 @@ class MilvusBackupApp(App):
 
         self.push_screen(ConfirmDialog(question, yes="Delete", danger=True), answered)
 
+    def action_verify(self, full: bool = False) -> None:
+        """Check the selected backup: sizes (v), or every byte re-hashed (V); the jobs screen shows the report."""
+        backup = self._selected_backup()
+        if backup is None:
+            return
+        if not backup.complete:
+            self.notify(f"Backup {backup.name} is {backup.state}: there is nothing whole to verify. Delete it with d.",
+                        severity="error")
+            return
+        self._background(lambda: self.start_job(lambda _, listeners: self.engine.start_verify(
+                             backup.name, full=full, listeners=listeners), None),
+                         self._job_started, f"verify {backup.name}")
+
     def _deleted(self, name: str, removed: int) -> None:
         self.notify(f"Deleted backup {name} ({removed} objects).")
         self.action_refresh()
@@ -320,7 +335,8 @@ class MilvusBackupApp(App):
         watch = self.watches.get(message.job_id)
         if watch is None:
             return
-        severity = {JobState.SUCCESS: "information", JobState.CANCELLED: "warning"}.get(watch.job.state, "error")
+        severity = ("information" if watch.succeeded() else
+                    "warning" if watch.job.state is JobState.CANCELLED else "error")
         self.notify(watch.outcome(), severity=severity, timeout=10)
         self.action_refresh()
 
@@ -405,6 +421,10 @@ class MilvusBackupApp(App):
         yield SystemCommand("Backup details", "Collections, partitions, schema and indexes of the selected backup",
                             self.action_details)
         yield SystemCommand("Delete backup", "Delete the selected backup (asks first)", self.action_delete)
+        yield SystemCommand("Verify backup", "Check that every object of the selected backup exists with its size",
+                            self.action_verify)
+        yield SystemCommand("Verify backup, every byte", "Re-read and re-hash every object of the selected backup",
+                            lambda: self.action_verify(True))
         yield SystemCommand("Jobs", "Live progress and logs of this session's jobs", self.action_jobs)
         yield SystemCommand("Refresh", "Reload collections and backups", self.action_refresh)
         yield SystemCommand("Filter", "Filter the focused table", self.action_filter)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from rich.table import Table
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -236,6 +237,7 @@ KEYS: list[tuple[str, str]] = [
     ("r", "restore the selected backup"),
     ("enter", "details of the selected backup"),
     ("d", "delete the selected backup (asks first)"),
+    ("v / V", "verify the selected backup: sizes / every byte re-hashed"),
     ("j", "jobs: live progress and logs"),
     ("c", "cancel the selected job (on the jobs screen)"),
     ("/", "filter the focused table (escape clears)"),
@@ -254,11 +256,12 @@ class HelpScreen(ModalScreen[None]):
         self.keys = list(keys)
 
     def compose(self) -> ComposeResult:
-        text = Text()
+        keys = Table.grid(padding=(0, 2))
+        keys.add_column(justify="right", style="bold", no_wrap=True)
+        keys.add_column()
         for key, what in self.keys:
-            text.append(f"{key:>16}  ", style="bold")
-            text.append(f"{what}\n")
+            keys.add_row(key, what)
         with Vertical(classes="dialog", id="help"):
             yield Label("Keys", classes="title")
-            yield Static(text)
+            yield Static(keys)
             yield Static("escape closes", classes="hint")

@@ -100,12 +100,26 @@ class JobWatch:
             if job.kind == "restore" and job.result is not None:
                 return "restored " + ", ".join(f"{t.source} as {t.target} ({humanize.intcomma(t.rows)} rows)"
                                                for t in job.result)
+            if job.kind == "verify" and job.result is not None:
+                report = job.result
+                problems = [f"{p.kind} {p.key}: {p.detail}" for p in report.problems[:5]]
+                more = len(report.problems) - len(problems)
+                return "\n".join([report.summary(), *problems] + ([f"... and {more} more"] if more > 0 else []))
             return f"{job.kind} {job.name} finished"
         if job.state is JobState.CANCELLED:
+            if job.kind == "verify":
+                return f"verify {job.name} cancelled"
             return f"{job.kind} {job.name} cancelled; what it had written was removed"
         if job.state is JobState.FAILED:
             return f"{job.kind} {job.name} failed: {job.error}"
         return ""
+
+    def succeeded(self) -> bool:
+        """Finished well: a verify must also have found the backup whole."""
+        job = self.job
+        if job.state is not JobState.SUCCESS:
+            return False
+        return job.kind != "verify" or job.result is None or job.result.ok
 
     def collection_table(self) -> Table:
         """One line per collection: a restore reports each on its own; a backup copies them together."""
@@ -210,7 +224,7 @@ class JobsScreen(Screen):
         self.query_one("#job-bar", ProgressBar).update(progress=watch.percent())
         outcome = watch.outcome()
         self.query_one("#job-outcome", Static).update(
-            Text(outcome, style="green" if watch.job.state is JobState.SUCCESS else "bold red") if outcome else "")
+            Text(outcome, style="green" if watch.succeeded() else "bold red") if outcome else "")
         self.query_one("#job-collections", Static).update(watch.collection_table())
         lines = list(watch.job.lines)
         start = self._log_lines.get(watch.job.id, 0)
