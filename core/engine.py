@@ -23,8 +23,7 @@ from core.meta import BackupInfo
 from core.milvus import CollectionSummary
 from core.paths import check_backup_name, check_restore_id
 from core.records import RestoreRecords, restore_view
-from core.restore import (RestoreRequest, TargetPreview, prepare_restore, preview_targets, restore_tasks,
-                          run_restore)
+from core.restore import RestoreRequest, prepare_restore, restore_tasks, run_restore
 
 
 KEEP_FINISHED_JOBS = 200  # a long-running server forgets older finished jobs (storage still has their state)
@@ -62,15 +61,6 @@ class Engine:
         if self.running_backup(name):
             raise InvalidRequest(f"backup {name} is being created right now; wait for it to finish, then delete it")
         return self.ctx.catalog.delete(name)
-
-    def preview_restore(self, request: RestoreRequest, info: BackupInfo | None = None,
-                        existing: set[str] | None = None) -> list[TargetPreview]:
-        """The collections a restore would create, and which of them exist already; changes nothing."""
-        info = info or self.get_backup(request.backup_name)
-        return preview_targets(info, request, self.existing_collections() if existing is None else existing)
-
-    def running_jobs(self) -> list[Job]:
-        return [job for job in self.jobs.values() if not job.state.finished]
 
     def check(self) -> CheckReport:
         """Milvus answers; both stores take a probe write, copy, read-back and delete."""

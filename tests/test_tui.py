@@ -12,9 +12,11 @@ import io
 import time
 
 import pytest
+from minio import Minio
 from pymilvus import MilvusClient
 from rich.console import Console
 
+from core.backup import BackupRequest
 from core.config import Config
 from core.demo import demo_collection
 from core.engine import Engine
@@ -55,6 +57,24 @@ async def _cursor_to(pilot, table: SyncTable, key: str) -> None:
 
 def _backup_names(engine: Engine) -> set[str]:
     return {b.name for b in engine.list_backups()}
+
+
+def _made_backup(engine: Engine, name: str, collections: list[str]) -> None:
+    """A finished backup for a test to work on, made through the engine."""
+    job = engine.start_backup(BackupRequest(name=name, collections=collections))
+    assert job.wait(300) is JobState.SUCCESS, job.error
+
+
+async def _start_restore(app, pilot, name: str, suffix: str) -> None:
+    """r on backup `name`, the suffix typed, Start pressed; returns once the job is running."""
+    await _cursor_to(pilot, app.backups_table, name)
+    await pilot.press("r")
+    await _until(pilot, lambda: isinstance(app.screen, RestoreDialog), "the restore dialog")
+    app.screen.query_one("#suffix").focus()
+    await pilot.press(*suffix)
+    app.screen.query_one("#start").focus()
+    await pilot.press("enter")
+    await _until(pilot, lambda: app.watches, "the restore job")
 
 
 def _run(scenario) -> None:
@@ -111,25 +131,14 @@ def test_backup_and_restore_from_the_keyboard(sandbox, engine):
 def test_cancel_a_running_restore(sandbox, engine):
     """c on the jobs screen stops a restore; what it created is dropped, the backup untouched."""
     name, suffix = "tui_cancel", "_cancelled"
-    from core.backup import BackupRequest
-
-    job = engine.start_backup(BackupRequest(name=name, collections=["hello_milvus", "books", "shop.products"]))
-    assert job.wait(300) is JobState.SUCCESS, job.error
+    _made_backup(engine, name, ["hello_milvus", "books", "shop.products"])
     before = engine.get_backup(name)
     app = MilvusBackupApp(engine, refresh_seconds=0)
 
     async def scenario():
         async with app.run_test(size=SIZE) as pilot:
             await _loaded(app, pilot)
-            await _cursor_to(pilot, app.backups_table, name)
-            await pilot.press("r")
-            await _until(pilot, lambda: isinstance(app.screen, RestoreDialog), "the restore dialog")
-            dialog = app.screen
-            dialog.query_one("#suffix").focus()
-            await pilot.press(*suffix)
-            dialog.query_one("#start").focus()
-            await pilot.press("enter")
-            await _until(pilot, lambda: app.watches, "the restore job")
+            await _start_restore(app, pilot, name, suffix)
             watch = next(iter(app.watches.values()))
             await pilot.press("j", "c")
             await _until(pilot, lambda: watch.job.state.finished, "the restore to stop")
@@ -154,10 +163,7 @@ def test_cancel_a_running_restore(sandbox, engine):
 def test_refusals_change_nothing(sandbox, engine):
     """A taken name, an existing target, a declined delete: a notice each, and nothing changes."""
     name = "tui_refuse"
-    from core.backup import BackupRequest
-
-    job = engine.start_backup(BackupRequest(name=name, collections=["shop.products"]))
-    assert job.wait(300) is JobState.SUCCESS, job.error
+    _made_backup(engine, name, ["shop.products"])
     before_backups = _backup_names(engine)
     before_collections = engine.existing_collections()
     app = MilvusBackupApp(engine, refresh_seconds=0)
@@ -217,10 +223,7 @@ def test_refusals_change_nothing(sandbox, engine):
 def test_details_show_the_backup(sandbox, engine):
     """enter on a backup: its collections, partitions, schema, indexes and Milvus version."""
     name = "tui_details"
-    from core.backup import BackupRequest
-
-    job = engine.start_backup(BackupRequest(name=name, collections=["books"]))
-    assert job.wait(300) is JobState.SUCCESS, job.error
+    _made_backup(engine, name, ["books"])
     app = MilvusBackupApp(engine, refresh_seconds=0)
 
     async def scenario():
@@ -273,23 +276,13 @@ def test_unreachable_milvus_says_where(sandbox, base_config: Config):
 
 def test_quit_asks_while_a_job_runs(sandbox, engine):
     name, suffix = "tui_quit", "_quit"
-    from core.backup import BackupRequest
-
-    job = engine.start_backup(BackupRequest(name=name, collections=["hello_milvus", "books"]))
-    assert job.wait(300) is JobState.SUCCESS, job.error
+    _made_backup(engine, name, ["hello_milvus", "books"])
     app = MilvusBackupApp(engine, refresh_seconds=0)
 
     async def scenario():
         async with app.run_test(size=SIZE) as pilot:
             await _loaded(app, pilot)
-            await _cursor_to(pilot, app.backups_table, name)
-            await pilot.press("r")
-            await _until(pilot, lambda: isinstance(app.screen, RestoreDialog), "the restore dialog")
-            app.screen.query_one("#suffix").focus()
-            await pilot.press(*suffix)
-            app.screen.query_one("#start").focus()
-            await pilot.press("enter")
-            await _until(pilot, lambda: app.watches, "the restore job")
+            await _start_restore(app, pilot, name, suffix)
             await pilot.press("q")
             await _until(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the quit question")
             await pilot.press("n")
@@ -309,10 +302,7 @@ def test_quit_asks_while_a_job_runs(sandbox, engine):
 def test_delete_from_the_keyboard(sandbox, engine):
     """d, then y: every object of the backup is gone and the table no longer lists it."""
     name = "tui_delete"
-    from core.backup import BackupRequest
-
-    job = engine.start_backup(BackupRequest(name=name, collections=["shop.products"]))
-    assert job.wait(300) is JobState.SUCCESS, job.error
+    _made_backup(engine, name, ["shop.products"])
     app = MilvusBackupApp(engine, refresh_seconds=0)
 
     async def scenario():
@@ -332,15 +322,8 @@ def test_delete_from_the_keyboard(sandbox, engine):
 
 def test_verify_from_the_keyboard_finds_a_flipped_byte(sandbox, engine):
     """v checks sizes, V re-hashes: a flipped byte in a binlog is named on the jobs screen."""
-    import io
-
-    from minio import Minio
-
     name = "tui_verify"
-    from core.backup import BackupRequest
-
-    job = engine.start_backup(BackupRequest(name=name, collections=["shop.products"]))
-    assert job.wait(300) is JobState.SUCCESS, job.error
+    _made_backup(engine, name, ["shop.products"])
     s3 = Minio(sandbox.s3_endpoint, "minioadmin", "minioadmin", secure=False)
     binlog = next(o.object_name for o in s3.list_objects("a-bucket", prefix=f"backup/{name}/binlogs/insert_log/",
                                                           recursive=True))

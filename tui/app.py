@@ -30,8 +30,7 @@ from core.restore import RestoreRequest
 from tui.details import BackupDetailsScreen
 from tui.dialogs import BackupDialog, ConfirmDialog, HelpScreen, RestoreDialog
 from tui.jobs import JobsScreen, JobWatch
-from tui.tables import (BACKUP_COLUMNS, COLLECTION_COLUMNS, MARK, SyncTable, backup_rows, collection_key,
-                        collection_rows)
+from tui.tables import BACKUP_COLUMNS, COLLECTION_COLUMNS, SyncTable, backup_rows, collection_key, collection_rows
 
 log = logging.getLogger("milvus_backup")
 
@@ -213,10 +212,12 @@ class MilvusBackupApp(App):
         if key is None:
             return
         self.marked ^= {key}
-        table.update_cell(key, COLLECTION_COLUMNS[0], MARK if key in self.marked else " ")
-        table.all_rows = collection_rows(self.collections, self.marked)
+        self._show_marks()
         if table.cursor_row < table.row_count - 1:
             table.move_cursor(row=table.cursor_row + 1, animate=False)
+
+    def _show_marks(self) -> None:
+        self.collections_table.sync(collection_rows(self.collections, self.marked))
         self.refresh_bindings()
 
     def action_backup(self) -> None:
@@ -312,20 +313,16 @@ class MilvusBackupApp(App):
     # -- jobs ------------------------------------------------------------------------------------
     def start_job(self, start: Callable[..., Job], request: Any) -> Job:
         """Start a job through the engine (in a worker thread), watched from its first event."""
-        watch_box: list[JobWatch] = []
+        watch = JobWatch()
 
         def on_progress(p: Progress) -> None:
-            if watch_box:
-                watch_box[0].on_progress(p)
+            watch.on_progress(p)
             if p.state.finished:
                 self.post_message(JobFinished(p.job_id))
 
-        job = start(request, [on_progress])
-        watch = JobWatch(job)
-        watch.on_progress(job.progress)
-        watch_box.append(watch)
-        self.watches[job.id] = watch
-        return job
+        watch.job = start(request, [on_progress])
+        self.watches[watch.job.id] = watch
+        return watch.job
 
     def _job_started(self, job: Job) -> None:
         self.notify(f"{job.kind.capitalize()} {job.name} started; j shows its progress.")
@@ -433,8 +430,7 @@ class MilvusBackupApp(App):
 
     def action_mark_all(self) -> None:
         self.marked = {collection_key(c) for c in self.collections}
-        self.collections_table.sync(collection_rows(self.collections, self.marked))
-        self.refresh_bindings()
+        self._show_marks()
 
 
 def _log_to_file_only(config: Any) -> None:

@@ -53,8 +53,7 @@ def _field_flags(f: Field) -> str:
 
 
 def collection_view(c: Collection) -> RenderableType:
-    rows = sum(s.num_of_rows for p in c.partition_backups for s in p.segment_backups)
-    segments = sum(len(p.segment_backups) for p in c.partition_backups)
+    rows, segments = c.num_rows, len(c.segments())
     consistency = _CONSISTENCY[c.consistency_level] if 0 <= c.consistency_level < len(_CONSISTENCY) else "?"
     head = Text.assemble((f"{c.db_name or 'default'}.{c.collection_name}", "bold"),
                          f"  {humanize.intcomma(rows)} rows · {segments} segments · {humanize.naturalsize(c.size)}"
@@ -90,7 +89,7 @@ def backup_view(info: BackupInfo, folder: str) -> RenderableType:
         state = BackupState(info.state_code).name.lower()
     except ValueError:
         state = str(info.state_code)
-    rows = sum(s.num_of_rows for c in info.collection_backups for p in c.partition_backups for s in p.segment_backups)
+    rows = sum(c.num_rows for c in info.collection_backups)
     summary = Table.grid(padding=(0, 2))
     summary.add_column(style="bold")
     summary.add_column()

@@ -36,15 +36,15 @@ class CollectionStep:
 class JobWatch:
     """What the jobs screen shows of one job, fed by its progress events."""
 
-    def __init__(self, job: Job):
-        self.job = job
-        self.latest: Progress = job.progress
+    def __init__(self, job: Job | None = None):
+        self.job = job  # set by whoever started the job; events may arrive first
+        self.latest: Progress | None = job.progress if job else None
         self.step_started = 0.0  # progress.elapsed when the current collection/phase began
         self.collections: dict[str, CollectionStep] = {}
 
     def on_progress(self, p: Progress) -> None:
         previous = self.latest
-        if p.collection != previous.collection or p.phase != previous.phase:
+        if previous is None or p.collection != previous.collection or p.phase != previous.phase:
             self.step_started = p.elapsed
         if p.collection and p.phase != "done":
             step = self.collections.get(p.collection) or CollectionStep(p.collection, p.phase)
@@ -54,7 +54,7 @@ class JobWatch:
 
     @property
     def progress(self) -> Progress:
-        return self.job.progress if self.job.state.finished else self.latest
+        return self.job.progress if self.job.state.finished or self.latest is None else self.latest
 
     def rate(self) -> float:
         """Bytes per second over the current step (0 until something was copied)."""
