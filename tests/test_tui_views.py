@@ -265,3 +265,17 @@ def test_command_palette_reaches_the_actions():
             assert isinstance(app.screen, JobsScreen)
 
     asyncio.run(scenario())
+
+
+def test_late_ticks_after_quitting_do_nothing():
+    """A job-line tick or a refresh that lands while the app closes must not raise (its widgets are gone)."""
+    app = _jobs_app()
+
+    async def scenario():
+        async with app.run_test(size=(100, 30)) as pilot:
+            await _loaded(pilot)
+
+    asyncio.run(scenario())  # leaving run_test closes the app
+    assert not app.is_running
+    app._update_jobline()
+    app._show_data(FixedEngine().list_collections(), FixedEngine().list_backups(), {})

@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterable
 from textual import on
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Label, Static
@@ -111,6 +112,13 @@ class MilvusBackupApp(App):
         except (NotImplementedError, RuntimeError, ValueError):
             pass
 
+    def collections_table_present(self) -> bool:
+        try:
+            self.query_one("#collections", SyncTable)
+        except NoMatches:
+            return False
+        return True
+
     @property
     def collections_table(self) -> SyncTable:
         return self.query_one("#collections", SyncTable)
@@ -150,6 +158,8 @@ class MilvusBackupApp(App):
     def _show_data(self, collections: list[CollectionSummary] | None, backups: list[BackupSummary] | None,
                    errors: dict[str, str]) -> None:
         self._refreshing = False
+        if not self.collections_table_present():  # a refresh that ends after the app began to close
+            return
         if collections is not None:
             self.collections = collections
             self.marked &= {collection_key(c) for c in collections}
@@ -339,7 +349,10 @@ class MilvusBackupApp(App):
 
     def _update_jobline(self) -> None:
         running = [w for w in self.watches.values() if not w.job.state.finished]
-        line = self.query_one("#jobline", Static)
+        try:
+            line = self.query_one("#jobline", Static)
+        except NoMatches:  # the app is shutting down and its widgets are gone; a last tick has nothing to show
+            return
         if not running:
             done = len(self.watches)
             line.update(f"{done} job(s) finished this session — j shows them" if done else "")
