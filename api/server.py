@@ -26,15 +26,15 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.models import CreateBackupRequest, Envelope, RestoreBackupRequest
-from core.backup import BackupRequest
-from core.engine import Engine
-from core.errors import AlreadyExists, BackupToolError, InvalidRequest, NotFound
-from core.jobs import Job, JobState
-from core.meta import BackupState, encode
-from core.paths import check_backup_name
-from core.requests import collections_in_backup, collections_in_milvus, parse_db_collections
-from core.restore import RestoreRequest
+from milvus_backup.api.models import CreateBackupRequest, Envelope, RestoreBackupRequest
+from milvus_backup.core.backup import BackupRequest
+from milvus_backup.core.engine import Engine
+from milvus_backup.core.errors import AlreadyExists, BackupToolError, InvalidRequest, NotFound
+from milvus_backup.core.jobs import Job, JobState
+from milvus_backup.core.meta import BackupState, encode
+from milvus_backup.core.paths import check_backup_name
+from milvus_backup.core.requests import collections_in_backup, collections_in_milvus, parse_db_collections
+from milvus_backup.core.restore import RestoreRequest
 
 log = logging.getLogger("milvus_backup.api")
 

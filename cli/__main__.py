@@ -1,3 +1,3 @@
-from cli.main import main
+from milvus_backup.cli.main import main
 
 main()

@@ -18,14 +18,14 @@ from typing import Sequence
 
 import humanize
 
-from cli.progress import ProgressPrinter
-from core.backup import BackupRequest
-from core.config import Config, load_config
-from core.errors import BackupToolError, ConfigError, InvalidRequest
-from core.jobs import JobState
-from core.meta import BackupState, encode
-from core.requests import collections_in_milvus
-from core.restore import RestoreRequest, parse_renames
+from milvus_backup.cli.progress import ProgressPrinter
+from milvus_backup.core.backup import BackupRequest
+from milvus_backup.core.config import Config, load_config
+from milvus_backup.core.errors import BackupToolError, ConfigError, InvalidRequest
+from milvus_backup.core.jobs import JobState
+from milvus_backup.core.meta import BackupState, encode
+from milvus_backup.core.requests import collections_in_milvus
+from milvus_backup.core.restore import RestoreRequest, parse_renames
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
 TOKEN_ENV = "MILVUS_BACKUP_API_TOKEN"
@@ -160,7 +160,7 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
-    from core.sandbox import Sandbox
+    from milvus_backup.sandbox.servers import Sandbox
 
     box = Sandbox(args.dir, args.milvus_port, args.s3_port)
     if args.action == "status":
@@ -178,7 +178,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     print(f"config          {state.config_path}")
     print(f"logs            {box.dir / 'logs'}")
     if args.demo:
-        from core.demo import load_demo
+        from milvus_backup.sandbox.demo import load_demo
 
         print("loading the demo collections...", file=sys.stderr)
         created = load_demo(state.milvus_uri)
@@ -208,10 +208,10 @@ def run(argv: Sequence[str] | None = None) -> int:
     if args.command == "sandbox":
         return cmd_sandbox(args)
     if args.command in (None, "tui"):
-        from tui.app import run_tui
+        from milvus_backup.tui.app import run_tui
 
         return run_tui(_config(args))
-    from core.engine import Engine
+    from milvus_backup.core.engine import Engine
 
     engine = Engine(_config(args))
     try:
@@ -234,7 +234,7 @@ def _backup_request(engine, args: argparse.Namespace) -> BackupRequest:
 
 
 def cmd_server(engine, args: argparse.Namespace) -> int:
-    from api.server import listen, serve
+    from milvus_backup.api.server import listen, serve
 
     token = os.environ.get(TOKEN_ENV) or None
     if args.token_file:

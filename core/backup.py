@@ -20,10 +20,10 @@ import urllib.request
 import uuid
 from dataclasses import dataclass, field
 
-from core.context import Context
-from core.errors import AlreadyExists, BackupToolError, InvalidRequest, NotFound, StorageError
-from core.jobs import Reporter
-from core.meta import (
+from milvus_backup.core.context import Context
+from milvus_backup.core.errors import AlreadyExists, BackupToolError, InvalidRequest, NotFound, StorageError
+from milvus_backup.core.jobs import Reporter
+from milvus_backup.core.meta import (
     BackupInfo,
     BackupState,
     Binlog,
@@ -38,11 +38,11 @@ from core.meta import (
     decode,
     meta_files,
 )
-from core.milvus import DEFAULT_DB, SegmentInfo, proto_to_dict
-from core.integrity import Entry, encode_manifest, hash_bytes, hash_object
-from core.paths import MANIFEST, META_DIR, META_WRITE_ORDER, check_backup_name, join
-from core.pause import pause_point
-from core.storage import CopyTask
+from milvus_backup.core.milvus import DEFAULT_DB, SegmentInfo, proto_to_dict
+from milvus_backup.core.integrity import Entry, encode_manifest, hash_bytes, hash_object
+from milvus_backup.core.paths import MANIFEST, META_DIR, META_WRITE_ORDER, check_backup_name, join
+from milvus_backup.core.pause import pause_point
+from milvus_backup.core.storage import CopyTask
 
 log = logging.getLogger("milvus_backup")
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.errors import NotFound, StorageError
-from core.meta import BackupInfo, BackupState, MetaError, read_backup
-from core.paths import BACKUP_META, CHANNEL_CP_META, COLLECTION_META, META_WRITE_ORDER, BackupLayout, InvalidName, check_backup_name
-from core.storage import Storage
+from milvus_backup.core.errors import NotFound, StorageError
+from milvus_backup.core.meta import BackupInfo, BackupState, MetaError, read_backup
+from milvus_backup.core.paths import BACKUP_META, CHANNEL_CP_META, COLLECTION_META, META_WRITE_ORDER, BackupLayout, InvalidName, check_backup_name
+from milvus_backup.core.storage import Storage
 
 
 @dataclass(frozen=True)

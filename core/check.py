@@ -10,10 +10,10 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
-from core.context import Context
-from core.errors import BackupToolError
-from core.paths import probe_key
-from core.storage import Storage, layout_root
+from milvus_backup.core.context import Context
+from milvus_backup.core.errors import BackupToolError
+from milvus_backup.core.paths import probe_key
+from milvus_backup.core.storage import Storage, layout_root
 
 
 @dataclass

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from core.errors import ConfigError
+from milvus_backup.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -6,12 +6,12 @@ import threading
 from functools import cached_property
 from typing import Callable, Sequence
 
-from core.catalog import Catalog
-from core.config import Config
-from core.jobs import Reporter
-from core.milvus import Milvus
-from core.paths import BackupLayout, MilvusLayout
-from core.storage import CopyTask, Storage, copy_objects, layout_root, open_storage
+from milvus_backup.core.catalog import Catalog
+from milvus_backup.core.config import Config
+from milvus_backup.core.jobs import Reporter
+from milvus_backup.core.milvus import Milvus
+from milvus_backup.core.paths import BackupLayout, MilvusLayout
+from milvus_backup.core.storage import CopyTask, Storage, copy_objects, layout_root, open_storage
 
 
 class Context:

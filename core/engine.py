@@ -11,19 +11,19 @@ import threading
 import uuid
 from typing import Any
 
-from core.backup import BackupRequest, default_backup_name, resolve_collections, run_backup
-from core.catalog import BackupSummary
-from core.check import CheckReport, run_check
-from core.config import Config
-from core.context import Context
-from core.errors import AlreadyExists, InvalidRequest
-from core.integrity import VerifyReport, run_verify
-from core.jobs import Job, Listener
-from core.meta import BackupInfo
-from core.milvus import CollectionSummary
-from core.paths import check_backup_name, check_restore_id
-from core.records import RestoreRecords, restore_view
-from core.restore import RestoreRequest, prepare_restore, restore_tasks, run_restore
+from milvus_backup.core.backup import BackupRequest, default_backup_name, resolve_collections, run_backup
+from milvus_backup.core.catalog import BackupSummary
+from milvus_backup.core.check import CheckReport, run_check
+from milvus_backup.core.config import Config
+from milvus_backup.core.context import Context
+from milvus_backup.core.errors import AlreadyExists, InvalidRequest
+from milvus_backup.core.integrity import VerifyReport, run_verify
+from milvus_backup.core.jobs import Job, Listener
+from milvus_backup.core.meta import BackupInfo
+from milvus_backup.core.milvus import CollectionSummary
+from milvus_backup.core.paths import check_backup_name, check_restore_id
+from milvus_backup.core.records import RestoreRecords, restore_view
+from milvus_backup.core.restore import RestoreRequest, prepare_restore, restore_tasks, run_restore
 
 
 KEEP_FINISHED_JOBS = 200  # a long-running server forgets older finished jobs (storage still has their state)

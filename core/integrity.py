@@ -22,9 +22,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from core.errors import BackupToolError, Cancelled, NotFound, StorageError
-from core.meta import BackupInfo, MetaError, read_backup
-from core.paths import (
+from milvus_backup.core.errors import BackupToolError, Cancelled, NotFound, StorageError
+from milvus_backup.core.meta import BackupInfo, MetaError, read_backup
+from milvus_backup.core.paths import (
     BACKUP_META,
     CHANNEL_CP_META,
     MANIFEST,
@@ -36,11 +36,11 @@ from core.paths import (
     check_relative_key,
     join,
 )
-from core.storage import CHUNK_SIZE, Storage
+from milvus_backup.core.storage import CHUNK_SIZE, Storage
 
 if TYPE_CHECKING:
-    from core.context import Context
-    from core.jobs import Reporter
+    from milvus_backup.core.context import Context
+    from milvus_backup.core.jobs import Reporter
 
 MANIFEST_FORMAT = "milvus-backup-py/integrity-manifest/1"
 ALGORITHM = "sha256"

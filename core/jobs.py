@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any, Callable
 
-from core.errors import BackupToolError, Cancelled
+from milvus_backup.core.errors import BackupToolError, Cancelled
 
 log = logging.getLogger("milvus_backup")
 

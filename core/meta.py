@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, TypeVar
 
-from core.errors import BackupToolError
-from core.paths import (
+from milvus_backup.core.errors import BackupToolError
+from milvus_backup.core.paths import (
     BACKUP_META,
     COLLECTION_META,
     FULL_META,

@@ -20,8 +20,8 @@ from pymilvus.decorators import PyMilvusDeprecationWarning
 from pymilvus.exceptions import MilvusException
 from pymilvus.grpc_gen import common_pb2, milvus_pb2, schema_pb2
 
-from core.config import MilvusConfig
-from core.errors import MilvusError, NotFound
+from milvus_backup.core.config import MilvusConfig
+from milvus_backup.core.errors import MilvusError, NotFound
 
 # connections.connect is the one ORM call used (it owns the stub's channel and auth); its notice is noise here.
 warnings.filterwarnings("ignore", category=PyMilvusDeprecationWarning)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from core.errors import BackupToolError, InvalidRequest
+from milvus_backup.core.errors import BackupToolError, InvalidRequest
 
 META_DIR = "meta"
 BACKUP_META = "backup_meta.json"

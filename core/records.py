@@ -13,11 +13,11 @@ import threading
 import time
 from typing import Any
 
-from core.errors import NotFound, StorageError
-from core.jobs import Job, JobState, Progress
-from core.meta import BackupState
-from core.paths import check_restore_id, restore_record
-from core.storage import ObjectNotFound, Storage
+from milvus_backup.core.errors import NotFound, StorageError
+from milvus_backup.core.jobs import Job, JobState, Progress
+from milvus_backup.core.meta import BackupState
+from milvus_backup.core.paths import check_restore_id, restore_record
+from milvus_backup.core.storage import ObjectNotFound, Storage
 
 _JOB_STATE = {JobState.RUNNING: BackupState.EXECUTING, JobState.SUCCESS: BackupState.SUCCESS,
               JobState.FAILED: BackupState.FAIL, JobState.CANCELLED: BackupState.FAIL}

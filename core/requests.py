@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from core.errors import InvalidRequest, NotFound
-from core.meta import BackupInfo
-from core.milvus import DEFAULT_DB, Milvus
+from milvus_backup.core.errors import InvalidRequest, NotFound
+from milvus_backup.core.meta import BackupInfo
+from milvus_backup.core.milvus import DEFAULT_DB, Milvus
 
 
 def parse_db_collections(value: Any) -> dict[str, list[str]]:

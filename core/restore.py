@@ -18,15 +18,15 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from core.context import Context
-from core.errors import AlreadyExists, BackupToolError, InvalidRequest, MilvusError, NotFound
-from core.integrity import refuse_damaged, run_verify, verify_backup
-from core.jobs import Reporter
-from core.meta import BackupInfo, BackupState, Collection, encode
-from core.milvus import DEFAULT_DB
-from core.pause import pause_point
-from core.paths import BackupLayout, as_prefix, join, restore_temp_root
-from core.storage import CopyTask, ObjectInfo
+from milvus_backup.core.context import Context
+from milvus_backup.core.errors import AlreadyExists, BackupToolError, InvalidRequest, MilvusError, NotFound
+from milvus_backup.core.integrity import refuse_damaged, run_verify, verify_backup
+from milvus_backup.core.jobs import Reporter
+from milvus_backup.core.meta import BackupInfo, BackupState, Collection, encode
+from milvus_backup.core.milvus import DEFAULT_DB
+from milvus_backup.core.pause import pause_point
+from milvus_backup.core.paths import BackupLayout, as_prefix, join, restore_temp_root
+from milvus_backup.core.storage import CopyTask, ObjectInfo
 
 log = logging.getLogger("milvus_backup")
 _COLLECTION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")

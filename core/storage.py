@@ -37,8 +37,8 @@ from minio.credentials import IamAwsProvider
 from minio.deleteobjects import DeleteObject
 from minio.error import InvalidResponseError, S3Error, ServerError
 
-from core.config import S3_STORAGE_TYPES, StorageConfig
-from core.errors import Cancelled, StorageError
+from milvus_backup.core.config import S3_STORAGE_TYPES, StorageConfig
+from milvus_backup.core.errors import Cancelled, StorageError
 
 log = logging.getLogger(__name__)
 

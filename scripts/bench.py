@@ -19,11 +19,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import humanize  # noqa: E402
 from pymilvus import DataType, MilvusClient  # noqa: E402
 
-from core.backup import BackupRequest  # noqa: E402
-from core.config import load_config  # noqa: E402
-from core.engine import Engine  # noqa: E402
-from core.jobs import JobState  # noqa: E402
-from core.restore import RestoreRequest  # noqa: E402
+from milvus_backup.core.backup import BackupRequest  # noqa: E402
+from milvus_backup.core.config import load_config  # noqa: E402
+from milvus_backup.core.engine import Engine  # noqa: E402
+from milvus_backup.core.jobs import JobState  # noqa: E402
+from milvus_backup.core.restore import RestoreRequest  # noqa: E402
 
 
 def main() -> None:

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from pymilvus import MilvusClient
 
-from core.config import Config, load_config
-from core.demo import DemoCollection, load_demo
-from core.engine import Engine
-from core.sandbox import Sandbox, SandboxState, free_port
+from milvus_backup.core.config import Config, load_config
+from milvus_backup.sandbox.demo import DemoCollection, load_demo
+from milvus_backup.core.engine import Engine
+from milvus_backup.sandbox.servers import Sandbox, SandboxState, free_port
 
 
 @pytest.fixture(scope="session")

@@ -22,9 +22,9 @@ import pytest
 from minio import Minio
 from pymilvus import MilvusClient
 
-from core.config import ENV_OVERRIDES
-from core.demo import demo_collection
-from core.sandbox import free_port
+from milvus_backup.core.config import ENV_OVERRIDES
+from milvus_backup.sandbox.demo import demo_collection
+from milvus_backup.sandbox.servers import free_port
 from tests.conftest import assert_same_rows, drop_if_exists, fetch_rows
 
 pytestmark = pytest.mark.integration
@@ -60,7 +60,7 @@ class Server:
     def start(self) -> "Server":
         env = _env(**({"MILVUS_BACKUP_API_TOKEN": self.token} if self.token else {}))
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "cli", "--config", str(self.config), "server",
+            self.proc = subprocess.Popen([sys.executable, "-m", "milvus_backup.cli", "--config", str(self.config), "server",
                                           "-p", str(self.port)], cwd=ROOT, stdin=subprocess.DEVNULL,
                                          stdout=log, stderr=log, env=env)
         deadline = time.monotonic() + 60
@@ -416,7 +416,7 @@ def test_twenty_concurrent_clients_are_all_served(sandbox, server, capsys):
 def test_state_survives_a_restart(sandbox, tmp_path):
     """A backup made by the CLI and a restore made over HTTP answer the same from a new server process."""
     name, suffix = f"rs_{_uid()}", f"_rs{_uid()}"
-    created = subprocess.run([sys.executable, "-m", "cli", "--config", str(sandbox.config_path), "create", "-n", name,
+    created = subprocess.run([sys.executable, "-m", "milvus_backup.cli", "--config", str(sandbox.config_path), "create", "-n", name,
                               "-c", "books"], cwd=ROOT, capture_output=True, text=True, env=_env(), timeout=300)
     assert created.returncode == 0, created.stderr
     first = Server(sandbox.config_path, tmp_path).start()
@@ -439,7 +439,7 @@ def test_state_survives_a_restart(sandbox, tmp_path):
         if second is not None:
             second.stop()
         drop_if_exists(sandbox.milvus_uri, "default", f"books{suffix}")
-        subprocess.run([sys.executable, "-m", "cli", "--config", str(sandbox.config_path), "delete", "-n", name],
+        subprocess.run([sys.executable, "-m", "milvus_backup.cli", "--config", str(sandbox.config_path), "delete", "-n", name],
                        cwd=ROOT, capture_output=True, env=_env(), timeout=300)
 
 

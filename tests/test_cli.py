@@ -21,11 +21,11 @@ import yaml
 from minio import Minio
 from pymilvus import MilvusClient
 
-from core.backup import BackupRequest
-from core.config import ENV_OVERRIDES
-from core.demo import DEMO_COLLECTIONS, demo_collection
-from core.engine import Engine
-from core.jobs import JobState
+from milvus_backup.core.backup import BackupRequest
+from milvus_backup.core.config import ENV_OVERRIDES
+from milvus_backup.sandbox.demo import DEMO_COLLECTIONS, demo_collection
+from milvus_backup.core.engine import Engine
+from milvus_backup.core.jobs import JobState
 from tests.conftest import assert_same_rows, drop_if_exists, fetch_rows
 
 pytestmark = pytest.mark.integration
@@ -48,7 +48,7 @@ def _env(**extra: str) -> dict[str, str]:
 
 def _cli(config: Path | str | None, *args: str, env: dict[str, str] | None = None,
          timeout: float = 300) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "cli"]
+    cmd = [sys.executable, "-m", "milvus_backup.cli"]
     if config is not None:
         cmd += ["--config", str(config)]
     return subprocess.run(cmd + list(args), cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False,
@@ -299,7 +299,7 @@ def test_ctrl_c_cancels_a_backup_and_leaves_nothing_complete(sandbox, base_confi
     # one copy at a time, so the copy phase lasts long enough to be interrupted
     env = _env(BACKUP_PARALLELISM_COPYDATA="1")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cli", "--config", str(sandbox.config_path), "create", "-n", name,
+        [sys.executable, "-m", "milvus_backup.cli", "--config", str(sandbox.config_path), "create", "-n", name,
          "-c", "hello_milvus,books"],
         cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     lines: queue.Queue[str | None] = queue.Queue()

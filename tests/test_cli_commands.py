@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from core.demo import demo_collection
-from core.sandbox import free_port
+from milvus_backup.sandbox.demo import demo_collection
+from milvus_backup.sandbox.servers import free_port
 from tests.conftest import assert_same_rows, drop_if_exists, fetch_rows
 from tests.test_cli import _cli, _error_line, _keys, _run, _uid
 
@@ -158,11 +158,11 @@ def test_server_refuses_a_port_in_use(sandbox):
 
 
 def test_help_lists_every_command():
-    proc = subprocess.run([sys.executable, "-m", "cli", "--help"], cwd=Path(__file__).resolve().parents[1],
+    proc = subprocess.run([sys.executable, "-m", "milvus_backup.cli", "--help"], cwd=Path(__file__).resolve().parents[1],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0
     for command in ("create", "list", "get", "delete", "restore", "list-collections", "check", "server"):
         assert command in proc.stdout
-    server_help = subprocess.run([sys.executable, "-m", "cli", "server", "--help"],
+    server_help = subprocess.run([sys.executable, "-m", "milvus_backup.cli", "server", "--help"],
                                  cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=60)
     assert "-p PORT" in server_help.stdout and "--host" in server_help.stdout and "8080" in server_help.stdout

@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 from minio import Minio
 
-from core.backup import BackupRequest
-from core.demo import demo_collection
-from core.engine import Engine
-from core.errors import NotFound
-from core.jobs import JobState
-from core.meta import BackupState, encode, meta_files, read_backup
-from core.paths import (
+from milvus_backup.core.backup import BackupRequest
+from milvus_backup.sandbox.demo import demo_collection
+from milvus_backup.core.engine import Engine
+from milvus_backup.core.errors import NotFound
+from milvus_backup.core.jobs import JobState
+from milvus_backup.core.meta import BackupState, encode, meta_files, read_backup
+from milvus_backup.core.paths import (
     BACKUP_META,
     CHANNEL_CP_META,
     COLLECTION_META,
@@ -31,7 +31,7 @@ from core.paths import (
     PARTITION_META,
     SEGMENT_META,
 )
-from core.restore import RestoreRequest
+from milvus_backup.core.restore import RestoreRequest
 from tests.conftest import assert_same_rows, drop_if_exists, fetch_rows
 
 pytestmark = pytest.mark.integration

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from core.config import ENV_OVERRIDES, Config, load_config
-from core.errors import ConfigError
+from milvus_backup.core.config import ENV_OVERRIDES, Config, load_config
+from milvus_backup.core.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = REPO / "configs" / "backup.yaml"

@@ -20,13 +20,13 @@ from pathlib import Path
 import pytest
 from minio import Minio
 
-from core.backup import BackupRequest
-from core.config import ENV_OVERRIDES
-from core.demo import demo_collection
-from core.engine import Engine
-from core.jobs import JobState
-from core.paths import BACKUP_META, MANIFEST
-from core.pause import PAUSE_AT, PAUSE_FILE
+from milvus_backup.core.backup import BackupRequest
+from milvus_backup.core.config import ENV_OVERRIDES
+from milvus_backup.sandbox.demo import demo_collection
+from milvus_backup.core.engine import Engine
+from milvus_backup.core.jobs import JobState
+from milvus_backup.core.paths import BACKUP_META, MANIFEST
+from milvus_backup.core.pause import PAUSE_AT, PAUSE_FILE
 from tests.conftest import assert_same_rows, drop_if_exists, fetch_rows
 
 pytestmark = pytest.mark.integration
@@ -43,7 +43,7 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 def _cmd(sandbox, *args: str) -> list[str]:
-    return [sys.executable, "-m", "cli", "--config", str(sandbox.config_path), *args]
+    return [sys.executable, "-m", "milvus_backup.cli", "--config", str(sandbox.config_path), *args]
 
 
 def _cli(sandbox, *args: str) -> subprocess.CompletedProcess:

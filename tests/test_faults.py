@@ -10,14 +10,14 @@ import uuid
 import pytest
 from minio import Minio
 
-import core.storage
-from core.backup import BackupRequest
-from core.demo import demo_collection
-from core.engine import Engine
-from core.integrity import decode_manifest
-from core.jobs import JobState
-from core.paths import MANIFEST
-from core.restore import RestoreRequest
+import milvus_backup.core.storage
+from milvus_backup.core.backup import BackupRequest
+from milvus_backup.sandbox.demo import demo_collection
+from milvus_backup.core.engine import Engine
+from milvus_backup.core.integrity import decode_manifest
+from milvus_backup.core.jobs import JobState
+from milvus_backup.core.paths import MANIFEST
+from milvus_backup.core.restore import RestoreRequest
 from tests.conftest import assert_same_rows, drop_if_exists, fetch_rows
 from tests.faults import Rule, access_denied, connection_reset, inject, read_timeout, slow_down
 
@@ -49,8 +49,8 @@ def _transient_rules() -> list[Rule]:
 
 @pytest.fixture(autouse=True)
 def fast_retries(monkeypatch):
-    monkeypatch.setattr(core.storage, "RETRY_WAIT_INITIAL", 0.01)
-    monkeypatch.setattr(core.storage, "RETRY_WAIT_MAX", 0.05)
+    monkeypatch.setattr(milvus_backup.core.storage, "RETRY_WAIT_INITIAL", 0.01)
+    monkeypatch.setattr(milvus_backup.core.storage, "RETRY_WAIT_MAX", 0.05)
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.integrity import MANIFEST_FORMAT, Entry, decode_manifest, encode_manifest, meta_binlogs
-from core.meta import BackupInfo, MetaError, read_backup
-from core.paths import (
+from milvus_backup.core.integrity import MANIFEST_FORMAT, Entry, decode_manifest, encode_manifest, meta_binlogs
+from milvus_backup.core.meta import BackupInfo, MetaError, read_backup
+from milvus_backup.core.paths import (
     BACKUP_META,
     COLLECTION_META,
     FULL_META,

@@ -16,14 +16,14 @@ from pathlib import Path
 import pytest
 from minio import Minio
 
-from core.backup import BackupRequest
-from core.demo import demo_collection
-from core.engine import Engine
-from core.errors import Cancelled, NotFound
-from core.integrity import MANIFEST_FORMAT, DamagedBackup, decode_manifest
-from core.jobs import JobState
-from core.paths import BACKUP_META, FULL_META, MANIFEST, META_WRITE_ORDER
-from core.restore import RestoreRequest
+from milvus_backup.core.backup import BackupRequest
+from milvus_backup.sandbox.demo import demo_collection
+from milvus_backup.core.engine import Engine
+from milvus_backup.core.errors import Cancelled, NotFound
+from milvus_backup.core.integrity import MANIFEST_FORMAT, DamagedBackup, decode_manifest
+from milvus_backup.core.jobs import JobState
+from milvus_backup.core.paths import BACKUP_META, FULL_META, MANIFEST, META_WRITE_ORDER
+from milvus_backup.core.restore import RestoreRequest
 from tests.conftest import assert_same_rows, drop_if_exists, fetch_rows, with_backup_storage
 
 pytestmark = pytest.mark.integration
@@ -262,7 +262,7 @@ def test_the_go_tools_example_backup_is_checked_by_its_meta_sizes(sandbox, engin
 
 
 def _cli(sandbox, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cli", "--config", str(sandbox.config_path), *args], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "milvus_backup.cli", "--config", str(sandbox.config_path), *args], cwd=ROOT,
                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300, check=False)
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import BackupToolError
-from core.meta import (
+from milvus_backup.core.errors import BackupToolError
+from milvus_backup.core.meta import (
     BackupInfo,
     BackupState,
     Binlog,
@@ -32,7 +32,7 @@ from core.meta import (
     meta_files,
     read_backup,
 )
-from core.paths import (
+from milvus_backup.core.paths import (
     BACKUP_META,
     CHANNEL_CP_META,
     COLLECTION_META,

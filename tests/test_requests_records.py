@@ -6,14 +6,14 @@ import threading
 
 import pytest
 
-from core.errors import InvalidRequest, NotFound
-from core.jobs import Job, JobState
-from core.meta import BackupInfo, Collection
-from core.paths import BackupLayout, check_restore_id, probe_key, restore_record
-from core.records import RestoreRecords, restore_view
-from core.requests import collections_in_backup, parse_db_collections
-from core.restore import RestoredCollection
-from core.storage import LocalStorage
+from milvus_backup.core.errors import InvalidRequest, NotFound
+from milvus_backup.core.jobs import Job, JobState
+from milvus_backup.core.meta import BackupInfo, Collection
+from milvus_backup.core.paths import BackupLayout, check_restore_id, probe_key, restore_record
+from milvus_backup.core.records import RestoreRecords, restore_view
+from milvus_backup.core.requests import collections_in_backup, parse_db_collections
+from milvus_backup.core.restore import RestoredCollection
+from milvus_backup.core.storage import LocalStorage
 
 
 @pytest.mark.parametrize("value,expected", [

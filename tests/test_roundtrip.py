@@ -7,14 +7,14 @@ import json
 import pytest
 from minio import Minio
 
-from core.backup import BackupRequest
-from core.demo import DEMO_COLLECTIONS, demo_collection
-from core.engine import Engine
-from core.errors import AlreadyExists, InvalidRequest, NotFound
-from core.jobs import JobState
-from core.meta import BackupState
-from core.paths import BACKUP_META, MANIFEST, META_WRITE_ORDER, restore_temp_root
-from core.restore import RestoreRequest
+from milvus_backup.core.backup import BackupRequest
+from milvus_backup.sandbox.demo import DEMO_COLLECTIONS, demo_collection
+from milvus_backup.core.engine import Engine
+from milvus_backup.core.errors import AlreadyExists, InvalidRequest, NotFound
+from milvus_backup.core.jobs import JobState
+from milvus_backup.core.meta import BackupState
+from milvus_backup.core.paths import BACKUP_META, MANIFEST, META_WRITE_ORDER, restore_temp_root
+from milvus_backup.core.restore import RestoreRequest
 from tests.conftest import assert_same_rows, drop_if_exists, fetch_rows, with_backup_storage
 
 pytestmark = pytest.mark.integration

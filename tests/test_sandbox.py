@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from core.config import ENV_OVERRIDES, load_config
-from core.sandbox import Sandbox, free_port
+from milvus_backup.core.config import ENV_OVERRIDES, load_config
+from milvus_backup.sandbox.servers import Sandbox, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -26,7 +26,7 @@ def _env() -> dict[str, str]:
 
 
 def _cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cli", *args], cwd=ROOT, stdin=subprocess.DEVNULL,
+    return subprocess.run([sys.executable, "-m", "milvus_backup.cli", *args], cwd=ROOT, stdin=subprocess.DEVNULL,
                           capture_output=True, text=True, env=_env(), timeout=timeout, check=False)
 
 

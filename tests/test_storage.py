@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from minio import Minio
 
-import core.storage as storage_mod
-from core.config import StorageConfig
-from core.errors import Cancelled, StorageError
-from core.storage import (
+import milvus_backup.core.storage as storage_mod
+from milvus_backup.core.config import StorageConfig
+from milvus_backup.core.errors import Cancelled, StorageError
+from milvus_backup.core.storage import (
     CopyTask,
     LocalStorage,
     MinioStorage,
@@ -377,7 +377,7 @@ def free_port() -> int:
 def test_unreachable_s3_is_retried_then_one_line(caplog):
     secret = "very-secret-key-123"
     store = open_storage(StorageConfig(address="127.0.0.1", port=free_port(), secret_access_key=secret))
-    with caplog.at_level(logging.WARNING, logger="core.storage"):
+    with caplog.at_level(logging.WARNING, logger="milvus_backup.core.storage"):
         with pytest.raises(StorageError) as info:
             store.check()
     message = one_line(info.value)

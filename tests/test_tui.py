@@ -16,17 +16,17 @@ from minio import Minio
 from pymilvus import MilvusClient
 from rich.console import Console
 
-from core.backup import BackupRequest
-from core.config import Config
-from core.demo import demo_collection
-from core.engine import Engine
-from core.jobs import JobState
+from milvus_backup.core.backup import BackupRequest
+from milvus_backup.core.config import Config
+from milvus_backup.sandbox.demo import demo_collection
+from milvus_backup.core.engine import Engine
+from milvus_backup.core.jobs import JobState
 from tests.conftest import assert_same_rows, drop_if_exists, fetch_rows
-from tui.app import MilvusBackupApp
-from tui.details import BackupDetailsScreen, backup_view
-from tui.dialogs import BackupDialog, ConfirmDialog, RestoreDialog
-from tui.jobs import JobsScreen
-from tui.tables import SyncTable
+from milvus_backup.tui.app import MilvusBackupApp
+from milvus_backup.tui.details import BackupDetailsScreen, backup_view
+from milvus_backup.tui.dialogs import BackupDialog, ConfirmDialog, RestoreDialog
+from milvus_backup.tui.jobs import JobsScreen
+from milvus_backup.tui.tables import SyncTable
 
 pytestmark = pytest.mark.integration
 SIZE = (100, 30)
@@ -250,7 +250,7 @@ def test_details_show_the_backup(sandbox, engine):
 
 def test_unreachable_milvus_says_where(sandbox, base_config: Config):
     """A Milvus that does not answer: a notice naming the address, the backups still listed, no crash."""
-    from core.sandbox import free_port
+    from milvus_backup.sandbox.servers import free_port
 
     port = free_port()
     config = dataclasses.replace(base_config, milvus=dataclasses.replace(base_config.milvus, port=port))

@@ -13,17 +13,17 @@ from dataclasses import replace
 import pytest
 from textual.widgets import DataTable
 
-from core.catalog import BackupSummary
-from core.config import load_config
-from core.errors import NotFound
-from core.jobs import Job, JobState, Progress
-from core.meta import (BackupInfo, BackupState, Collection, Field, IndexInfo, KeyValue, Partition, Schema,
+from milvus_backup.core.catalog import BackupSummary
+from milvus_backup.core.config import load_config
+from milvus_backup.core.errors import NotFound
+from milvus_backup.core.jobs import Job, JobState, Progress
+from milvus_backup.core.meta import (BackupInfo, BackupState, Collection, Field, IndexInfo, KeyValue, Partition, Schema,
                        Segment)
-from core.milvus import CollectionSummary
-from core.restore import RestoredCollection, preview_targets
-from tui.app import MilvusBackupApp
-from tui.jobs import JobsScreen, JobWatch
-from tui.tables import SyncTable, backup_rows
+from milvus_backup.core.milvus import CollectionSummary
+from milvus_backup.core.restore import RestoredCollection, preview_targets
+from milvus_backup.tui.app import MilvusBackupApp
+from milvus_backup.tui.jobs import JobsScreen, JobWatch
+from milvus_backup.tui.tables import SyncTable, backup_rows
 
 NOW = 1_795_000_000.0  # a fixed "now" for "3 hours ago"
 SIZES = [(80, 24), (120, 40)]
@@ -213,7 +213,7 @@ def test_backup_rows_say_when_in_words():
 
 def test_restore_preview_marks_existing_targets():
     info = BACKUPS["nightly_2026_11_21"]
-    from core.restore import RestoreRequest
+    from milvus_backup.core.restore import RestoreRequest
 
     plain = preview_targets(info, RestoreRequest(info.name), {"default.books"})
     assert [(p.target, p.exists) for p in plain] == [("default.hello_milvus", False), ("default.books", True)]

@@ -22,16 +22,16 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Label, Static
 
-from core.backup import BackupRequest, default_backup_name
-from core.catalog import BackupSummary
-from core.errors import BackupToolError
-from core.jobs import Job, JobState, Progress
-from core.milvus import CollectionSummary
-from core.restore import RestoreRequest
-from tui.details import BackupDetailsScreen
-from tui.dialogs import BackupDialog, ConfirmDialog, HelpScreen, RestoreDialog
-from tui.jobs import JobsScreen, JobWatch
-from tui.tables import BACKUP_COLUMNS, COLLECTION_COLUMNS, SyncTable, backup_rows, collection_key, collection_rows
+from milvus_backup.core.backup import BackupRequest, default_backup_name
+from milvus_backup.core.catalog import BackupSummary
+from milvus_backup.core.errors import BackupToolError
+from milvus_backup.core.jobs import Job, JobState, Progress
+from milvus_backup.core.milvus import CollectionSummary
+from milvus_backup.core.restore import RestoreRequest
+from milvus_backup.tui.details import BackupDetailsScreen
+from milvus_backup.tui.dialogs import BackupDialog, ConfirmDialog, HelpScreen, RestoreDialog
+from milvus_backup.tui.jobs import JobsScreen, JobWatch
+from milvus_backup.tui.tables import BACKUP_COLUMNS, COLLECTION_COLUMNS, SyncTable, backup_rows, collection_key, collection_rows
 
 log = logging.getLogger("milvus_backup")
 
@@ -467,7 +467,7 @@ def _log_to_file_only(config: Any) -> None:
 
 def run_tui(config: Any) -> int:
     """Open the app on `config`; on the way out, wait for cancelled jobs to clean up."""
-    from core.engine import Engine
+    from milvus_backup.core.engine import Engine
 
     _log_to_file_only(config)
     engine = Engine(config)

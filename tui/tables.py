@@ -14,8 +14,8 @@ import humanize
 from rich.text import Text
 from textual.widgets import DataTable
 
-from core.catalog import BackupSummary
-from core.milvus import CollectionSummary
+from milvus_backup.core.catalog import BackupSummary
+from milvus_backup.core.milvus import CollectionSummary
 
 Row = tuple[str | Text, ...]
 MARK = "✓"

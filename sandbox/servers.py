@@ -28,7 +28,7 @@ from pathlib import Path
 
 import yaml
 
-from core.errors import BackupToolError
+from milvus_backup.core.errors import BackupToolError
 
 ACCESS_KEY = "minioadmin"
 SECRET_KEY = "minioadmin"  # loopback-only sandbox credentials, the defaults of the config file
