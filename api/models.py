@@ -10,7 +10,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-
 _GO_ONLY = "the Go tool's; not supported here: accepted only when empty or false"
 
 
@@ -34,7 +33,8 @@ class CreateBackupRequest(_Body):
     backup_name: str = Field("", description="default backup_<UTC yyyy_mm_dd_hh_mm_ss>_<nanos>")
     collection_names: list[str] = Field(default_factory=list, description='"name" or "db.name"; empty: all')
     db_collections: dict[str, list[str]] | str | None = Field(
-        None, description='{"db": ["coll", ...], "db2": []} (an empty list: the whole database), or its JSON text')
+        None, description='{"db": ["coll", ...], "db2": []} (an empty list: the whole database), or its JSON text'
+    )
     async_: bool = Field(False, alias="async", description="answer at once; poll get_backup")
     meta_only: bool = False
     gc_pause_enable: bool | None = Field(None, description="pause Milvus GC during the copy (default: the config)")
@@ -45,11 +45,13 @@ class CreateBackupRequest(_Body):
 class RestoreBackupRequest(_Body):
     backup_name: str
     collection_names: list[str] = Field(default_factory=list, description='"name" or "db.name"; empty: all')
-    db_collections: dict[str, list[str]] | str | None = Field(None, description="restore only these databases' "
-                                                                                "collections")
+    db_collections: dict[str, list[str]] | str | None = Field(
+        None, description="restore only these databases' collections"
+    )
     collection_suffix: str = ""
-    collection_renames: dict[str, str] = Field(default_factory=dict,
-                                               description='{"old": "new", "db1.c": "db2.c", "db1.*": "db2.*"}')
+    collection_renames: dict[str, str] = Field(
+        default_factory=dict, description='{"old": "new", "db1.c": "db2.c", "db1.*": "db2.*"}'
+    )
     async_: bool = Field(False, alias="async", description="answer at once; poll get_restore")
     metaOnly: bool = False
     restoreIndex: bool = False
@@ -64,7 +66,8 @@ class RestoreBackupRequest(_Body):
 
 class Envelope(BaseModel):
     requestId: str
-    code: int = Field(description="0 success, 1 not supported, 2 no permission, 3 fail, 400 parameter error, "
-                                  "404 not found")
+    code: int = Field(
+        description="0 success, 1 not supported, 2 no permission, 3 fail, 400 parameter error, 404 not found"
+    )
     msg: str
     data: Any = None

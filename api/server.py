@@ -68,8 +68,10 @@ _STATUS = {PARAMETER_ERROR: 400, NOT_FOUND: 404, NO_PERMISSION: 401}
 
 
 def _envelope(code: int, msg: str, data: Any = None, request_id: str = "", status: int | None = None) -> JSONResponse:
-    return JSONResponse({"requestId": request_id or uuid.uuid4().hex, "code": code, "msg": msg, "data": data},
-                        status_code=status or _STATUS.get(code, 200))
+    return JSONResponse(
+        {"requestId": request_id or uuid.uuid4().hex, "code": code, "msg": msg, "data": data},
+        status_code=status or _STATUS.get(code, 200),
+    )
 
 
 def _code_of(exc: BackupToolError) -> int:
@@ -88,40 +90,61 @@ def _validation_message(exc: RequestValidationError) -> str:
         where = ".".join(loc)
         kind = err.get("type", "")
         if kind == "json_invalid":
-            parts.append(f"the body is not valid JSON ({err.get('ctx', {}).get('error', 'parse error')}); "
-                         "send a JSON object with Content-Type: application/json")
+            parts.append(
+                f"the body is not valid JSON ({err.get('ctx', {}).get('error', 'parse error')}); "
+                "send a JSON object with Content-Type: application/json"
+            )
         elif kind == "extra_forbidden":
             parts.append(f"unknown field {where!r} (see {BASE}/docs/index.html for the fields)")
         elif kind == "missing":
-            parts.append(f"field {where} is required" if where else
-                         "the request body is required: send a JSON object (at least {}) with "
-                         "Content-Type: application/json")
+            parts.append(
+                f"field {where} is required"
+                if where
+                else "the request body is required: send a JSON object (at least {}) with "
+                "Content-Type: application/json"
+            )
         elif not where and kind in ("model_attributes_type", "dict_type"):
             parts.append("the body must be a JSON object sent with Content-Type: application/json")
         else:
-            parts.append(f"field {where}: {err.get('msg', 'invalid value')}" if where else err.get("msg", "invalid request"))
+            parts.append(
+                f"field {where}: {err.get('msg', 'invalid value')}" if where else err.get("msg", "invalid request")
+            )
     return "; ".join(parts[:3]) or "invalid request"
 
 
 def _not_supported(body) -> JSONResponse:
     names = body.unsupported()
-    where = ("; backups live in the config's backup bucket and root path (minio.backupBucketName, "
-             "minio.backupRootPath)") if {"bucket_name", "path"} & set(names) else ""
-    return _envelope(NOT_SUPPORTED, f"{', '.join(names)}: not supported by this tool (send it empty or leave it "
-                                    f"out){where}", request_id=body.requestId)
+    where = (
+        ("; backups live in the config's backup bucket and root path (minio.backupBucketName, minio.backupRootPath)")
+        if {"bucket_name", "path"} & set(names)
+        else ""
+    )
+    return _envelope(
+        NOT_SUPPORTED,
+        f"{', '.join(names)}: not supported by this tool (send it empty or leave it out){where}",
+        request_id=body.requestId,
+    )
 
 
 # -- what the answers hold ---------------------------------------------------------------------------
+
 
 def backup_job_view(job: Job) -> dict[str, Any]:
     """A backup job of this process that is running or failed (a finished one is read from storage)."""
     p = job.progress
     state = {JobState.RUNNING: BackupState.EXECUTING, JobState.SUCCESS: BackupState.SUCCESS}.get(
-        p.state, BackupState.FAIL)
-    return {"id": job.id, "state_code": int(state), "errorMessage": job.error if p.state.finished else "",
-            "start_time": job.start_time, "end_time": job.end_time if p.state.finished else 0,
-            "progress": 100 if p.state is JobState.SUCCESS else min(99, int(p.fraction * 100)),
-            "name": job.name, "size": p.bytes_done}
+        p.state, BackupState.FAIL
+    )
+    return {
+        "id": job.id,
+        "state_code": int(state),
+        "errorMessage": job.error if p.state.finished else "",
+        "start_time": job.start_time,
+        "end_time": job.end_time if p.state.finished else 0,
+        "progress": 100 if p.state is JobState.SUCCESS else min(99, int(p.fraction * 100)),
+        "name": job.name,
+        "size": p.bytes_done,
+    }
 
 
 def stored_backup_view(engine: Engine, name: str) -> dict[str, Any]:
@@ -138,8 +161,7 @@ def backup_view(engine: Engine, name: str = "", backup_id: str = "") -> dict[str
     if job is not None and not job.state.finished:
         return backup_job_view(job)
     if not name and backup_id:
-        name = job.name if job is not None else next(
-            (b.name for b in engine.list_backups() if b.id == backup_id), "")
+        name = job.name if job is not None else next((b.name for b in engine.list_backups() if b.id == backup_id), "")
         if not name:
             raise NotFound(f"no backup has id {backup_id}")
     try:
@@ -148,12 +170,19 @@ def backup_view(engine: Engine, name: str = "", backup_id: str = "") -> dict[str
         if job is not None and job.state is not JobState.SUCCESS:  # failed here: its leftovers were removed
             return backup_job_view(job)
         if engine.ctx.catalog.exists(name):  # an interrupted backup's leftovers
-            return {"id": "", "state_code": int(BackupState.FAIL), "errorMessage": str(exc), "progress": 0,
-                    "name": name, "size": 0}
+            return {
+                "id": "",
+                "state_code": int(BackupState.FAIL),
+                "errorMessage": str(exc),
+                "progress": 0,
+                "name": name,
+                "size": 0,
+            }
         raise
 
 
 # -- the app -----------------------------------------------------------------------------------------
+
 
 def create_app(engine: Engine, token: str | None = None) -> FastAPI:
     """The API on `engine`. With a token, every /api/v1 call but the docs needs `Authorization: Bearer <token>`."""
@@ -171,11 +200,17 @@ def create_app(engine: Engine, token: str | None = None) -> FastAPI:
         for job in running:
             job.wait(max(0.0, deadline - time.monotonic()))
 
-    app = FastAPI(title="milvus-backup", version="1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
-                  openapi_url=f"{BASE}/openapi.json",
-                  description="Back up and restore Milvus collections; the API of zilliztech/milvus-backup. "
-                              "Every answer is {requestId, code, msg, data}: code 0 success, 1 not supported, "
-                              "2 no permission, 3 fail, 400 parameter error, 404 not found.")
+    app = FastAPI(
+        title="milvus-backup",
+        version="1.0",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=f"{BASE}/openapi.json",
+        description="Back up and restore Milvus collections; the API of zilliztech/milvus-backup. "
+        "Every answer is {requestId, code, msg, data}: code 0 success, 1 not supported, "
+        "2 no permission, 3 fail, 400 parameter error, 404 not found.",
+    )
     app.mount(f"{BASE}/docs/static", StaticFiles(directory=SWAGGER_STATIC), name="swagger-static")
 
     open_paths = (f"{BASE}/docs", f"{BASE}/openapi.json")
@@ -186,8 +221,9 @@ def create_app(engine: Engine, token: str | None = None) -> FastAPI:
         if token and not request.url.path.startswith(open_paths):
             scheme, _, value = request.headers.get("authorization", "").partition(" ")
             if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token.encode()):
-                response = _envelope(NO_PERMISSION,
-                                     "missing or wrong token: send the header Authorization: Bearer <token>")
+                response = _envelope(
+                    NO_PERMISSION, "missing or wrong token: send the header Authorization: Bearer <token>"
+                )
                 response.headers["WWW-Authenticate"] = "Bearer"
                 return response
         return await call_next(request)
@@ -203,8 +239,11 @@ def create_app(engine: Engine, token: str | None = None) -> FastAPI:
             return _envelope(NOT_FOUND, msg)
         if exc.status_code == 405:
             allowed = exc.headers.get("Allow", "") if exc.headers else ""
-            return _envelope(PARAMETER_ERROR, f"{request.method} is not allowed on {request.url.path}"
-                             + (f"; use {allowed}" if allowed else ""), status=405)
+            return _envelope(
+                PARAMETER_ERROR,
+                f"{request.method} is not allowed on {request.url.path}" + (f"; use {allowed}" if allowed else ""),
+                status=405,
+            )
         return _envelope(PARAMETER_ERROR if exc.status_code < 500 else FAIL, str(exc.detail), status=exc.status_code)
 
     @app.exception_handler(BackupToolError)
@@ -247,8 +286,9 @@ def create_app(engine: Engine, token: str | None = None) -> FastAPI:
             names += [n for n in collections_in_milvus(engine.ctx.milvus, db_colls) if n not in names]
         if body.backup_name:
             check_backup_name(body.backup_name)
-        request = BackupRequest(name=body.backup_name, collections=names, meta_only=body.meta_only,
-                                gc_pause=body.gc_pause_enable)
+        request = BackupRequest(
+            name=body.backup_name, collections=names, meta_only=body.meta_only, gc_pause=body.gc_pause_enable
+        )
         job = engine.start_backup(request)
         if body.async_:
             return _envelope(OK, "create backup is executing asynchronously", backup_job_view(job), body.requestId)
@@ -260,8 +300,9 @@ def create_app(engine: Engine, token: str | None = None) -> FastAPI:
     def list_backups(collection_name: str = Query("", description='only backups holding it ("name" or "db.name")')):
         rows = []
         for b in engine.list_backups():
-            if collection_name and not any(c == collection_name or c.split(".", 1)[1] == collection_name
-                                           for c in b.collections):
+            if collection_name and not any(
+                c == collection_name or c.split(".", 1)[1] == collection_name for c in b.collections
+            ):
                 continue
             if b.complete:
                 state = BackupState.SUCCESS
@@ -269,13 +310,27 @@ def create_app(engine: Engine, token: str | None = None) -> FastAPI:
                 state = BackupState.EXECUTING
             else:
                 state = BackupState.FAIL
-            rows.append({"id": b.id, "state_code": int(state), "name": b.name, "size": b.size,
-                         "milvus_version": b.milvus_version})
+            rows.append(
+                {
+                    "id": b.id,
+                    "state_code": int(state),
+                    "name": b.name,
+                    "size": b.size,
+                    "milvus_version": b.milvus_version,
+                }
+            )
         listed = {row["name"] for row in rows}
         for job in list(engine.jobs.values()):  # still planning: nothing in storage yet
             if job.kind == "backup" and not job.state.finished and job.name not in listed and not collection_name:
-                rows.append({"id": job.id, "state_code": int(BackupState.EXECUTING), "name": job.name, "size": 0,
-                             "milvus_version": ""})
+                rows.append(
+                    {
+                        "id": job.id,
+                        "state_code": int(BackupState.EXECUTING),
+                        "name": job.name,
+                        "size": 0,
+                        "milvus_version": "",
+                    }
+                )
         return _envelope(OK, "success", rows)
 
     @app.get(f"{BASE}/get_backup", **answers, summary="A backup's state and meta")
@@ -309,15 +364,22 @@ def create_app(engine: Engine, token: str | None = None) -> FastAPI:
         names = list(body.collection_names)
         db_colls = parse_db_collections(body.db_collections)
         if db_colls:
-            names += [n for n in collections_in_backup(engine.get_backup(body.backup_name), db_colls)
-                      if n not in names]
-        request = RestoreRequest(backup_name=body.backup_name, collections=names, suffix=body.collection_suffix,
-                                 renames=dict(body.collection_renames), drop_exist_collection=body.dropExistCollection,
-                                 meta_only=body.metaOnly, restore_index=body.restoreIndex, load=body.load)
+            names += [n for n in collections_in_backup(engine.get_backup(body.backup_name), db_colls) if n not in names]
+        request = RestoreRequest(
+            backup_name=body.backup_name,
+            collections=names,
+            suffix=body.collection_suffix,
+            renames=dict(body.collection_renames),
+            drop_exist_collection=body.dropExistCollection,
+            meta_only=body.metaOnly,
+            restore_index=body.restoreIndex,
+            load=body.load,
+        )
         job = engine.start_restore(request, restore_id=body.id or None)
         if body.async_:
-            return _envelope(OK, "restore backup is executing asynchronously", engine.get_restore(job.id),
-                             body.requestId)
+            return _envelope(
+                OK, "restore backup is executing asynchronously", engine.get_restore(job.id), body.requestId
+            )
         state = job.wait()
         data = engine.get_restore(job.id)
         if state is JobState.SUCCESS:
@@ -330,8 +392,11 @@ def create_app(engine: Engine, token: str | None = None) -> FastAPI:
             return _envelope(PARAMETER_ERROR, "give id, the id the restore answered with: get_restore?id=<id>")
         return _envelope(OK, "success", engine.get_restore(id))
 
-    @app.get(f"{BASE}/verify", **answers,
-             summary="Is a backup whole? Sizes (and with full=true the SHA-256) of every object it holds")
+    @app.get(
+        f"{BASE}/verify",
+        **answers,
+        summary="Is a backup whole? Sizes (and with full=true the SHA-256) of every object it holds",
+    )
     def verify(backup_name: str = Query(""), full: bool = Query(False)):
         if not backup_name:
             return _envelope(PARAMETER_ERROR, "give backup_name, e.g. verify?backup_name=my_backup&full=true")
@@ -339,11 +404,9 @@ def create_app(engine: Engine, token: str | None = None) -> FastAPI:
         if report.ok:
             return _envelope(OK, report.summary(), report.to_dict())
         worst = report.problems[0]
-        return _envelope(FAIL, f"{report.summary()}; first: {worst.kind} {worst.key}: {worst.detail}",
-                         report.to_dict())
+        return _envelope(FAIL, f"{report.summary()}; first: {worst.kind} {worst.key}: {worst.detail}", report.to_dict())
 
-    @app.get(f"{BASE}/check", **answers,
-             summary="Milvus answers; both stores take a probe write, copy and delete")
+    @app.get(f"{BASE}/check", **answers, summary="Milvus answers; both stores take a probe write, copy and delete")
     def check():
         report = engine.check()
         failed = [s for s in report.steps if not s.ok]
@@ -363,8 +426,9 @@ def listen(host: str = "127.0.0.1", port: int = 8080) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise BackupToolError(f"cannot listen on {host}:{port}: {exc.strerror or exc} "
-                              "(pick another port with -p, or stop what uses it)") from None
+        raise BackupToolError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc} (pick another port with -p, or stop what uses it)"
+        ) from None
     sock.listen(2048)
     return sock
 
@@ -374,6 +438,11 @@ def serve(engine: Engine, sock: socket.socket, token: str | None = None, log_lev
     import uvicorn
 
     # A stop waits a little for open requests (a synchronous create holds one), then cancels the jobs.
-    config = uvicorn.Config(create_app(engine, token), log_level=log_level, access_log=True, timeout_keep_alive=30,
-                            timeout_graceful_shutdown=10)
+    config = uvicorn.Config(
+        create_app(engine, token),
+        log_level=log_level,
+        access_log=True,
+        timeout_keep_alive=30,
+        timeout_graceful_shutdown=10,
+    )
     uvicorn.Server(config).run(sockets=[sock])

@@ -13,8 +13,8 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import humanize
 
@@ -42,8 +42,11 @@ def _csv(text: str) -> list[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="milvus-backup", description="Back up and restore Milvus collections.")
-    parser.add_argument("--config", help="config file (default: configs/backup.yaml if present, else built-in "
-                                         "defaults); MILVUS_ADDRESS, MINIO_SECRET_KEY... override it")
+    parser.add_argument(
+        "--config",
+        help="config file (default: configs/backup.yaml if present, else built-in "
+        "defaults); MILVUS_ADDRESS, MINIO_SECRET_KEY... override it",
+    )
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)  # none: open the TUI
     sub.add_parser("tui", help="open the terminal application (the default without a command)")
     as_json = argparse.ArgumentParser(add_help=False)
@@ -51,11 +54,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     create = sub.add_parser("create", help="back up collections", parents=[as_json])
     create.add_argument("-n", "--name", default="", help="backup name (default backup_<UTC time>_<nanos>)")
-    create.add_argument("-c", "--colls", type=_csv, default=[], help="collections, comma-separated: name or db.name "
-                                                                    "(default: all)")
-    create.add_argument("-d", "--databases", type=_csv, default=[],
-                        help="databases, comma-separated: without -c, back up every collection of each; "
-                             "with -c (one database only), the database of the collections")
+    create.add_argument(
+        "-c", "--colls", type=_csv, default=[], help="collections, comma-separated: name or db.name (default: all)"
+    )
+    create.add_argument(
+        "-d",
+        "--databases",
+        type=_csv,
+        default=[],
+        help="databases, comma-separated: without -c, back up every collection of each; "
+        "with -c (one database only), the database of the collections",
+    )
     create.add_argument("--meta_only", action="store_true", help="back up schemas and indexes, no data")
 
     sub.add_parser("list", help="list the backups in the backup store", parents=[as_json])
@@ -74,8 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("--restore_index", action="store_true", help="recreate the indexes")
     restore.add_argument("--meta_only", action="store_true", help="recreate collections without data")
     restore.add_argument("--load", action="store_true", help="load the collections afterwards")
-    restore.add_argument("--verify", choices=["full", "quick"], default="full",
-                         help="check the backup first: full re-hashes every object (default), quick checks sizes")
+    restore.add_argument(
+        "--verify",
+        choices=["full", "quick"],
+        default="full",
+        help="check the backup first: full re-hashes every object (default), quick checks sizes",
+    )
 
     verify = sub.add_parser("verify", help="check a backup's objects: exist, sizes, and with --full their SHA-256")
     verify.add_argument("-n", "--name", required=True, help="backup name")
@@ -89,10 +102,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     server = sub.add_parser("server", help="serve the HTTP API (/api/v1/..., Swagger UI at /api/v1/docs/index.html)")
     server.add_argument("-p", "--port", type=int, default=8080, help="port (default 8080)")
-    server.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1, this machine "
-                                                            "only); with another one, set a token")
-    server.add_argument("--token-file", default=None, help=f"file holding the bearer token clients must send "
-                                                           f"(default: ${TOKEN_ENV}, if set)")
+    server.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1, this machine only); with another one, set a token",
+    )
+    server.add_argument(
+        "--token-file",
+        default=None,
+        help=f"file holding the bearer token clients must send (default: ${TOKEN_ENV}, if set)",
+    )
 
     sandbox = sub.add_parser("sandbox", help="a real Milvus + S3 store on 127.0.0.1 to try things on")
     sandbox.add_argument("action", choices=["start", "stop", "status"])
@@ -114,7 +133,9 @@ def _config(args: argparse.Namespace) -> Config:
 
 def _setup_log(config: Config) -> None:
     """The job log goes to log.file.filename at log.level; the terminal shows progress instead."""
-    level = {"warn": "WARNING", "panic": "CRITICAL", "fatal": "CRITICAL"}.get(config.log.level, config.log.level.upper())
+    level = {"warn": "WARNING", "panic": "CRITICAL", "fatal": "CRITICAL"}.get(
+        config.log.level, config.log.level.upper()
+    )
     logger = logging.getLogger("milvus_backup")
     logger.setLevel(level)
     logger.propagate = False  # not also on stderr, where the progress printer shows the same lines
@@ -150,12 +171,12 @@ def _run_job(job, printer: ProgressPrinter) -> int:
 
 
 def _when(ts: int) -> str:
-    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
+    return datetime.datetime.fromtimestamp(ts, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
 
 
 def _table(rows: list[list[str]], header: list[str]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in [header, *rows]]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False)).rstrip() for row in [header, *rows]]
     return "\n".join(lines)
 
 
@@ -229,8 +250,9 @@ def _backup_request(engine, args: argparse.Namespace) -> BackupRequest:
     if args.databases and not args.colls:
         names = collections_in_milvus(engine.ctx.milvus, {db: [] for db in args.databases})
         return BackupRequest(name=args.name, collections=names, meta_only=args.meta_only)
-    return BackupRequest(name=args.name, collections=args.colls, db=args.databases[0] if args.databases else "",
-                         meta_only=args.meta_only)
+    return BackupRequest(
+        name=args.name, collections=args.colls, db=args.databases[0] if args.databases else "", meta_only=args.meta_only
+    )
 
 
 def cmd_server(engine, args: argparse.Namespace) -> int:
@@ -245,13 +267,20 @@ def cmd_server(engine, args: argparse.Namespace) -> int:
         if not token:
             raise ConfigError(f"the token file {args.token_file} is empty")
     if args.host not in ("127.0.0.1", "localhost", "::1") and not token:
-        print(f"warning: listening on {args.host} without a token: anyone who reaches this port can create, restore "
-              f"and delete backups (set {TOKEN_ENV} or --token-file)", file=sys.stderr)
+        print(
+            f"warning: listening on {args.host} without a token: anyone who reaches this port can create, restore "
+            f"and delete backups (set {TOKEN_ENV} or --token-file)",
+            file=sys.stderr,
+        )
     host = "127.0.0.1" if args.host == "localhost" else args.host
     sock = listen(host, args.port)
-    print(f"serving the backup API on http://{host}:{args.port}/api/v1 (Swagger UI: "
-          f"http://{host}:{args.port}/api/v1/docs/index.html){' with a bearer token' if token else ''}; "
-          "Ctrl-C stops it", file=sys.stderr, flush=True)
+    print(
+        f"serving the backup API on http://{host}:{args.port}/api/v1 (Swagger UI: "
+        f"http://{host}:{args.port}/api/v1/docs/index.html){' with a bearer token' if token else ''}; "
+        "Ctrl-C stops it",
+        file=sys.stderr,
+        flush=True,
+    )
     serve(engine, sock, token)
     return EXIT_OK
 
@@ -268,8 +297,10 @@ def _dispatch(engine, args: argparse.Namespace) -> int:
         else:
             for step in report.steps:
                 print(f"{'ok' if step.ok else 'FAILED':6}  {step.name:38}  {step.detail}")
-            print(f"milvus bucket {report.milvus_bucket} (rootPath {report.milvus_root}), backup bucket "
-                  f"{report.backup_bucket} (rootPath {report.backup_root})")
+            print(
+                f"milvus bucket {report.milvus_bucket} (rootPath {report.milvus_root}), backup bucket "
+                f"{report.backup_bucket} (rootPath {report.backup_root})"
+            )
         if not report.ok:
             failed = next(s for s in report.steps if not s.ok)
             print(f"error: check failed at {failed.name}: {failed.detail}", file=sys.stderr)
@@ -278,8 +309,17 @@ def _dispatch(engine, args: argparse.Namespace) -> int:
     if cmd == "list-collections":
         collections = engine.list_collections(args.database or None)
         if as_json:
-            _print_json([{"db_name": c.db_name, "collection_name": c.name, "row_count": c.row_count,
-                          "load_state": c.load_state} for c in collections])
+            _print_json(
+                [
+                    {
+                        "db_name": c.db_name,
+                        "collection_name": c.name,
+                        "row_count": c.row_count,
+                        "load_state": c.load_state,
+                    }
+                    for c in collections
+                ]
+            )
             return EXIT_OK
         rows = [[f"{c.db_name}.{c.name}", humanize.intcomma(c.row_count), c.load_state] for c in collections]
         print(_table(rows, ["COLLECTION", "ROWS", "LOAD STATE"]))
@@ -287,12 +327,32 @@ def _dispatch(engine, args: argparse.Namespace) -> int:
     if cmd == "list":
         backups = engine.list_backups()
         if as_json:
-            _print_json([{"id": b.id, "name": b.name, "state": b.state, "size": b.size,
-                          "milvus_version": b.milvus_version, "start_time": b.start_time,
-                          "collections": list(b.collections)} for b in backups])
+            _print_json(
+                [
+                    {
+                        "id": b.id,
+                        "name": b.name,
+                        "state": b.state,
+                        "size": b.size,
+                        "milvus_version": b.milvus_version,
+                        "start_time": b.start_time,
+                        "collections": list(b.collections),
+                    }
+                    for b in backups
+                ]
+            )
             return EXIT_OK
-        rows = [[b.name, b.state, humanize.naturalsize(b.size), _when(b.start_time), b.milvus_version or "-",
-                 ",".join(b.collections) or "-"] for b in backups]
+        rows = [
+            [
+                b.name,
+                b.state,
+                humanize.naturalsize(b.size),
+                _when(b.start_time),
+                b.milvus_version or "-",
+                ",".join(b.collections) or "-",
+            ]
+            for b in backups
+        ]
         print(_table(rows, ["NAME", "STATE", "SIZE", "CREATED (UTC)", "MILVUS", "COLLECTIONS"]))
         return EXIT_OK
     if cmd == "get":
@@ -308,8 +368,10 @@ def _dispatch(engine, args: argparse.Namespace) -> int:
     printer = ProgressPrinter()
     if cmd == "create":
         if len(args.databases) > 1 and args.colls:
-            print("error: -c goes with one database only (-d db); for several, qualify the names: "
-                  "-c db1.coll1,db2.coll2", file=sys.stderr)
+            print(
+                "error: -c goes with one database only (-d db); for several, qualify the names: -c db1.coll1,db2.coll2",
+                file=sys.stderr,
+            )
             return EXIT_USAGE
         job = engine.start_backup(_backup_request(engine, args), [printer])
         code = _run_job(job, printer)
@@ -322,14 +384,23 @@ def _dispatch(engine, args: argparse.Namespace) -> int:
             _print_json(data)
         elif code == EXIT_OK:
             info = job.result
-            print(f"backup {info.name} created: {len(info.collection_backups)} collection(s), "
-                  f"{humanize.naturalsize(info.size)}")
+            print(
+                f"backup {info.name} created: {len(info.collection_backups)} collection(s), "
+                f"{humanize.naturalsize(info.size)}"
+            )
         return code
     if cmd == "restore":
-        request = RestoreRequest(backup_name=args.name, collections=args.collections, suffix=args.suffix,
-                                 renames=parse_renames(args.rename), drop_exist_collection=args.drop_exist_collection,
-                                 meta_only=args.meta_only, restore_index=args.restore_index, load=args.load,
-                                 verify=args.verify)
+        request = RestoreRequest(
+            backup_name=args.name,
+            collections=args.collections,
+            suffix=args.suffix,
+            renames=parse_renames(args.rename),
+            drop_exist_collection=args.drop_exist_collection,
+            meta_only=args.meta_only,
+            restore_index=args.restore_index,
+            load=args.load,
+            verify=args.verify,
+        )
         job = engine.start_restore(request, [printer])
         code = _run_job(job, printer)
         if as_json:

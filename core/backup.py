@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from milvus_backup.core.context import Context
 from milvus_backup.core.errors import AlreadyExists, BackupToolError, InvalidRequest, NotFound, StorageError
+from milvus_backup.core.integrity import Entry, encode_manifest, hash_bytes, hash_object
 from milvus_backup.core.jobs import Reporter
 from milvus_backup.core.meta import (
     BackupInfo,
@@ -39,7 +40,6 @@ from milvus_backup.core.meta import (
     meta_files,
 )
 from milvus_backup.core.milvus import DEFAULT_DB, SegmentInfo, proto_to_dict
-from milvus_backup.core.integrity import Entry, encode_manifest, hash_bytes, hash_object
 from milvus_backup.core.paths import MANIFEST, META_DIR, META_WRITE_ORDER, check_backup_name, join
 from milvus_backup.core.pause import pause_point
 from milvus_backup.core.storage import CopyTask
@@ -57,7 +57,7 @@ class BackupRequest:
 
 
 def default_backup_name(now: datetime.datetime | None = None) -> str:
-    now = now or datetime.datetime.now(datetime.timezone.utc)
+    now = now or datetime.datetime.now(datetime.UTC)
     return f"backup_{now:%Y_%m_%d_%H_%M_%S}_{time.time_ns() % 1_000_000_000}"
 
 
@@ -99,28 +99,31 @@ def _segment_binlogs(ctx: Context, seg: SegmentInfo) -> tuple[list[FieldBinlog],
     by_field: dict[int, list[Binlog]] = {}
     prefix = ctx.milvus_layout.insert_segment(seg.collection_id, seg.partition_id, seg.segment_id)
     for obj in ctx.milvus_storage.list(prefix):
-        parts = obj.key[len(prefix):].split("/")
+        parts = obj.key[len(prefix) :].split("/")
         if len(parts) != 2 or not all(p.isdigit() for p in parts):
             continue
         by_field.setdefault(int(parts[0]), []).append(Binlog(obj.key, obj.size, int(parts[1])))
     deltas = []
     dprefix = ctx.milvus_layout.delta_segment(seg.collection_id, seg.partition_id, seg.segment_id)
     for obj in ctx.milvus_storage.list(dprefix):
-        name = obj.key[len(dprefix):]
+        name = obj.key[len(dprefix) :]
         if name.isdigit():
             deltas.append(Binlog(obj.key, obj.size, int(name)))
     if seg.num_rows and not by_field:
         raise StorageError(
             f"segment {seg.segment_id} has no binlogs under {ctx.milvus_storage.bucket}/{prefix}: check that "
-            "minio.bucketName and minio.rootPath match the Milvus server's own config")
-    insert = [FieldBinlog(field_id=f, binlogs=sorted(logs, key=lambda b: b.log_id))
-              for f, logs in sorted(by_field.items())]
+            "minio.bucketName and minio.rootPath match the Milvus server's own config"
+        )
+    insert = [
+        FieldBinlog(field_id=f, binlogs=sorted(logs, key=lambda b: b.log_id)) for f, logs in sorted(by_field.items())
+    ]
     delta = [FieldBinlog(field_id=0, binlogs=sorted(deltas, key=lambda b: b.log_id))] if deltas else []
     return insert, delta
 
 
-def _plan_collection(ctx: Context, backup_id: str, name: str, db: str, coll: str, meta_only: bool,
-                     reporter: Reporter) -> _CollectionPlan:
+def _plan_collection(
+    ctx: Context, backup_id: str, name: str, db: str, coll: str, meta_only: bool, reporter: Reporter
+) -> _CollectionPlan:
     milvus = ctx.milvus
     desc = milvus.describe(db, coll)
     load_state = milvus.load_state(db, coll)
@@ -128,9 +131,13 @@ def _plan_collection(ctx: Context, backup_id: str, name: str, db: str, coll: str
     reporter.check_cancelled()
     backup_ts = flush_ts or (int(time.time() * 1000) << 18)
     indexes = [
-        IndexInfo(field_name=i.field_name, index_name=i.index_name,
-                  index_type={kv.key: kv.value for kv in i.params}.get("index_type", ""),
-                  params={kv.key: kv.value for kv in i.params}, index_id=i.indexID)
+        IndexInfo(
+            field_name=i.field_name,
+            index_name=i.index_name,
+            index_type={kv.key: kv.value for kv in i.params}.get("index_type", ""),
+            params={kv.key: kv.value for kv in i.params},
+            index_id=i.indexID,
+        )
         for i in milvus.indexes(db, coll)
     ]
     segments: dict[int, list[Segment]] = {}
@@ -139,30 +146,62 @@ def _plan_collection(ctx: Context, backup_id: str, name: str, db: str, coll: str
         for seg in milvus.segments(db, coll):
             reporter.check_cancelled()
             insert, delta = _segment_binlogs(ctx, seg)
-            segment = Segment(segment_id=seg.segment_id, collection_id=seg.collection_id,
-                              partition_id=seg.partition_id, num_of_rows=seg.num_rows, binlogs=insert,
-                              deltalogs=delta, group_id=seg.segment_id, storage_version=0)
+            segment = Segment(
+                segment_id=seg.segment_id,
+                collection_id=seg.collection_id,
+                partition_id=seg.partition_id,
+                num_of_rows=seg.num_rows,
+                binlogs=insert,
+                deltalogs=delta,
+                group_id=seg.segment_id,
+                storage_version=0,
+            )
             segment.size = segment.insert_size + segment.delta_size
             segments.setdefault(seg.partition_id, []).append(segment)
             layout, cid, pid, sid = ctx.backup_layout, seg.collection_id, seg.partition_id, seg.segment_id
             for fb in insert:
-                copies += [CopyTask(b.log_path, layout.insert_binlog(name, cid, pid, sid, sid, fb.field_id, b.log_id),
-                                    b.log_size) for b in fb.binlogs]
+                copies += [
+                    CopyTask(
+                        b.log_path, layout.insert_binlog(name, cid, pid, sid, sid, fb.field_id, b.log_id), b.log_size
+                    )
+                    for b in fb.binlogs
+                ]
             for fb in delta:
-                copies += [CopyTask(b.log_path, layout.delta_binlog(name, cid, pid, sid, sid, b.log_id), b.log_size)
-                           for b in fb.binlogs]
+                copies += [
+                    CopyTask(b.log_path, layout.delta_binlog(name, cid, pid, sid, sid, b.log_id), b.log_size)
+                    for b in fb.binlogs
+                ]
     partitions = []
     for part_name, part_id in milvus.partitions(db, coll):
         segs = sorted(segments.get(part_id, []), key=lambda s: s.segment_id)
-        partitions.append(Partition(partition_id=part_id, partition_name=part_name, collection_id=desc.collectionID,
-                                    segment_backups=segs, size=sum(s.size for s in segs), load_state=load_state))
+        partitions.append(
+            Partition(
+                partition_id=part_id,
+                partition_name=part_name,
+                collection_id=desc.collectionID,
+                segment_backups=segs,
+                size=sum(s.size for s in segs),
+                load_state=load_state,
+            )
+        )
     meta = Collection(
-        id=backup_id, collection_id=desc.collectionID, db_name=db, collection_name=coll,
-        schema=decode(Schema, proto_to_dict(desc.schema)), shards_num=desc.shards_num,
-        consistency_level=int(desc.consistency_level), partition_backups=partitions, backup_timestamp=backup_ts,
-        size=sum(p.size for p in partitions), has_index=bool(indexes), index_infos=indexes, load_state=load_state,
-        backup_physical_timestamp=(backup_ts >> 18) // 1000, properties=_kv(desc.properties),
-        virtual_channel_names=list(desc.virtual_channel_names), physical_channel_names=list(desc.physical_channel_names),
+        id=backup_id,
+        collection_id=desc.collectionID,
+        db_name=db,
+        collection_name=coll,
+        schema=decode(Schema, proto_to_dict(desc.schema)),
+        shards_num=desc.shards_num,
+        consistency_level=int(desc.consistency_level),
+        partition_backups=partitions,
+        backup_timestamp=backup_ts,
+        size=sum(p.size for p in partitions),
+        has_index=bool(indexes),
+        index_infos=indexes,
+        load_state=load_state,
+        backup_physical_timestamp=(backup_ts >> 18) // 1000,
+        properties=_kv(desc.properties),
+        virtual_channel_names=list(desc.virtual_channel_names),
+        physical_channel_names=list(desc.physical_channel_names),
         aliases=list(desc.aliases),
     )
     return _CollectionPlan(meta, copies)
@@ -173,8 +212,10 @@ def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_
     name = check_backup_name(request.name)
     catalog = ctx.catalog
     if catalog.exists(name):
-        raise AlreadyExists(f"backup {name} already exists in {ctx.backup_storage.bucket}/"
-                            f"{ctx.backup_layout.backups_root()}; choose another name or delete it first")
+        raise AlreadyExists(
+            f"backup {name} already exists in {ctx.backup_storage.bucket}/"
+            f"{ctx.backup_layout.backups_root()}; choose another name or delete it first"
+        )
     pairs = resolve_collections(ctx, request)
     started = int(time.time())
     backup_id = backup_id or str(uuid.uuid4())
@@ -187,12 +228,19 @@ def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_
         for db, coll in pairs:
             reporter.phase("prepare", f"{db}.{coll}")
             plans.append(_plan_collection(ctx, backup_id, name, db, coll, request.meta_only, reporter))
-            reporter.log(f"{db}.{coll}: {len(plans[-1].meta.segments())} segment(s), "
-                         f"{len(plans[-1].copies)} binlog(s), {plans[-1].meta.size} bytes")
+            reporter.log(
+                f"{db}.{coll}: {len(plans[-1].meta.segments())} segment(s), "
+                f"{len(plans[-1].copies)} binlog(s), {plans[-1].meta.size} bytes"
+            )
         copies = [task for plan in plans for task in plan.copies]
         total = sum(t.size for t in copies)
-        reporter.phase("copy", "", bytes_total=total, objects_total=len(copies),
-                       message=f"copying {len(copies)} binlog(s), {total} bytes, each read back and hashed")
+        reporter.phase(
+            "copy",
+            "",
+            bytes_total=total,
+            objects_total=len(copies),
+            message=f"copying {len(copies)} binlog(s), {total} bytes, each read back and hashed",
+        )
         wrote_anything = True
         entries = _HashedCopies(ctx, name, reporter)
         ctx.copy(ctx.milvus_storage, ctx.backup_storage, copies, reporter, after_copy=entries.add)
@@ -200,9 +248,15 @@ def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_
         reporter.phase("meta", message="writing meta")
         collections = [p.meta for p in plans]
         info = BackupInfo(
-            id=backup_id, state_code=BackupState.SUCCESS, start_time=started, end_time=int(time.time()),
-            progress=100, name=name, backup_timestamp=max((c.backup_timestamp for c in collections), default=0),
-            collection_backups=collections, size=sum(c.size for c in collections),
+            id=backup_id,
+            state_code=BackupState.SUCCESS,
+            start_time=started,
+            end_time=int(time.time()),
+            progress=100,
+            name=name,
+            backup_timestamp=max((c.backup_timestamp for c in collections), default=0),
+            collection_backups=collections,
+            size=sum(c.size for c in collections),
             milvus_version=ctx.milvus.version(),
             database_backups=[Database(db_name=db) for db in sorted({c.db_name for c in collections})],
         )
@@ -232,8 +286,10 @@ class _HashedCopies:
         source = hash_object(self.ctx.milvus_storage, task.src_key, cancel)
         if got != source:
             what = f"{got.size} bytes" if got.size != source.size else "other bytes (SHA-256 differs)"
-            raise StorageError(f"the copy {storage.describe(task.dst_key)} holds {what} than its source "
-                               f"{task.src_key} ({source.size} bytes): the store did not keep what was written")
+            raise StorageError(
+                f"the copy {storage.describe(task.dst_key)} holds {what} than its source "
+                f"{task.src_key} ({source.size} bytes): the store did not keep what was written"
+            )
         relative = self.ctx.backup_layout.relative_key(self.name, task.dst_key)
         with self._lock:
             self.entries[relative] = got
@@ -264,14 +320,17 @@ def _pause_gc(ctx: Context, reporter: Reporter, seconds: int = 3600, forced: boo
     settings = ctx.config.backup
     if not (settings.gc_pause_enable or forced):
         return
-    url = f"{settings.gc_pause_address.rstrip('/')}/management/datacoord/garbage_collection/pause?pause_seconds={seconds}"
+    url = (
+        f"{settings.gc_pause_address.rstrip('/')}/management/datacoord/garbage_collection/pause?pause_seconds={seconds}"
+    )
     try:
         with urllib.request.urlopen(url, timeout=3) as resp:
             resp.read()
         reporter.log(f"paused Milvus garbage collection for up to {seconds} s")
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        reporter.log(f"warning: could not pause Milvus garbage collection ({getattr(exc, 'reason', exc)}); "
-                     "going on without it")
+        reporter.log(
+            f"warning: could not pause Milvus garbage collection ({getattr(exc, 'reason', exc)}); going on without it"
+        )
 
 
 def _remove_partial(ctx: Context, name: str, reporter: Reporter, cause: BaseException) -> None:
@@ -280,6 +339,8 @@ def _remove_partial(ctx: Context, name: str, reporter: Reporter, cause: BaseExce
         removed = ctx.backup_storage.delete_prefix(ctx.backup_layout.backup(name))
         reporter.log(f"removed {removed} object(s) of the unfinished backup {name}")
     except BackupToolError as exc:
-        reporter.log(f"could not remove the unfinished backup {name} ({exc}); it has no backup_meta.json, "
-                     f"so it is listed as incomplete: remove it with `milvus-backup delete -n {name}`")
+        reporter.log(
+            f"could not remove the unfinished backup {name} ({exc}); it has no backup_meta.json, "
+            f"so it is listed as incomplete: remove it with `milvus-backup delete -n {name}`"
+        )
     log.info("backup %s stopped: %s", name, cause)

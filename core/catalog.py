@@ -11,7 +11,15 @@ from dataclasses import dataclass
 
 from milvus_backup.core.errors import NotFound, StorageError
 from milvus_backup.core.meta import BackupInfo, BackupState, MetaError, read_backup
-from milvus_backup.core.paths import BACKUP_META, CHANNEL_CP_META, COLLECTION_META, META_WRITE_ORDER, BackupLayout, InvalidName, check_backup_name
+from milvus_backup.core.paths import (
+    BACKUP_META,
+    CHANNEL_CP_META,
+    COLLECTION_META,
+    META_WRITE_ORDER,
+    BackupLayout,
+    InvalidName,
+    check_backup_name,
+)
 from milvus_backup.core.storage import Storage
 
 
@@ -47,7 +55,7 @@ class Catalog:
         root = self.layout.backups_root()
         names = []
         for prefix in self.storage.list_dirs(root):
-            name = prefix[len(root):].strip("/")
+            name = prefix[len(root) :].strip("/")
             try:
                 names.append(check_backup_name(name))
             except InvalidName:
@@ -73,15 +81,21 @@ class Catalog:
             except MetaError as exc:
                 summaries.append(BackupSummary(name, "", f"unreadable ({exc})", 0, "", 0, 0, ()))
                 continue
-            summaries.append(BackupSummary(
-                # the folder's name, which get, restore and delete take (a copied backup's meta keeps its old one)
-                name=name, id=info.id, state=_state_name(info.state_code), size=info.size,
-                milvus_version=info.milvus_version, end_time=info.end_time,
-                # backup_meta.json has no times: the collections' backup time stands in for it
-                start_time=info.start_time or max((c.backup_physical_timestamp for c in info.collection_backups),
-                                                  default=0),
-                collections=tuple(f"{c.db_name or 'default'}.{c.collection_name}" for c in info.collection_backups),
-            ))
+            summaries.append(
+                BackupSummary(
+                    # the folder's name, which get, restore and delete take (a copied backup's meta keeps its old one)
+                    name=name,
+                    id=info.id,
+                    state=_state_name(info.state_code),
+                    size=info.size,
+                    milvus_version=info.milvus_version,
+                    end_time=info.end_time,
+                    # backup_meta.json has no times: the collections' backup time stands in for it
+                    start_time=info.start_time
+                    or max((c.backup_physical_timestamp for c in info.collection_backups), default=0),
+                    collections=tuple(f"{c.db_name or 'default'}.{c.collection_name}" for c in info.collection_backups),
+                )
+            )
         return summaries
 
     def get(self, name: str, files: tuple[str, ...] = (*META_WRITE_ORDER, CHANNEL_CP_META)) -> BackupInfo:
@@ -97,8 +111,10 @@ class Catalog:
                 raise
         if BACKUP_META not in files:
             if self.exists(name):
-                raise NotFound(f"backup {name} is incomplete (no meta/backup_meta.json): an interrupted or "
-                               f"failed backup left it; remove it with: milvus-backup delete -n {name}")
+                raise NotFound(
+                    f"backup {name} is incomplete (no meta/backup_meta.json): an interrupted or "
+                    f"failed backup left it; remove it with: milvus-backup delete -n {name}"
+                )
             raise NotFound(f"backup {name} not found under {self.storage.bucket}/{self.layout.backups_root()}")
         info = read_backup(files)
         if not info.name:

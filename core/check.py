@@ -37,19 +37,27 @@ class CheckReport:
         return all(step.ok for step in self.steps)
 
     def as_dict(self) -> dict:
-        return {"ok": self.ok, "milvus_version": self.milvus_version,
-                "milvus_bucket": self.milvus_bucket, "milvus_rootpath": self.milvus_root,
-                "backup_bucket": self.backup_bucket, "backup_rootpath": self.backup_root,
-                "steps": [{"name": s.name, "ok": s.ok, "detail": s.detail} for s in self.steps]}
+        return {
+            "ok": self.ok,
+            "milvus_version": self.milvus_version,
+            "milvus_bucket": self.milvus_bucket,
+            "milvus_rootpath": self.milvus_root,
+            "backup_bucket": self.backup_bucket,
+            "backup_rootpath": self.backup_root,
+            "steps": [{"name": s.name, "ok": s.ok, "detail": s.detail} for s in self.steps],
+        }
 
 
 def run_check(ctx: Context) -> CheckReport:
     cfg = ctx.config
-    report = CheckReport(milvus_bucket=cfg.storage.bucket_name if not cfg.storage.is_local else cfg.storage.root_path,
-                         milvus_root=cfg.storage.root_path,
-                         backup_bucket=(cfg.backup_storage.bucket_name if not cfg.backup_storage.is_local
-                                        else cfg.backup_storage.root_path),
-                         backup_root=cfg.backup_storage.root_path)
+    report = CheckReport(
+        milvus_bucket=cfg.storage.bucket_name if not cfg.storage.is_local else cfg.storage.root_path,
+        milvus_root=cfg.storage.root_path,
+        backup_bucket=(
+            cfg.backup_storage.bucket_name if not cfg.backup_storage.is_local else cfg.backup_storage.root_path
+        ),
+        backup_root=cfg.backup_storage.root_path,
+    )
 
     def step(name: str, fn) -> bool:
         try:
@@ -66,9 +74,11 @@ def run_check(ctx: Context) -> CheckReport:
         return f"Milvus {report.milvus_version} at {cfg.milvus.address}:{cfg.milvus.port}, {len(dbs)} database(s)"
 
     step("milvus", milvus)
-    stores = [("milvus storage", ctx.milvus_storage, layout_root(cfg.storage)),
-              ("backup storage", ctx.backup_storage, layout_root(cfg.backup_storage))]
-    if not all([step(f"{label} bucket", store.check) for label, store, _ in stores]):
+    stores = [
+        ("milvus storage", ctx.milvus_storage, layout_root(cfg.storage)),
+        ("backup storage", ctx.backup_storage, layout_root(cfg.backup_storage)),
+    ]
+    if not all(step(f"{label} bucket", store.check) for label, store, _ in stores):
         return report
     probe = uuid.uuid4().hex[:12]
     server_side = not cfg.cross_storage
@@ -102,6 +112,7 @@ def run_check(ctx: Context) -> CheckReport:
 
             step("copy milvus storage -> backup storage", cross)
     finally:
+
         def delete() -> str:
             for store, key in written:
                 store.delete(key)

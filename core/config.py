@@ -205,8 +205,10 @@ def _parse_storage_type(value: Any) -> str:
     if kind not in STORAGE_TYPES:
         raise _BadValue(f"must be one of {supported}")
     if kind not in SUPPORTED_STORAGE_TYPES:
-        raise _BadValue(f"must be one of {supported}: this tool does not support the Go tool's {kind!r} "
-                        "storage (any S3-compatible service works as s3)")
+        raise _BadValue(
+            f"must be one of {supported}: this tool does not support the Go tool's {kind!r} "
+            "storage (any S3-compatible service works as s3)"
+        )
     return kind
 
 
@@ -267,14 +269,18 @@ _KEYS: tuple[_Key, ...] = (
 )
 _BY_PATH = {key.path: key for key in _KEYS}
 _SECRET_PATHS = tuple(key.path for key in _KEYS if key.secret)
-_SECTIONS = frozenset(
-    ".".join(key.path.split(".")[:i]) for key in _KEYS for i in range(1, key.path.count(".") + 1)
-)
+_SECTIONS = frozenset(".".join(key.path.split(".")[:i]) for key in _KEYS for i in range(1, key.path.count(".") + 1))
 # Keys of the Go tool's config that mean nothing here. Accepted (its example file must load) and ignored.
-_IGNORED = frozenset({
-    "cloud", "milvus.rpcChannelName", "milvus.etcd", "minio.gcpCredentialJSON", "minio.backupGcpCredentialJSON",
-    "minio.cloudProvider",
-})
+_IGNORED = frozenset(
+    {
+        "cloud",
+        "milvus.rpcChannelName",
+        "milvus.etcd",
+        "minio.gcpCredentialJSON",
+        "minio.backupGcpCredentialJSON",
+        "minio.cloudProvider",
+    }
+)
 
 # Environment variable -> key path. Empty variables are ignored, as the Go tool does. When two names
 # for one key are both set, the one listed first wins (this project's names before the Go tool's).
@@ -446,27 +452,46 @@ def _resolve(values: dict[str, Any]) -> dict[str, Any]:
 
 def _build(v: dict[str, Any]) -> Config:
     storage = StorageConfig(
-        storage_type=v["minio.storageType"], address=v["minio.address"], port=v["minio.port"],
-        region=v["minio.region"], access_key_id=v["minio.accessKeyID"],
-        secret_access_key=v["minio.secretAccessKey"], token=v["minio.token"], use_ssl=v["minio.useSSL"],
-        use_iam=v["minio.useIAM"], iam_endpoint=v["minio.iamEndpoint"], bucket_name=v["minio.bucketName"],
+        storage_type=v["minio.storageType"],
+        address=v["minio.address"],
+        port=v["minio.port"],
+        region=v["minio.region"],
+        access_key_id=v["minio.accessKeyID"],
+        secret_access_key=v["minio.secretAccessKey"],
+        token=v["minio.token"],
+        use_ssl=v["minio.useSSL"],
+        use_iam=v["minio.useIAM"],
+        iam_endpoint=v["minio.iamEndpoint"],
+        bucket_name=v["minio.bucketName"],
         root_path=v["minio.rootPath"],
     )
     backup_storage = StorageConfig(
-        storage_type=v["minio.backupStorageType"], address=v["minio.backupAddress"], port=v["minio.backupPort"],
-        region=v["minio.backupRegion"], access_key_id=v["minio.backupAccessKeyID"],
-        secret_access_key=v["minio.backupSecretAccessKey"], token=v["minio.backupToken"],
-        use_ssl=v["minio.backupUseSSL"], use_iam=v["minio.backupUseIAM"], iam_endpoint=v["minio.backupIamEndpoint"],
-        bucket_name=v["minio.backupBucketName"], root_path=v["minio.backupRootPath"],
+        storage_type=v["minio.backupStorageType"],
+        address=v["minio.backupAddress"],
+        port=v["minio.backupPort"],
+        region=v["minio.backupRegion"],
+        access_key_id=v["minio.backupAccessKeyID"],
+        secret_access_key=v["minio.backupSecretAccessKey"],
+        token=v["minio.backupToken"],
+        use_ssl=v["minio.backupUseSSL"],
+        use_iam=v["minio.backupUseIAM"],
+        iam_endpoint=v["minio.backupIamEndpoint"],
+        bucket_name=v["minio.backupBucketName"],
+        root_path=v["minio.backupRootPath"],
     )
     _check_storage(storage, "minio.storageType", "minio.bucketName", "minio.rootPath")
     _check_storage(backup_storage, "minio.backupStorageType", "minio.backupBucketName", "minio.backupRootPath")
     return Config(
         log=LogConfig(level=v["log.level"], console=v["log.console"], filename=v["log.file.filename"]),
         milvus=MilvusConfig(
-            address=v["milvus.address"], port=v["milvus.port"], user=v["milvus.user"],
-            password=v["milvus.password"], tls_mode=v["milvus.tlsMode"], ca_cert_path=v["milvus.caCertPath"],
-            server_name=v["milvus.serverName"], mtls_cert_path=v["milvus.mtlsCertPath"],
+            address=v["milvus.address"],
+            port=v["milvus.port"],
+            user=v["milvus.user"],
+            password=v["milvus.password"],
+            tls_mode=v["milvus.tlsMode"],
+            ca_cert_path=v["milvus.caCertPath"],
+            server_name=v["milvus.serverName"],
+            mtls_cert_path=v["milvus.mtlsCertPath"],
             mtls_key_path=v["milvus.mtlsKeyPath"],
         ),
         storage=storage,
@@ -502,26 +527,52 @@ def _flatten(cfg: Config) -> dict[str, Any]:
     """Config -> {key path: value}, with the backup* keys as resolved."""
     s, b, m, bk = cfg.storage, cfg.backup_storage, cfg.milvus, cfg.backup
     return {
-        "log.level": cfg.log.level, "log.console": cfg.log.console, "log.file.filename": cfg.log.filename,
-        "milvus.address": m.address, "milvus.port": m.port, "milvus.user": m.user, "milvus.password": m.password,
-        "milvus.tlsMode": m.tls_mode, "milvus.caCertPath": m.ca_cert_path, "milvus.serverName": m.server_name,
-        "milvus.mtlsCertPath": m.mtls_cert_path, "milvus.mtlsKeyPath": m.mtls_key_path,
-        "minio.storageType": s.storage_type, "minio.address": s.address, "minio.port": s.port,
-        "minio.region": s.region, "minio.accessKeyID": s.access_key_id,
-        "minio.secretAccessKey": s.secret_access_key, "minio.token": s.token, "minio.useSSL": s.use_ssl,
-        "minio.useIAM": s.use_iam, "minio.iamEndpoint": s.iam_endpoint, "minio.bucketName": s.bucket_name,
+        "log.level": cfg.log.level,
+        "log.console": cfg.log.console,
+        "log.file.filename": cfg.log.filename,
+        "milvus.address": m.address,
+        "milvus.port": m.port,
+        "milvus.user": m.user,
+        "milvus.password": m.password,
+        "milvus.tlsMode": m.tls_mode,
+        "milvus.caCertPath": m.ca_cert_path,
+        "milvus.serverName": m.server_name,
+        "milvus.mtlsCertPath": m.mtls_cert_path,
+        "milvus.mtlsKeyPath": m.mtls_key_path,
+        "minio.storageType": s.storage_type,
+        "minio.address": s.address,
+        "minio.port": s.port,
+        "minio.region": s.region,
+        "minio.accessKeyID": s.access_key_id,
+        "minio.secretAccessKey": s.secret_access_key,
+        "minio.token": s.token,
+        "minio.useSSL": s.use_ssl,
+        "minio.useIAM": s.use_iam,
+        "minio.iamEndpoint": s.iam_endpoint,
+        "minio.bucketName": s.bucket_name,
         "minio.rootPath": s.root_path,
-        "minio.backupStorageType": b.storage_type, "minio.backupAddress": b.address, "minio.backupPort": b.port,
-        "minio.backupRegion": b.region, "minio.backupAccessKeyID": b.access_key_id,
-        "minio.backupSecretAccessKey": b.secret_access_key, "minio.backupToken": b.token,
-        "minio.backupUseSSL": b.use_ssl, "minio.backupUseIAM": b.use_iam, "minio.backupIamEndpoint": b.iam_endpoint,
-        "minio.backupBucketName": b.bucket_name, "minio.backupRootPath": b.root_path,
-        "minio.crossStorage": cfg.cross_storage, "minio.multipartCopyThresholdMiB": cfg.multipart_copy_threshold_mib,
-        "backup.parallelism.copydata": bk.copydata, "backup.parallelism.backupCollection": bk.backup_collection,
+        "minio.backupStorageType": b.storage_type,
+        "minio.backupAddress": b.address,
+        "minio.backupPort": b.port,
+        "minio.backupRegion": b.region,
+        "minio.backupAccessKeyID": b.access_key_id,
+        "minio.backupSecretAccessKey": b.secret_access_key,
+        "minio.backupToken": b.token,
+        "minio.backupUseSSL": b.use_ssl,
+        "minio.backupUseIAM": b.use_iam,
+        "minio.backupIamEndpoint": b.iam_endpoint,
+        "minio.backupBucketName": b.bucket_name,
+        "minio.backupRootPath": b.root_path,
+        "minio.crossStorage": cfg.cross_storage,
+        "minio.multipartCopyThresholdMiB": cfg.multipart_copy_threshold_mib,
+        "backup.parallelism.copydata": bk.copydata,
+        "backup.parallelism.backupCollection": bk.backup_collection,
         "backup.parallelism.backupSegment": bk.backup_segment,
         "backup.parallelism.restoreCollection": bk.restore_collection,
-        "backup.parallelism.importJob": bk.import_job, "backup.keepTempFiles": bk.keep_temp_files,
-        "backup.gcPause.enable": bk.gc_pause_enable, "backup.gcPause.address": bk.gc_pause_address,
+        "backup.parallelism.importJob": bk.import_job,
+        "backup.keepTempFiles": bk.keep_temp_files,
+        "backup.gcPause.enable": bk.gc_pause_enable,
+        "backup.gcPause.address": bk.gc_pause_address,
     }
 
 

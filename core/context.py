@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Sequence
 from functools import cached_property
-from typing import Callable, Sequence
 
 from milvus_backup.core.catalog import Catalog
 from milvus_backup.core.config import Config
@@ -36,9 +36,14 @@ class Context:
 
     def _same_store_config(self) -> bool:
         a, b = self.config.storage, self.config.backup_storage
-        return (not self.config.cross_storage and a.storage_type == b.storage_type and not a.is_local
-                and a.endpoint == b.endpoint and a.bucket_name == b.bucket_name
-                and a.access_key_id == b.access_key_id)
+        return (
+            not self.config.cross_storage
+            and a.storage_type == b.storage_type
+            and not a.is_local
+            and a.endpoint == b.endpoint
+            and a.bucket_name == b.bucket_name
+            and a.access_key_id == b.access_key_id
+        )
 
     @cached_property
     def milvus_layout(self) -> MilvusLayout:
@@ -52,12 +57,25 @@ class Context:
     def catalog(self) -> Catalog:
         return Catalog(self.backup_storage, self.backup_layout)
 
-    def copy(self, src: Storage, dst: Storage, tasks: Sequence[CopyTask], reporter: Reporter,
-             after_copy: Callable[[CopyTask], None] | None = None) -> None:
+    def copy(
+        self,
+        src: Storage,
+        dst: Storage,
+        tasks: Sequence[CopyTask],
+        reporter: Reporter,
+        after_copy: Callable[[CopyTask], None] | None = None,
+    ) -> None:
         """Copy objects with the configured parallelism, reporting bytes and objects, stopping on cancel."""
-        copy_objects(src, dst, tasks, self.config.backup.copydata,
-                     on_progress=lambda b, o: reporter.add(bytes_done=b, objects_done=o),
-                     cancel=reporter.cancel_event, server_side=not self.config.cross_storage, after_copy=after_copy)
+        copy_objects(
+            src,
+            dst,
+            tasks,
+            self.config.backup.copydata,
+            on_progress=lambda b, o: reporter.add(bytes_done=b, objects_done=o),
+            cancel=reporter.cancel_event,
+            server_side=not self.config.cross_storage,
+            after_copy=after_copy,
+        )
 
     def close(self) -> None:
         if "milvus" in self.__dict__:

@@ -25,7 +25,6 @@ from milvus_backup.core.paths import check_backup_name, check_restore_id
 from milvus_backup.core.records import RestoreRecords, restore_view
 from milvus_backup.core.restore import RestoreRequest, prepare_restore, restore_tasks, run_restore
 
-
 KEEP_FINISHED_JOBS = 200  # a long-running server forgets older finished jobs (storage still has their state)
 
 
@@ -68,8 +67,11 @@ class Engine:
 
     def backup_job(self, name: str = "", job_id: str = "") -> Job | None:
         """The latest backup job of this process with that name (or id), running or finished."""
-        found = [j for j in list(self.jobs.values())
-                 if j.kind == "backup" and ((name and j.name == name) or (job_id and j.id == job_id))]
+        found = [
+            j
+            for j in list(self.jobs.values())
+            if j.kind == "backup" and ((name and j.name == name) or (job_id and j.id == job_id))
+        ]
         return max(found, key=lambda j: j.started, default=None)
 
     def running_backup(self, name: str) -> Job | None:
@@ -98,14 +100,19 @@ class Engine:
             if self.ctx.catalog.exists(request.name):
                 raise AlreadyExists(f"backup {request.name} already exists; choose another name or delete it first")
             job_id = str(uuid.uuid4())
-            job = Job("backup", request.name, lambda r: run_backup(self.ctx, request, r, backup_id=job_id),
-                      listeners, job_id=job_id)
+            job = Job(
+                "backup",
+                request.name,
+                lambda r: run_backup(self.ctx, request, r, backup_id=job_id),
+                listeners,
+                job_id=job_id,
+            )
             self._register(job)
         return job.start()
 
     def _register(self, job: Job) -> None:
         finished = [j for j in list(self.jobs.values()) if j.state.finished]
-        for old in sorted(finished, key=lambda j: j.started)[:max(0, len(finished) - KEEP_FINISHED_JOBS)]:
+        for old in sorted(finished, key=lambda j: j.started)[: max(0, len(finished) - KEEP_FINISHED_JOBS)]:
             self.jobs.pop(old.id, None)
         self.jobs[job.id] = job
 
@@ -129,8 +136,9 @@ class Engine:
             raise job.exception
         return job.result
 
-    def start_restore(self, request: RestoreRequest, listeners: list[Listener] | None = None,
-                      restore_id: str | None = None) -> Job:
+    def start_restore(
+        self, request: RestoreRequest, listeners: list[Listener] | None = None, restore_id: str | None = None
+    ) -> Job:
         """Start a restore; its record (get_restore) is kept in the Milvus bucket from start to end."""
         records = self.restore_records
         if restore_id is not None:
@@ -138,9 +146,13 @@ class Engine:
         prepared = prepare_restore(self.ctx, request)
         tasks = restore_tasks(prepared[1])
         job_id = restore_id or str(uuid.uuid4())
-        job = Job("restore", request.backup_name,
-                  lambda r: run_restore(self.ctx, request, r, job_id, prepared=prepared, tasks=tasks),
-                  listeners, job_id=job_id)
+        job = Job(
+            "restore",
+            request.backup_name,
+            lambda r: run_restore(self.ctx, request, r, job_id, prepared=prepared, tasks=tasks),
+            listeners,
+            job_id=job_id,
+        )
         job.restore_tasks = tasks  # the per-collection states, for whoever shows them while it runs
         with self._lock:  # an id is taken by a job of this process or by any record in storage
             if restore_id is not None and (restore_id in self.jobs or records.exists(restore_id)):

@@ -58,7 +58,7 @@ INCONSISTENT = "inconsistent"  # the manifest and the meta disagree about an obj
 class DamagedBackup(BackupToolError):
     """A backup that failed its integrity check; carries the report."""
 
-    def __init__(self, message: str, report: "VerifyReport"):
+    def __init__(self, message: str, report: VerifyReport):
         super().__init__(message)
         self.report = report
 
@@ -90,13 +90,22 @@ class VerifyReport:
     def summary(self) -> str:
         how = "sizes and SHA-256" if self.full else "existence and sizes"
         state = "OK" if self.ok else f"DAMAGED, {len(self.problems)} problem(s)"
-        return (f"backup {self.name}: {state} ({how} of {self.objects_checked} object(s), {self.bytes_checked} "
-                f"bytes, checked against the {'integrity manifest' if self.source == 'manifest' else 'meta sizes'})")
+        return (
+            f"backup {self.name}: {state} ({how} of {self.objects_checked} object(s), {self.bytes_checked} "
+            f"bytes, checked against the {'integrity manifest' if self.source == 'manifest' else 'meta sizes'})"
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "ok": self.ok, "full": self.full, "source": self.source,
-                "objects_checked": self.objects_checked, "bytes_checked": self.bytes_checked,
-                "objects_hashed": self.objects_hashed, "problems": [p.to_dict() for p in self.problems]}
+        return {
+            "name": self.name,
+            "ok": self.ok,
+            "full": self.full,
+            "source": self.source,
+            "objects_checked": self.objects_checked,
+            "bytes_checked": self.bytes_checked,
+            "objects_hashed": self.objects_hashed,
+            "problems": [p.to_dict() for p in self.problems],
+        }
 
 
 # --------------------------------------------------------------------------- the manifest
@@ -137,8 +146,9 @@ def hash_object(storage: Storage, key: str, cancel: threading.Event | None = Non
 def encode_manifest(name: str, entries: dict[str, Entry]) -> bytes:
     """The manifest's JSON; `entries` are keyed by the key relative to the backup's folder."""
     objects = [{"key": k, "size": e.size, "sha256": e.sha256} for k, e in sorted(entries.items())]
-    return json.dumps({"format": MANIFEST_FORMAT, "algorithm": ALGORITHM, "backup": name, "objects": objects},
-                      separators=(",", ":")).encode()
+    return json.dumps(
+        {"format": MANIFEST_FORMAT, "algorithm": ALGORITHM, "backup": name, "objects": objects}, separators=(",", ":")
+    ).encode()
 
 
 def decode_manifest(raw: bytes) -> dict[str, Entry]:
@@ -187,7 +197,7 @@ def meta_binlogs(layout: BackupLayout, name: str, info: BackupInfo) -> dict[str,
     def add(key: str, size: int) -> None:
         if not key.startswith(prefix):  # cannot happen with integer IDs; belt and braces
             raise UnsafeKey(f"meta of backup {name} names {key!r}, outside the backup's folder")
-        found[key[len(prefix):]] = size
+        found[key[len(prefix) :]] = size
 
     for coll in info.collection_backups:
         cid = coll.collection_id
@@ -196,20 +206,30 @@ def meta_binlogs(layout: BackupLayout, name: str, info: BackupInfo) -> dict[str,
                 group = seg.group_id or None
                 for fb in seg.binlogs:
                     for b in fb.binlogs:
-                        add(layout.insert_binlog(name, cid, part.partition_id, group, seg.segment_id, fb.field_id,
-                                                 _log_id(b)), b.log_size)
+                        add(
+                            layout.insert_binlog(
+                                name, cid, part.partition_id, group, seg.segment_id, fb.field_id, _log_id(b)
+                            ),
+                            b.log_size,
+                        )
                 for fb in seg.deltalogs:
                     for b in fb.binlogs:
-                        add(layout.delta_binlog(name, cid, part.partition_id, group, seg.segment_id, _log_id(b)),
-                            b.log_size)
+                        add(
+                            layout.delta_binlog(name, cid, part.partition_id, group, seg.segment_id, _log_id(b)),
+                            b.log_size,
+                        )
         for seg in coll.l0_segments:
             for fb in seg.deltalogs:
                 for b in fb.binlogs:
                     if seg.partition_id == -1:  # collection-level: no group folder (FORMAT.md)
                         add(layout.l0_delta_binlog(name, cid, seg.segment_id, _log_id(b)), b.log_size)
                     else:
-                        add(layout.delta_binlog(name, cid, seg.partition_id, seg.group_id or None, seg.segment_id,
-                                                _log_id(b)), b.log_size)
+                        add(
+                            layout.delta_binlog(
+                                name, cid, seg.partition_id, seg.group_id or None, seg.segment_id, _log_id(b)
+                            ),
+                            b.log_size,
+                        )
     return found
 
 
@@ -226,10 +246,17 @@ def _log_id(binlog) -> int:
 # --------------------------------------------------------------------------- the check
 
 
-def verify_backup(storage: Storage, layout: BackupLayout, name: str, full: bool = False, *,
-                  parallelism: int = 4, cancel: threading.Event | None = None,
-                  on_start: Callable[[int, int], None] | None = None,
-                  on_progress: Callable[[int, int], None] | None = None) -> VerifyReport:
+def verify_backup(
+    storage: Storage,
+    layout: BackupLayout,
+    name: str,
+    full: bool = False,
+    *,
+    parallelism: int = 4,
+    cancel: threading.Event | None = None,
+    on_start: Callable[[int, int], None] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> VerifyReport:
     """Check backup `name`: every object its manifest and its meta name exists with its size; with
     full=True every object is re-read and its SHA-256 compared. Never raises for a damaged backup (the
     report lists the problems); raises NotFound when there is no complete backup of that name.
@@ -237,12 +264,14 @@ def verify_backup(storage: Storage, layout: BackupLayout, name: str, full: bool 
     on_start(objects, bytes) announces the totals; on_progress(bytes, objects) reports each object.
     """
     prefix = layout.backup(name)
-    listed = {o.key[len(prefix):]: o.size for o in storage.list(prefix)}
+    listed = {o.key[len(prefix) :]: o.size for o in storage.list(prefix)}
     if not listed:
         raise NotFound(f"backup {name} not found under {storage.bucket}/{layout.backups_root()}")
     if join(META_DIR, BACKUP_META) not in listed:
-        raise NotFound(f"backup {name} is incomplete (no meta/backup_meta.json): an interrupted or failed backup "
-                       f"left it; remove it with: milvus-backup delete -n {name}")
+        raise NotFound(
+            f"backup {name} is incomplete (no meta/backup_meta.json): an interrupted or failed backup "
+            f"left it; remove it with: milvus-backup delete -n {name}"
+        )
     report = VerifyReport(name=name, full=full)
     expected: dict[str, Entry] = {}
 
@@ -251,8 +280,9 @@ def verify_backup(storage: Storage, layout: BackupLayout, name: str, full: bool 
         try:
             expected = decode_manifest(storage.read(prefix + manifest_rel))
         except (MetaError, UnsafeKey) as exc:
-            report.problems.append(Problem(prefix + manifest_rel, UNSAFE if isinstance(exc, UnsafeKey) else UNREADABLE,
-                                           str(exc)))
+            report.problems.append(
+                Problem(prefix + manifest_rel, UNSAFE if isinstance(exc, UnsafeKey) else UNREADABLE, str(exc))
+            )
             report.source = "meta"  # what is left to check against
     else:
         report.source = "meta"
@@ -270,19 +300,24 @@ def verify_backup(storage: Storage, layout: BackupLayout, name: str, full: bool 
         info = read_backup(meta_files)
         named = meta_binlogs(layout, name, info)
     except (MetaError, UnsafeKey, KeyError) as exc:
-        report.problems.append(Problem(prefix + join(META_DIR, BACKUP_META), UNREADABLE,
-                                       f"the backup's meta cannot be read: {exc}"))
+        report.problems.append(
+            Problem(prefix + join(META_DIR, BACKUP_META), UNREADABLE, f"the backup's meta cannot be read: {exc}")
+        )
         named = {}
     for rel, size in named.items():
         have = expected.get(rel)
         if have is None:
             if report.source == "manifest" and expected:
-                report.problems.append(Problem(prefix + rel, INCONSISTENT,
-                                               "named by the meta but not by the integrity manifest"))
+                report.problems.append(
+                    Problem(prefix + rel, INCONSISTENT, "named by the meta but not by the integrity manifest")
+                )
             expected[rel] = Entry(size, None)
         elif have.size != size:
-            report.problems.append(Problem(prefix + rel, INCONSISTENT,
-                                           f"the meta records {size} bytes, the integrity manifest {have.size}"))
+            report.problems.append(
+                Problem(
+                    prefix + rel, INCONSISTENT, f"the meta records {size} bytes, the integrity manifest {have.size}"
+                )
+            )
     if report.source == "meta":
         for filename in meta_files:
             rel = join(META_DIR, filename)
@@ -291,8 +326,9 @@ def verify_backup(storage: Storage, layout: BackupLayout, name: str, full: bool 
     # Binlogs nobody names would be imported by a restore (it imports whole folders).
     for rel in sorted(listed):
         if rel.startswith("binlogs/") and rel not in expected:
-            report.problems.append(Problem(prefix + rel, UNEXPECTED,
-                                           f"{listed[rel]} bytes that neither the manifest nor the meta names"))
+            report.problems.append(
+                Problem(prefix + rel, UNEXPECTED, f"{listed[rel]} bytes that neither the manifest nor the meta names")
+            )
 
     to_hash: list[tuple[str, Entry]] = []
     for rel, want in sorted(expected.items()):
@@ -318,8 +354,14 @@ def verify_backup(storage: Storage, layout: BackupLayout, name: str, full: bool 
     return report
 
 
-def _hash_all(storage: Storage, items: Iterable[tuple[str, Entry]], report: VerifyReport, parallelism: int,
-              cancel: threading.Event | None, on_progress: Callable[[int, int], None] | None) -> None:
+def _hash_all(
+    storage: Storage,
+    items: Iterable[tuple[str, Entry]],
+    report: VerifyReport,
+    parallelism: int,
+    cancel: threading.Event | None,
+    on_progress: Callable[[int, int], None] | None,
+) -> None:
     lock = threading.Lock()
 
     def check(item: tuple[str, Entry]) -> None:
@@ -338,11 +380,17 @@ def _hash_all(storage: Storage, items: Iterable[tuple[str, Entry]], report: Veri
             report.objects_hashed += 1
             report.bytes_checked += got.size
             if got.size != want.size:
-                report.problems.append(Problem(key, TRUNCATED if got.size < want.size else ALTERED,
-                                               f"read {got.size} bytes, expected {want.size}"))
+                report.problems.append(
+                    Problem(
+                        key,
+                        TRUNCATED if got.size < want.size else ALTERED,
+                        f"read {got.size} bytes, expected {want.size}",
+                    )
+                )
             elif got.sha256 != want.sha256:
-                report.problems.append(Problem(key, ALTERED, f"SHA-256 {got.sha256[:16]}..., recorded "
-                                                             f"{want.sha256[:16]}..."))
+                report.problems.append(
+                    Problem(key, ALTERED, f"SHA-256 {got.sha256[:16]}..., recorded {want.sha256[:16]}...")
+                )
         if on_progress is not None:
             on_progress(got.size, 1)
 
@@ -351,15 +399,20 @@ def _hash_all(storage: Storage, items: Iterable[tuple[str, Entry]], report: Veri
             future.result()  # the first error (a cancel) is raised here, after the pool drains
 
 
-def run_verify(ctx: "Context", name: str, full: bool, reporter: "Reporter") -> VerifyReport:
+def run_verify(ctx: Context, name: str, full: bool, reporter: Reporter) -> VerifyReport:
     """verify_backup as a job's work: a 'verify' phase with object and byte totals, cancellable."""
     check_backup_name(name)
     reporter.phase("verify", message=f"verifying backup {name} ({'re-hashing every object' if full else 'sizes'})")
     report = verify_backup(
-        ctx.backup_storage, ctx.backup_layout, name, full, parallelism=ctx.config.backup.copydata,
+        ctx.backup_storage,
+        ctx.backup_layout,
+        name,
+        full,
+        parallelism=ctx.config.backup.copydata,
         cancel=reporter.cancel_event,
         on_start=lambda objects, size: reporter.phase("verify", bytes_total=size, objects_total=objects),
-        on_progress=lambda size, objects: reporter.add(bytes_done=size, objects_done=objects))
+        on_progress=lambda size, objects: reporter.add(bytes_done=size, objects_done=objects),
+    )
     reporter.check_cancelled()
     for problem in report.problems[:20]:
         reporter.log(f"{problem.kind}: {problem.key}: {problem.detail}")
@@ -375,5 +428,8 @@ def refuse_damaged(report: VerifyReport) -> None:
         return
     shown = "; ".join(f"{p.kind} {p.key}" for p in report.problems[:3])
     more = f" and {len(report.problems) - 3} more" if len(report.problems) > 3 else ""
-    raise DamagedBackup(f"backup {report.name} is damaged ({shown}{more}); nothing was restored. "
-                        f"See: milvus-backup verify -n {report.name} --full", report)
+    raise DamagedBackup(
+        f"backup {report.name} is damaged ({shown}{more}); nothing was restored. "
+        f"See: milvus-backup verify -n {report.name} --full",
+        report,
+    )

@@ -12,9 +12,10 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import Enum
-from typing import Any, Callable
+from typing import Any
 
 from milvus_backup.core.errors import BackupToolError, Cancelled
 
@@ -67,7 +68,7 @@ Listener = Callable[[Progress], None]
 class Reporter:
     """The running work's side of a job: progress out, cancellation in. Safe to use from many threads."""
 
-    def __init__(self, job: "Job"):
+    def __init__(self, job: Job):
         self._job = job
         self._lock = threading.Lock()
         self.cancel_event = job.cancel_event
@@ -79,8 +80,15 @@ class Reporter:
         self._job._notify(progress)
         return progress
 
-    def phase(self, phase: str, collection: str | None = None, *, bytes_total: int | None = None,
-              objects_total: int | None = None, message: str = "") -> None:
+    def phase(
+        self,
+        phase: str,
+        collection: str | None = None,
+        *,
+        bytes_total: int | None = None,
+        objects_total: int | None = None,
+        message: str = "",
+    ) -> None:
         changes: dict[str, Any] = {"phase": phase}
         if collection is not None and collection != self._job.progress.collection:
             # counts belong to one collection's step; rows stay a job total
@@ -96,8 +104,11 @@ class Reporter:
     def add(self, bytes_done: int = 0, objects_done: int = 0, rows: int = 0) -> None:
         with self._lock:
             p = self._job.progress
-            changes = {"bytes_done": p.bytes_done + bytes_done, "objects_done": p.objects_done + objects_done,
-                       "rows": p.rows + rows}
+            changes = {
+                "bytes_done": p.bytes_done + bytes_done,
+                "objects_done": p.objects_done + objects_done,
+                "rows": p.rows + rows,
+            }
         self._emit(**changes)
 
     def log(self, message: str) -> None:
@@ -112,8 +123,14 @@ class Reporter:
 class Job:
     """A backup or restore running in its own thread."""
 
-    def __init__(self, kind: str, name: str, work: Callable[[Reporter], Any], listeners: list[Listener] | None = None,
-                 job_id: str | None = None):
+    def __init__(
+        self,
+        kind: str,
+        name: str,
+        work: Callable[[Reporter], Any],
+        listeners: list[Listener] | None = None,
+        job_id: str | None = None,
+    ):
         self.id = job_id or str(uuid.uuid4())
         self.kind = kind
         self.name = name
@@ -135,7 +152,7 @@ class Job:
     def state(self) -> JobState:
         return self.progress.state
 
-    def start(self) -> "Job":
+    def start(self) -> Job:
         self._thread.start()
         return self
 
@@ -163,8 +180,9 @@ class Job:
     def _finish(self, state: JobState, message: str) -> None:
         self.end_time = int(time.time())
         self._log(message)
-        self.progress = replace(self.progress, state=state, phase="done", message=message,
-                                elapsed=time.monotonic() - self.started)
+        self.progress = replace(
+            self.progress, state=state, phase="done", message=message, elapsed=time.monotonic() - self.started
+        )
         self._notify(self.progress)
         self.progress = replace(self.progress, message="")
 

@@ -50,12 +50,16 @@ class BackupState(enum.IntEnum):
     TIMEOUT = 4
 
 
-def _jfield(default: Any = dataclasses.MISSING, *, json_name: str | None = None, always: bool = False,
-            factory: Any = dataclasses.MISSING) -> Any:
+def _jfield(
+    default: Any = dataclasses.MISSING,
+    *,
+    json_name: str | None = None,
+    always: bool = False,
+    factory: Any = dataclasses.MISSING,
+) -> Any:
     """A JSON-mapped dataclass field: `json_name` when the key differs from the attribute name,
     `always` for the keys the Go tool writes even when empty (its generator strips their omitempty)."""
-    return field(default=default, default_factory=factory,
-                 metadata={"json": json_name, "always": always})
+    return field(default=default, default_factory=factory, metadata={"json": json_name, "always": always})
 
 
 def _extra() -> Any:
@@ -255,6 +259,7 @@ class BackupInfo:
 
 # --- the generic encoding -------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class _Key:
     attr: str
@@ -268,7 +273,8 @@ def _keys(cls: type) -> tuple[_Key, ...]:
     hints = typing.get_type_hints(cls)
     return tuple(
         _Key(f.name, f.metadata.get("json") or f.name, hints[f.name], f.metadata.get("always", False))
-        for f in dataclasses.fields(cls) if not f.metadata.get("skip")
+        for f in dataclasses.fields(cls)
+        if not f.metadata.get("skip")
     )
 
 
@@ -385,6 +391,7 @@ def decode(cls: type[T], data: dict[str, Any]) -> T:
 
 
 # --- the five meta files --------------------------------------------------------------------------
+
 
 def _dump(data: Any) -> bytes:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8")

@@ -11,8 +11,9 @@ from __future__ import annotations
 import itertools
 import time
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from google.protobuf import json_format
 from pymilvus import connections
@@ -93,22 +94,26 @@ class Milvus:
         if cfg.user:
             kwargs.update(user=cfg.user, password=cfg.password)
         if cfg.tls_mode:
-            kwargs.update(secure=True, server_name=cfg.server_name or None,
-                          server_pem_path=cfg.ca_cert_path or None)
+            kwargs.update(secure=True, server_name=cfg.server_name or None, server_pem_path=cfg.ca_cert_path or None)
             if cfg.tls_mode == 2:
-                kwargs.update(client_pem_path=cfg.mtls_cert_path or None,
-                              client_key_path=cfg.mtls_key_path or None, ca_pem_path=cfg.ca_cert_path or None)
+                kwargs.update(
+                    client_pem_path=cfg.mtls_cert_path or None,
+                    client_key_path=cfg.mtls_key_path or None,
+                    ca_pem_path=cfg.ca_cert_path or None,
+                )
         try:
             connections.connect(alias=self.alias, **kwargs)
         except MilvusException as exc:
-            raise MilvusError(f"cannot connect to Milvus at {cfg.address}:{cfg.port}: {exc.message}; "
-                              "check milvus.address/port in the config and that the server is up") from None
+            raise MilvusError(
+                f"cannot connect to Milvus at {cfg.address}:{cfg.port}: {exc.message}; "
+                "check milvus.address/port in the config and that the server is up"
+            ) from None
         self._stub = connections._fetch_handler(self.alias)._stub
 
     def close(self) -> None:
         connections.disconnect(self.alias)
 
-    def __enter__(self) -> "Milvus":
+    def __enter__(self) -> Milvus:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -131,17 +136,28 @@ class Milvus:
         return list(self._call("ListDatabases", milvus_pb2.ListDatabasesRequest(), "list databases").db_names)
 
     def list_collections(self, db: str = DEFAULT_DB) -> list[str]:
-        resp = self._call("ShowCollections", milvus_pb2.ShowCollectionsRequest(db_name=db),
-                          f"list collections of database {db}")
+        resp = self._call(
+            "ShowCollections", milvus_pb2.ShowCollectionsRequest(db_name=db), f"list collections of database {db}"
+        )
         return sorted(resp.collection_names)
 
     def collection_summaries(self, db: str = DEFAULT_DB) -> list[CollectionSummary]:
-        resp = self._call("ShowCollections", milvus_pb2.ShowCollectionsRequest(db_name=db),
-                          f"list collections of database {db}")
+        resp = self._call(
+            "ShowCollections", milvus_pb2.ShowCollectionsRequest(db_name=db), f"list collections of database {db}"
+        )
         return sorted(
-            (CollectionSummary(db, name, cid, self.row_count(db, name), self.load_state(db, name),
-                               len(self.partitions(db, name)), self._index_labels(db, name))
-             for name, cid in zip(resp.collection_names, resp.collection_ids)),
+            (
+                CollectionSummary(
+                    db,
+                    name,
+                    cid,
+                    self.row_count(db, name),
+                    self.load_state(db, name),
+                    len(self.partitions(db, name)),
+                    self._index_labels(db, name),
+                )
+                for name, cid in zip(resp.collection_names, resp.collection_ids, strict=False)
+            ),
             key=lambda c: c.name,
         )
 
@@ -156,45 +172,62 @@ class Milvus:
         return db in self.list_databases() and name in self.list_collections(db)
 
     def describe(self, db: str, name: str) -> milvus_pb2.DescribeCollectionResponse:
-        return self._call("DescribeCollection",
-                          milvus_pb2.DescribeCollectionRequest(db_name=db, collection_name=name),
-                          f"describe collection {db}.{name}")
+        return self._call(
+            "DescribeCollection",
+            milvus_pb2.DescribeCollectionRequest(db_name=db, collection_name=name),
+            f"describe collection {db}.{name}",
+        )
 
     def partitions(self, db: str, name: str) -> list[tuple[str, int]]:
-        resp = self._call("ShowPartitions", milvus_pb2.ShowPartitionsRequest(db_name=db, collection_name=name),
-                          f"list partitions of {db}.{name}")
-        return list(zip(resp.partition_names, resp.partitionIDs))
+        resp = self._call(
+            "ShowPartitions",
+            milvus_pb2.ShowPartitionsRequest(db_name=db, collection_name=name),
+            f"list partitions of {db}.{name}",
+        )
+        return list(zip(resp.partition_names, resp.partitionIDs, strict=False))
 
     def indexes(self, db: str, name: str) -> list[milvus_pb2.IndexDescription]:
         try:
-            resp = self._call("DescribeIndex", milvus_pb2.DescribeIndexRequest(db_name=db, collection_name=name),
-                              f"describe indexes of {db}.{name}")
+            resp = self._call(
+                "DescribeIndex",
+                milvus_pb2.DescribeIndexRequest(db_name=db, collection_name=name),
+                f"describe indexes of {db}.{name}",
+            )
         except NotFound:
             return []  # "index not found": the collection has none
         return list(resp.index_descriptions)
 
     def load_state(self, db: str, name: str) -> str:
-        resp = self._call("GetLoadState", milvus_pb2.GetLoadStateRequest(db_name=db, collection_name=name),
-                          f"get load state of {db}.{name}")
+        resp = self._call(
+            "GetLoadState",
+            milvus_pb2.GetLoadStateRequest(db_name=db, collection_name=name),
+            f"get load state of {db}.{name}",
+        )
         return _LOAD_STATES.get(resp.state, "NotLoad")
 
     def row_count(self, db: str, name: str) -> int:
-        resp = self._call("GetCollectionStatistics",
-                          milvus_pb2.GetCollectionStatisticsRequest(db_name=db, collection_name=name),
-                          f"get statistics of {db}.{name}")
+        resp = self._call(
+            "GetCollectionStatistics",
+            milvus_pb2.GetCollectionStatisticsRequest(db_name=db, collection_name=name),
+            f"get statistics of {db}.{name}",
+        )
         stats = {kv.key: kv.value for kv in resp.stats}
         return int(stats.get("row_count", 0))
 
     def flush(self, db: str, name: str, timeout: float = 300) -> int:
         """Seal and persist the collection's growing segments; returns the flush timestamp (TSO)."""
-        resp = self._call("Flush", milvus_pb2.FlushRequest(db_name=db, collection_names=[name]),
-                          f"flush {db}.{name}")
+        resp = self._call("Flush", milvus_pb2.FlushRequest(db_name=db, collection_names=[name]), f"flush {db}.{name}")
         seg_ids = list(resp.coll_segIDs[name].data) if name in resp.coll_segIDs else []
         flush_ts = resp.coll_flush_ts.get(name, 0)
         deadline = time.monotonic() + timeout
         while seg_ids:
-            state = self._call("GetFlushState", milvus_pb2.GetFlushStateRequest(
-                segmentIDs=seg_ids, flush_ts=flush_ts, db_name=db, collection_name=name), f"flush {db}.{name}")
+            state = self._call(
+                "GetFlushState",
+                milvus_pb2.GetFlushStateRequest(
+                    segmentIDs=seg_ids, flush_ts=flush_ts, db_name=db, collection_name=name
+                ),
+                f"flush {db}.{name}",
+            )
             if state.flushed:
                 break
             if time.monotonic() > deadline:
@@ -204,15 +237,27 @@ class Milvus:
 
     def segments(self, db: str, name: str) -> list[SegmentInfo]:
         """The persistent (flushed) segments: the only ones whose binlogs make up the collection now."""
-        resp = self._call("GetPersistentSegmentInfo",
-                          milvus_pb2.GetPersistentSegmentInfoRequest(dbName=db, collectionName=name),
-                          f"list segments of {db}.{name}")
-        return [SegmentInfo(s.segmentID, s.collectionID, s.partitionID, s.num_rows)
-                for s in resp.infos if s.state == common_pb2.Flushed]
+        resp = self._call(
+            "GetPersistentSegmentInfo",
+            milvus_pb2.GetPersistentSegmentInfoRequest(dbName=db, collectionName=name),
+            f"list segments of {db}.{name}",
+        )
+        return [
+            SegmentInfo(s.segmentID, s.collectionID, s.partitionID, s.num_rows)
+            for s in resp.infos
+            if s.state == common_pb2.Flushed
+        ]
 
     # -- writing ---------------------------------------------------------------------------------
-    def create_collection(self, db: str, name: str, schema: dict, shards_num: int, consistency_level: int,
-                          properties: Iterable[tuple[str, str]] = ()) -> None:
+    def create_collection(
+        self,
+        db: str,
+        name: str,
+        schema: dict,
+        shards_num: int,
+        consistency_level: int,
+        properties: Iterable[tuple[str, str]] = (),
+    ) -> None:
         """Create from a schema in the backup's JSON form. Field IDs are assigned by Milvus in field order."""
         proto = schema_pb2.CollectionSchema()
         json_format.ParseDict(schema, proto, ignore_unknown_fields=True)
@@ -224,55 +269,82 @@ class Milvus:
             proto.enable_dynamic_field = True
         for field in proto.fields:
             field.ClearField("fieldID")
-        self._call("CreateCollection", milvus_pb2.CreateCollectionRequest(
-            db_name=db, collection_name=name, schema=proto.SerializeToString(), shards_num=shards_num or 1,
-            consistency_level=consistency_level,
-            properties=[common_pb2.KeyValuePair(key=k, value=v) for k, v in properties]),
-            f"create collection {db}.{name}")
+        self._call(
+            "CreateCollection",
+            milvus_pb2.CreateCollectionRequest(
+                db_name=db,
+                collection_name=name,
+                schema=proto.SerializeToString(),
+                shards_num=shards_num or 1,
+                consistency_level=consistency_level,
+                properties=[common_pb2.KeyValuePair(key=k, value=v) for k, v in properties],
+            ),
+            f"create collection {db}.{name}",
+        )
 
     def create_database(self, db: str) -> None:
         if db not in self.list_databases():
             self._call("CreateDatabase", milvus_pb2.CreateDatabaseRequest(db_name=db), f"create database {db}")
 
     def create_partition(self, db: str, collection: str, partition: str) -> None:
-        self._call("CreatePartition", milvus_pb2.CreatePartitionRequest(
-            db_name=db, collection_name=collection, partition_name=partition),
-            f"create partition {partition} of {db}.{collection}")
+        self._call(
+            "CreatePartition",
+            milvus_pb2.CreatePartitionRequest(db_name=db, collection_name=collection, partition_name=partition),
+            f"create partition {partition} of {db}.{collection}",
+        )
 
     def drop_collection(self, db: str, name: str) -> None:
-        self._call("DropCollection", milvus_pb2.DropCollectionRequest(db_name=db, collection_name=name),
-                   f"drop collection {db}.{name}")
+        self._call(
+            "DropCollection",
+            milvus_pb2.DropCollectionRequest(db_name=db, collection_name=name),
+            f"drop collection {db}.{name}",
+        )
 
-    def create_index(self, db: str, collection: str, field_name: str, index_name: str,
-                     params: dict[str, str]) -> None:
-        self._call("CreateIndex", milvus_pb2.CreateIndexRequest(
-            db_name=db, collection_name=collection, field_name=field_name, index_name=index_name,
-            extra_params=[common_pb2.KeyValuePair(key=k, value=str(v)) for k, v in params.items()]),
-            f"create index {index_name} on {db}.{collection}.{field_name}")
+    def create_index(self, db: str, collection: str, field_name: str, index_name: str, params: dict[str, str]) -> None:
+        self._call(
+            "CreateIndex",
+            milvus_pb2.CreateIndexRequest(
+                db_name=db,
+                collection_name=collection,
+                field_name=field_name,
+                index_name=index_name,
+                extra_params=[common_pb2.KeyValuePair(key=k, value=str(v)) for k, v in params.items()],
+            ),
+            f"create index {index_name} on {db}.{collection}.{field_name}",
+        )
 
     def load(self, db: str, collection: str, timeout: float = 600) -> None:
-        self._call("LoadCollection", milvus_pb2.LoadCollectionRequest(db_name=db, collection_name=collection),
-                   f"load {db}.{collection}")
+        self._call(
+            "LoadCollection",
+            milvus_pb2.LoadCollectionRequest(db_name=db, collection_name=collection),
+            f"load {db}.{collection}",
+        )
         deadline = time.monotonic() + timeout
         while self.load_state(db, collection) != "Loaded":
             if time.monotonic() > deadline:
                 raise MilvusError(f"load of {db}.{collection} did not finish within {timeout:.0f} s")
             time.sleep(0.5)
 
-    def start_import(self, db: str, collection: str, partition: str | None, files: list[str],
-                     end_ts: int | None = None) -> list[int]:
+    def start_import(
+        self, db: str, collection: str, partition: str | None, files: list[str], end_ts: int | None = None
+    ) -> list[int]:
         """Start a bulk import in backup mode of [insert_log prefix, delta_log prefix or ""]."""
         options = [common_pb2.KeyValuePair(key="backup", value="true")]
         if end_ts:
             options.append(common_pb2.KeyValuePair(key="end_ts", value=str(end_ts)))
-        resp = self._call("Import", milvus_pb2.ImportRequest(
-            db_name=db, collection_name=collection, partition_name=partition or "", files=files, options=options),
-            f"import into {db}.{collection}")
+        resp = self._call(
+            "Import",
+            milvus_pb2.ImportRequest(
+                db_name=db, collection_name=collection, partition_name=partition or "", files=files, options=options
+            ),
+            f"import into {db}.{collection}",
+        )
         return list(resp.tasks)
 
     def import_progress(self, task_id: int) -> ImportProgress:
-        resp = self._call("GetImportState", milvus_pb2.GetImportStateRequest(task=task_id),
-                          f"get state of import task {task_id}")
+        resp = self._call(
+            "GetImportState", milvus_pb2.GetImportStateRequest(task=task_id), f"get state of import task {task_id}"
+        )
         infos = {kv.key: kv.value for kv in resp.infos}
         if resp.state in _IMPORT_DONE:
             state = "completed"

@@ -92,19 +92,42 @@ class BackupLayout:
 
     def insert_group(self, name: str, collection_id: int, partition_id: int, group_id: int | None) -> str:
         """The folder handed to Milvus's import: one group of segments (or the partition, old layout)."""
-        return as_prefix(join(self.backup(name), "binlogs", "insert_log", *_ids(collection_id, partition_id),
-                              "" if group_id is None else _ids(group_id)[0]))
+        return as_prefix(
+            join(
+                self.backup(name),
+                "binlogs",
+                "insert_log",
+                *_ids(collection_id, partition_id),
+                "" if group_id is None else _ids(group_id)[0],
+            )
+        )
 
     def delta_group(self, name: str, collection_id: int, partition_id: int, group_id: int | None) -> str:
-        return as_prefix(join(self.backup(name), "binlogs", "delta_log", *_ids(collection_id, partition_id),
-                              "" if group_id is None else _ids(group_id)[0]))
+        return as_prefix(
+            join(
+                self.backup(name),
+                "binlogs",
+                "delta_log",
+                *_ids(collection_id, partition_id),
+                "" if group_id is None else _ids(group_id)[0],
+            )
+        )
 
-    def insert_binlog(self, name: str, collection_id: int, partition_id: int, group_id: int | None,
-                      segment_id: int, field_id: int, log_id: int) -> str:
+    def insert_binlog(
+        self,
+        name: str,
+        collection_id: int,
+        partition_id: int,
+        group_id: int | None,
+        segment_id: int,
+        field_id: int,
+        log_id: int,
+    ) -> str:
         return join(self.insert_group(name, collection_id, partition_id, group_id), *_ids(segment_id, field_id, log_id))
 
-    def delta_binlog(self, name: str, collection_id: int, partition_id: int, group_id: int | None,
-                     segment_id: int, log_id: int) -> str:
+    def delta_binlog(
+        self, name: str, collection_id: int, partition_id: int, group_id: int | None, segment_id: int, log_id: int
+    ) -> str:
         return join(self.delta_group(name, collection_id, partition_id, group_id), *_ids(segment_id, log_id))
 
     def l0_delta_binlog(self, name: str, collection_id: int, segment_id: int, log_id: int) -> str:
@@ -124,7 +147,7 @@ class BackupLayout:
         prefix = self.backup(name)
         if not key.startswith(prefix):
             raise UnsafeKey(f"key {key!r} is not inside backup {name} ({prefix})")
-        return check_relative_key(key[len(prefix):])
+        return check_relative_key(key[len(prefix) :])
 
 
 _UNSAFE_CHARS = re.compile(r"[\\\x00-\x1f\x7f]")
@@ -135,10 +158,16 @@ def check_relative_key(relative: str) -> str:
     if not isinstance(relative, str) or not relative:
         raise UnsafeKey(f"invalid object key {relative!r}: expected a non-empty key inside the backup")
     parts = relative.split("/")
-    if (relative.startswith("/") or any(p in ("", ".", "..") for p in parts) or _UNSAFE_CHARS.search(relative)
-            or len(relative) > 1024):
-        raise UnsafeKey(f"refusing object key {relative[:200]!r}: it would leave the backup's folder "
-                        "(absolute, '.', '..' or empty parts, backslashes or control characters)")
+    if (
+        relative.startswith("/")
+        or any(p in ("", ".", "..") for p in parts)
+        or _UNSAFE_CHARS.search(relative)
+        or len(relative) > 1024
+    ):
+        raise UnsafeKey(
+            f"refusing object key {relative[:200]!r}: it would leave the backup's folder "
+            "(absolute, '.', '..' or empty parts, backslashes or control characters)"
+        )
     return relative
 
 
@@ -154,7 +183,7 @@ def backup_name_of(key: str, root: str) -> str | None:
     prefix = as_prefix(root)
     if not key.startswith(prefix):
         return None
-    rest = key[len(prefix):]
+    rest = key[len(prefix) :]
     name = rest.split("/", 1)[0]
     return name or None
 

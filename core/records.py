@@ -19,10 +19,18 @@ from milvus_backup.core.meta import BackupState
 from milvus_backup.core.paths import check_restore_id, restore_record
 from milvus_backup.core.storage import ObjectNotFound, Storage
 
-_JOB_STATE = {JobState.RUNNING: BackupState.EXECUTING, JobState.SUCCESS: BackupState.SUCCESS,
-              JobState.FAILED: BackupState.FAIL, JobState.CANCELLED: BackupState.FAIL}
-_TASK_STATE = {"pending": BackupState.INITIAL, "restoring": BackupState.EXECUTING,
-               "success": BackupState.SUCCESS, "failed": BackupState.FAIL}
+_JOB_STATE = {
+    JobState.RUNNING: BackupState.EXECUTING,
+    JobState.SUCCESS: BackupState.SUCCESS,
+    JobState.FAILED: BackupState.FAIL,
+    JobState.CANCELLED: BackupState.FAIL,
+}
+_TASK_STATE = {
+    "pending": BackupState.INITIAL,
+    "restoring": BackupState.EXECUTING,
+    "success": BackupState.SUCCESS,
+    "failed": BackupState.FAIL,
+}
 
 
 def restore_view(job: Job, progress: Progress | None = None) -> dict[str, Any]:
@@ -40,16 +48,18 @@ def restore_view(job: Job, progress: Progress | None = None) -> dict[str, Any]:
         else:
             share = 0.0
         done_share += share
-        views.append({
-            "id": f"{job.id}_{index}",
-            "state_code": int(_TASK_STATE.get(task.state, BackupState.INITIAL)),
-            "errorMessage": job.error if task.state == "failed" else "",
-            "progress": int(share * 100),
-            "target_db_name": task.target_db,
-            "target_collection_name": task.target_name,
-            "source_collection_name": task.source,
-            "restored_rows": task.rows,
-        })
+        views.append(
+            {
+                "id": f"{job.id}_{index}",
+                "state_code": int(_TASK_STATE.get(task.state, BackupState.INITIAL)),
+                "errorMessage": job.error if task.state == "failed" else "",
+                "progress": int(share * 100),
+                "target_db_name": task.target_db,
+                "target_collection_name": task.target_name,
+                "source_collection_name": task.source,
+                "restored_rows": task.rows,
+            }
+        )
     if state is JobState.SUCCESS:
         overall = 100
     else:
@@ -88,13 +98,15 @@ class RestoreRecords:
         try:
             raw = self.storage.read(self.key(restore_id))
         except ObjectNotFound:
-            raise NotFound(f"restore {restore_id} not found (no record under "
-                           f"{self.storage.describe(self.key(restore_id))})") from None
+            raise NotFound(
+                f"restore {restore_id} not found (no record under {self.storage.describe(self.key(restore_id))})"
+            ) from None
         try:
             view = json.loads(raw)
         except ValueError as exc:
-            raise StorageError(f"restore record {self.storage.describe(self.key(restore_id))} is not valid JSON "
-                               f"({exc})") from None
+            raise StorageError(
+                f"restore record {self.storage.describe(self.key(restore_id))} is not valid JSON ({exc})"
+            ) from None
         return view
 
     def recorder(self, job: Job, interval: float = 2.0):

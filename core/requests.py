@@ -20,10 +20,13 @@ def parse_db_collections(value: Any) -> dict[str, list[str]]:
         except ValueError:
             raise InvalidRequest('db_collections is not valid JSON: write {"db": ["coll", ...], "db2": []}') from None
     if not isinstance(value, dict) or not all(
-            isinstance(db, str) and isinstance(names, list) and all(isinstance(n, str) for n in names)
-            for db, names in value.items()):
-        raise InvalidRequest('db_collections must map database names to lists of collection names, '
-                             'e.g. {"default": ["hello_milvus"], "db2": []}')
+        isinstance(db, str) and isinstance(names, list) and all(isinstance(n, str) for n in names)
+        for db, names in value.items()
+    ):
+        raise InvalidRequest(
+            "db_collections must map database names to lists of collection names, "
+            'e.g. {"default": ["hello_milvus"], "db2": []}'
+        )
     return {db or DEFAULT_DB: list(names) for db, names in value.items()}
 
 

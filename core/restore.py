@@ -24,8 +24,8 @@ from milvus_backup.core.integrity import refuse_damaged, run_verify, verify_back
 from milvus_backup.core.jobs import Reporter
 from milvus_backup.core.meta import BackupInfo, BackupState, Collection, encode
 from milvus_backup.core.milvus import DEFAULT_DB
-from milvus_backup.core.pause import pause_point
 from milvus_backup.core.paths import BackupLayout, as_prefix, join, restore_temp_root
+from milvus_backup.core.pause import pause_point
 from milvus_backup.core.storage import CopyTask, ObjectInfo
 
 log = logging.getLogger("milvus_backup")
@@ -98,11 +98,14 @@ def plan_targets(info: BackupInfo, request: RestoreRequest) -> list[_Target]:
         chosen = []
         for item in request.collections:
             db, _, name = item.strip().rpartition(".")
-            matches = [c for c in info.collection_backups
-                       if c.collection_name == name and (not db or _source_db(c) == db)]
+            matches = [
+                c for c in info.collection_backups if c.collection_name == name and (not db or _source_db(c) == db)
+            ]
             if not matches:
-                raise NotFound(f"collection {item} is not in backup {info.name}; it holds: "
-                               + ", ".join(f"{_source_db(c)}.{c.collection_name}" for c in info.collection_backups))
+                raise NotFound(
+                    f"collection {item} is not in backup {info.name}; it holds: "
+                    + ", ".join(f"{_source_db(c)}.{c.collection_name}" for c in info.collection_backups)
+                )
             chosen += [c for c in matches if c not in chosen]
     if request.suffix and request.renames:
         raise InvalidRequest("give either a suffix or a rename map, not both")
@@ -119,28 +122,36 @@ def plan_targets(info: BackupInfo, request: RestoreRequest) -> list[_Target]:
                     new_db, _, new_name = new.rpartition(".") if "." in new else (db, "", new)
                 break
         if not _DB_NAME.fullmatch(new_db) or not _COLLECTION_NAME.fullmatch(new_name):
-            raise InvalidRequest(f"invalid target name {new_db}.{new_name}: use a letter or '_' first, "
-                                 "then letters, digits or '_'")
+            raise InvalidRequest(
+                f"invalid target name {new_db}.{new_name}: use a letter or '_' first, then letters, digits or '_'"
+            )
         targets.append(_Target(c, new_db, new_name))
     if request.load:  # Milvus loads only indexed collections: refuse now rather than after the import
         if not request.restore_index:
-            raise InvalidRequest("loading a restored collection needs its index: add restore_index "
-                                 "(--restore_index) or leave out load")
+            raise InvalidRequest(
+                "loading a restored collection needs its index: add restore_index (--restore_index) or leave out load"
+            )
         bare = [f"{_source_db(t.source)}.{t.source.collection_name}" for t in targets if not t.source.index_infos]
         if bare:
-            raise InvalidRequest(f"{', '.join(bare)} had no index when backed up, so cannot be loaded; "
-                                 "leave out load")
+            raise InvalidRequest(f"{', '.join(bare)} had no index when backed up, so cannot be loaded; leave out load")
     seen = [(t.db, t.name) for t in targets]
     duplicates = {f"{d}.{n}" for d, n in seen if seen.count((d, n)) > 1}
     if duplicates:
-        raise InvalidRequest(f"two collections would be restored to {', '.join(sorted(duplicates))}; "
-                             "use a suffix or a rename map")
+        raise InvalidRequest(
+            f"two collections would be restored to {', '.join(sorted(duplicates))}; use a suffix or a rename map"
+        )
     return targets
 
 
 class _Restore:
-    def __init__(self, ctx: Context, request: RestoreRequest, reporter: Reporter, restore_id: str,
-                 tasks: list[RestoredCollection]):
+    def __init__(
+        self,
+        ctx: Context,
+        request: RestoreRequest,
+        reporter: Reporter,
+        restore_id: str,
+        tasks: list[RestoredCollection],
+    ):
         self.ctx = ctx
         self.request = request
         self.reporter = reporter
@@ -154,7 +165,7 @@ class _Restore:
 
     def run(self, info: BackupInfo, targets: list[_Target]) -> list[RestoredCollection]:
         try:
-            for target, task in zip(targets, self.tasks):
+            for target, task in zip(targets, self.tasks, strict=False):
                 self.reporter.check_cancelled()
                 task.state = "restoring"
                 self._restore_collection(info, target, task)
@@ -177,8 +188,14 @@ class _Restore:
             self.reporter.log(f"dropping existing {label} (drop_exist_collection)")
             milvus.drop_collection(target.db, target.name)
         milvus.create_database(target.db)
-        milvus.create_collection(target.db, target.name, encode(src.schema), src.shards_num, src.consistency_level,
-                                 [(p.key, p.value) for p in src.properties])
+        milvus.create_collection(
+            target.db,
+            target.name,
+            encode(src.schema),
+            src.shards_num,
+            src.consistency_level,
+            [(p.key, p.value) for p in src.properties],
+        )
         self.created.append((target.db, target.name))
         self._check_field_ids(target)
         partition_key = any(f.is_partition_key for f in src.schema.fields)
@@ -209,8 +226,10 @@ class _Restore:
         created = {f.name: f.fieldID for f in self.ctx.milvus.describe(target.db, target.name).schema.fields}
         wrong = [n for n, fid in backed_up.items() if created.get(n) != fid]
         if wrong:
-            raise MilvusError(f"the restored collection numbers fields {wrong} differently from the backup; "
-                              "its binlogs cannot be imported")
+            raise MilvusError(
+                f"the restored collection numbers fields {wrong} differently from the backup; "
+                "its binlogs cannot be imported"
+            )
 
     def _import_units(self, name: str, src: Collection, partition_key: bool) -> list[_ImportUnit]:
         storage, layout = self.ctx.backup_storage, self.ctx.backup_layout
@@ -234,38 +253,57 @@ class _Restore:
                     seg_delta = as_prefix(join(layout.delta_group(name, cid, pid, None), seg.segment_id))
                     seg_objects = list(storage.list(seg_insert))
                     if seg.num_of_rows and not seg_objects:
-                        raise NotFound(f"backup {name} has no binlogs for segment {seg.segment_id} of "
-                                       f"{_source_db(src)}.{src.collection_name}: the backup is damaged")
-                    units.append(self._unit(part.partition_name, seg_insert, seg_delta, seg.num_of_rows,
-                                            seg_objects, partition_key))
+                        raise NotFound(
+                            f"backup {name} has no binlogs for segment {seg.segment_id} of "
+                            f"{_source_db(src)}.{src.collection_name}: the backup is damaged"
+                        )
+                    units.append(
+                        self._unit(
+                            part.partition_name, seg_insert, seg_delta, seg.num_of_rows, seg_objects, partition_key
+                        )
+                    )
         return [u for u in units if u.expected_rows or u.objects]
 
-    def _unit(self, partition: str, insert: str, delta: str, rows: int, objects: list[ObjectInfo],
-              partition_key: bool) -> _ImportUnit:
+    def _unit(
+        self, partition: str, insert: str, delta: str, rows: int, objects: list[ObjectInfo], partition_key: bool
+    ) -> _ImportUnit:
         deltas = list(self.ctx.backup_storage.list(delta))
-        return _ImportUnit("" if partition_key else partition, insert, delta if deltas else "", rows,
-                           objects + deltas)
+        return _ImportUnit("" if partition_key else partition, insert, delta if deltas else "", rows, objects + deltas)
 
     def _stage(self, units: list[_ImportUnit], label: str) -> list[_ImportUnit]:
         """Copy the binlogs into a temporary prefix of the Milvus bucket; the units then point there."""
         root = self.ctx.backup_layout.backups_root()
 
         def staged(key: str) -> str:
-            return join(self.temp_layout.backups_root(), key[len(root):]) + ("/" if key.endswith("/") else "")
+            return join(self.temp_layout.backups_root(), key[len(root) :]) + ("/" if key.endswith("/") else "")
 
         tasks = [CopyTask(o.key, staged(o.key), o.size) for u in units for o in u.objects]
         total = sum(t.size for t in tasks)
-        self.reporter.phase("copy", label, bytes_total=total, objects_total=len(tasks),
-                            message=f"{label}: staging {len(tasks)} binlog(s) in the Milvus bucket")
+        self.reporter.phase(
+            "copy",
+            label,
+            bytes_total=total,
+            objects_total=len(tasks),
+            message=f"{label}: staging {len(tasks)} binlog(s) in the Milvus bucket",
+        )
         self.staged_prefixes.append(self.temp_layout.backups_root())
         self.ctx.copy(self.ctx.backup_storage, self.ctx.milvus_storage, tasks, self.reporter)
-        return [_ImportUnit(u.partition, staged(u.insert_prefix), staged(u.delta_prefix) if u.delta_prefix else "",
-                            u.expected_rows, u.objects) for u in units]
+        return [
+            _ImportUnit(
+                u.partition,
+                staged(u.insert_prefix),
+                staged(u.delta_prefix) if u.delta_prefix else "",
+                u.expected_rows,
+                u.objects,
+            )
+            for u in units
+        ]
 
     def _import(self, target: _Target, units: list[_ImportUnit], label: str) -> int:
         milvus = self.ctx.milvus
-        self.reporter.phase("import", label, objects_total=len(units),
-                            message=f"{label}: importing {len(units)} segment group(s)")
+        self.reporter.phase(
+            "import", label, objects_total=len(units), message=f"{label}: importing {len(units)} segment group(s)"
+        )
         limit = max(1, self.ctx.config.backup.import_job)
         pending = list(units)
         running: dict[int, _ImportUnit] = {}
@@ -274,8 +312,9 @@ class _Restore:
             self.reporter.check_cancelled()
             while pending and len(running) < limit:
                 unit = pending.pop(0)
-                for task_id in milvus.start_import(target.db, target.name, unit.partition,
-                                                   [unit.insert_prefix, unit.delta_prefix]):
+                for task_id in milvus.start_import(
+                    target.db, target.name, unit.partition, [unit.insert_prefix, unit.delta_prefix]
+                ):
                     running[task_id] = unit
             time.sleep(0.3)
             for task_id, unit in list(running.items()):
@@ -299,8 +338,10 @@ class _Restore:
         # A segment's row count includes rows its delta log deletes, so only a group without deletes
         # must match exactly; any group with rows must bring some back (an empty prefix imports 0).
         if imported > unit.expected_rows or (not unit.delta_prefix and imported != unit.expected_rows):
-            raise MilvusError(f"{label}: {unit.insert_prefix} imported {imported} rows, the backup holds "
-                              f"{unit.expected_rows}; the restore is incomplete")
+            raise MilvusError(
+                f"{label}: {unit.insert_prefix} imported {imported} rows, the backup holds "
+                f"{unit.expected_rows}; the restore is incomplete"
+            )
 
     # -- cleanup ---------------------------------------------------------------------------------
     def _undo(self) -> None:
@@ -325,8 +366,9 @@ def prepare_restore(ctx: Context, request: RestoreRequest) -> tuple[BackupInfo, 
     """Everything a restore checks before it changes anything."""
     info = ctx.catalog.get(request.backup_name)
     if info.state_code != BackupState.SUCCESS:
-        raise InvalidRequest(f"backup {request.backup_name} is not complete (state {int(info.state_code)}); "
-                             "it cannot be restored")
+        raise InvalidRequest(
+            f"backup {request.backup_name} is not complete (state {int(info.state_code)}); it cannot be restored"
+        )
     if request.verify not in ("full", "quick"):
         raise InvalidRequest(f"verify must be 'full' or 'quick', not {request.verify!r}")
     targets = plan_targets(info, request)
@@ -335,8 +377,10 @@ def prepare_restore(ctx: Context, request: RestoreRequest) -> tuple[BackupInfo, 
     milvus = ctx.milvus
     taken = [f"{t.db}.{t.name}" for t in targets if milvus.has_collection(t.db, t.name)]
     if taken and not request.drop_exist_collection:
-        raise AlreadyExists(f"collection(s) {', '.join(taken)} already exist; use a suffix (-s), a rename (-r) "
-                            "or --drop_exist_collection")
+        raise AlreadyExists(
+            f"collection(s) {', '.join(taken)} already exist; use a suffix (-s), a rename (-r) "
+            "or --drop_exist_collection"
+        )
     return info, targets
 
 
@@ -351,18 +395,26 @@ class TargetPreview:
 
 def preview_targets(info: BackupInfo, request: RestoreRequest, existing: set[str]) -> list[TargetPreview]:
     """The targets of `request` against `existing` ("db.name"), without touching Milvus; raises as plan_targets."""
-    return [TargetPreview(f"{_source_db(t.source)}.{t.source.collection_name}", f"{t.db}.{t.name}",
-                          f"{t.db}.{t.name}" in existing)
-            for t in plan_targets(info, request)]
+    return [
+        TargetPreview(
+            f"{_source_db(t.source)}.{t.source.collection_name}", f"{t.db}.{t.name}", f"{t.db}.{t.name}" in existing
+        )
+        for t in plan_targets(info, request)
+    ]
 
 
 def restore_tasks(targets: list[_Target]) -> list[RestoredCollection]:
     return [RestoredCollection(f"{_source_db(t.source)}.{t.source.collection_name}", t.db, t.name) for t in targets]
 
 
-def run_restore(ctx: Context, request: RestoreRequest, reporter: Reporter, restore_id: str | None = None,
-                prepared: tuple[BackupInfo, list[_Target]] | None = None,
-                tasks: list[RestoredCollection] | None = None) -> list[RestoredCollection]:
+def run_restore(
+    ctx: Context,
+    request: RestoreRequest,
+    reporter: Reporter,
+    restore_id: str | None = None,
+    prepared: tuple[BackupInfo, list[_Target]] | None = None,
+    tasks: list[RestoredCollection] | None = None,
+) -> list[RestoredCollection]:
     """Carry out a restore (called in the job's thread)."""
     info, targets = prepared or prepare_restore(ctx, request)
     tasks = tasks if tasks is not None else restore_tasks(targets)

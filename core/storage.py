@@ -56,14 +56,30 @@ MAX_PART_SIZE = 5 * 1024 * 1024 * 1024  # S3's largest part, and largest single 
 MAX_PARTS = 10000
 _TMP_PREFIX = ".partial-"  # local temp files; never listed as objects
 
-_TRANSIENT_S3_CODES = frozenset({
-    "SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout", "Throttling", "ThrottlingException",
-    "RequestLimitExceeded", "OperationAborted", "XMinioServerNotInitialized",
-})
-_AUTH_S3_CODES = frozenset({
-    "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken",
-    "TokenRefreshRequired", "AllAccessDisabled",
-})
+_TRANSIENT_S3_CODES = frozenset(
+    {
+        "SlowDown",
+        "InternalError",
+        "ServiceUnavailable",
+        "RequestTimeout",
+        "Throttling",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "OperationAborted",
+        "XMinioServerNotInitialized",
+    }
+)
+_AUTH_S3_CODES = frozenset(
+    {
+        "AccessDenied",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "ExpiredToken",
+        "InvalidToken",
+        "TokenRefreshRequired",
+        "AllAccessDisabled",
+    }
+)
 
 
 class ObjectNotFound(StorageError):
@@ -182,7 +198,8 @@ class Storage(ABC):
         if isinstance(exc, _SourceReadError):
             return exc.storage._error(exc.original, "read", exc.storage.describe(exc.key))
         if (isinstance(exc, (FileNotFoundError, NotADirectoryError, IsADirectoryError)) and op == "read") or (
-                isinstance(exc, FileNotFoundError) and op == "copy"):
+            isinstance(exc, FileNotFoundError) and op == "copy"
+        ):
             return ObjectNotFound(f"{op} {where} failed: no such object (check the key or backup name)")
         if isinstance(exc, PermissionError):
             return StorageError(f"{op} {where} failed: permission denied (check the folder's owner and mode)")
@@ -198,7 +215,7 @@ class Storage(ABC):
             return _retrying(op, where)(fn)
         except StorageError:
             raise
-        except Exception as exc:  # noqa: BLE001 - every failure reaches the user as one line
+        except Exception as exc:
             raise self._error(exc, op, where) from exc
 
 
@@ -215,14 +232,27 @@ class MinioStorage(Storage):
         self.endpoint = cfg.endpoint
         self._threshold = max(1, multipart_copy_threshold_mib) * 1024 * 1024
         # Only a digest of the credentials is kept here: enough to tell whether two stores match.
-        self._identity = hashlib.sha256(repr((
-            cfg.address.lower(), cfg.port, cfg.use_ssl, cfg.use_iam, cfg.iam_endpoint,
-            cfg.access_key_id, cfg.secret_access_key, cfg.token,
-        )).encode()).hexdigest()
+        self._identity = hashlib.sha256(
+            repr(
+                (
+                    cfg.address.lower(),
+                    cfg.port,
+                    cfg.use_ssl,
+                    cfg.use_iam,
+                    cfg.iam_endpoint,
+                    cfg.access_key_id,
+                    cfg.secret_access_key,
+                    cfg.token,
+                )
+            ).encode()
+        ).hexdigest()
         # urllib3 must not retry on its own: our retry reopens sources, and its retries would multiply ours.
         http = urllib3.PoolManager(
-            timeout=urllib3.Timeout(connect=10, read=300), maxsize=max_connections, retries=False,
-            cert_reqs="CERT_REQUIRED", ca_certs=os.environ.get("SSL_CERT_FILE") or certifi.where(),
+            timeout=urllib3.Timeout(connect=10, read=300),
+            maxsize=max_connections,
+            retries=False,
+            cert_reqs="CERT_REQUIRED",
+            ca_certs=os.environ.get("SSL_CERT_FILE") or certifi.where(),
         )
         credentials = IamAwsProvider(custom_endpoint=cfg.iam_endpoint or None) if cfg.use_iam else None
         try:
@@ -237,7 +267,9 @@ class MinioStorage(Storage):
                 credentials=credentials,
             )
         except ValueError as exc:
-            raise StorageError(f"invalid S3 endpoint {cfg.endpoint}: {_short(exc)} (check the address and port keys)") from None
+            raise StorageError(
+                f"invalid S3 endpoint {cfg.endpoint}: {_short(exc)} (check the address and port keys)"
+            ) from None
 
     def __repr__(self) -> str:
         return f"MinioStorage(endpoint={self.endpoint!r}, bucket={self.bucket!r})"
@@ -254,15 +286,14 @@ class MinioStorage(Storage):
         failures = 0
         while True:
             try:
-                for obj in self._client.list_objects(self.bucket, prefix=prefix, recursive=recursive,
-                                                     start_after=last):
+                for obj in self._client.list_objects(self.bucket, prefix=prefix, recursive=recursive, start_after=last):
                     if obj.is_dir or obj.object_name.endswith("/"):
                         continue
                     last = obj.object_name
                     failures = 0
                     yield ObjectInfo(obj.object_name, int(obj.size or 0))
                 return
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 failures += 1
                 if not _is_transient(exc) or failures >= RETRY_ATTEMPTS:
                     raise self._error(exc, "list", self.describe(prefix)) from exc
@@ -305,8 +336,9 @@ class MinioStorage(Storage):
         return self._call("read", self.describe(key), run)
 
     def write(self, key: str, data: bytes) -> None:
-        self._call("write", self.describe(key),
-                   lambda: self._client.put_object(self.bucket, key, io.BytesIO(data), len(data)))
+        self._call(
+            "write", self.describe(key), lambda: self._client.put_object(self.bucket, key, io.BytesIO(data), len(data))
+        )
 
     @contextmanager
     def open(self, key: str) -> Iterator[BinaryIO]:
@@ -340,8 +372,10 @@ class MinioStorage(Storage):
         errors = self._call("delete", self.describe(keys[0]), run)
         if errors:
             first = errors[0]
-            raise StorageError(f"delete {self.describe(first.name)} failed: {first.code}: {_one_line(first.message)} "
-                               f"({len(errors)} of {len(keys)} objects not deleted)")
+            raise StorageError(
+                f"delete {self.describe(first.name)} failed: {first.code}: {_one_line(first.message)} "
+                f"({len(errors)} of {len(keys)} objects not deleted)"
+            )
         return len(keys)
 
     def ensure_bucket(self) -> None:
@@ -358,16 +392,19 @@ class MinioStorage(Storage):
 
     def check(self) -> None:
         if not self._call("check", self.describe(), lambda: self._client.bucket_exists(self.bucket)):
-            raise StorageError(f"bucket {self.bucket} does not exist at {self.endpoint} "
-                               "(create it, or fix the bucketName key)")
+            raise StorageError(
+                f"bucket {self.bucket} does not exist at {self.endpoint} (create it, or fix the bucketName key)"
+            )
 
     def _put_stream(self, key: str, stream: BinaryIO, length: int) -> None:
         # One part in flight per copy: copy_objects already runs many copies at once.
         self._client.put_object(self.bucket, key, stream, length, num_parallel_uploads=1)
         if stream.read(1):  # the source was longer than listed: do not leave a truncated copy behind
             self._client.remove_object(self.bucket, key)
-            raise StorageError(f"write {self.describe(key)} failed: the source holds more than the expected "
-                               f"{length} bytes (was it changed during the copy?)")
+            raise StorageError(
+                f"write {self.describe(key)} failed: the source holds more than the expected "
+                f"{length} bytes (was it changed during the copy?)"
+            )
 
     def _server_copy(self, src: Storage, src_key: str, dst_key: str, size: int) -> None:
         assert isinstance(src, MinioStorage)
@@ -387,14 +424,19 @@ class MinioStorage(Storage):
         if isinstance(exc, S3Error):
             return self._s3_error(exc, op, where)
         if isinstance(exc, (ServerError, InvalidResponseError)):
-            return StorageError(f"{op} {where} failed: the server answered {_short(exc)} "
-                                f"(check that {self.endpoint} is an S3 endpoint and healthy)")
+            return StorageError(
+                f"{op} {where} failed: the server answered {_short(exc)} "
+                f"(check that {self.endpoint} is an S3 endpoint and healthy)"
+            )
         if isinstance(exc, urllib3.exceptions.SSLError):
-            return StorageError(f"{op} {where} failed: TLS error {_short(exc)} (check the useSSL key and the "
-                                "server's certificate)")
+            return StorageError(
+                f"{op} {where} failed: TLS error {_short(exc)} (check the useSSL key and the server's certificate)"
+            )
         if isinstance(exc, (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError)):
-            return StorageError(f"{op} {where} failed: cannot reach {self.endpoint}: {_reason(exc)} "
-                                "(check the address, port and useSSL keys, and that the server runs)")
+            return StorageError(
+                f"{op} {where} failed: cannot reach {self.endpoint}: {_reason(exc)} "
+                "(check the address, port and useSSL keys, and that the server runs)"
+            )
         if isinstance(exc, ValueError):  # minio's own checks, e.g. an invalid bucket name
             return StorageError(f"{op} {where} failed: {_short(exc)}")
         return super()._error(exc, op, where)
@@ -404,11 +446,15 @@ class MinioStorage(Storage):
         if code in ("NoSuchKey", "NoSuchObject"):
             return ObjectNotFound(f"{op} {where} failed: no such object (check the key or backup name)")
         if code == "NoSuchBucket":
-            return ObjectNotFound(f"{op} {where} failed: bucket {exc.bucket_name or self.bucket} does not exist "
-                                  "(check the bucketName keys, or create the bucket)")
+            return ObjectNotFound(
+                f"{op} {where} failed: bucket {exc.bucket_name or self.bucket} does not exist "
+                "(check the bucketName keys, or create the bucket)"
+            )
         if code in _AUTH_S3_CODES:
-            return StorageError(f"{op} {where} failed: {code} (check the access key, secret key and token for "
-                                f"{self.endpoint}, and the bucket's permissions)")
+            return StorageError(
+                f"{op} {where} failed: {code} (check the access key, secret key and token for "
+                f"{self.endpoint}, and the bucket's permissions)"
+            )
         message = f": {_one_line(exc.message)}" if exc.message else ""
         return StorageError(f"{op} {where} failed: {code}{message}")
 
@@ -481,7 +527,7 @@ class LocalStorage(Storage):
     @contextmanager
     def open(self, key: str) -> Iterator[BinaryIO]:
         path = self._path(key)
-        stream = self._call("read", str(path), lambda: open(path, "rb"), retry=False)
+        stream = self._call("read", str(path), lambda: open(path, "rb"), retry=False)  # noqa: SIM115 - closed by the with below
         with stream:
             yield stream
 
@@ -496,7 +542,7 @@ class LocalStorage(Storage):
         parents: set[Path] = set()
         for info in self.list(prefix):
             path = self._path(info.key)
-            self._call("delete", str(path), lambda: path.unlink(missing_ok=True), retry=False)
+            self._call("delete", str(path), lambda path=path: path.unlink(missing_ok=True), retry=False)
             parents.add(path.parent)
             deleted += 1
         if prefix.endswith("/"):
@@ -507,13 +553,15 @@ class LocalStorage(Storage):
         return deleted
 
     def ensure_bucket(self) -> None:
-        self._call("create folder", str(self.base_dir), lambda: self.base_dir.mkdir(parents=True, exist_ok=True),
-                   retry=False)
+        self._call(
+            "create folder", str(self.base_dir), lambda: self.base_dir.mkdir(parents=True, exist_ok=True), retry=False
+        )
 
     def check(self) -> None:
         if not self.base_dir.is_dir():
-            raise StorageError(f"local storage folder {self.base_dir} does not exist "
-                               "(create it, or fix the rootPath key)")
+            raise StorageError(
+                f"local storage folder {self.base_dir} does not exist (create it, or fix the rootPath key)"
+            )
 
     def _put_stream(self, key: str, stream: BinaryIO, length: int) -> None:
         path = self._path(key)
@@ -607,10 +655,17 @@ def layout_root(cfg: StorageConfig) -> str:
     return "" if cfg.storage_type == "local" else cfg.root_path
 
 
-def copy_objects(src: Storage, dst: Storage, tasks: Sequence[CopyTask], parallelism: int,
-                 on_progress: Callable[[int, int], None] | None = None,
-                 cancel: threading.Event | None = None, *, server_side: bool = True,
-                 after_copy: Callable[[CopyTask], None] | None = None) -> None:
+def copy_objects(
+    src: Storage,
+    dst: Storage,
+    tasks: Sequence[CopyTask],
+    parallelism: int,
+    on_progress: Callable[[int, int], None] | None = None,
+    cancel: threading.Event | None = None,
+    *,
+    server_side: bool = True,
+    after_copy: Callable[[CopyTask], None] | None = None,
+) -> None:
     """Copy every task's object from `src` to `dst` with at most `parallelism` copies at a time.
 
     on_progress(bytes_done_delta, objects_done_delta) is called from worker threads after each object.
@@ -687,7 +742,7 @@ class _SourceReader:
     def read(self, size: int = -1) -> bytes:
         try:
             return self._stream.read(size) if size is not None and size >= 0 else self._stream.read()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise _SourceReadError(exc, self._storage, self._key) from exc
 
 
@@ -712,8 +767,7 @@ def _backoff(failures: int) -> float:
 
 
 def _log_retry(op: str, where: str, exc: BaseException, failures: int) -> None:
-    log.warning("%s %s failed (%s), retrying (attempt %d of %d)", op, where, _short(exc), failures + 1,
-                RETRY_ATTEMPTS)
+    log.warning("%s %s failed (%s), retrying (attempt %d of %d)", op, where, _short(exc), failures + 1, RETRY_ATTEMPTS)
 
 
 def _retrying(op: str, where: str) -> tenacity.Retrying:
@@ -732,7 +786,7 @@ def _atomic_write(path: Path, fill: Callable[[BinaryIO], object]) -> None:
     for attempt in range(3):
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            handle = open(tmp, "xb")
+            handle = open(tmp, "xb")  # noqa: SIM115 - closed by the caller
             break
         except FileNotFoundError:  # a concurrent delete pruned the folder between mkdir and open
             if attempt == 2:
@@ -753,13 +807,17 @@ def _copy_exactly(source: BinaryIO, target: BinaryIO, length: int, where: str) -
     while remaining > 0:
         chunk = source.read(min(CHUNK_SIZE, remaining))
         if not chunk:
-            raise StorageError(f"write {where} failed: the source ended after {length - remaining} of "
-                               f"{length} bytes (was it changed during the copy?)")
+            raise StorageError(
+                f"write {where} failed: the source ended after {length - remaining} of "
+                f"{length} bytes (was it changed during the copy?)"
+            )
         target.write(chunk)
         remaining -= len(chunk)
     if source.read(1):
-        raise StorageError(f"write {where} failed: the source holds more than the expected {length} bytes "
-                           "(was it changed during the copy?)")
+        raise StorageError(
+            f"write {where} failed: the source holds more than the expected {length} bytes "
+            "(was it changed during the copy?)"
+        )
 
 
 def _parts(size: int, threshold: int) -> list[tuple[int, int]]:
@@ -786,10 +844,7 @@ def _first(items: Iterator[T]) -> T | None:
 
 
 def _holds_files(folder: str) -> bool:
-    for _root, _dirs, files in os.walk(folder):
-        if any(not name.startswith(_TMP_PREFIX) for name in files):
-            return True
-    return False
+    return any(any(not name.startswith(_TMP_PREFIX) for name in files) for _root, _dirs, files in os.walk(folder))
 
 
 def _one_level(folder: Path) -> tuple[str, list[str], list[str]]:

@@ -8,8 +8,9 @@ deletes, a VarChar primary key, JSON, a dynamic field, and a second database.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from pymilvus import DataType, MilvusClient
 
@@ -41,13 +42,18 @@ class DemoCollection:
         return rows
 
     def partition_of(self) -> dict[Any, str]:
-        return {self.make_row(i)[self.primary_key]: (part or "_default")
-                for part, numbers in self.batches for i in numbers if i not in self.deleted}
+        return {
+            self.make_row(i)[self.primary_key]: (part or "_default")
+            for part, numbers in self.batches
+            for i in numbers
+            if i not in self.deleted
+        }
 
 
 def _hello_schema():
-    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False,
-                                        description="hello_milvus is the simplest demo")
+    schema = MilvusClient.create_schema(
+        auto_id=False, enable_dynamic_field=False, description="hello_milvus is the simplest demo"
+    )
     schema.add_field("pk", DataType.INT64, is_primary=True)
     schema.add_field("random", DataType.DOUBLE)
     schema.add_field("embeddings", DataType.FLOAT_VECTOR, dim=8)
@@ -96,21 +102,37 @@ def _products_row(i: int) -> dict:
 
 DEMO_COLLECTIONS: tuple[DemoCollection, ...] = (
     DemoCollection(
-        db="default", name="hello_milvus", primary_key="pk", build_schema=_hello_schema, make_row=_hello_row,
+        db="default",
+        name="hello_milvus",
+        primary_key="pk",
+        build_schema=_hello_schema,
+        make_row=_hello_row,
         batches=((None, range(0, 2000)), (None, range(2000, 3000))),
         deleted=tuple(range(0, 3000, 150)),
-        index={"field_name": "embeddings", "index_type": "HNSW", "metric_type": "L2",
-               "params": {"M": 8, "efConstruction": 64}},
+        index={
+            "field_name": "embeddings",
+            "index_type": "HNSW",
+            "metric_type": "L2",
+            "params": {"M": 8, "efConstruction": 64},
+        },
     ),
     DemoCollection(
-        db="default", name="books", primary_key="isbn", build_schema=_books_schema, make_row=_books_row,
+        db="default",
+        name="books",
+        primary_key="isbn",
+        build_schema=_books_schema,
+        make_row=_books_row,
         batches=((None, range(0, 300)), ("fiction", range(300, 500)), ("science", range(500, 650))),
         deleted=(5, 310, 520),
         index={"field_name": "embedding", "index_type": "IVF_FLAT", "metric_type": "IP", "params": {"nlist": 16}},
         partitions=("fiction", "science"),
     ),
     DemoCollection(
-        db="shop", name="products", primary_key="id", build_schema=_products_schema, make_row=_products_row,
+        db="shop",
+        name="products",
+        primary_key="id",
+        build_schema=_products_schema,
+        make_row=_products_row,
         batches=((None, range(0, 200)),),
         index={"field_name": "vector", "index_type": "FLAT", "metric_type": "L2", "params": {}},
     ),
@@ -121,8 +143,14 @@ def demo_collection(name: str) -> DemoCollection:
     return next(c for c in DEMO_COLLECTIONS if c.name == name)
 
 
-def load_demo(uri: str, collections: tuple[DemoCollection, ...] = DEMO_COLLECTIONS, *,
-              replace: bool = False, load: bool = True, token: str = "") -> list[str]:
+def load_demo(
+    uri: str,
+    collections: tuple[DemoCollection, ...] = DEMO_COLLECTIONS,
+    *,
+    replace: bool = False,
+    load: bool = True,
+    token: str = "",
+) -> list[str]:
     """Create the demo collections (skipping those present unless `replace`); returns what was created."""
     created = []
     for demo in collections:
@@ -152,7 +180,7 @@ def create_demo_collection(client: MilvusClient, demo: DemoCollection, *, load: 
     for part, numbers in demo.batches:
         rows = [demo.make_row(i) for i in numbers]
         for start in range(0, len(rows), 1000):
-            client.insert(demo.name, rows[start:start + 1000], partition_name=part or "")
+            client.insert(demo.name, rows[start : start + 1000], partition_name=part or "")
         client.flush(demo.name)  # one sealed segment per batch
     if demo.deleted:
         keys = [demo.make_row(i)[demo.primary_key] for i in demo.deleted]

@@ -39,10 +39,32 @@ STATE_FILE = "sandbox.json"
 CONFIG_FILE = "backup.yaml"
 
 # Milvus internal ports, each picked free at start (the wheel would silently move a busy one).
-_MILVUS_PORT_KEYS = ("etcd", "etcd_peer", "proxy_internal", "root_coord", "query_coord", "query_node",
-                     "index_coord", "index_node", "data_coord", "data_node", "metrics")
-_WEED_PORT_KEYS = ("s3_grpc", "master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc",
-                   "admin", "admin_grpc", "metrics", "debug")
+_MILVUS_PORT_KEYS = (
+    "etcd",
+    "etcd_peer",
+    "proxy_internal",
+    "root_coord",
+    "query_coord",
+    "query_node",
+    "index_coord",
+    "index_node",
+    "data_coord",
+    "data_node",
+    "metrics",
+)
+_WEED_PORT_KEYS = (
+    "s3_grpc",
+    "master",
+    "master_grpc",
+    "volume",
+    "volume_grpc",
+    "filer",
+    "filer_grpc",
+    "admin",
+    "admin_grpc",
+    "metrics",
+    "debug",
+)
 
 
 class SandboxError(BackupToolError):
@@ -172,8 +194,9 @@ class Sandbox:
         except FileNotFoundError:
             return None
         except (ValueError, TypeError) as exc:
-            raise SandboxError(f"{self._state_path()} is unreadable ({exc}); stop the servers by hand "
-                               "and remove it") from None
+            raise SandboxError(
+                f"{self._state_path()} is unreadable ({exc}); stop the servers by hand and remove it"
+            ) from None
 
     def _save_state(self, state: SandboxState) -> None:
         tmp = self._state_path().with_suffix(".tmp")
@@ -189,9 +212,12 @@ class Sandbox:
         return {
             "dir": state.dir,
             "s3": f"running pid {state.weed_pid} at {state.s3_endpoint}" if weed_up else "stopped",
-            "milvus": (f"running pid {state.milvus_pid} at {state.milvus_uri}"
-                       + ("" if _http_ok(state.health_url, "OK") else " (not healthy yet)"))
-            if milvus_up else "stopped",
+            "milvus": (
+                f"running pid {state.milvus_pid} at {state.milvus_uri}"
+                + ("" if _http_ok(state.health_url, "OK") else " (not healthy yet)")
+            )
+            if milvus_up
+            else "stopped",
             "config": str(state.config_path),
         }
 
@@ -248,26 +274,59 @@ class Sandbox:
         data.mkdir(exist_ok=True)
         logs.mkdir(exist_ok=True)
         s3_json = self.dir / "s3.json"
-        s3_json.write_text(json.dumps({"identities": [{
-            "name": "admin", "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
-            "actions": ["Admin", "Read", "List", "Tagging", "Write"]}]}))
+        s3_json.write_text(
+            json.dumps(
+                {
+                    "identities": [
+                        {
+                            "name": "admin",
+                            "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
+                            "actions": ["Admin", "Read", "List", "Tagging", "Write"],
+                        }
+                    ]
+                }
+            )
+        )
         p = state.weed_ports
         cmd = [
-            self._weed_binary(), f"-logdir={logs}", "mini", f"-dir={data}",
-            "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-master.telemetry=false", "-master.volumeSizeLimitMB=128",
-            f"-s3.port={state.s3_port}", f"-s3.port.grpc={p['s3_grpc']}", f"-s3.config={s3_json}",
-            "-s3.port.iceberg=0", "-s3.port.lance=0", "-webdav=false", "-admin.ui=false",
-            f"-master.port={p['master']}", f"-master.port.grpc={p['master_grpc']}",
-            f"-volume.port={p['volume']}", f"-volume.port.grpc={p['volume_grpc']}",
-            f"-filer.port={p['filer']}", f"-filer.port.grpc={p['filer_grpc']}",
-            f"-admin.port={p['admin']}", f"-admin.port.grpc={p['admin_grpc']}",
-            f"-metricsPort={p['metrics']}", f"-debug.port={p['debug']}",
-            f"-filer.localSocket={data / 'filer.sock'}", f"-s3.localSocket={data / 's3.sock'}",
+            self._weed_binary(),
+            f"-logdir={logs}",
+            "mini",
+            f"-dir={data}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            "-master.telemetry=false",
+            "-master.volumeSizeLimitMB=128",
+            f"-s3.port={state.s3_port}",
+            f"-s3.port.grpc={p['s3_grpc']}",
+            f"-s3.config={s3_json}",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            "-webdav=false",
+            "-admin.ui=false",
+            f"-master.port={p['master']}",
+            f"-master.port.grpc={p['master_grpc']}",
+            f"-volume.port={p['volume']}",
+            f"-volume.port.grpc={p['volume_grpc']}",
+            f"-filer.port={p['filer']}",
+            f"-filer.port.grpc={p['filer_grpc']}",
+            f"-admin.port={p['admin']}",
+            f"-admin.port.grpc={p['admin_grpc']}",
+            f"-metricsPort={p['metrics']}",
+            f"-debug.port={p['debug']}",
+            f"-filer.localSocket={data / 'filer.sock'}",
+            f"-s3.localSocket={data / 's3.sock'}",
         ]
         log = logs / "weed.out"
         with open(log, "ab") as out:
-            proc = subprocess.Popen(cmd, cwd=self.dir, stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
+            proc = subprocess.Popen(
+                cmd,
+                cwd=self.dir,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         state.weed_pid = proc.pid
         self._save_state(state)
         _wait("SeaweedFS", lambda: _http_ok(f"http://{state.s3_endpoint}/"), timeout, proc, log)
@@ -309,13 +368,20 @@ class Sandbox:
         template = Path(milvus_wheel.__file__).parent / "data" / "config.yaml.template"
         p = state.milvus_ports
         values = {
-            "etcd_port": p["etcd"], "proxy_port": state.milvus_port, "proxy_internal_port": p["proxy_internal"],
-            "root_coord_port": p["root_coord"], "query_coord_port": p["query_coord"],
-            "query_node_port": p["query_node"], "index_coord_port": p["index_coord"],
-            "index_node_port": p["index_node"], "data_coord_port": p["data_coord"],
+            "etcd_port": p["etcd"],
+            "proxy_port": state.milvus_port,
+            "proxy_internal_port": p["proxy_internal"],
+            "root_coord_port": p["root_coord"],
+            "query_coord_port": p["query_coord"],
+            "query_node_port": p["query_node"],
+            "index_coord_port": p["index_coord"],
+            "index_node_port": p["index_node"],
+            "data_coord_port": p["data_coord"],
             "data_node_port": p["data_node"],
-            "etcd_log_path": str(data / "logs" / "etcd.log"), "system_log_path": str(data / "logs"),
-            "etcd_data_dir": str(data / "data" / "etcd.data"), "local_storage_dir": str(data / "data"),
+            "etcd_log_path": str(data / "logs" / "etcd.log"),
+            "system_log_path": str(data / "logs"),
+            "etcd_data_dir": str(data / "data" / "etcd.data"),
+            "local_storage_dir": str(data / "data"),
             "rocksmq_data_dir": str(data / "data" / "rocksmq"),
         }
 
@@ -329,15 +395,30 @@ class Sandbox:
 
         cfg = yaml.safe_load(re.sub(r"\{\{(.*?)}}", fill, template.read_text()))
         overrides = {
-            "common.storageType": "minio", "common.gracefulStopTimeout": 5, "common.session.ttl": 10,
-            "minio.address": "127.0.0.1", "minio.port": state.s3_port, "minio.accessKeyID": ACCESS_KEY,
-            "minio.secretAccessKey": SECRET_KEY, "minio.useSSL": False, "minio.bucketName": BUCKET,
-            "minio.rootPath": ROOT_PATH, "etcd.endpoints": f"127.0.0.1:{p['etcd']}",
+            "common.storageType": "minio",
+            "common.gracefulStopTimeout": 5,
+            "common.session.ttl": 10,
+            "minio.address": "127.0.0.1",
+            "minio.port": state.s3_port,
+            "minio.accessKeyID": ACCESS_KEY,
+            "minio.secretAccessKey": SECRET_KEY,
+            "minio.useSSL": False,
+            "minio.bucketName": BUCKET,
+            "minio.rootPath": ROOT_PATH,
+            "etcd.endpoints": f"127.0.0.1:{p['etcd']}",
             # The embedded etcd otherwise listens on 2379/2380 whatever etcd.endpoints says.
             "etcd.config.path": str(data / "configs" / "embedEtcd.yaml"),
         }
-        for role in ("rootCoord", "proxy", "queryCoord", "queryNode", "indexCoord", "indexNode",
-                     "dataCoord", "dataNode"):
+        for role in (
+            "rootCoord",
+            "proxy",
+            "queryCoord",
+            "queryNode",
+            "indexCoord",
+            "indexNode",
+            "dataCoord",
+            "dataNode",
+        ):
             overrides[f"{role}.ip"] = "127.0.0.1"
         for dotted, value in overrides.items():
             node = cfg
@@ -350,12 +431,18 @@ class Sandbox:
     def _etcd_config(self, state: SandboxState, data: Path) -> str:
         client = f"http://127.0.0.1:{state.milvus_ports['etcd']}"
         peer = f"http://127.0.0.1:{state.milvus_ports['etcd_peer']}"
-        return yaml.safe_dump({
-            "name": "default", "data-dir": str(data / "data" / "etcd.data"),
-            "listen-client-urls": client, "advertise-client-urls": client,
-            "listen-peer-urls": peer, "initial-advertise-peer-urls": peer,
-            "initial-cluster": f"default={peer}", "initial-cluster-state": "new",
-        })
+        return yaml.safe_dump(
+            {
+                "name": "default",
+                "data-dir": str(data / "data" / "etcd.data"),
+                "listen-client-urls": client,
+                "advertise-client-urls": client,
+                "listen-peer-urls": peer,
+                "initial-advertise-peer-urls": peer,
+                "initial-cluster": f"default={peer}",
+                "initial-cluster-state": "new",
+            }
+        )
 
     def _start_milvus(self, state: SandboxState, timeout: float) -> None:
         if _port_busy(state.milvus_port):
@@ -373,17 +460,25 @@ class Sandbox:
         env = {
             **os.environ,
             "AWS_EC2_METADATA_DISABLED": "true",  # else it calls 169.254.169.254 after a load
-            "AWS_REGION": "us-east-1", "DEPLOY_MODE": "STANDALONE",
+            "AWS_REGION": "us-east-1",
+            "DEPLOY_MODE": "STANDALONE",
             "METRICS_PORT": str(state.milvus_ports["metrics"]),
-            "MILVUS_RUN_DIR": str(data / "run"), "MILVUSCONF": str(data / "configs"),
+            "MILVUS_RUN_DIR": str(data / "run"),
+            "MILVUSCONF": str(data / "configs"),
             "LD_LIBRARY_PATH": str(bin_dir),
         }
         log = self.dir / "logs" / "milvus.out"
         log.parent.mkdir(exist_ok=True)
         with open(log, "ab") as out:
-            proc = subprocess.Popen([str(bin_dir / "milvus"), "run", "standalone"], cwd=data, env=env,
-                                    stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                [str(bin_dir / "milvus"), "run", "standalone"],
+                cwd=data,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         state.milvus_pid = proc.pid
         self._save_state(state)
         _wait("Milvus", lambda: _http_ok(state.health_url, "OK"), timeout, proc, log)
@@ -393,15 +488,27 @@ class Sandbox:
             "log": {"level": "info", "console": True, "file": {"filename": str(self.dir / "logs" / "backup.log")}},
             "milvus": {"address": "127.0.0.1", "port": state.milvus_port, "user": "", "password": ""},
             "minio": {
-                "storageType": "minio", "address": "127.0.0.1", "port": state.s3_port,
-                "accessKeyID": ACCESS_KEY, "secretAccessKey": SECRET_KEY, "useSSL": False,
-                "bucketName": BUCKET, "rootPath": ROOT_PATH,
-                "backupStorageType": "minio", "backupAddress": "127.0.0.1", "backupPort": state.s3_port,
-                "backupAccessKeyID": ACCESS_KEY, "backupSecretAccessKey": SECRET_KEY,
-                "backupBucketName": BUCKET, "backupRootPath": BACKUP_ROOT_PATH, "backupUseSSL": False,
+                "storageType": "minio",
+                "address": "127.0.0.1",
+                "port": state.s3_port,
+                "accessKeyID": ACCESS_KEY,
+                "secretAccessKey": SECRET_KEY,
+                "useSSL": False,
+                "bucketName": BUCKET,
+                "rootPath": ROOT_PATH,
+                "backupStorageType": "minio",
+                "backupAddress": "127.0.0.1",
+                "backupPort": state.s3_port,
+                "backupAccessKeyID": ACCESS_KEY,
+                "backupSecretAccessKey": SECRET_KEY,
+                "backupBucketName": BUCKET,
+                "backupRootPath": BACKUP_ROOT_PATH,
+                "backupUseSSL": False,
             },
-            "backup": {"parallelism": {"copydata": 16},
-                       "gcPause": {"enable": False, "address": f"http://127.0.0.1:{state.milvus_ports['metrics']}"}},
+            "backup": {
+                "parallelism": {"copydata": 16},
+                "gcPause": {"enable": False, "address": f"http://127.0.0.1:{state.milvus_ports['metrics']}"},
+            },
         }
         header = "# Written by `milvus-backup sandbox start`: this tool's config for the sandbox in this folder.\n"
         state.config_path.write_text(header + yaml.safe_dump(config, sort_keys=False))

@@ -2,7 +2,8 @@
 
     .venv/bin/python scripts/bench.py [--config .sandbox/backup.yaml] [--rows 100000] [--dim 128]
 
-Also times `verify` (quick and --full) of the backup. Prints the figures; it asserts nothing about time (these machines are noisy).
+Also times `verify` (quick and --full) of the backup. Prints the figures; it asserts nothing about
+time (these machines are noisy).
 """
 
 from __future__ import annotations
@@ -16,14 +17,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import humanize  # noqa: E402
-from pymilvus import DataType, MilvusClient  # noqa: E402
+import humanize
+from pymilvus import DataType, MilvusClient
 
-from milvus_backup.core.backup import BackupRequest  # noqa: E402
-from milvus_backup.core.config import load_config  # noqa: E402
-from milvus_backup.core.engine import Engine  # noqa: E402
-from milvus_backup.core.jobs import JobState  # noqa: E402
-from milvus_backup.core.restore import RestoreRequest  # noqa: E402
+from milvus_backup.core.backup import BackupRequest
+from milvus_backup.core.config import load_config
+from milvus_backup.core.engine import Engine
+from milvus_backup.core.jobs import JobState
+from milvus_backup.core.restore import RestoreRequest
 
 
 def main() -> None:
@@ -35,8 +36,10 @@ def main() -> None:
     args = parser.parse_args()
     config = load_config(args.config)
     if args.local:
-        config = dataclasses.replace(config, backup_storage=dataclasses.replace(
-            config.backup_storage, storage_type="local", root_path=args.local))
+        config = dataclasses.replace(
+            config,
+            backup_storage=dataclasses.replace(config.backup_storage, storage_type="local", root_path=args.local),
+        )
     uri = config.milvus.uri
     name = f"bench_{args.rows}"
     client = MilvusClient(uri=uri)
@@ -50,8 +53,13 @@ def main() -> None:
     rng = random.Random(7)
     t = time.perf_counter()
     for start in range(0, args.rows, 5000):
-        client.insert(name, [{"id": i, "vec": [rng.random() for _ in range(args.dim)]}
-                             for i in range(start, min(args.rows, start + 5000))])
+        client.insert(
+            name,
+            [
+                {"id": i, "vec": [rng.random() for _ in range(args.dim)]}
+                for i in range(start, min(args.rows, start + 5000))
+            ],
+        )
     client.flush(name)
     print(f"loaded {args.rows} rows in {time.perf_counter() - t:.1f} s")
 
@@ -62,14 +70,18 @@ def main() -> None:
     assert job.wait() is JobState.SUCCESS, job.error
     took = time.perf_counter() - t
     size = job.result.size
-    print(f"backup: {took:.2f} s, {humanize.naturalsize(size)} ({humanize.naturalsize(size / took)}/s), "
-          f"{job.progress.objects_total} objects")
+    print(
+        f"backup: {took:.2f} s, {humanize.naturalsize(size)} ({humanize.naturalsize(size / took)}/s), "
+        f"{job.progress.objects_total} objects"
+    )
     for full in (False, True):
         t = time.perf_counter()
         report = engine.verify_backup(backup, full=full)
         assert report.ok, report.to_dict()
-        print(f"verify {'--full' if full else '(quick)'}: {time.perf_counter() - t:.2f} s, "
-              f"{report.objects_checked} objects, {humanize.naturalsize(report.bytes_checked)}")
+        print(
+            f"verify {'--full' if full else '(quick)'}: {time.perf_counter() - t:.2f} s, "
+            f"{report.objects_checked} objects, {humanize.naturalsize(report.bytes_checked)}"
+        )
     t = time.perf_counter()
     job = engine.start_restore(RestoreRequest(backup, suffix="_restored"))
     assert job.wait() is JobState.SUCCESS, job.error

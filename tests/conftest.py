@@ -16,8 +16,8 @@ import pytest
 from pymilvus import MilvusClient
 
 from milvus_backup.core.config import Config, load_config
-from milvus_backup.sandbox.demo import DemoCollection, load_demo
 from milvus_backup.core.engine import Engine
+from milvus_backup.sandbox.demo import DemoCollection, load_demo
 from milvus_backup.sandbox.servers import Sandbox, SandboxState, free_port
 
 
@@ -54,8 +54,9 @@ def fetch_rows(uri: str, db: str, collection: str, partition: str | None = None)
     """Every row of a loaded collection (or one partition of it), all fields."""
     client = MilvusClient(uri=uri, db_name=db)
     try:
-        return client.query(collection, filter="", output_fields=["*"], limit=16384,
-                            partition_names=[partition] if partition else None)
+        return client.query(
+            collection, filter="", output_fields=["*"], limit=16384, partition_names=[partition] if partition else None
+        )
     finally:
         client.close()
 
@@ -66,7 +67,8 @@ def assert_same_rows(actual: list[dict], demo: DemoCollection) -> None:
     got = {row[demo.primary_key]: row for row in actual}
     assert len(actual) == len(got), "duplicate primary keys after restore"
     assert set(got) == set(expected), (
-        f"missing {sorted(set(expected) - set(got))[:5]}, unexpected {sorted(set(got) - set(expected))[:5]}")
+        f"missing {sorted(set(expected) - set(got))[:5]}, unexpected {sorted(set(got) - set(expected))[:5]}"
+    )
     for key, want in expected.items():
         row = got[key]
         for name, value in want.items():

@@ -12,8 +12,9 @@ from __future__ import annotations
 import io
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import urllib3
 from minio.error import S3Error
@@ -29,7 +30,9 @@ def read_timeout(method: str, key: str) -> Exception:
 
 
 def connection_reset(method: str, key: str) -> Exception:
-    return urllib3.exceptions.ProtocolError("Connection aborted.", ConnectionResetError(104, "Connection reset by peer"))
+    return urllib3.exceptions.ProtocolError(
+        "Connection aborted.", ConnectionResetError(104, "Connection reset by peer")
+    )
 
 
 def access_denied(method: str, key: str) -> Exception:
@@ -119,7 +122,7 @@ class FaultyClient:
 
 def _failing_iter(error: Exception):
     raise error
-    yield  # noqa: unreachable - makes this a generator, as list_objects is
+    yield  # makes this a generator, as list_objects is
 
 
 def _key_of(method: str, args: tuple, kwargs: dict) -> str:

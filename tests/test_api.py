@@ -57,12 +57,26 @@ class Server:
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}/api/v1"
 
-    def start(self) -> "Server":
+    def start(self) -> Server:
         env = _env(**({"MILVUS_BACKUP_API_TOKEN": self.token} if self.token else {}))
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "milvus_backup.cli", "--config", str(self.config), "server",
-                                          "-p", str(self.port)], cwd=ROOT, stdin=subprocess.DEVNULL,
-                                         stdout=log, stderr=log, env=env)
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "milvus_backup.cli",
+                    "--config",
+                    str(self.config),
+                    "server",
+                    "-p",
+                    str(self.port),
+                ],
+                cwd=ROOT,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                env=env,
+            )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, f"server exited: {self.log.read_text()}"
@@ -144,13 +158,15 @@ def server(sandbox, tmp_path_factory):
 
 # -- the walkthrough, literally --------------------------------------------------------------------
 
+
 def test_the_upstream_walkthrough_works_as_written(sandbox, server):
     uri = sandbox.milvus_uri
     drop_if_exists(uri, "default", "hello_milvus_recover")
     _delete(server, "my_backup")
     try:
-        created = server.post("create", {"async": True, "backup_name": "my_backup",
-                                         "collection_names": ["hello_milvus"]})
+        created = server.post(
+            "create", {"async": True, "backup_name": "my_backup", "collection_names": ["hello_milvus"]}
+        )
         data = _ok(created)
         assert data["name"] == "my_backup" and data["state_code"] in (0, 1, 2) and data["id"]
         listed = _ok(server.get("list"))
@@ -162,19 +178,36 @@ def test_the_upstream_walkthrough_works_as_written(sandbox, server):
         assert [c["collection_name"] for c in info["collection_backups"]] == ["hello_milvus"]
         assert "backup/my_backup/meta/backup_meta.json" in _keys(sandbox, "backup/my_backup/")
 
-        restore = _ok(server.post("restore", {"async": True, "collection_names": ["hello_milvus"],
-                                              "collection_suffix": "_recover", "backup_name": "my_backup"}))
+        restore = _ok(
+            server.post(
+                "restore",
+                {
+                    "async": True,
+                    "collection_names": ["hello_milvus"],
+                    "collection_suffix": "_recover",
+                    "backup_name": "my_backup",
+                },
+            )
+        )
         assert restore["id"] and restore["state_code"] in (0, 1, 2)
         done = _poll(server, "get_restore", id=restore["id"])
         assert done["state_code"] == 2 and done["progress"] == 100, done
         assert done["errorMessage"] == "" and done["end_time"] >= done["start_time"] > 0
         [task] = done["collection_restore_tasks"]
-        assert (task["target_db_name"], task["target_collection_name"], task["state_code"], task["progress"]) == \
-            ("default", "hello_milvus_recover", 2, 100)
+        assert (task["target_db_name"], task["target_collection_name"], task["state_code"], task["progress"]) == (
+            "default",
+            "hello_milvus_recover",
+            2,
+            100,
+        )
         # the docs' verify step: count, index, load, search
         expected = len(demo_collection("hello_milvus").expected_rows())
-        verify = subprocess.run([sys.executable, str(WALKTHROUGH / "verify_data.py"), "--uri", uri,
-                                 "--rows", str(expected)], capture_output=True, text=True, timeout=300)
+        verify = subprocess.run(
+            [sys.executable, str(WALKTHROUGH / "verify_data.py"), "--uri", uri, "--rows", str(expected)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert verify.returncode == 0, verify.stdout + verify.stderr
         assert_same_rows(fetch_rows(uri, "default", "hello_milvus_recover"), demo_collection("hello_milvus"))
     finally:
@@ -188,8 +221,9 @@ def test_the_walkthrough_scripts_round_trip_their_data(sandbox, server):
     uri = sandbox.milvus_uri
 
     def script(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, *args, "--uri", uri, "--db", db], capture_output=True, text=True,
-                              timeout=300)
+        return subprocess.run(
+            [sys.executable, *args, "--uri", uri, "--db", db], capture_output=True, text=True, timeout=300
+        )
 
     try:
         prepared = script(str(WALKTHROUGH / "prepare_data.py"))
@@ -197,8 +231,15 @@ def test_the_walkthrough_scripts_round_trip_their_data(sandbox, server):
         assert f"Number of entities in {db}.hello_milvus: 3000" in prepared.stdout
         info = _ok(server.post("create", {"backup_name": name, "db_collections": {db: []}}))  # synchronous
         assert info["state_code"] == 2 and [c["db_name"] for c in info["collection_backups"]] == [db]
-        assert sum(s["num_of_rows"] for c in info["collection_backups"] for p in c["partition_backups"]
-                   for s in p["segment_backups"]) == 3000
+        assert (
+            sum(
+                s["num_of_rows"]
+                for c in info["collection_backups"]
+                for p in c["partition_backups"]
+                for s in p["segment_backups"]
+            )
+            == 3000
+        )
         cleaned = script(str(WALKTHROUGH / "clean_data.py"))
         assert cleaned.returncode == 0 and f"dropped {db}.hello_milvus" in cleaned.stdout
         missing = script(str(WALKTHROUGH / "verify_data.py"))
@@ -218,6 +259,7 @@ def test_the_walkthrough_scripts_round_trip_their_data(sandbox, server):
 
 # -- answers -----------------------------------------------------------------------------------------
 
+
 def test_hello_check_and_get_by_id(sandbox, server):
     assert "backup service" in _ok(server.get("hello"))
     report = _ok(server.get("check"))
@@ -227,8 +269,9 @@ def test_hello_check_and_get_by_id(sandbox, server):
     assert "backup_check" not in [b["name"] for b in _ok(server.get("list"))]
     name = f"api_{_uid()}"
     try:
-        info = _ok(server.post("create", {"backup_name": name, "collection_names": ["shop.products"],
-                                          "requestId": "req-1"}))
+        info = _ok(
+            server.post("create", {"backup_name": name, "collection_names": ["shop.products"], "requestId": "req-1"})
+        )
         by_id = _ok(server.get("get_backup", backup_id=info["id"]))
         assert by_id == _ok(server.get("get_backup", backup_name=name)) == info
         assert [b["name"] for b in _ok(server.get("list", collection_name="products"))].count(name) == 1
@@ -264,14 +307,24 @@ def test_restore_refusals_own_ids_and_records(sandbox, server):
         assert_same_rows(fetch_rows(sandbox.milvus_uri, "default", "books"), demo_collection("books"))
         # a restore id of our own, then the same id again
         rid = f"r_{_uid()}"
-        done = _ok(server.post("restore", {"backup_name": name, "collection_renames": {"books": f"books_{rid}"},
-                                           "id": rid, "restoreIndex": True, "load": True}))
+        done = _ok(
+            server.post(
+                "restore",
+                {
+                    "backup_name": name,
+                    "collection_renames": {"books": f"books_{rid}"},
+                    "id": rid,
+                    "restoreIndex": True,
+                    "load": True,
+                },
+            )
+        )
         assert done["id"] == rid and done["state_code"] == 2
         assert_same_rows(fetch_rows(sandbox.milvus_uri, "default", f"books_{rid}"), demo_collection("books"))
         again = server.post("restore", {"backup_name": name, "collection_suffix": "_x", "id": rid})
         assert again["code"] == 400 and "taken" in again["msg"]
         assert f"files/backup_restore_records/{rid}.json" in _keys(sandbox, "files/backup_restore_records/")
-        assert not _keys(sandbox, f"backup/backup_restore_records")  # never under the backup root
+        assert not _keys(sandbox, "backup/backup_restore_records")  # never under the backup root
         drop_if_exists(sandbox.milvus_uri, "default", f"books_{rid}")
     finally:
         _delete(server, name)
@@ -288,8 +341,7 @@ BAD_INPUTS = [
     ("POST", "create", {"json": {"collection_name": ["hello_milvus"]}}, 400, "unknown field 'collection_name'"),
     ("POST", "create", {"json": {"backup_name": "bad-name"}}, 400, "invalid backup name"),
     ("POST", "create", {"json": {"backup_name": "x" * 129}}, 400, "invalid backup name"),
-    ("POST", "create", {"json": {"backup_name": "ok_name", "collection_names": ["no_such_coll"]}}, 404,
-     "not found"),
+    ("POST", "create", {"json": {"backup_name": "ok_name", "collection_names": ["no_such_coll"]}}, 404, "not found"),
     ("POST", "create", {"json": {"db_collections": {"no_such_db": []}}}, 404, "database no_such_db"),
     ("POST", "create", {"json": {"db_collections": "{oops"}}, 400, "db_collections"),
     ("GET", "get_backup", {}, 400, "backup_name"),
@@ -304,16 +356,22 @@ BAD_INPUTS = [
     ("POST", "restore", {"json": {"backup_name": "x y"}}, 400, "invalid backup name"),
     ("POST", "restore", {"json": {"backup_name": "b", "collection_renames": ["a:b"]}}, 400, "collection_renames"),
     ("POST", "restore", {"json": {"backup_name": "b", "dropExistCollection": 1}}, 400, "dropExistCollection"),
-    ("POST", "restore", {"json": {"backup_name": "b", "collection_suffix": "_s", "collection_renames": {"a": "b"}}},
-     400, "not both"),
+    (
+        "POST",
+        "restore",
+        {"json": {"backup_name": "b", "collection_suffix": "_s", "collection_renames": {"a": "b"}}},
+        400,
+        "not both",
+    ),
     ("GET", "get_restore", {}, 400, "id"),
     ("GET", "get_restore", {"params": {"id": "no_such_restore"}}, 404, "not found"),
     ("GET", "get_restore", {"params": {"id": "../x"}}, 400, "invalid restore id"),
 ]
 
 
-@pytest.mark.parametrize("method,path,kwargs,code,words", BAD_INPUTS,
-                         ids=[f"{m} {p} {i}" for i, (m, p, *_rest) in enumerate(BAD_INPUTS)])
+@pytest.mark.parametrize(
+    "method,path,kwargs,code,words", BAD_INPUTS, ids=[f"{m} {p} {i}" for i, (m, p, *_rest) in enumerate(BAD_INPUTS)]
+)
 def test_bad_input_gets_one_clear_line_and_an_error_code(sandbox, server, method, path, kwargs, code, words):
     before = _keys(sandbox, "backup/")
     body = _envelope(server.call(method, path, **kwargs))
@@ -340,8 +398,17 @@ def test_go_only_fields_are_served_when_empty_and_refused_when_set(sandbox, serv
     assert refused["code"] == 1 and "skipCreateCollection" in refused["msg"]
     assert _keys(sandbox, "backup/") == before
     # as a generated Go client sends them: empty, so ignored
-    empty = server.post("create", {"backup_name": "no_such_backup_x", "collection_names": ["no_such_coll"],
-                                   "bucket_name": "", "path": "", "rbac": False, "force": False})
+    empty = server.post(
+        "create",
+        {
+            "backup_name": "no_such_backup_x",
+            "collection_names": ["no_such_coll"],
+            "bucket_name": "",
+            "path": "",
+            "rbac": False,
+            "force": False,
+        },
+    )
     assert empty["code"] == 404, empty
 
 
@@ -377,10 +444,11 @@ def test_twenty_concurrent_clients_are_all_served(sandbox, server, capsys):
     names = [f"conc_{i}_{_uid()}" for i in range(4)]
     existing = f"conc_base_{_uid()}"
     _ok(server.post("create", {"backup_name": existing, "collection_names": ["hello_milvus"]}))
-    calls = ([("POST", "create", {"json": {"async": True, "backup_name": n, "collection_names": ["books"]}})
-              for n in names]
-             + [("GET", "list", {})] * 8
-             + [("GET", "get_backup", {"params": {"backup_name": existing}})] * 8)
+    calls = (
+        [("POST", "create", {"json": {"async": True, "backup_name": n, "collection_names": ["books"]}}) for n in names]
+        + [("GET", "list", {})] * 8
+        + [("GET", "get_backup", {"params": {"backup_name": existing}})] * 8
+    )
     assert len(calls) == 20
     results: list[tuple[dict, float]] = []
     barrier = threading.Barrier(len(calls))
@@ -401,8 +469,11 @@ def test_twenty_concurrent_clients_are_all_served(sandbox, server, capsys):
         assert len(results) == 20
         assert [r["code"] for r, _ in results] == [0] * 20, [r for r, _ in results if r["code"]]
         reference = _ok(server.get("get_backup", backup_name=existing))
-        assert all(r["data"] == reference for r, _ in results if isinstance(r["data"], dict)
-                   and r["data"].get("name") == existing)
+        assert all(
+            r["data"] == reference
+            for r, _ in results
+            if isinstance(r["data"], dict) and r["data"].get("name") == existing
+        )
         for n in names:
             assert _poll(server, "get_backup", backup_name=n)["state_code"] == 2
         latencies = sorted(t for _, t in results)
@@ -416,8 +487,25 @@ def test_twenty_concurrent_clients_are_all_served(sandbox, server, capsys):
 def test_state_survives_a_restart(sandbox, tmp_path):
     """A backup made by the CLI and a restore made over HTTP answer the same from a new server process."""
     name, suffix = f"rs_{_uid()}", f"_rs{_uid()}"
-    created = subprocess.run([sys.executable, "-m", "milvus_backup.cli", "--config", str(sandbox.config_path), "create", "-n", name,
-                              "-c", "books"], cwd=ROOT, capture_output=True, text=True, env=_env(), timeout=300)
+    created = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "milvus_backup.cli",
+            "--config",
+            str(sandbox.config_path),
+            "create",
+            "-n",
+            name,
+            "-c",
+            "books",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=300,
+    )
     assert created.returncode == 0, created.stderr
     first = Server(sandbox.config_path, tmp_path).start()
     second = None
@@ -439,8 +527,13 @@ def test_state_survives_a_restart(sandbox, tmp_path):
         if second is not None:
             second.stop()
         drop_if_exists(sandbox.milvus_uri, "default", f"books{suffix}")
-        subprocess.run([sys.executable, "-m", "milvus_backup.cli", "--config", str(sandbox.config_path), "delete", "-n", name],
-                       cwd=ROOT, capture_output=True, env=_env(), timeout=300)
+        subprocess.run(
+            [sys.executable, "-m", "milvus_backup.cli", "--config", str(sandbox.config_path), "delete", "-n", name],
+            cwd=ROOT,
+            capture_output=True,
+            env=_env(),
+            timeout=300,
+        )
 
 
 def test_a_restart_in_the_middle_of_a_backup_leaves_no_complete_backup(sandbox, tmp_path):
@@ -448,8 +541,12 @@ def test_a_restart_in_the_middle_of_a_backup_leaves_no_complete_backup(sandbox, 
     srv = Server(sandbox.config_path, tmp_path).start()
     after = None
     try:
-        started = _ok(srv.post("create", {"async": True, "backup_name": name,
-                                          "collection_names": ["hello_milvus", "books", "shop.products"]}))
+        started = _ok(
+            srv.post(
+                "create",
+                {"async": True, "backup_name": name, "collection_names": ["hello_milvus", "books", "shop.products"]},
+            )
+        )
         assert started["state_code"] in (1, 2)
         srv.stop()  # SIGTERM: running jobs are cancelled and clean up
         after = Server(sandbox.config_path, tmp_path, port=srv.port).start()
@@ -500,9 +597,11 @@ def test_a_token_guards_every_call_but_the_docs(sandbox, tmp_path):
         wrong = httpx.get(f"{srv.base}/list", headers={"Authorization": "Bearer nope"})
         assert wrong.status_code == 401 and wrong.json()["code"] == 2
         # refused before the body is read: no hint about what is malformed, or what exists
-        for resp in (httpx.post(f"{srv.base}/create", content=b"{bad"),
-                     httpx.get(f"{srv.base}/no_such_endpoint"),
-                     httpx.post(f"{srv.base}/create", json={"backup_name": "x"}, headers={"Authorization": token})):
+        for resp in (
+            httpx.post(f"{srv.base}/create", content=b"{bad"),
+            httpx.get(f"{srv.base}/no_such_endpoint"),
+            httpx.post(f"{srv.base}/create", json={"backup_name": "x"}, headers={"Authorization": token}),
+        ):
             assert resp.status_code == 401 and resp.json()["code"] == 2
         assert _ok(srv.get("list")) is not None
         assert httpx.get(f"{srv.base}/docs/index.html").status_code == 200
@@ -524,8 +623,9 @@ def test_swagger_ui_is_served_from_this_server_with_no_external_urls(server):
         assert resp.status_code == 200, url
         assert len(resp.content) > 100, url
     spec = httpx.get(f"{server.base}/openapi.json").json()
-    assert {f"/api/v1/{p}" for p in ("hello", "create", "list", "get_backup", "delete", "restore", "get_restore",
-                                     "check")} <= set(spec["paths"])
+    assert {
+        f"/api/v1/{p}" for p in ("hello", "create", "list", "get_backup", "delete", "restore", "get_restore", "check")
+    } <= set(spec["paths"])
     assert "async" in json.dumps(spec["components"]["schemas"]["CreateBackupRequest"])
     assert httpx.get(f"{server.base}/docs", follow_redirects=True).status_code == 200
 

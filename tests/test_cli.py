@@ -23,9 +23,9 @@ from pymilvus import MilvusClient
 
 from milvus_backup.core.backup import BackupRequest
 from milvus_backup.core.config import ENV_OVERRIDES
-from milvus_backup.sandbox.demo import DEMO_COLLECTIONS, demo_collection
 from milvus_backup.core.engine import Engine
 from milvus_backup.core.jobs import JobState
+from milvus_backup.sandbox.demo import DEMO_COLLECTIONS, demo_collection
 from tests.conftest import assert_same_rows, drop_if_exists, fetch_rows
 
 pytestmark = pytest.mark.integration
@@ -46,13 +46,22 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
-def _cli(config: Path | str | None, *args: str, env: dict[str, str] | None = None,
-         timeout: float = 300) -> subprocess.CompletedProcess:
+def _cli(
+    config: Path | str | None, *args: str, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "milvus_backup.cli"]
     if config is not None:
         cmd += ["--config", str(config)]
-    return subprocess.run(cmd + list(args), cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False,
-                          env=env if env is not None else _env(), timeout=timeout)
+    return subprocess.run(
+        cmd + list(args),
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env if env is not None else _env(),
+        timeout=timeout,
+    )
 
 
 def _run(sandbox, *args: str, **kwargs) -> subprocess.CompletedProcess:
@@ -141,8 +150,9 @@ def test_list_and_get_show_the_backup(sandbox, cli_backup):
     assert data["name"] == name and data["state_code"] == 2
     assert [c["collection_name"] for c in data["collection_backups"]] == ["hello_milvus"]
     assert data["collection_backups"] == full["collection_backups"]
-    assert sum(s["num_of_rows"] for p in data["collection_backups"][0]["partition_backups"]
-               for s in p["segment_backups"]) >= len(demo_collection("hello_milvus").expected_rows())
+    assert sum(
+        s["num_of_rows"] for p in data["collection_backups"][0]["partition_backups"] for s in p["segment_backups"]
+    ) >= len(demo_collection("hello_milvus").expected_rows())
 
 
 def test_restore_with_suffix_brings_back_every_row_and_refuses_an_existing_target(sandbox, cli_backup):
@@ -299,9 +309,25 @@ def test_ctrl_c_cancels_a_backup_and_leaves_nothing_complete(sandbox, base_confi
     # one copy at a time, so the copy phase lasts long enough to be interrupted
     env = _env(BACKUP_PARALLELISM_COPYDATA="1")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "milvus_backup.cli", "--config", str(sandbox.config_path), "create", "-n", name,
-         "-c", "hello_milvus,books"],
-        cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        [
+            sys.executable,
+            "-m",
+            "milvus_backup.cli",
+            "--config",
+            str(sandbox.config_path),
+            "create",
+            "-n",
+            name,
+            "-c",
+            "hello_milvus,books",
+        ],
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     lines: queue.Queue[str | None] = queue.Queue()
     stderr: list[str] = []
 

@@ -91,16 +91,20 @@ def test_create_of_databases_with_a_default_name_then_restore_and_delete_as_json
     try:
         assert re.fullmatch(r"backup_\d{4}_\d{2}_\d{2}_\d{2}_\d{2}_\d{2}_\d+", name), name
         assert info["state_code"] == 2 and info["progress"] == 100
-        assert sorted(f"{c['db_name']}.{c['collection_name']}" for c in info["collection_backups"]) == \
-            ["default.books", "default.hello_milvus", "shop.products"]
+        assert sorted(f"{c['db_name']}.{c['collection_name']}" for c in info["collection_backups"]) == [
+            "default.books",
+            "default.hello_milvus",
+            "shop.products",
+        ]
         listed = json.loads(_run(sandbox, "list", "--json").stdout)
         [mine] = [b for b in listed if b["name"] == name]
         assert mine["state"] == "success" and mine["id"] == info["id"] and mine["size"] == info["size"]
         assert json.loads(_run(sandbox, "get", "-n", name, "--json").stdout)["id"] == info["id"]
 
         suffix = f"_cj{_uid()}"
-        restored = _run(sandbox, "restore", "-n", name, "-c", "shop.products", "-s", suffix, "--restore_index",
-                        "--load", "--json")
+        restored = _run(
+            sandbox, "restore", "-n", name, "-c", "shop.products", "-s", suffix, "--restore_index", "--load", "--json"
+        )
         assert restored.returncode == 0, restored.stderr
         record = json.loads(restored.stdout)
         assert record["state_code"] == 2 and record["progress"] == 100
@@ -130,12 +134,15 @@ def test_create_of_one_database(sandbox):
         _run(sandbox, "delete", "-n", name)
 
 
-@pytest.mark.parametrize("args,words", [
-    (["create", "-d", "default,shop", "-c", "books"], "-c goes with one database only"),
-    (["create", "-d", "no_such_db"], "database no_such_db not found"),
-    (["restore", "-n", "no_such_backup", "--json"], "not found"),
-    (["server", "--token-file", "/nonexistent/token"], "cannot read the token file"),
-])
+@pytest.mark.parametrize(
+    "args,words",
+    [
+        (["create", "-d", "default,shop", "-c", "books"], "-c goes with one database only"),
+        (["create", "-d", "no_such_db"], "database no_such_db not found"),
+        (["restore", "-n", "no_such_backup", "--json"], "not found"),
+        (["server", "--token-file", "/nonexistent/token"], "cannot read the token file"),
+    ],
+)
 def test_refusals_are_one_line_and_a_nonzero_exit(sandbox, args, words):
     before = _keys(sandbox, "backup/")
     proc = _run(sandbox, *args)
@@ -154,15 +161,26 @@ def test_server_refuses_a_port_in_use(sandbox):
     assert proc.returncode == 1
     assert [line for line in proc.stderr.splitlines() if line.startswith("error:")] == [
         f"error: cannot listen on 127.0.0.1:{port}: Address already in use (pick another port with -p, or stop what "
-        "uses it)"]
+        "uses it)"
+    ]
 
 
 def test_help_lists_every_command():
-    proc = subprocess.run([sys.executable, "-m", "milvus_backup.cli", "--help"], cwd=Path(__file__).resolve().parents[1],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "milvus_backup.cli", "--help"],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0
     for command in ("create", "list", "get", "delete", "restore", "list-collections", "check", "server"):
         assert command in proc.stdout
-    server_help = subprocess.run([sys.executable, "-m", "milvus_backup.cli", "server", "--help"],
-                                 cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=60)
+    server_help = subprocess.run(
+        [sys.executable, "-m", "milvus_backup.cli", "server", "--help"],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert "-p PORT" in server_help.stdout and "--host" in server_help.stdout and "8080" in server_help.stdout

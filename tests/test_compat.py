@@ -17,7 +17,6 @@ import pytest
 from minio import Minio
 
 from milvus_backup.core.backup import BackupRequest
-from milvus_backup.sandbox.demo import demo_collection
 from milvus_backup.core.engine import Engine
 from milvus_backup.core.errors import NotFound
 from milvus_backup.core.jobs import JobState
@@ -32,6 +31,7 @@ from milvus_backup.core.paths import (
     SEGMENT_META,
 )
 from milvus_backup.core.restore import RestoreRequest
+from milvus_backup.sandbox.demo import demo_collection
 from tests.conftest import assert_same_rows, drop_if_exists, fetch_rows
 
 pytestmark = pytest.mark.integration
@@ -109,8 +109,13 @@ def _check_example_tree(info, *, with_l0: bool) -> None:
     assert [(i.index_type, i.field_name) for i in coll.index_infos] == [("HNSW", "embeddings")]
     assert [(p.partition_id, p.partition_name) for p in coll.partition_backups] == [(450002, "_default")]
     (seg,) = coll.segments()
-    assert (seg.segment_id, seg.partition_id, seg.num_of_rows, seg.group_id, seg.size) == (450010, 450002, 3000,
-                                                                                          450010, 40960)
+    assert (seg.segment_id, seg.partition_id, seg.num_of_rows, seg.group_id, seg.size) == (
+        450010,
+        450002,
+        3000,
+        450010,
+        40960,
+    )
     assert [fb.field_id for fb in seg.binlogs] == [0, 1, 100, 101]
     assert [b.log_size for fb in seg.binlogs for b in fb.binlogs] == [8133, 544, 8120, 23011]
     assert [(b.log_id, b.log_size) for fb in seg.deltalogs for b in fb.binlogs] == [(450105, 1152)]
@@ -140,7 +145,8 @@ def test_go_backup_with_full_meta_is_listed_read_and_deleted(sandbox, engine):
         info = engine.get_backup(folder)
         _check_example_tree(info, with_l0=FULL_META in files)
         assert info.collection("default", "hello_milvus").channel_checkpoints == {
-            "by-dev-rootcoord-dml_0_450001v0": "<base64 of proto-marshalled msgpb.MsgPosition>"}
+            "by-dev-rootcoord-dml_0_450001v0": "<base64 of proto-marshalled msgpb.MsgPosition>"
+        }
         _delete_and_check_gone(sandbox, engine, folder, len(files))
     finally:
         for key in _keys(sandbox, f"backup/{folder}/"):
@@ -160,8 +166,9 @@ def test_go_backup_with_only_the_level_files_is_rebuilt(sandbox, engine):
         _check_example_tree(info, with_l0=False)
         if FULL_META in examples:  # the rebuilt tree holds the same segments as the full one
             full = read_backup({FULL_META: examples[FULL_META]})
-            assert [encode(s) for s in info.collection_backups[0].segments()] == \
-                   [encode(s) for s in full.collection_backups[0].segments()]
+            assert [encode(s) for s in info.collection_backups[0].segments()] == [
+                encode(s) for s in full.collection_backups[0].segments()
+            ]
         _delete_and_check_gone(sandbox, engine, folder, len(files))
     finally:
         for key in _keys(sandbox, f"backup/{folder}/"):
@@ -198,7 +205,7 @@ def test_oldest_go_layout_without_group_folders_restores_every_row(sandbox, engi
         src_root = layout.backup(name) + "binlogs/"
         pairs = []
         for obj in storage.list(src_root):
-            kind, coll, part, group, seg, *rest = obj.key[len(src_root):].split("/")
+            kind, coll, part, group, seg, *rest = obj.key[len(src_root) :].split("/")
             assert group == seg, obj.key  # our own layout: the group is the segment
             pairs.append((obj.key, obj.size, "/".join([layout.backup(old) + "binlogs", kind, coll, part, seg, *rest])))
         assert pairs
@@ -212,8 +219,10 @@ def test_oldest_go_layout_without_group_folders_restores_every_row(sandbox, engi
         files = meta_files(info)
         for filename in META_WRITE_ORDER[:-1]:
             storage.write(layout.meta(old, filename), files[filename])
-        storage.write(layout.meta(old, CHANNEL_CP_META),
-                      json.dumps({"hello_milvus": [{"name": "by-dev-rootcoord-dml_0", "position": "AA=="}]}).encode())
+        storage.write(
+            layout.meta(old, CHANNEL_CP_META),
+            json.dumps({"hello_milvus": [{"name": "by-dev-rootcoord-dml_0", "position": "AA=="}]}).encode(),
+        )
         storage.write(layout.meta(old, BACKUP_META), files[BACKUP_META])
         # no group folder anywhere in the old backup
         for key in _keys(sandbox, f"backup/{old}/binlogs/"):
@@ -248,7 +257,7 @@ def test_a_backup_copied_under_another_name_restores_from_its_own_folder(sandbox
         _run(engine.start_backup(BackupRequest(name=name, collections=["books"])))
         src = layout.backup(name)
         objects = list(storage.list(src))
-        _copy_objects(engine, [(o.key, o.size, layout.backup(moved) + o.key[len(src):]) for o in objects])
+        _copy_objects(engine, [(o.key, o.size, layout.backup(moved) + o.key[len(src) :]) for o in objects])
         engine.delete_backup(name)  # only the copy is left, its meta unchanged (it still says `name`)
         assert engine.get_backup(moved).collection("default", "books").num_rows == 650
         _run(engine.start_restore(RestoreRequest(moved, suffix="_moved", load=True, restore_index=True)))
@@ -272,8 +281,9 @@ def _all_keys(node: Any) -> Iterator[str]:
 
 def _check_segment(seg: dict) -> None:
     assert "size" in seg, seg.keys()
-    assert seg["size"] == sum(b["log_size"] for fb in seg.get("binlogs", []) + seg.get("deltalogs", [])
-                              for b in fb["binlogs"])
+    assert seg["size"] == sum(
+        b["log_size"] for fb in seg.get("binlogs", []) + seg.get("deltalogs", []) for b in fb["binlogs"]
+    )
     for fb in seg.get("binlogs", []):
         for b in fb["binlogs"]:
             assert "log_size" in b and isinstance(b["log_size"], int)
@@ -292,8 +302,18 @@ def test_our_meta_uses_the_go_key_spellings(sandbox, engine, own_backup):
     name = own_backup.name
     meta = {f: _get_json(sandbox, f"backup/{name}/meta/{f}") for f in META_WRITE_ORDER}  # plain json parses them
     # spellings the Go tool never writes
-    wrong = {"field_id", "auto_id", "enableDynamicField", "error_message", "errorMsg", "stateCode", "logSize",
-             "logPath", "segmentId", "collectionId"}
+    wrong = {
+        "field_id",
+        "auto_id",
+        "enableDynamicField",
+        "error_message",
+        "errorMsg",
+        "stateCode",
+        "logSize",
+        "logPath",
+        "segmentId",
+        "collectionId",
+    }
     for filename, data in meta.items():
         assert not wrong & set(_all_keys(data)), (filename, wrong & set(_all_keys(data)))
 

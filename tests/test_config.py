@@ -45,8 +45,12 @@ def test_defaults_match_interfaces(tmp_path, monkeypatch):
     assert (b.storage_type, b.endpoint, b.bucket_name, b.root_path) == ("minio", "localhost:9000", "a-bucket", "backup")
     assert (b.access_key_id, b.secret_access_key) == ("minioadmin", "minioadmin")
     assert cfg.backup.copydata == 128
-    assert (cfg.backup.backup_collection, cfg.backup.backup_segment, cfg.backup.restore_collection,
-            cfg.backup.import_job) == (4, 1024, 2, 768)
+    assert (
+        cfg.backup.backup_collection,
+        cfg.backup.backup_segment,
+        cfg.backup.restore_collection,
+        cfg.backup.import_job,
+    ) == (4, 1024, 2, 768)
     assert (cfg.backup.keep_temp_files, cfg.backup.gc_pause_enable) == (False, True)
     assert cfg.backup.gc_pause_address == "http://localhost:9091"
     assert (cfg.cross_storage, cfg.multipart_copy_threshold_mib) == (False, 500)
@@ -78,7 +82,10 @@ def test_upstream_example_config_loads():
 
 
 def test_file_values(tmp_path):
-    cfg = load_config(write(tmp_path, """
+    cfg = load_config(
+        write(
+            tmp_path,
+            """
         log:
           level: debug
           file:
@@ -103,7 +110,10 @@ def test_file_values(tmp_path):
           keepTempFiles: true
           gcPause:
             enable: false
-    """), env={})
+    """,
+        ),
+        env={},
+    )
     assert cfg.log.level == "debug" and cfg.log.filename == "/var/log/x.log"
     assert cfg.milvus.uri == "https://milvus.example:29530"
     assert (cfg.milvus.user, cfg.milvus.password, cfg.milvus.tls_mode) == ("admin", "pw", 1)
@@ -115,7 +125,10 @@ def test_file_values(tmp_path):
 
 
 def test_unset_backup_keys_inherit_the_milvus_side(tmp_path):
-    cfg = load_config(write(tmp_path, """
+    cfg = load_config(
+        write(
+            tmp_path,
+            """
         minio:
           storageType: s3
           address: s3.example
@@ -129,7 +142,10 @@ def test_unset_backup_keys_inherit_the_milvus_side(tmp_path):
           rootPath: files
           backupBucketName: backups
           backupAddress:
-    """), env={})
+    """,
+        ),
+        env={},
+    )
     b = cfg.backup_storage
     assert (b.storage_type, b.address, b.port, b.region) == ("s3", "s3.example", 443, "eu-west-1")
     assert (b.access_key_id, b.secret_access_key, b.token, b.use_ssl) == ("AK", "SK", "TK", True)
@@ -139,11 +155,17 @@ def test_unset_backup_keys_inherit_the_milvus_side(tmp_path):
 
 
 def test_backup_keys_override_and_local_type_implies_cross_storage(tmp_path):
-    cfg = load_config(write(tmp_path, f"""
+    cfg = load_config(
+        write(
+            tmp_path,
+            f"""
         minio:
           backupStorageType: local
-          backupRootPath: {tmp_path / 'backups'}
-    """), env={})
+          backupRootPath: {tmp_path / "backups"}
+    """,
+        ),
+        env={},
+    )
     assert cfg.backup_storage.storage_type == "local" and cfg.backup_storage.is_local
     assert cfg.backup_storage.root_path == str(tmp_path / "backups")
     assert cfg.cross_storage is True  # two different storage types can only be bridged by streaming
@@ -163,19 +185,31 @@ def test_empty_file_and_empty_sections_mean_defaults(tmp_path):
 
 
 def test_env_overrides_win_over_the_file(tmp_path):
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         milvus:
           address: from-file
           port: 1111
         minio:
           accessKeyID: file-ak
           backupBucketName: file-bucket
-    """)
-    cfg = load_config(path, env={
-        "MILVUS_ADDRESS": "from-env", "MILVUS_PORT": "2222", "MILVUS_PASSWORD": "envpw",
-        "MINIO_ACCESS_KEY": "env-ak", "MINIO_SECRET_KEY": "env-sk", "MINIO_USE_SSL": "true",
-        "BACKUP_BUCKET_NAME": "env-bucket", "BACKUP_ROOT_PATH": "bk", "BACKUP_PORT": "9999",
-    })
+    """,
+    )
+    cfg = load_config(
+        path,
+        env={
+            "MILVUS_ADDRESS": "from-env",
+            "MILVUS_PORT": "2222",
+            "MILVUS_PASSWORD": "envpw",
+            "MINIO_ACCESS_KEY": "env-ak",
+            "MINIO_SECRET_KEY": "env-sk",
+            "MINIO_USE_SSL": "true",
+            "BACKUP_BUCKET_NAME": "env-bucket",
+            "BACKUP_ROOT_PATH": "bk",
+            "BACKUP_PORT": "9999",
+        },
+    )
     assert (cfg.milvus.address, cfg.milvus.port, cfg.milvus.password) == ("from-env", 2222, "envpw")
     assert (cfg.storage.access_key_id, cfg.storage.secret_access_key, cfg.storage.use_ssl) == ("env-ak", "env-sk", True)
     b = cfg.backup_storage
@@ -187,10 +221,24 @@ def test_env_overrides_win_over_the_file(tmp_path):
 def test_every_documented_env_var_is_in_the_table():
     names = {name for name, _ in ENV_OVERRIDES}
     assert {
-        "MILVUS_ADDRESS", "MILVUS_PORT", "MILVUS_USER", "MILVUS_PASSWORD", "MINIO_ADDRESS", "MINIO_PORT",
-        "MINIO_ACCESS_KEY", "MINIO_SECRET_KEY", "MINIO_BUCKET_NAME", "MINIO_ROOT_PATH", "MINIO_USE_SSL",
-        "BACKUP_STORAGE_TYPE", "BACKUP_ADDRESS", "BACKUP_PORT", "BACKUP_ACCESS_KEY", "BACKUP_SECRET_KEY",
-        "BACKUP_BUCKET_NAME", "BACKUP_ROOT_PATH",
+        "MILVUS_ADDRESS",
+        "MILVUS_PORT",
+        "MILVUS_USER",
+        "MILVUS_PASSWORD",
+        "MINIO_ADDRESS",
+        "MINIO_PORT",
+        "MINIO_ACCESS_KEY",
+        "MINIO_SECRET_KEY",
+        "MINIO_BUCKET_NAME",
+        "MINIO_ROOT_PATH",
+        "MINIO_USE_SSL",
+        "BACKUP_STORAGE_TYPE",
+        "BACKUP_ADDRESS",
+        "BACKUP_PORT",
+        "BACKUP_ACCESS_KEY",
+        "BACKUP_SECRET_KEY",
+        "BACKUP_BUCKET_NAME",
+        "BACKUP_ROOT_PATH",
     } <= names
 
 
@@ -217,8 +265,9 @@ def test_env_table_reaches_every_key(tmp_path, monkeypatch):
         flat: dict = {}
         _flatten_into(flat, "", load_config(env={name: raw}).redacted())
         shown = flat[key_path]
-        assert shown == expected or (key_path.lower().endswith(("password", "secretaccesskey", "token"))
-                                     and shown == "***"), (name, key_path, shown)
+        assert shown == expected or (
+            key_path.lower().endswith(("password", "secretaccesskey", "token")) and shown == "***"
+        ), (name, key_path, shown)
 
 
 def _flatten_into(flat: dict, prefix: str, node) -> None:
@@ -261,28 +310,36 @@ def test_unknown_section(tmp_path):
 
 
 def test_unknown_nested_key(tmp_path):
-    assert "backup.parallelism.copyData2" in config_error(write(tmp_path, """
+    assert "backup.parallelism.copyData2" in config_error(
+        write(
+            tmp_path,
+            """
         backup:
           parallelism:
             copyData2: 3
-    """))
+    """,
+        )
+    )
 
 
-@pytest.mark.parametrize("text, key, shown", [
-    ("milvus:\n  port: abc\n", "milvus.port", "'abc'"),
-    ("milvus:\n  port: 70000\n", "milvus.port", "70000"),
-    ("minio:\n  port: 0\n", "minio.port", "0"),
-    ("minio:\n  backupPort: true\n", "minio.backupPort", "True"),
-    ("minio:\n  port: 9000.5\n", "minio.port", "9000.5"),
-    ("backup:\n  parallelism:\n    copydata: 0\n", "backup.parallelism.copydata", "0"),
-    ("backup:\n  parallelism:\n    importJob: -2\n", "backup.parallelism.importJob", "-2"),
-    ("minio:\n  storageType: ftp\n", "minio.storageType", "'ftp'"),
-    ("minio:\n  useSSL: maybe\n", "minio.useSSL", "'maybe'"),
-    ("milvus:\n  tlsMode: 3\n", "milvus.tlsMode", "3"),
-    ("log:\n  level: loud\n", "log.level", "'loud'"),
-    ("minio:\n  address: http://host\n", "minio.address", "'http://host'"),
-    ("minio:\n  bucketName: [a, b]\n", "minio.bucketName", "['a', 'b']"),
-])
+@pytest.mark.parametrize(
+    "text, key, shown",
+    [
+        ("milvus:\n  port: abc\n", "milvus.port", "'abc'"),
+        ("milvus:\n  port: 70000\n", "milvus.port", "70000"),
+        ("minio:\n  port: 0\n", "minio.port", "0"),
+        ("minio:\n  backupPort: true\n", "minio.backupPort", "True"),
+        ("minio:\n  port: 9000.5\n", "minio.port", "9000.5"),
+        ("backup:\n  parallelism:\n    copydata: 0\n", "backup.parallelism.copydata", "0"),
+        ("backup:\n  parallelism:\n    importJob: -2\n", "backup.parallelism.importJob", "-2"),
+        ("minio:\n  storageType: ftp\n", "minio.storageType", "'ftp'"),
+        ("minio:\n  useSSL: maybe\n", "minio.useSSL", "'maybe'"),
+        ("milvus:\n  tlsMode: 3\n", "milvus.tlsMode", "3"),
+        ("log:\n  level: loud\n", "log.level", "'loud'"),
+        ("minio:\n  address: http://host\n", "minio.address", "'http://host'"),
+        ("minio:\n  bucketName: [a, b]\n", "minio.bucketName", "['a', 'b']"),
+    ],
+)
 def test_bad_values_name_key_and_value(tmp_path, text, key, shown):
     message = config_error(write(tmp_path, text))
     assert key in message and shown in message, message
@@ -300,7 +357,9 @@ def test_section_given_a_value_and_key_given_a_section(tmp_path):
 
 
 def test_local_storage_needs_a_folder_and_s3_a_bucket(tmp_path):
-    assert "minio.backupRootPath" in config_error(write(tmp_path, "minio:\n  backupStorageType: local\n  backupRootPath: ''\n"))
+    assert "minio.backupRootPath" in config_error(
+        write(tmp_path, "minio:\n  backupStorageType: local\n  backupRootPath: ''\n")
+    )
     assert "minio.bucketName" in config_error(write(tmp_path, "minio:\n  bucketName: ''\n"))
 
 
@@ -329,15 +388,23 @@ def test_top_level_must_be_a_mapping(tmp_path):
 
 def test_secret_values_are_never_echoed_in_errors(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    for section, key in (("minio", "secretAccessKey"), ("minio", "backupSecretAccessKey"), ("minio", "token"),
-                         ("minio", "backupToken"), ("milvus", "password")):
+    for section, key in (
+        ("minio", "secretAccessKey"),
+        ("minio", "backupSecretAccessKey"),
+        ("minio", "token"),
+        ("minio", "backupToken"),
+        ("milvus", "password"),
+    ):
         message = config_error(write(tmp_path, f"{section}:\n  {key}: [{SECRET}]\n"))
         assert SECRET not in message and "hidden" in message and f"{section}.{key}" in message
     assert SECRET not in config_error(write(tmp_path, f"milvus:\n  password: {{x: {SECRET}}}\n"))
 
 
 def test_secrets_not_in_repr_or_str(tmp_path):
-    cfg = load_config(write(tmp_path, f"""
+    cfg = load_config(
+        write(
+            tmp_path,
+            f"""
         milvus:
           password: {SECRET}1
         minio:
@@ -345,21 +412,30 @@ def test_secrets_not_in_repr_or_str(tmp_path):
           token: {SECRET}3
           backupSecretAccessKey: {SECRET}4
           backupToken: {SECRET}5
-    """), env={})
+    """,
+        ),
+        env={},
+    )
     assert cfg.milvus.password == f"{SECRET}1" and cfg.backup_storage.token == f"{SECRET}5"
     for text in (repr(cfg), str(cfg), repr(cfg.storage), repr(cfg.backup_storage), repr(cfg.milvus)):
         assert SECRET not in text
 
 
 def test_redacted_hides_every_non_empty_secret(tmp_path):
-    cfg = load_config(write(tmp_path, f"""
+    cfg = load_config(
+        write(
+            tmp_path,
+            f"""
         milvus:
           password: {SECRET}
         minio:
           secretAccessKey: {SECRET}
           token: {SECRET}
           backupToken: ""
-    """), env={"BACKUP_SECRET_KEY": SECRET})
+    """,
+        ),
+        env={"BACKUP_SECRET_KEY": SECRET},
+    )
     data = cfg.redacted()
     assert SECRET not in repr(data)
     assert data["milvus"]["password"] == "***"

@@ -22,11 +22,11 @@ from minio import Minio
 
 from milvus_backup.core.backup import BackupRequest
 from milvus_backup.core.config import ENV_OVERRIDES
-from milvus_backup.sandbox.demo import demo_collection
 from milvus_backup.core.engine import Engine
 from milvus_backup.core.jobs import JobState
 from milvus_backup.core.paths import BACKUP_META, MANIFEST
 from milvus_backup.core.pause import PAUSE_AT, PAUSE_FILE
+from milvus_backup.sandbox.demo import demo_collection
 from tests.conftest import assert_same_rows, drop_if_exists, fetch_rows
 
 pytestmark = pytest.mark.integration
@@ -47,27 +47,45 @@ def _cmd(sandbox, *args: str) -> list[str]:
 
 
 def _cli(sandbox, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(_cmd(sandbox, *args), cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                          env=_env(), timeout=300, check=False)
+    return subprocess.run(
+        _cmd(sandbox, *args),
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=300,
+        check=False,
+    )
 
 
 def _objects(sandbox, prefix: str) -> dict[str, bytes]:
     s3 = Minio(sandbox.s3_endpoint, "minioadmin", "minioadmin", secure=False)
-    return {o.object_name: s3.get_object(BUCKET, o.object_name).read()
-            for o in s3.list_objects(BUCKET, prefix=prefix, recursive=True)}
+    return {
+        o.object_name: s3.get_object(BUCKET, o.object_name).read()
+        for o in s3.list_objects(BUCKET, prefix=prefix, recursive=True)
+    }
 
 
 def _kill_at(sandbox, tmp_path: Path, point: str, *args: str, **env: str) -> None:
     """Run the CLI until it reaches `point`, then SIGKILL it."""
     marker = tmp_path / f"paused-{uuid.uuid4().hex}"
-    proc = subprocess.Popen(_cmd(sandbox, *args), cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, env=_env(**{PAUSE_AT: point, PAUSE_FILE: str(marker)}, **env))
+    proc = subprocess.Popen(
+        _cmd(sandbox, *args),
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=_env(**{PAUSE_AT: point, PAUSE_FILE: str(marker)}, **env),
+    )
     try:
         deadline = time.monotonic() + 300
         while not (marker.is_file() and point in marker.read_text()):
             if proc.poll() is not None:
-                raise AssertionError(f"the CLI ended (exit {proc.returncode}) before reaching {point}: "
-                                     f"{proc.stderr.read().decode()[-2000:]}")
+                raise AssertionError(
+                    f"the CLI ended (exit {proc.returncode}) before reaching {point}: "
+                    f"{proc.stderr.read().decode()[-2000:]}"
+                )
             assert time.monotonic() < deadline, f"the CLI never reached {point}"
             time.sleep(0.05)  # polling the marker, not guessing a duration
         os.kill(proc.pid, signal.SIGKILL)
@@ -88,8 +106,9 @@ def test_a_backup_killed_at_any_phase_is_never_complete_and_delete_then_reuse_wo
     name = f"crash_{point.split(':')[1]}_{uuid.uuid4().hex[:6]}"
     prefix = f"backup/{name}/"
     try:
-        _kill_at(sandbox, tmp_path, point, "create", "-n", name, "-c", "hello_milvus,books",
-                 BACKUP_PARALLELISM_COPYDATA="1")
+        _kill_at(
+            sandbox, tmp_path, point, "create", "-n", name, "-c", "hello_milvus,books", BACKUP_PARALLELISM_COPYDATA="1"
+        )
         left = _objects(sandbox, prefix)
         assert left, "the kill came before anything was written: the test did not test a crash"
         assert prefix + f"meta/{BACKUP_META}" not in left
@@ -100,8 +119,7 @@ def test_a_backup_killed_at_any_phase_is_never_complete_and_delete_then_reuse_wo
         listing = _cli(sandbox, "list")
         assert listing.returncode == 0, listing.stderr
         assert _listed(listing.stdout)[name] == "incomplete"
-        for args in (["get", "-n", name], ["verify", "-n", name, "--full"],
-                     ["restore", "-n", name, "-s", "_crash"]):
+        for args in (["get", "-n", name], ["verify", "-n", name, "--full"], ["restore", "-n", name, "-s", "_crash"]):
             proc = _cli(sandbox, *args)
             assert proc.returncode == 1, (args, proc.stdout, proc.stderr)
             assert "incomplete" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
@@ -122,8 +140,7 @@ def test_a_backup_killed_at_any_phase_is_never_complete_and_delete_then_reuse_wo
         _cli(sandbox, "delete", "-n", name)
 
 
-def test_a_restore_killed_mid_import_leaves_the_backup_untouched_and_a_rerun_succeeds(sandbox, base_config,
-                                                                                        tmp_path):
+def test_a_restore_killed_mid_import_leaves_the_backup_untouched_and_a_rerun_succeeds(sandbox, base_config, tmp_path):
     name = f"crash_restore_{uuid.uuid4().hex[:6]}"
     target = "books_crash"
     engine = Engine(base_config)
@@ -144,8 +161,9 @@ def test_a_restore_killed_mid_import_leaves_the_backup_untouched_and_a_rerun_suc
         refused = _cli(sandbox, "restore", "-n", name, "-s", "_crash")
         assert refused.returncode == 1 and "already exist" in refused.stderr
 
-        rerun = _cli(sandbox, "restore", "-n", name, "-s", "_crash", "--drop_exist_collection", "--restore_index",
-                     "--load")
+        rerun = _cli(
+            sandbox, "restore", "-n", name, "-s", "_crash", "--drop_exist_collection", "--restore_index", "--load"
+        )
         assert rerun.returncode == 0, rerun.stderr
         assert_same_rows(fetch_rows(sandbox.milvus_uri, "default", target), demo_collection("books"))
         assert _objects(sandbox, f"backup/{name}/") == before

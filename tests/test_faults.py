@@ -12,12 +12,12 @@ from minio import Minio
 
 import milvus_backup.core.storage
 from milvus_backup.core.backup import BackupRequest
-from milvus_backup.sandbox.demo import demo_collection
 from milvus_backup.core.engine import Engine
 from milvus_backup.core.integrity import decode_manifest
 from milvus_backup.core.jobs import JobState
 from milvus_backup.core.paths import MANIFEST
 from milvus_backup.core.restore import RestoreRequest
+from milvus_backup.sandbox.demo import demo_collection
 from tests.conftest import assert_same_rows, drop_if_exists, fetch_rows
 from tests.faults import Rule, access_denied, connection_reset, inject, read_timeout, slow_down
 
@@ -86,7 +86,11 @@ def test_transient_errors_and_timeouts_are_retried_and_the_result_is_identical(s
         job = engine.start_backup(BackupRequest(name=name, collections=COLLECTIONS))
         assert job.wait(300) is JobState.SUCCESS, job.error
         assert {m for m, n in faults.injected.items() if n} == {
-            "copy_object", "put_object", "get_object", "list_objects"}, faults.injected
+            "copy_object",
+            "put_object",
+            "get_object",
+            "list_objects",
+        }, faults.injected
         storage._client = real
 
         # identical: every binlog in the backup hashes as its source in the Milvus bucket does

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from milvus_backup.core.integrity import MANIFEST_FORMAT, Entry, decode_manifest, encode_manifest, meta_binlogs
-from milvus_backup.core.meta import BackupInfo, MetaError, read_backup
+from milvus_backup.core.meta import MetaError, read_backup
 from milvus_backup.core.paths import (
     BACKUP_META,
     COLLECTION_META,
@@ -25,22 +25,62 @@ from milvus_backup.core.paths import (
 )
 
 LAYOUT = BackupLayout("backup")
-FUZZ = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "300")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "300")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-2**70, max_value=2**70) | st.floats(allow_nan=False)
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False)
     | st.text(max_size=20),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
     max_leaves=30,
 )
 
 # Keys the meta model knows, so the fuzzer reaches the decoder's typed branches, not only `extra`.
-_KNOWN = ["id", "state_code", "name", "size", "collection_backups", "partition_backups", "segment_backups",
-          "binlogs", "deltalogs", "log_path", "log_size", "log_id", "fieldID", "schema", "fields", "collection_id",
-          "partition_id", "segment_id", "group_id", "num_of_rows", "l0_segments", "infos", "is_l0", "db_name",
-          "collection_name", "index_infos", "params", "type_params", "properties", "key", "value", "data_type"]
+_KNOWN = [
+    "id",
+    "state_code",
+    "name",
+    "size",
+    "collection_backups",
+    "partition_backups",
+    "segment_backups",
+    "binlogs",
+    "deltalogs",
+    "log_path",
+    "log_size",
+    "log_id",
+    "fieldID",
+    "schema",
+    "fields",
+    "collection_id",
+    "partition_id",
+    "segment_id",
+    "group_id",
+    "num_of_rows",
+    "l0_segments",
+    "infos",
+    "is_l0",
+    "db_name",
+    "collection_name",
+    "index_infos",
+    "params",
+    "type_params",
+    "properties",
+    "key",
+    "value",
+    "data_type",
+]
 meta_like = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-2**70, max_value=2**70) | st.text(max_size=8)
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.text(max_size=8)
     | st.sampled_from(["12", "-3", "²", "٣", "1e3", "../x", ""]),
     lambda children: st.lists(children, max_size=3) | st.dictionaries(st.sampled_from(_KNOWN), children, max_size=6),
     max_leaves=40,
@@ -74,9 +114,14 @@ def test_any_json_value_in_full_meta_gives_a_clear_error(value):
 @given(meta_like, meta_like, meta_like)
 def test_meta_shaped_json_gives_a_tree_or_a_clear_error(full, partitions, segments):
     _read_all({BACKUP_META: b'{"name":"b","state_code":2}', FULL_META: json.dumps(full).encode()})
-    _read_all({BACKUP_META: json.dumps(full).encode(), COLLECTION_META: json.dumps({"infos": [full]}).encode(),
-               PARTITION_META: json.dumps({"infos": partitions}).encode(),
-               SEGMENT_META: json.dumps(segments).encode()})
+    _read_all(
+        {
+            BACKUP_META: json.dumps(full).encode(),
+            COLLECTION_META: json.dumps({"infos": [full]}).encode(),
+            PARTITION_META: json.dumps({"infos": partitions}).encode(),
+            SEGMENT_META: json.dumps(segments).encode(),
+        }
+    )
 
 
 @pytest.mark.parametrize("raw", [b"[" * 100_000, b'{"a":' * 50_000, b"\xff\xfe", b"", b"null", b'"x"'])
@@ -93,16 +138,28 @@ def test_unicode_digits_are_not_integers():
         read_backup({BACKUP_META: '{"size":"²"}'.encode()})
 
 
-_HOSTILE = ["../other/meta/backup_meta.json", "/etc/passwd", "binlogs/../../x", "./binlogs/1", "binlogs//1",
-            "binlogs\\..\\x", "binlogs/1\x00", "", "..", "binlogs/", "a/./b"]
+_HOSTILE = [
+    "../other/meta/backup_meta.json",
+    "/etc/passwd",
+    "binlogs/../../x",
+    "./binlogs/1",
+    "binlogs//1",
+    "binlogs\\..\\x",
+    "binlogs/1\x00",
+    "",
+    "..",
+    "binlogs/",
+    "a/./b",
+]
 
 
 @pytest.mark.parametrize("key", _HOSTILE)
 def test_keys_that_leave_the_backup_are_refused(key):
     with pytest.raises(UnsafeKey):
         LAYOUT.object_key("b", key)
-    manifest = json.dumps({"format": MANIFEST_FORMAT, "algorithm": "sha256",
-                           "objects": [{"key": key, "size": 1, "sha256": "0" * 64}]}).encode()
+    manifest = json.dumps(
+        {"format": MANIFEST_FORMAT, "algorithm": "sha256", "objects": [{"key": key, "size": 1, "sha256": "0" * 64}]}
+    ).encode()
     with pytest.raises((UnsafeKey, MetaError)):
         decode_manifest(manifest)
 
@@ -126,8 +183,13 @@ def test_ids_from_meta_must_be_integers():
 
 
 @FUZZ
-@given(st.dictionaries(st.text(alphabet="abc/0123456789", min_size=1, max_size=12),
-                       st.tuples(st.integers(0, 2**40), st.binary(min_size=32, max_size=32)), max_size=8))
+@given(
+    st.dictionaries(
+        st.text(alphabet="abc/0123456789", min_size=1, max_size=12),
+        st.tuples(st.integers(0, 2**40), st.binary(min_size=32, max_size=32)),
+        max_size=8,
+    )
+)
 def test_manifest_round_trips_or_refuses_unsafe_keys(items):
     entries = {k: Entry(size, digest.hex()) for k, (size, digest) in items.items()}
     raw = encode_manifest("b", entries)

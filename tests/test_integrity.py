@@ -17,13 +17,13 @@ import pytest
 from minio import Minio
 
 from milvus_backup.core.backup import BackupRequest
-from milvus_backup.sandbox.demo import demo_collection
 from milvus_backup.core.engine import Engine
 from milvus_backup.core.errors import Cancelled, NotFound
 from milvus_backup.core.integrity import MANIFEST_FORMAT, DamagedBackup, decode_manifest
 from milvus_backup.core.jobs import JobState
 from milvus_backup.core.paths import BACKUP_META, FULL_META, MANIFEST, META_WRITE_ORDER
 from milvus_backup.core.restore import RestoreRequest
+from milvus_backup.sandbox.demo import demo_collection
 from tests.conftest import assert_same_rows, drop_if_exists, fetch_rows, with_backup_storage
 
 pytestmark = pytest.mark.integration
@@ -44,8 +44,10 @@ def _s3(sandbox) -> Minio:
 
 def _objects(sandbox, prefix: str) -> dict[str, bytes]:
     s3 = _s3(sandbox)
-    return {o.object_name: s3.get_object(BUCKET, o.object_name).read()
-            for o in s3.list_objects(BUCKET, prefix=prefix, recursive=True)}
+    return {
+        o.object_name: s3.get_object(BUCKET, o.object_name).read()
+        for o in s3.list_objects(BUCKET, prefix=prefix, recursive=True)
+    }
 
 
 def _put(sandbox, key: str, data: bytes) -> None:
@@ -78,13 +80,13 @@ def test_the_manifest_records_size_and_sha256_of_every_other_object(sandbox, bac
     stored = _objects(sandbox, f"backup/{backup}/")
     prefix = f"backup/{backup}/"
     manifest = decode_manifest(stored[prefix + f"meta/{MANIFEST}"])
-    assert set(manifest) == {k[len(prefix):] for k in stored} - {f"meta/{MANIFEST}"}
+    assert set(manifest) == {k[len(prefix) :] for k in stored} - {f"meta/{MANIFEST}"}
     for rel, entry in manifest.items():
         data = stored[prefix + rel]
         assert (entry.size, entry.sha256) == (len(data), hashlib.sha256(data).hexdigest()), rel
     assert any(rel.startswith("binlogs/insert_log/") for rel in manifest)
     # the Go tool's own files are exactly as before: the same five, backup_meta.json with its keys only
-    meta = sorted(k[len(prefix) + 5:] for k in stored if k.startswith(prefix + "meta/"))
+    meta = sorted(k[len(prefix) + 5 :] for k in stored if k.startswith(prefix + "meta/"))
     assert meta == sorted((*META_WRITE_ORDER, MANIFEST))
     assert set(json.loads(stored[prefix + f"meta/{BACKUP_META}"])) <= GO_BACKUP_META_KEYS
     assert json.loads(stored[prefix + f"meta/{MANIFEST}"])["format"] == MANIFEST_FORMAT
@@ -114,7 +116,7 @@ def test_verify_of_a_missing_or_invalid_name_is_refused(engine):
 
 def _flip(data: bytes) -> bytes:
     middle = len(data) // 2
-    return data[:middle] + bytes([data[middle] ^ 0x01]) + data[middle + 1:]
+    return data[:middle] + bytes([data[middle] ^ 0x01]) + data[middle + 1 :]
 
 
 def _damage(sandbox, key: str, fault: str) -> None:
@@ -149,15 +151,14 @@ def _target_key(sandbox, name: str, what: str) -> str:
 
 
 @pytest.mark.parametrize("fault,what,quick_kind,full_kind", FAULTS, ids=[f"{f}-{w}" for f, w, *_ in FAULTS])
-def test_damage_is_named_by_verify_and_refused_by_restore(sandbox, engine, backup, fault, what, quick_kind,
-                                                          full_kind):
+def test_damage_is_named_by_verify_and_refused_by_restore(sandbox, engine, backup, fault, what, quick_kind, full_kind):
     key = _target_key(sandbox, backup, what)
     if fault == "flip" and what == "meta":
         # a change that still parses: another row count in full_meta.json
         data = _s3(sandbox).get_object(BUCKET, key).read()
         spot = data.index(b'"num_of_rows":') + len(b'"num_of_rows":')
-        digit = data[spot:spot + 1]
-        _put(sandbox, key, data[:spot] + (b"1" if digit != b"1" else b"2") + data[spot + 1:])
+        digit = data[spot : spot + 1]
+        _put(sandbox, key, data[:spot] + (b"1" if digit != b"1" else b"2") + data[spot + 1 :])
     else:
         _damage(sandbox, key, fault)
     before = _objects(sandbox, f"backup/{backup}/")
@@ -177,8 +178,10 @@ def test_damage_is_named_by_verify_and_refused_by_restore(sandbox, engine, backu
             with pytest.raises(DamagedBackup, match="damaged"):
                 engine.start_restore(RestoreRequest(backup, collections=["hello_milvus"], suffix=f"_{fault}"))
         else:  # refused by the job's first phase (re-hashing), still before anything is created
-            job = engine.start_restore(RestoreRequest(backup, collections=["hello_milvus"], suffix=f"_{fault}"),
-                                       [lambda p: created.append(p.phase)])
+            job = engine.start_restore(
+                RestoreRequest(backup, collections=["hello_milvus"], suffix=f"_{fault}"),
+                [lambda p: created.append(p.phase)],
+            )
             assert job.wait(300) is JobState.FAILED
             assert isinstance(job.exception, DamagedBackup), job.error
             assert "create" not in created and "import" not in created
@@ -262,8 +265,15 @@ def test_the_go_tools_example_backup_is_checked_by_its_meta_sizes(sandbox, engin
 
 
 def _cli(sandbox, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "milvus_backup.cli", "--config", str(sandbox.config_path), *args], cwd=ROOT,
-                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "milvus_backup.cli", "--config", str(sandbox.config_path), *args],
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 def test_cli_verify_names_each_damaged_object_and_exits_non_zero(sandbox, backup):
@@ -282,11 +292,15 @@ def test_cli_verify_names_each_damaged_object_and_exits_non_zero(sandbox, backup
     report = json.loads(full.stdout)
     assert report["ok"] is False and report["full"] is True
     assert {(p["key"], p["kind"]) for p in report["problems"]} == {
-        (keys[0], "altered"), (keys[1], "truncated"), (keys[2], "missing")}
+        (keys[0], "altered"),
+        (keys[1], "truncated"),
+        (keys[2], "missing"),
+    }
     restore = _cli(sandbox, "restore", "-n", backup, "-s", "_cli_damaged")
     assert restore.returncode == 1
     assert [line for line in restore.stderr.splitlines() if line.strip()] == [
-        line for line in restore.stderr.splitlines() if line.startswith("error:")]
+        line for line in restore.stderr.splitlines() if line.startswith("error:")
+    ]
     assert "damaged" in restore.stderr and "Traceback" not in restore.stderr
 
 
@@ -294,7 +308,8 @@ def test_cli_verify_of_a_missing_backup_is_one_error_line(sandbox):
     proc = _cli(sandbox, "verify", "-n", "no_such_backup_here")
     assert proc.returncode == 1
     assert [line for line in proc.stderr.splitlines() if line.strip()] == [
-        "error: backup no_such_backup_here not found under a-bucket/backup/"]
+        "error: backup no_such_backup_here not found under a-bucket/backup/"
+    ]
 
 
 def test_an_intact_backup_restores_every_row_after_a_full_verify(sandbox, engine, backup):
@@ -302,8 +317,10 @@ def test_an_intact_backup_restores_every_row_after_a_full_verify(sandbox, engine
     drop_if_exists(sandbox.milvus_uri, "default", target)
     phases = []
     try:
-        job = engine.start_restore(RestoreRequest(backup, suffix="_verified", load=True, restore_index=True),
-                                   [lambda p: phases.append(p.phase)])
+        job = engine.start_restore(
+            RestoreRequest(backup, suffix="_verified", load=True, restore_index=True),
+            [lambda p: phases.append(p.phase)],
+        )
         _run(job)
         assert phases.index("verify") < phases.index("create")
         assert_same_rows(fetch_rows(sandbox.milvus_uri, "default", target), demo_collection("hello_milvus"))
@@ -343,7 +360,7 @@ def test_a_local_folder_backup_is_verified_and_a_damaged_one_refused(sandbox, ba
         assert job.wait(300) is JobState.FAILED and isinstance(job.exception, DamagedBackup), job.error
         assert not engine.ctx.milvus.has_collection("default", "hello_milvus_local_integ")
         # nothing was staged in the Milvus bucket either
-        assert [k for k in _objects(sandbox, "files/backup_restore_temp/")] == []
+        assert list(_objects(sandbox, "files/backup_restore_temp/")) == []
     finally:
         drop_if_exists(sandbox.milvus_uri, "default", "hello_milvus_local_integ")
         engine.close()

@@ -63,8 +63,13 @@ EXAMPLES: dict[str, bytes] = {
 
 META_NAMES = (BACKUP_META, COLLECTION_META, PARTITION_META, SEGMENT_META, FULL_META)
 # The class behind each file: BackupInfo for the top-level files, the `infos` items for the others.
-FILE_CLASS = {BACKUP_META: BackupInfo, FULL_META: BackupInfo, COLLECTION_META: Collection,
-              PARTITION_META: Partition, SEGMENT_META: Segment}
+FILE_CLASS = {
+    BACKUP_META: BackupInfo,
+    FULL_META: BackupInfo,
+    COLLECTION_META: Collection,
+    PARTITION_META: Partition,
+    SEGMENT_META: Segment,
+}
 
 
 def parsed(name: str) -> dict:
@@ -89,6 +94,7 @@ def test_embedded_examples_match_the_reference():
 
 
 # --- reading ----------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", META_NAMES)
 def test_every_meta_example_parses_into_the_model(name):
@@ -125,7 +131,9 @@ def test_full_meta_values_land_in_the_right_attributes():
     assert (vec.field_id, vec.data_type, vec.type_params) == (101, 101, [KeyValue("dim", "8")])
     assert coll.index_infos[0].params["metric_type"] == "L2"
     assert coll.index_infos[0].index_id == 450005
-    assert coll.channel_checkpoints == {"by-dev-rootcoord-dml_0_450001v0": "<base64 of proto-marshalled msgpb.MsgPosition>"}
+    assert coll.channel_checkpoints == {
+        "by-dev-rootcoord-dml_0_450001v0": "<base64 of proto-marshalled msgpb.MsgPosition>"
+    }
     assert coll.virtual_channel_names == ["by-dev-rootcoord-dml_0_450001v0"]
     assert coll.extra == {"created_timestamp": 454700000000000000}
 
@@ -191,6 +199,7 @@ def test_int64_written_as_strings_are_accepted():
 
 # --- writing ----------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", META_NAMES)
 def test_encode_decode_reproduces_each_example_exactly(name):
     data = parsed(name)
@@ -222,21 +231,71 @@ def test_meta_files_are_compact_utf8_and_in_write_order():
 
 
 def test_keys_come_out_in_proto_order_with_unknown_keys_last():
-    seg = Segment(segment_id=1, collection_id=2, partition_id=3, num_of_rows=4,
-                  binlogs=[FieldBinlog(100, [Binlog("a", 5, 6)])], deltalogs=[FieldBinlog(0, [Binlog("d", 7, 8)])],
-                  size=9, group_id=1, is_l0=True, v_channel="v", storage_version=2, extra={"zz_new": 1})
+    seg = Segment(
+        segment_id=1,
+        collection_id=2,
+        partition_id=3,
+        num_of_rows=4,
+        binlogs=[FieldBinlog(100, [Binlog("a", 5, 6)])],
+        deltalogs=[FieldBinlog(0, [Binlog("d", 7, 8)])],
+        size=9,
+        group_id=1,
+        is_l0=True,
+        v_channel="v",
+        storage_version=2,
+        extra={"zz_new": 1},
+    )
     out = encode(seg)
-    assert list(out) == ["segment_id", "collection_id", "partition_id", "num_of_rows", "binlogs", "deltalogs",
-                         "size", "group_id", "is_l0", "v_channel", "storage_version", "zz_new"]
+    assert list(out) == [
+        "segment_id",
+        "collection_id",
+        "partition_id",
+        "num_of_rows",
+        "binlogs",
+        "deltalogs",
+        "size",
+        "group_id",
+        "is_l0",
+        "v_channel",
+        "storage_version",
+        "zz_new",
+    ]
     assert list(out["binlogs"][0]) == ["fieldID", "binlogs"]
     assert list(out["binlogs"][0]["binlogs"][0]) == ["log_path", "log_size", "log_id"]
-    info = BackupInfo(id="i", state_code=BackupState.SUCCESS, error_message="e", start_time=1, end_time=2,
-                      progress=100, name="n", backup_timestamp=3, collection_backups=[Collection(id="i")],
-                      size=4, milvus_version="v", rbac_meta={"users": []}, database_backups=[Database("d", 1)],
-                      meta_size=5, format="f")
-    assert list(encode(info)) == ["id", "state_code", "errorMessage", "start_time", "end_time", "progress",
-                                  "name", "backup_timestamp", "collection_backups", "size", "milvus_version",
-                                  "rbac_meta", "database_backups", "meta_size", "format"]
+    info = BackupInfo(
+        id="i",
+        state_code=BackupState.SUCCESS,
+        error_message="e",
+        start_time=1,
+        end_time=2,
+        progress=100,
+        name="n",
+        backup_timestamp=3,
+        collection_backups=[Collection(id="i")],
+        size=4,
+        milvus_version="v",
+        rbac_meta={"users": []},
+        database_backups=[Database("d", 1)],
+        meta_size=5,
+        format="f",
+    )
+    assert list(encode(info)) == [
+        "id",
+        "state_code",
+        "errorMessage",
+        "start_time",
+        "end_time",
+        "progress",
+        "name",
+        "backup_timestamp",
+        "collection_backups",
+        "size",
+        "milvus_version",
+        "rbac_meta",
+        "database_backups",
+        "meta_size",
+        "format",
+    ]
 
 
 def test_new_objects_omit_empty_values_except_the_always_written_keys():
@@ -328,6 +387,7 @@ def test_meta_files_do_not_change_the_tree():
 
 # --- rebuilding without full_meta.json --------------------------------------------------------------
 
+
 def without_full(files: dict[str, bytes]) -> dict[str, bytes]:
     return {k: v for k, v in files.items() if k != FULL_META}
 
@@ -348,20 +408,50 @@ def test_read_backup_without_full_meta_rebuilds_the_same_tree():
 
 def built_tree() -> BackupInfo:
     """A two-collection backup built in code, as a backup job would."""
-    def seg(coll: int, part: int, seg_id: int, rows: int) -> Segment:
-        return Segment(segment_id=seg_id, collection_id=coll, partition_id=part, num_of_rows=rows,
-                       binlogs=[FieldBinlog(0, [Binlog(f"i/{seg_id}/0/1", 10, 1)]),
-                                FieldBinlog(100, [Binlog(f"i/{seg_id}/100/2", 20, 2)])],
-                       size=30, group_id=seg_id, storage_version=2)
 
-    c1 = Collection(id="b", collection_id=1, db_name="default", collection_name="c1", size=90,
-                    schema=Schema(name="c1", fields=[Field(field_id=100, name="pk", is_primary_key=True, data_type=5)]),
-                    partition_backups=[Partition(10, "_default", 1, [seg(1, 10, 100, 5), seg(1, 10, 101, 6)], 60),
-                                       Partition(11, "p1", 1, [seg(1, 11, 102, 7)], 30)])
-    c2 = Collection(id="b", collection_id=2, db_name="db2", collection_name="c2", db_id=2,
-                    partition_backups=[Partition(20, "_default", 2, [seg(2, 20, 200, 8)], 30)])
-    return BackupInfo(id="b", state_code=BackupState.SUCCESS, name="nightly", size=120,
-                      milvus_version="v2.3.5", collection_backups=[c1, c2])
+    def seg(coll: int, part: int, seg_id: int, rows: int) -> Segment:
+        return Segment(
+            segment_id=seg_id,
+            collection_id=coll,
+            partition_id=part,
+            num_of_rows=rows,
+            binlogs=[
+                FieldBinlog(0, [Binlog(f"i/{seg_id}/0/1", 10, 1)]),
+                FieldBinlog(100, [Binlog(f"i/{seg_id}/100/2", 20, 2)]),
+            ],
+            size=30,
+            group_id=seg_id,
+            storage_version=2,
+        )
+
+    c1 = Collection(
+        id="b",
+        collection_id=1,
+        db_name="default",
+        collection_name="c1",
+        size=90,
+        schema=Schema(name="c1", fields=[Field(field_id=100, name="pk", is_primary_key=True, data_type=5)]),
+        partition_backups=[
+            Partition(10, "_default", 1, [seg(1, 10, 100, 5), seg(1, 10, 101, 6)], 60),
+            Partition(11, "p1", 1, [seg(1, 11, 102, 7)], 30),
+        ],
+    )
+    c2 = Collection(
+        id="b",
+        collection_id=2,
+        db_name="db2",
+        collection_name="c2",
+        db_id=2,
+        partition_backups=[Partition(20, "_default", 2, [seg(2, 20, 200, 8)], 30)],
+    )
+    return BackupInfo(
+        id="b",
+        state_code=BackupState.SUCCESS,
+        name="nightly",
+        size=120,
+        milvus_version="v2.3.5",
+        collection_backups=[c1, c2],
+    )
 
 
 def test_a_built_tree_survives_meta_files_and_both_ways_of_reading_back():
@@ -379,10 +469,12 @@ def test_a_built_tree_survives_meta_files_and_both_ways_of_reading_back():
 
 def test_rebuild_groups_segments_by_collection_and_partition():
     # Two collections reuse partition id 10: segments must go by (collection, partition), not partition alone.
-    a = Collection(collection_id=1, collection_name="a",
-                   partition_backups=[Partition(10, "_default", 1, [Segment(1, 1, 10, 5)])])
-    b = Collection(collection_id=2, collection_name="b",
-                   partition_backups=[Partition(10, "_default", 2, [Segment(2, 2, 10, 7)])])
+    a = Collection(
+        collection_id=1, collection_name="a", partition_backups=[Partition(10, "_default", 1, [Segment(1, 1, 10, 5)])]
+    )
+    b = Collection(
+        collection_id=2, collection_name="b", partition_backups=[Partition(10, "_default", 2, [Segment(2, 2, 10, 7)])]
+    )
     info = BackupInfo(name="x", collection_backups=[a, b])
     rebuilt = read_backup(without_full(meta_files(info)))
     assert [c.segments()[0].segment_id for c in rebuilt.collection_backups] == [1, 2]
@@ -411,6 +503,7 @@ def test_file_names_may_carry_the_meta_prefix():
 
 
 # --- errors -----------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", META_NAMES)
 def test_invalid_json_names_the_file(name):

@@ -16,12 +16,17 @@ from milvus_backup.core.restore import RestoredCollection
 from milvus_backup.core.storage import LocalStorage
 
 
-@pytest.mark.parametrize("value,expected", [
-    (None, {}), ("", {}), ({}, {}),
-    ({"db1": ["a", "b"], "db2": []}, {"db1": ["a", "b"], "db2": []}),
-    ('{"db1": ["a"]}', {"db1": ["a"]}),
-    ({"": ["a"]}, {"default": ["a"]}),
-])
+@pytest.mark.parametrize(
+    "value,expected",
+    [
+        (None, {}),
+        ("", {}),
+        ({}, {}),
+        ({"db1": ["a", "b"], "db2": []}, {"db1": ["a", "b"], "db2": []}),
+        ('{"db1": ["a"]}', {"db1": ["a"]}),
+        ({"": ["a"]}, {"default": ["a"]}),
+    ],
+)
 def test_db_collections_are_read_as_object_or_json_text(value, expected):
     assert parse_db_collections(value) == expected
 
@@ -33,9 +38,14 @@ def test_malformed_db_collections_are_refused_with_an_example(value):
 
 
 def test_db_collections_pick_from_a_backup():
-    info = BackupInfo(name="b", collection_backups=[
-        Collection(db_name="", collection_name="a"), Collection(db_name="default", collection_name="b"),
-        Collection(db_name="shop", collection_name="p")])
+    info = BackupInfo(
+        name="b",
+        collection_backups=[
+            Collection(db_name="", collection_name="a"),
+            Collection(db_name="default", collection_name="b"),
+            Collection(db_name="shop", collection_name="p"),
+        ],
+    )
     assert collections_in_backup(info, {"default": []}) == ["default.a", "default.b"]
     assert collections_in_backup(info, {"shop": ["p"], "default": ["b"]}) == ["shop.p", "default.b"]
     with pytest.raises(NotFound, match="no collection of database nope"):
@@ -92,8 +102,10 @@ def test_a_restore_view_follows_the_job_and_its_record_is_written_at_each_step(t
     done = records.read("rid")
     assert done == restore_view(job)
     assert (done["state_code"], done["progress"], done["errorMessage"]) == (2, 100, "")
-    assert [(t["target_collection_name"], t["state_code"], t["progress"], t["restored_rows"])
-            for t in done["collection_restore_tasks"]] == [("a_r", 2, 100, 10), ("b_r", 2, 100, 10)]
+    assert [
+        (t["target_collection_name"], t["state_code"], t["progress"], t["restored_rows"])
+        for t in done["collection_restore_tasks"]
+    ] == [("a_r", 2, 100, 10), ("b_r", 2, 100, 10)]
     assert (tmp_path / "files" / "backup_restore_records" / "rid.json").is_file()
 
 

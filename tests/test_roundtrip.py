@@ -8,13 +8,13 @@ import pytest
 from minio import Minio
 
 from milvus_backup.core.backup import BackupRequest
-from milvus_backup.sandbox.demo import DEMO_COLLECTIONS, demo_collection
 from milvus_backup.core.engine import Engine
 from milvus_backup.core.errors import AlreadyExists, InvalidRequest, NotFound
 from milvus_backup.core.jobs import JobState
 from milvus_backup.core.meta import BackupState
 from milvus_backup.core.paths import BACKUP_META, MANIFEST, META_WRITE_ORDER, restore_temp_root
 from milvus_backup.core.restore import RestoreRequest
+from milvus_backup.sandbox.demo import DEMO_COLLECTIONS, demo_collection
 from tests.conftest import assert_same_rows, drop_if_exists, fetch_rows, with_backup_storage
 
 pytestmark = pytest.mark.integration
@@ -33,8 +33,9 @@ def _run(job):
 def full_backup(sandbox, base_config):
     """One backup of all three demo collections, shared by the restore tests of this module."""
     engine = Engine(base_config)
-    info = _run(engine.start_backup(BackupRequest(
-        name="demo_all", collections=["hello_milvus", "books", "shop.products"])))
+    info = _run(
+        engine.start_backup(BackupRequest(name="demo_all", collections=["hello_milvus", "books", "shop.products"]))
+    )
     yield info
     engine.delete_backup("demo_all")
     engine.close()
@@ -59,14 +60,18 @@ def test_backup_writes_the_format(sandbox, base_config, full_backup):
                 assert seg["group_id"] == seg["segment_id"]
                 for fb in seg["binlogs"]:
                     for b in fb["binlogs"]:
-                        key = (f"backup/demo_all/binlogs/insert_log/{coll['collection_id']}/{part['partition_id']}/"
-                               f"{seg['segment_id']}/{seg['segment_id']}/{fb.get('fieldID', 0)}/{b['log_id']}")
+                        key = (
+                            f"backup/demo_all/binlogs/insert_log/{coll['collection_id']}/{part['partition_id']}/"
+                            f"{seg['segment_id']}/{seg['segment_id']}/{fb.get('fieldID', 0)}/{b['log_id']}"
+                        )
                         assert keys[key] == b["log_size"]
                         named += 1
                 for fb in seg.get("deltalogs", []):
                     for b in fb["binlogs"]:
-                        key = (f"backup/demo_all/binlogs/delta_log/{coll['collection_id']}/{part['partition_id']}/"
-                               f"{seg['segment_id']}/{seg['segment_id']}/{b['log_id']}")
+                        key = (
+                            f"backup/demo_all/binlogs/delta_log/{coll['collection_id']}/{part['partition_id']}/"
+                            f"{seg['segment_id']}/{seg['segment_id']}/{b['log_id']}"
+                        )
                         assert keys[key] == b["log_size"]
                         named += 1
     assert named == len(binlog_keys) > 0
@@ -114,18 +119,31 @@ def test_restore_brings_back_every_row(sandbox, engine, full_backup):
 def test_restore_refuses_existing_target_and_drops_only_on_request(sandbox, engine, full_backup):
     drop_if_exists(sandbox.milvus_uri, "default", "hello_copy")
     try:
-        _run(engine.start_restore(RestoreRequest("demo_all", collections=["hello_milvus"],
-                                                 renames={"hello_milvus": "hello_copy"})))
+        _run(
+            engine.start_restore(
+                RestoreRequest("demo_all", collections=["hello_milvus"], renames={"hello_milvus": "hello_copy"})
+            )
+        )
         before = len(fetch_rows(sandbox.milvus_uri, "default", "hello_milvus"))
         with pytest.raises(AlreadyExists, match="hello_copy"):
-            engine.start_restore(RestoreRequest("demo_all", collections=["hello_milvus"],
-                                                renames={"hello_milvus": "hello_copy"}))
+            engine.start_restore(
+                RestoreRequest("demo_all", collections=["hello_milvus"], renames={"hello_milvus": "hello_copy"})
+            )
         # the refusal touched nothing: the copy and the source still hold their rows
         assert engine.ctx.milvus.row_count("default", "hello_copy") == 2980
         assert len(fetch_rows(sandbox.milvus_uri, "default", "hello_milvus")) == before
-        _run(engine.start_restore(RestoreRequest("demo_all", collections=["hello_milvus"],
-                                                 renames={"hello_milvus": "hello_copy"},
-                                                 drop_exist_collection=True, restore_index=True, load=True)))
+        _run(
+            engine.start_restore(
+                RestoreRequest(
+                    "demo_all",
+                    collections=["hello_milvus"],
+                    renames={"hello_milvus": "hello_copy"},
+                    drop_exist_collection=True,
+                    restore_index=True,
+                    load=True,
+                )
+            )
+        )
         assert_same_rows(fetch_rows(sandbox.milvus_uri, "default", "hello_copy"), demo_collection("hello_milvus"))
     finally:
         drop_if_exists(sandbox.milvus_uri, "default", "hello_copy")
@@ -134,8 +152,13 @@ def test_restore_refuses_existing_target_and_drops_only_on_request(sandbox, engi
 def test_restore_meta_only_and_db_rename(sandbox, engine, full_backup):
     drop_if_exists(sandbox.milvus_uri, "archive", "products")
     try:
-        _run(engine.start_restore(RestoreRequest("demo_all", collections=["shop.products"],
-                                                 renames={"shop.*": "archive.*"}, meta_only=True)))
+        _run(
+            engine.start_restore(
+                RestoreRequest(
+                    "demo_all", collections=["shop.products"], renames={"shop.*": "archive.*"}, meta_only=True
+                )
+            )
+        )
         desc = engine.ctx.milvus.describe("archive", "products")
         assert [f.name for f in desc.schema.fields] == ["id", "name", "price", "vector"]
         assert engine.ctx.milvus.row_count("archive", "products") == 0
@@ -163,8 +186,9 @@ def _cancel_at(engine: Engine, phase: str):
 
 
 def test_cancelled_backup_leaves_nothing_that_looks_complete(sandbox, engine):
-    job = engine.start_backup(BackupRequest(name="to_cancel", collections=["hello_milvus", "books"]),
-                              [_cancel_at(engine, "copy")])
+    job = engine.start_backup(
+        BackupRequest(name="to_cancel", collections=["hello_milvus", "books"]), [_cancel_at(engine, "copy")]
+    )
     assert job.wait(120) is JobState.CANCELLED
     assert any("removed" in line for line in job.lines)  # it had started writing, and cleaned up
     assert not engine.ctx.catalog.is_complete("to_cancel")
@@ -174,8 +198,9 @@ def test_cancelled_backup_leaves_nothing_that_looks_complete(sandbox, engine):
 
 def test_cancelled_restore_drops_what_it_created_and_keeps_the_backup(sandbox, engine, full_backup):
     drop_if_exists(sandbox.milvus_uri, "default", "books_cancel")
-    job = engine.start_restore(RestoreRequest("demo_all", collections=["books"], suffix="_cancel"),
-                               [_cancel_at(engine, "import")])
+    job = engine.start_restore(
+        RestoreRequest("demo_all", collections=["books"], suffix="_cancel"), [_cancel_at(engine, "import")]
+    )
     assert job.wait(120) is JobState.CANCELLED
     assert not engine.ctx.milvus.has_collection("default", "books_cancel")
     assert engine.get_backup("demo_all").id == full_backup.id
@@ -190,8 +215,9 @@ def test_local_folder_backup_and_restore(sandbox, base_config, tmp_path):
         info = _run(engine.start_backup(BackupRequest(name="on_disk", collections=["books"])))
         meta = tmp_path / "backups" / "on_disk" / "meta"
         assert sorted(p.name for p in meta.iterdir()) == sorted((*META_WRITE_ORDER, MANIFEST))
-        on_disk = sum(p.stat().st_size for p in (tmp_path / "backups" / "on_disk" / "binlogs").rglob("*")
-                      if p.is_file())
+        on_disk = sum(
+            p.stat().st_size for p in (tmp_path / "backups" / "on_disk" / "binlogs").rglob("*") if p.is_file()
+        )
         assert on_disk == info.size > 0
         _run(engine.start_restore(RestoreRequest("on_disk", suffix="_local", restore_index=True, load=True)))
         assert_same_rows(fetch_rows(sandbox.milvus_uri, "default", "books_local"), demo_collection("books"))
@@ -216,7 +242,9 @@ def test_other_bucket_backup_is_staged_for_restore(sandbox, base_config):
         _run(engine.start_backup(BackupRequest(name="elsewhere", collections=["hello_milvus"])))
         assert s3.stat_object("backups-elsewhere", f"backup/elsewhere/meta/{BACKUP_META}")
         _run(engine.start_restore(RestoreRequest("elsewhere", suffix="_other", restore_index=True, load=True)))
-        assert_same_rows(fetch_rows(sandbox.milvus_uri, "default", "hello_milvus_other"), demo_collection("hello_milvus"))
+        assert_same_rows(
+            fetch_rows(sandbox.milvus_uri, "default", "hello_milvus_other"), demo_collection("hello_milvus")
+        )
         assert not list(s3.list_objects("a-bucket", prefix=restore_temp_root("files", ""), recursive=True))
     finally:
         engine.delete_backup("elsewhere")

@@ -26,8 +26,16 @@ def _env() -> dict[str, str]:
 
 
 def _cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "milvus_backup.cli", *args], cwd=ROOT, stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, env=_env(), timeout=timeout, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "milvus_backup.cli", *args],
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=timeout,
+        check=False,
+    )
 
 
 def _alive(pid: int | None) -> bool:
@@ -92,8 +100,17 @@ def test_a_second_sandbox_runs_alongside_and_stops_alone(sandbox, tmp_path):
     while s3_port == milvus_port:
         s3_port = free_port()
     try:
-        started = _cli("sandbox", "start", "--dir", str(second), "--milvus-port", str(milvus_port),
-                       "--s3-port", str(s3_port), timeout=300)
+        started = _cli(
+            "sandbox",
+            "start",
+            "--dir",
+            str(second),
+            "--milvus-port",
+            str(milvus_port),
+            "--s3-port",
+            str(s3_port),
+            timeout=300,
+        )
         assert started.returncode == 0, started.stderr
         state = Sandbox(second).load_state()
         assert state is not None and (state.milvus_port, state.s3_port) == (milvus_port, s3_port)
@@ -125,8 +142,17 @@ def test_a_second_sandbox_runs_alongside_and_stops_alone(sandbox, tmp_path):
 def test_start_on_a_busy_port_fails_with_one_line_naming_it(sandbox, tmp_path):
     other = tmp_path / "busy"
     try:
-        proc = _cli("sandbox", "start", "--dir", str(other), "--milvus-port", str(sandbox.milvus_port),
-                    "--s3-port", str(free_port()), timeout=300)
+        proc = _cli(
+            "sandbox",
+            "start",
+            "--dir",
+            str(other),
+            "--milvus-port",
+            str(sandbox.milvus_port),
+            "--s3-port",
+            str(free_port()),
+            timeout=300,
+        )
         assert proc.returncode != 0
         errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
         assert len(errors) == 1, proc.stderr
@@ -141,15 +167,34 @@ def test_start_on_a_busy_port_fails_with_one_line_naming_it(sandbox, tmp_path):
 def test_a_failed_start_leaves_nothing_running_and_a_retry_on_another_port_works(sandbox, tmp_path):
     other = tmp_path / "retry"
     try:
-        failed = _cli("sandbox", "start", "--dir", str(other), "--milvus-port", str(sandbox.milvus_port),
-                      "--s3-port", str(free_port()), timeout=300)
+        failed = _cli(
+            "sandbox",
+            "start",
+            "--dir",
+            str(other),
+            "--milvus-port",
+            str(sandbox.milvus_port),
+            "--s3-port",
+            str(free_port()),
+            timeout=300,
+        )
         assert failed.returncode != 0
         state = Sandbox(other).load_state()
-        assert state is None or not (_alive(state.weed_pid) or _alive(state.milvus_pid)), \
+        assert state is None or not (_alive(state.weed_pid) or _alive(state.milvus_pid)), (
             "the failed start left a server running"
+        )
         port = free_port()
-        retried = _cli("sandbox", "start", "--dir", str(other), "--milvus-port", str(port),
-                       "--s3-port", str(free_port()), timeout=300)
+        retried = _cli(
+            "sandbox",
+            "start",
+            "--dir",
+            str(other),
+            "--milvus-port",
+            str(port),
+            "--s3-port",
+            str(free_port()),
+            timeout=300,
+        )
         assert retried.returncode == 0, retried.stderr
         assert Sandbox(other).load_state().milvus_port == port
     finally:

@@ -76,8 +76,12 @@ def test_local_list_is_sorted_relative_and_by_string_prefix(local):
     for key, data in {"b/2": b"22", "a/x/1": b"1", "a/y/3": b"333", "a/y.txt": b"t", "ab/9": b"9", "top": b""}.items():
         local.write(key, data)
     assert list(local.list("")) == [
-        ObjectInfo("a/x/1", 1), ObjectInfo("a/y.txt", 1), ObjectInfo("a/y/3", 3), ObjectInfo("ab/9", 1),
-        ObjectInfo("b/2", 2), ObjectInfo("top", 0),
+        ObjectInfo("a/x/1", 1),
+        ObjectInfo("a/y.txt", 1),
+        ObjectInfo("a/y/3", 3),
+        ObjectInfo("ab/9", 1),
+        ObjectInfo("b/2", 2),
+        ObjectInfo("top", 0),
     ]
     assert [o.key for o in local.list("a/")] == ["a/x/1", "a/y.txt", "a/y/3"]
     assert [o.key for o in local.list("a")] == ["a/x/1", "a/y.txt", "a/y/3", "ab/9"]  # string prefix, as S3
@@ -266,8 +270,9 @@ def test_copy_objects_cancel_finishes_in_flight_and_starts_nothing_new(tmp_path)
     cancel = threading.Event()
     done = []
     with pytest.raises(Cancelled) as info:
-        copy_objects(src, dst, tasks, parallelism=4, on_progress=lambda b, n: (done.append(n), cancel.set()),
-                     cancel=cancel)
+        copy_objects(
+            src, dst, tasks, parallelism=4, on_progress=lambda b, n: (done.append(n), cancel.set()), cancel=cancel
+        )
     assert "of 40" in one_line(info.value)
     copied = list(dst.list("dst/"))
     assert dst.started <= 4 and len(copied) == dst.started == len(done)
@@ -377,9 +382,8 @@ def free_port() -> int:
 def test_unreachable_s3_is_retried_then_one_line(caplog):
     secret = "very-secret-key-123"
     store = open_storage(StorageConfig(address="127.0.0.1", port=free_port(), secret_access_key=secret))
-    with caplog.at_level(logging.WARNING, logger="milvus_backup.core.storage"):
-        with pytest.raises(StorageError) as info:
-            store.check()
+    with caplog.at_level(logging.WARNING, logger="milvus_backup.core.storage"), pytest.raises(StorageError) as info:
+        store.check()
     message = one_line(info.value)
     assert "cannot reach 127.0.0.1:" in message and "port" in message
     assert len([r for r in caplog.records if "retrying" in r.getMessage()]) == storage_mod.RETRY_ATTEMPTS - 1
@@ -400,8 +404,15 @@ def s3_storage_params(sandbox):
 def s3_config(params, bucket: str, **changes) -> StorageConfig:
     endpoint, access_key, secret_key = params
     host, port = endpoint.rsplit(":", 1)
-    fields = dict(storage_type="minio", address=host, port=int(port), access_key_id=access_key,
-                  secret_access_key=secret_key, bucket_name=bucket, root_path="files")
+    fields = {
+        "storage_type": "minio",
+        "address": host,
+        "port": int(port),
+        "access_key_id": access_key,
+        "secret_access_key": secret_key,
+        "bucket_name": bucket,
+        "root_path": "files",
+    }
     fields.update(changes)
     return StorageConfig(**fields)
 
@@ -427,13 +438,20 @@ def s3(s3_storage_params) -> MinioStorage:
 
 @pytest.mark.integration
 def test_s3_write_read_list_stat(s3):
-    data = {"files/insert_log/1/2/3/100/1": b"a" * 10, "files/insert_log/1/2/3/101/1": b"bb",
-            "files/insert_log/1/2/4/100/1": b"ccc", "files/delta_log/1/2/3/9": b"d", "files/x": b"x"}
+    data = {
+        "files/insert_log/1/2/3/100/1": b"a" * 10,
+        "files/insert_log/1/2/3/101/1": b"bb",
+        "files/insert_log/1/2/4/100/1": b"ccc",
+        "files/delta_log/1/2/3/9": b"d",
+        "files/x": b"x",
+    }
     for key, value in data.items():
         s3.write(key, value)
     assert list(s3.list("files/insert_log/")) == [
-        ObjectInfo("files/insert_log/1/2/3/100/1", 10), ObjectInfo("files/insert_log/1/2/3/101/1", 2),
-        ObjectInfo("files/insert_log/1/2/4/100/1", 3)]
+        ObjectInfo("files/insert_log/1/2/3/100/1", 10),
+        ObjectInfo("files/insert_log/1/2/3/101/1", 2),
+        ObjectInfo("files/insert_log/1/2/4/100/1", 3),
+    ]
     assert [o.key for o in s3.list("files/", recursive=False)] == ["files/x"]
     assert s3.list_dirs("files/insert_log/1/2/") == ["files/insert_log/1/2/3/", "files/insert_log/1/2/4/"]
     assert s3.list_dirs("files") == ["files/delta_log/", "files/insert_log/"]

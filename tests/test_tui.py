@@ -18,15 +18,15 @@ from rich.console import Console
 
 from milvus_backup.core.backup import BackupRequest
 from milvus_backup.core.config import Config
-from milvus_backup.sandbox.demo import demo_collection
 from milvus_backup.core.engine import Engine
 from milvus_backup.core.jobs import JobState
-from tests.conftest import assert_same_rows, drop_if_exists, fetch_rows
+from milvus_backup.sandbox.demo import demo_collection
 from milvus_backup.tui.app import MilvusBackupApp
 from milvus_backup.tui.details import BackupDetailsScreen, backup_view
 from milvus_backup.tui.dialogs import BackupDialog, ConfirmDialog, RestoreDialog
 from milvus_backup.tui.jobs import JobsScreen
 from milvus_backup.tui.tables import SyncTable
+from tests.conftest import assert_same_rows, drop_if_exists, fetch_rows
 
 pytestmark = pytest.mark.integration
 SIZE = (100, 30)
@@ -113,7 +113,7 @@ def test_backup_and_restore_from_the_keyboard(sandbox, engine):
             # focus: the collection tick, then suffix, renames, drop, index, load, start
             await pilot.press("tab", *suffix, "tab", "tab", "tab", "space", "tab", "space", "tab", "enter")
             await _until(pilot, lambda: len(app.watches) == 2, "the restore job")
-            restore = [w for w in app.watches.values() if w.job.kind == "restore"][0]
+            restore = next(w for w in app.watches.values() if w.job.kind == "restore")
             await _until(pilot, lambda: restore.job.state.finished, "the restore to finish")
             assert restore.job.state is JobState.SUCCESS, restore.job.error
 
@@ -241,8 +241,18 @@ def test_details_show_the_backup(sandbox, engine):
         console = Console(width=120, record=True, file=io.StringIO())
         console.print(backup_view(shown, name))
         text = console.export_text()
-        for expected in ("default.books", "fiction", "science", "_default", "embedding", "FLOAT_VECTOR(",
-                         "IVF_FLAT", shown.milvus_version, "primary", "dynamic"):
+        for expected in (
+            "default.books",
+            "fiction",
+            "science",
+            "_default",
+            "embedding",
+            "FLOAT_VECTOR(",
+            "IVF_FLAT",
+            shown.milvus_version,
+            "primary",
+            "dynamic",
+        ):
             assert expected in text, f"{expected!r} missing from the details view"
     finally:
         engine.delete_backup(name)
@@ -325,8 +335,9 @@ def test_verify_from_the_keyboard_finds_a_flipped_byte(sandbox, engine):
     name = "tui_verify"
     _made_backup(engine, name, ["shop.products"])
     s3 = Minio(sandbox.s3_endpoint, "minioadmin", "minioadmin", secure=False)
-    binlog = next(o.object_name for o in s3.list_objects("a-bucket", prefix=f"backup/{name}/binlogs/insert_log/",
-                                                          recursive=True))
+    binlog = next(
+        o.object_name for o in s3.list_objects("a-bucket", prefix=f"backup/{name}/binlogs/insert_log/", recursive=True)
+    )
     data = s3.get_object("a-bucket", binlog).read()
     s3.put_object("a-bucket", binlog, io.BytesIO(data[:10] + bytes([data[10] ^ 1]) + data[11:]), len(data))
     app = MilvusBackupApp(engine, refresh_seconds=0)
@@ -342,7 +353,7 @@ def test_verify_from_the_keyboard_finds_a_flipped_byte(sandbox, engine):
             assert quick.succeeded(), "sizes alone cannot see a flipped byte"
             await pilot.press("V")
             await _until(pilot, lambda: len(app.watches) == 2, "the full verify")
-            full = [w for w in app.watches.values() if w is not quick][0]
+            full = next(w for w in app.watches.values() if w is not quick)
             await _until(pilot, lambda: full.job.state.finished, "the full verify to finish")
             assert not full.succeeded()
             await pilot.press("j")

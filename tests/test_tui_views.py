@@ -17,8 +17,17 @@ from milvus_backup.core.catalog import BackupSummary
 from milvus_backup.core.config import load_config
 from milvus_backup.core.errors import NotFound
 from milvus_backup.core.jobs import Job, JobState, Progress
-from milvus_backup.core.meta import (BackupInfo, BackupState, Collection, Field, IndexInfo, KeyValue, Partition, Schema,
-                       Segment)
+from milvus_backup.core.meta import (
+    BackupInfo,
+    BackupState,
+    Collection,
+    Field,
+    IndexInfo,
+    KeyValue,
+    Partition,
+    Schema,
+    Segment,
+)
 from milvus_backup.core.milvus import CollectionSummary
 from milvus_backup.core.restore import RestoredCollection, preview_targets
 from milvus_backup.tui.app import MilvusBackupApp
@@ -35,27 +44,59 @@ def _collection(db: str, name: str, rows: int, partitions: tuple[str, ...] = ("_
         Field(field_id=101, name="vector", data_type=101, type_params=[KeyValue("dim", "8")]),
         Field(field_id=102, name="title", data_type=21, type_params=[KeyValue("max_length", "256")]),
     ]
-    parts = [Partition(partition_id=i + 1, partition_name=p, size=1000 * (i + 1),
-                       segment_backups=[Segment(segment_id=10 + i, num_of_rows=rows // len(partitions), size=1000)])
-             for i, p in enumerate(partitions)]
-    return Collection(db_name=db, collection_name=name, shards_num=1, size=sum(p.size for p in parts),
-                      schema=Schema(name=name, fields=fields, enable_dynamic_field=True), partition_backups=parts,
-                      has_index=True, load_state="Loaded",
-                      index_infos=[IndexInfo(field_name="vector", index_name="vector_idx", index_type="HNSW",
-                                             params={"index_type": "HNSW", "metric_type": "L2", "M": "8"})])
+    parts = [
+        Partition(
+            partition_id=i + 1,
+            partition_name=p,
+            size=1000 * (i + 1),
+            segment_backups=[Segment(segment_id=10 + i, num_of_rows=rows // len(partitions), size=1000)],
+        )
+        for i, p in enumerate(partitions)
+    ]
+    return Collection(
+        db_name=db,
+        collection_name=name,
+        shards_num=1,
+        size=sum(p.size for p in parts),
+        schema=Schema(name=name, fields=fields, enable_dynamic_field=True),
+        partition_backups=parts,
+        has_index=True,
+        load_state="Loaded",
+        index_infos=[
+            IndexInfo(
+                field_name="vector",
+                index_name="vector_idx",
+                index_type="HNSW",
+                params={"index_type": "HNSW", "metric_type": "L2", "M": "8"},
+            )
+        ],
+    )
 
 
 BACKUPS = {
-    "nightly_2026_11_21": BackupInfo(id="0b7c", state_code=BackupState.SUCCESS, name="nightly_2026_11_21",
-                                     start_time=int(NOW) - 3 * 3600, end_time=int(NOW) - 3 * 3600 + 4,
-                                     milvus_version="v2.3.5", size=48_213_000,
-                                     collection_backups=[_collection("default", "hello_milvus", 3000),
-                                                         _collection("default", "books", 650,
-                                                                     ("_default", "fiction", "science"))]),
-    "before_upgrade": BackupInfo(id="77aa", state_code=BackupState.SUCCESS, name="before_upgrade",
-                                 start_time=int(NOW) - 9 * 86400, end_time=int(NOW) - 9 * 86400 + 2,
-                                 milvus_version="v2.3.5", size=2_000_000,
-                                 collection_backups=[_collection("shop", "products", 200)]),
+    "nightly_2026_11_21": BackupInfo(
+        id="0b7c",
+        state_code=BackupState.SUCCESS,
+        name="nightly_2026_11_21",
+        start_time=int(NOW) - 3 * 3600,
+        end_time=int(NOW) - 3 * 3600 + 4,
+        milvus_version="v2.3.5",
+        size=48_213_000,
+        collection_backups=[
+            _collection("default", "hello_milvus", 3000),
+            _collection("default", "books", 650, ("_default", "fiction", "science")),
+        ],
+    ),
+    "before_upgrade": BackupInfo(
+        id="77aa",
+        state_code=BackupState.SUCCESS,
+        name="before_upgrade",
+        start_time=int(NOW) - 9 * 86400,
+        end_time=int(NOW) - 9 * 86400 + 2,
+        milvus_version="v2.3.5",
+        size=2_000_000,
+        collection_backups=[_collection("shop", "products", 200)],
+    ),
 }
 
 
@@ -67,17 +108,28 @@ class FixedEngine:
         self.jobs: dict[str, Job] = {}
 
     def list_collections(self):
-        return [CollectionSummary("default", "books", 1, 650, "Loaded", 3, ("embedding:IVF_FLAT",)),
-                CollectionSummary("default", "hello_milvus", 2, 3000, "Loaded", 1, ("embeddings:HNSW",)),
-                CollectionSummary("shop", "products", 3, 200, "NotLoad", 1, ()),
-                CollectionSummary("shop", "orders_2026_with_a_long_name", 4, 1_234_567, "Loaded", 12,
-                                  ("vec:DISKANN",))]
+        return [
+            CollectionSummary("default", "books", 1, 650, "Loaded", 3, ("embedding:IVF_FLAT",)),
+            CollectionSummary("default", "hello_milvus", 2, 3000, "Loaded", 1, ("embeddings:HNSW",)),
+            CollectionSummary("shop", "products", 3, 200, "NotLoad", 1, ()),
+            CollectionSummary("shop", "orders_2026_with_a_long_name", 4, 1_234_567, "Loaded", 12, ("vec:DISKANN",)),
+        ]
 
     def list_backups(self):
-        listed = [BackupSummary(b.name, b.id, "success", b.size, b.milvus_version, b.start_time, b.end_time,
-                                tuple(f"{c.db_name}.{c.collection_name}" for c in b.collection_backups))
-                  for b in BACKUPS.values()]
-        return listed + [BackupSummary("half_written", "", "incomplete", 1_024, "", 0, 0, ())]
+        listed = [
+            BackupSummary(
+                b.name,
+                b.id,
+                "success",
+                b.size,
+                b.milvus_version,
+                b.start_time,
+                b.end_time,
+                tuple(f"{c.db_name}.{c.collection_name}" for c in b.collection_backups),
+            )
+            for b in BACKUPS.values()
+        ]
+        return [*listed, BackupSummary("half_written", "", "incomplete", 1024, "", 0, 0, ())]
 
     def get_backup(self, name):
         if name not in BACKUPS:
@@ -89,8 +141,9 @@ class FixedEngine:
 
 
 def _app() -> MilvusBackupApp:
-    return MilvusBackupApp(FixedEngine(), clock=lambda: NOW, refresh_seconds=0,
-                           default_name=lambda: "backup_2026_11_22_10_00_00_1")
+    return MilvusBackupApp(
+        FixedEngine(), clock=lambda: NOW, refresh_seconds=0, default_name=lambda: "backup_2026_11_22_10_00_00_1"
+    )
 
 
 async def _loaded(pilot) -> None:
@@ -104,28 +157,57 @@ def _jobs_app() -> MilvusBackupApp:
     backup = Job("backup", "nightly_2026_11_22", lambda r: None, job_id="job-backup")
     backup.start_time = int(NOW) - 40
     watch = JobWatch(backup)
-    for event in (Progress("job-backup", "backup", "nightly_2026_11_22", phase="prepare",
-                           collection="default.books", elapsed=1.0),
-                  Progress("job-backup", "backup", "nightly_2026_11_22", phase="prepare",
-                           collection="default.hello_milvus", elapsed=1.5),
-                  Progress("job-backup", "backup", "nightly_2026_11_22", phase="copy", collection="",
-                           bytes_total=400_000_000, objects_total=120, elapsed=2.0),
-                  Progress("job-backup", "backup", "nightly_2026_11_22", phase="copy", collection="",
-                           bytes_done=150_000_000, bytes_total=400_000_000, objects_done=45, objects_total=120,
-                           elapsed=12.0)):
+    for event in (
+        Progress(
+            "job-backup", "backup", "nightly_2026_11_22", phase="prepare", collection="default.books", elapsed=1.0
+        ),
+        Progress(
+            "job-backup",
+            "backup",
+            "nightly_2026_11_22",
+            phase="prepare",
+            collection="default.hello_milvus",
+            elapsed=1.5,
+        ),
+        Progress(
+            "job-backup",
+            "backup",
+            "nightly_2026_11_22",
+            phase="copy",
+            collection="",
+            bytes_total=400_000_000,
+            objects_total=120,
+            elapsed=2.0,
+        ),
+        Progress(
+            "job-backup",
+            "backup",
+            "nightly_2026_11_22",
+            phase="copy",
+            collection="",
+            bytes_done=150_000_000,
+            bytes_total=400_000_000,
+            objects_done=45,
+            objects_total=120,
+            elapsed=12.0,
+        ),
+    ):
         watch.on_progress(event)
     backup.progress = watch.latest
-    backup.lines = ["planning backup nightly_2026_11_22 of 2 collection(s)",
-                    "default.books: 3 segment(s), 27 binlog(s), 150000000 bytes",
-                    "default.hello_milvus: 2 segment(s), 12 binlog(s), 250000000 bytes",
-                    "copying 39 binlog(s), 400000000 bytes"]
+    backup.lines = [
+        "planning backup nightly_2026_11_22 of 2 collection(s)",
+        "default.books: 3 segment(s), 27 binlog(s), 150000000 bytes",
+        "default.hello_milvus: 2 segment(s), 12 binlog(s), 250000000 bytes",
+        "copying 39 binlog(s), 400000000 bytes",
+    ]
     restore = Job("restore", "before_upgrade", lambda r: None, job_id="job-restore")
     restore.start_time = int(NOW) - 300
     restore.restore_tasks = [RestoredCollection("shop.products", "shop", "products_recover", 0, "failed")]
     restore.error = "collection(s) shop.products_recover already exist"
     restore_watch = JobWatch(restore)
-    restore.progress = Progress("job-restore", "restore", "before_upgrade", state=JobState.FAILED, phase="done",
-                                elapsed=2.0)
+    restore.progress = Progress(
+        "job-restore", "restore", "before_upgrade", state=JobState.FAILED, phase="done", elapsed=2.0
+    )
     restore.lines = ["restoring 1 collection(s) from backup before_upgrade", restore.error]
     app.watches = {backup.id: watch, restore.id: restore_watch}
     return app
@@ -186,6 +268,7 @@ def test_help_screen(snap_compare):
 
 
 # -- the pure parts ---------------------------------------------------------------------------------
+
 
 def test_job_watch_rate_and_eta_come_from_bytes_copied():
     app = _jobs_app()
@@ -249,13 +332,22 @@ def test_table_refresh_keeps_the_cursor_and_filters():
 
 def test_command_palette_reaches_the_actions():
     """ctrl+p, type "jobs", enter: the jobs screen opens; every main action is listed by name."""
+
     async def scenario():
         app = _app()
         async with app.run_test(size=(100, 30)) as pilot:
             await _loaded(pilot)
             titles = {command.title for command in app.get_system_commands(app.screen)}
-            assert {"Back up", "Restore", "Backup details", "Delete backup", "Jobs", "Refresh", "Filter",
-                    "Keys"} <= titles
+            assert {
+                "Back up",
+                "Restore",
+                "Backup details",
+                "Delete backup",
+                "Jobs",
+                "Refresh",
+                "Filter",
+                "Keys",
+            } <= titles
             await pilot.press("ctrl+p")
             await pilot.pause()
             await pilot.press(*"Jobs")

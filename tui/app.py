@@ -12,7 +12,8 @@ import asyncio
 import logging
 import signal
 import time
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from textual import on
 from textual.app import App, ComposeResult, SystemCommand
@@ -31,7 +32,14 @@ from milvus_backup.core.restore import RestoreRequest
 from milvus_backup.tui.details import BackupDetailsScreen
 from milvus_backup.tui.dialogs import BackupDialog, ConfirmDialog, HelpScreen, RestoreDialog
 from milvus_backup.tui.jobs import JobsScreen, JobWatch
-from milvus_backup.tui.tables import BACKUP_COLUMNS, COLLECTION_COLUMNS, SyncTable, backup_rows, collection_key, collection_rows
+from milvus_backup.tui.tables import (
+    BACKUP_COLUMNS,
+    COLLECTION_COLUMNS,
+    SyncTable,
+    backup_rows,
+    collection_key,
+    collection_rows,
+)
 
 log = logging.getLogger("milvus_backup")
 
@@ -72,8 +80,14 @@ class MilvusBackupApp(App):
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
 
-    def __init__(self, engine: Any, *, clock: Callable[[], float] = time.time, refresh_seconds: float = 15.0,
-                 default_name: Callable[[], str] = default_backup_name):
+    def __init__(
+        self,
+        engine: Any,
+        *,
+        clock: Callable[[], float] = time.time,
+        refresh_seconds: float = 15.0,
+        default_name: Callable[[], str] = default_backup_name,
+    ):
         super().__init__()
         self.engine = engine
         self.clock = clock
@@ -143,20 +157,21 @@ class MilvusBackupApp(App):
             collections = self.engine.list_collections()
         except BackupToolError as exc:
             errors["milvus"] = str(exc)
-        except Exception as exc:  # noqa: BLE001 - a bug must not take the screen down
+        except Exception as exc:
             log.exception("listing collections failed")
             errors["milvus"] = f"unexpected error: {type(exc).__name__}: {exc}"
         try:
             backups = self.engine.list_backups()
         except BackupToolError as exc:
             errors["backups"] = str(exc)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             log.exception("listing backups failed")
             errors["backups"] = f"unexpected error: {type(exc).__name__}: {exc}"
         self.call_from_thread(self._show_data, collections, backups, errors)
 
-    def _show_data(self, collections: list[CollectionSummary] | None, backups: list[BackupSummary] | None,
-                   errors: dict[str, str]) -> None:
+    def _show_data(
+        self, collections: list[CollectionSummary] | None, backups: list[BackupSummary] | None, errors: dict[str, str]
+    ) -> None:
         self._refreshing = False
         if not self.collections_table_present():  # a refresh that ends after the app began to close
             return
@@ -169,8 +184,12 @@ class MilvusBackupApp(App):
             self.backups_table.sync(backup_rows(backups, self.clock))
         for source, message in errors.items():
             if self.errors.get(source) != message:
-                self.notify(message, title="cannot reach " + ("Milvus" if source == "milvus" else "the backup store"),
-                            severity="error", timeout=10)
+                self.notify(
+                    message,
+                    title="cannot reach " + ("Milvus" if source == "milvus" else "the backup store"),
+                    severity="error",
+                    timeout=10,
+                )
         self.errors = errors
         alert = self.query_one("#alert", Static)
         alert.update("\n".join(f"✗ {m}  — ctrl+r retries" for m in errors.values()))
@@ -187,18 +206,34 @@ class MilvusBackupApp(App):
             except BackupToolError as exc:
                 self.call_from_thread(self.notify, str(exc), title=f"{what} refused", severity="error", timeout=10)
                 return
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 log.exception("%s failed", what)
-                self.call_from_thread(self.notify, f"unexpected error: {type(exc).__name__}: {exc}",
-                                      title=f"{what} failed", severity="error", timeout=10)
+                self.call_from_thread(
+                    self.notify,
+                    f"unexpected error: {type(exc).__name__}: {exc}",
+                    title=f"{what} failed",
+                    severity="error",
+                    timeout=10,
+                )
                 return
             self.call_from_thread(then, result)
 
         self.run_worker(run, thread=True, group="actions", exit_on_error=False)
 
     # -- which keys apply ------------------------------------------------------------------------
-    _MAIN_ONLY = {"toggle_mark", "backup", "restore", "details", "delete", "verify", "jobs", "filter",
-                  "clear_filter", "refresh", "mark_all"}
+    _MAIN_ONLY = {
+        "toggle_mark",
+        "backup",
+        "restore",
+        "details",
+        "delete",
+        "verify",
+        "jobs",
+        "filter",
+        "clear_filter",
+        "refresh",
+        "mark_all",
+    }
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if self.screen is not self.screen_stack[0]:  # a dialog or another screen is on top
@@ -242,8 +277,9 @@ class MilvusBackupApp(App):
     def _start_backup(self, request: BackupRequest | None) -> None:
         if request is None:
             return
-        self._background(lambda: self.start_job(self.engine.start_backup, request), self._job_started,
-                         f"backup {request.name}")
+        self._background(
+            lambda: self.start_job(self.engine.start_backup, request), self._job_started, f"backup {request.name}"
+        )
 
     # -- actions: backups ------------------------------------------------------------------------
     def _selected_backup(self) -> BackupSummary | None:
@@ -256,27 +292,34 @@ class MilvusBackupApp(App):
             self.notify("Select a backup in the backups table first.", severity="warning")
             return
         if not backup.complete:
-            self.notify(f"Backup {backup.name} is {backup.state}: it cannot be restored. Delete it with d.",
-                        severity="error")
+            self.notify(
+                f"Backup {backup.name} is {backup.state}: it cannot be restored. Delete it with d.", severity="error"
+            )
             return
-        self._background(lambda: (self.engine.get_backup(backup.name), self.engine.existing_collections()),
-                         lambda found: self.push_screen(RestoreDialog(found[0], backup.name, found[1]),
-                                                        self._start_restore),
-                         f"restore from {backup.name}")
+        self._background(
+            lambda: (self.engine.get_backup(backup.name), self.engine.existing_collections()),
+            lambda found: self.push_screen(RestoreDialog(found[0], backup.name, found[1]), self._start_restore),
+            f"restore from {backup.name}",
+        )
 
     def _start_restore(self, request: RestoreRequest | None) -> None:
         if request is None:
             return
-        self._background(lambda: self.start_job(self.engine.start_restore, request), self._job_started,
-                         f"restore from {request.backup_name}")
+        self._background(
+            lambda: self.start_job(self.engine.start_restore, request),
+            self._job_started,
+            f"restore from {request.backup_name}",
+        )
 
     def action_details(self) -> None:
         backup = self._selected_backup()
         if backup is None:
             return
-        self._background(lambda: self.engine.get_backup(backup.name),
-                         lambda info: self.push_screen(BackupDetailsScreen(info, backup.name)),
-                         f"details of {backup.name}")
+        self._background(
+            lambda: self.engine.get_backup(backup.name),
+            lambda info: self.push_screen(BackupDetailsScreen(info, backup.name)),
+            f"details of {backup.name}",
+        )
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.data_table.id == "backups":
@@ -290,16 +333,22 @@ class MilvusBackupApp(App):
             return
         busy = [w for w in self.watches.values() if w.job.name == backup.name and not w.job.state.finished]
         if busy:
-            self.notify(f"A {busy[0].job.kind} of {backup.name} is running; cancel it first (j, then c).",
-                        severity="error")
+            self.notify(
+                f"A {busy[0].job.kind} of {backup.name} is running; cancel it first (j, then c).", severity="error"
+            )
             return
-        question = (f"Delete backup {backup.name} ({', '.join(backup.collections) or 'no collections'}, "
-                    f"{backup.state})? All its files are removed.")
+        question = (
+            f"Delete backup {backup.name} ({', '.join(backup.collections) or 'no collections'}, "
+            f"{backup.state})? All its files are removed."
+        )
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self._background(lambda: self.engine.delete_backup(backup.name),
-                                 lambda removed: self._deleted(backup.name, removed), f"delete {backup.name}")
+                self._background(
+                    lambda: self.engine.delete_backup(backup.name),
+                    lambda removed: self._deleted(backup.name, removed),
+                    f"delete {backup.name}",
+                )
 
         self.push_screen(ConfirmDialog(question, yes="Delete", danger=True), answered)
 
@@ -309,12 +358,18 @@ class MilvusBackupApp(App):
         if backup is None:
             return
         if not backup.complete:
-            self.notify(f"Backup {backup.name} is {backup.state}: there is nothing whole to verify. Delete it with d.",
-                        severity="error")
+            self.notify(
+                f"Backup {backup.name} is {backup.state}: there is nothing whole to verify. Delete it with d.",
+                severity="error",
+            )
             return
-        self._background(lambda: self.start_job(lambda _, listeners: self.engine.start_verify(
-                             backup.name, full=full, listeners=listeners), None),
-                         self._job_started, f"verify {backup.name}")
+        self._background(
+            lambda: self.start_job(
+                lambda _, listeners: self.engine.start_verify(backup.name, full=full, listeners=listeners), None
+            ),
+            self._job_started,
+            f"verify {backup.name}",
+        )
 
     def _deleted(self, name: str, removed: int) -> None:
         self.notify(f"Deleted backup {name} ({removed} objects).")
@@ -342,8 +397,9 @@ class MilvusBackupApp(App):
         watch = self.watches.get(message.job_id)
         if watch is None:
             return
-        severity = ("information" if watch.succeeded() else
-                    "warning" if watch.job.state is JobState.CANCELLED else "error")
+        severity = (
+            "information" if watch.succeeded() else "warning" if watch.job.state is JobState.CANCELLED else "error"
+        )
         self.notify(watch.outcome(), severity=severity, timeout=10)
         self.action_refresh()
 
@@ -357,8 +413,10 @@ class MilvusBackupApp(App):
             done = len(self.watches)
             line.update(f"{done} job(s) finished this session — j shows them" if done else "")
             return
-        line.update(" · ".join(f"{w.job.kind} {w.job.name} {w.percent():.0f}% {w.progress.phase}"
-                               for w in running) + "  — j for details")
+        line.update(
+            " · ".join(f"{w.job.kind} {w.job.name} {w.percent():.0f}% {w.progress.phase}" for w in running)
+            + "  — j for details"
+        )
 
     def action_jobs(self) -> None:
         self.push_screen(JobsScreen(self.watches))
@@ -403,8 +461,10 @@ class MilvusBackupApp(App):
         if not running:
             self.exit()
             return
-        question = (f"{len(running)} job(s) running ({', '.join(f'{j.kind} {j.name}' for j in running)}). "
-                    "Quit and cancel them? Each removes what it wrote.")
+        question = (
+            f"{len(running)} job(s) running ({', '.join(f'{j.kind} {j.name}' for j in running)}). "
+            "Quit and cancel them? Each removes what it wrote."
+        )
 
         def answered(yes: bool | None) -> None:
             if yes:
@@ -428,13 +488,18 @@ class MilvusBackupApp(App):
         yield from super().get_system_commands(screen)
         yield SystemCommand("Back up", "Back up the marked collections", self.action_backup)
         yield SystemCommand("Restore", "Restore the selected backup", self.action_restore)
-        yield SystemCommand("Backup details", "Collections, partitions, schema and indexes of the selected backup",
-                            self.action_details)
+        yield SystemCommand(
+            "Backup details", "Collections, partitions, schema and indexes of the selected backup", self.action_details
+        )
         yield SystemCommand("Delete backup", "Delete the selected backup (asks first)", self.action_delete)
-        yield SystemCommand("Verify backup", "Check that every object of the selected backup exists with its size",
-                            self.action_verify)
-        yield SystemCommand("Verify backup, every byte", "Re-read and re-hash every object of the selected backup",
-                            lambda: self.action_verify(True))
+        yield SystemCommand(
+            "Verify backup", "Check that every object of the selected backup exists with its size", self.action_verify
+        )
+        yield SystemCommand(
+            "Verify backup, every byte",
+            "Re-read and re-hash every object of the selected backup",
+            lambda: self.action_verify(True),
+        )
         yield SystemCommand("Jobs", "Live progress and logs of this session's jobs", self.action_jobs)
         yield SystemCommand("Refresh", "Reload collections and backups", self.action_refresh)
         yield SystemCommand("Filter", "Filter the focused table", self.action_filter)

@@ -24,7 +24,7 @@ _CONSISTENCY = ["Strong", "Session", "Bounded", "Eventually", "Customized"]
 def _when(seconds: int) -> str:
     if not seconds:
         return "-"
-    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return datetime.datetime.fromtimestamp(seconds, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _type_name(number: int) -> str:
@@ -47,25 +47,40 @@ def _field_type(f: Field) -> str:
 
 
 def _field_flags(f: Field) -> str:
-    flags = [label for on, label in ((f.is_primary_key, "primary"), (f.auto_id, "auto id"), (f.is_dynamic, "dynamic"),
-                                     (f.is_partition_key, "partition key"), (f.nullable, "nullable")) if on]
+    flags = [
+        label
+        for on, label in (
+            (f.is_primary_key, "primary"),
+            (f.auto_id, "auto id"),
+            (f.is_dynamic, "dynamic"),
+            (f.is_partition_key, "partition key"),
+            (f.nullable, "nullable"),
+        )
+        if on
+    ]
     return ", ".join(flags)
 
 
 def collection_view(c: Collection) -> RenderableType:
     rows, segments = c.num_rows, len(c.segments())
     consistency = _CONSISTENCY[c.consistency_level] if 0 <= c.consistency_level < len(_CONSISTENCY) else "?"
-    head = Text.assemble((f"{c.db_name or 'default'}.{c.collection_name}", "bold"),
-                         f"  {humanize.intcomma(rows)} rows · {segments} segments · {humanize.naturalsize(c.size)}"
-                         f" · {c.shards_num} shards · {consistency} · {c.load_state or 'NotLoad'} at backup"
-                         + (" · dynamic fields" if c.schema.enable_dynamic_field else ""))
+    head = Text.assemble(
+        (f"{c.db_name or 'default'}.{c.collection_name}", "bold"),
+        f"  {humanize.intcomma(rows)} rows · {segments} segments · {humanize.naturalsize(c.size)}"
+        f" · {c.shards_num} shards · {consistency} · {c.load_state or 'NotLoad'} at backup"
+        + (" · dynamic fields" if c.schema.enable_dynamic_field else ""),
+    )
 
     parts = Table(title="partitions", title_justify="left", box=None, expand=True, pad_edge=False)
     for column in ("partition", "segments", "rows", "size"):
         parts.add_column(column)
     for p in c.partition_backups:
-        parts.add_row(p.partition_name, str(len(p.segment_backups)),
-                      humanize.intcomma(sum(s.num_of_rows for s in p.segment_backups)), humanize.naturalsize(p.size))
+        parts.add_row(
+            p.partition_name,
+            str(len(p.segment_backups)),
+            humanize.intcomma(sum(s.num_of_rows for s in p.segment_backups)),
+            humanize.naturalsize(p.size),
+        )
 
     schema = Table(title="schema", title_justify="left", box=None, expand=True, pad_edge=False)
     for column in ("id", "field", "type", ""):

@@ -7,7 +7,7 @@ and a restore shows what it will create before anything starts.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from rich.table import Table
 from rich.text import Text
@@ -30,7 +30,7 @@ class Tick(Checkbox):
     """A checkbox that reads in a plain terminal too: X when on, blank when off (not only a colour change)."""
 
     @property
-    def BUTTON_INNER(self) -> str:  # noqa: N802 - the name Checkbox reads
+    def BUTTON_INNER(self) -> str:
         return "X" if self.value else " "
 
 
@@ -94,8 +94,7 @@ class BackupDialog(ModalScreen[BackupRequest | None]):
             yield Label(f"Back up {len(self.collections)} collection(s)", classes="title")
             yield Static(", ".join(self.collections), classes="subject")
             yield Label("Backup name")
-            yield Input(self.default_name, id="name", validators=[BackupNameValidator(self.taken)],
-                        valid_empty=False)
+            yield Input(self.default_name, id="name", validators=[BackupNameValidator(self.taken)], valid_empty=False)
             yield Static("", id="name-error", classes="error")
             yield Tick("Meta only (schemas and indexes, no data)", id="meta-only")
             with Horizontal(classes="buttons"):
@@ -120,8 +119,13 @@ class BackupDialog(ModalScreen[BackupRequest | None]):
         if result is not None and not result.is_valid:
             self.notify(result.failure_descriptions[0], severity="error")
             return
-        self.dismiss(BackupRequest(name=name_input.value, collections=list(self.collections),
-                                   meta_only=self.query_one("#meta-only", Checkbox).value))
+        self.dismiss(
+            BackupRequest(
+                name=name_input.value,
+                collections=list(self.collections),
+                meta_only=self.query_one("#meta-only", Checkbox).value,
+            )
+        )
 
     @on(Button.Pressed, "#cancel")
     def _cancel(self) -> None:
@@ -221,9 +225,14 @@ class RestoreDialog(ModalScreen[RestoreRequest | None]):
             if yes:
                 self.dismiss(request)
 
-        self.app.push_screen(ConfirmDialog(f"Drop {', '.join(doomed)} and replace with the backup's data? "
-                                           "What is in them now is lost.", yes="Drop and restore", danger=True),
-                             answered)
+        self.app.push_screen(
+            ConfirmDialog(
+                f"Drop {', '.join(doomed)} and replace with the backup's data? What is in them now is lost.",
+                yes="Drop and restore",
+                danger=True,
+            ),
+            answered,
+        )
 
     @on(Button.Pressed, "#cancel")
     def _cancel(self) -> None:

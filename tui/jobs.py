@@ -95,11 +95,14 @@ class JobWatch:
         if job.state is JobState.SUCCESS:
             if job.kind == "backup" and job.result is not None:
                 info = job.result
-                return (f"backup {info.name} created: {len(info.collection_backups)} collection(s), "
-                        f"{humanize.naturalsize(info.size)}")
+                return (
+                    f"backup {info.name} created: {len(info.collection_backups)} collection(s), "
+                    f"{humanize.naturalsize(info.size)}"
+                )
             if job.kind == "restore" and job.result is not None:
-                return "restored " + ", ".join(f"{t.source} as {t.target} ({humanize.intcomma(t.rows)} rows)"
-                                               for t in job.result)
+                return "restored " + ", ".join(
+                    f"{t.source} as {t.target} ({humanize.intcomma(t.rows)} rows)" for t in job.result
+                )
             if job.kind == "verify" and job.result is not None:
                 report = job.result
                 problems = [f"{p.kind} {p.key}: {p.detail}" for p in report.problems[:5]]
@@ -131,14 +134,23 @@ class JobWatch:
         if tasks is not None:
             for task in tasks:
                 step = self.collections.get(task.target)
-                copied = (f"{humanize.naturalsize(step.bytes_done)} / {humanize.naturalsize(step.bytes_total)}"
-                          if step and step.phase == "copy" and step.bytes_total else "-")
-                table.add_row(f"{task.source} → {task.target}", step.phase if step else "-", copied,
-                              humanize.intcomma(task.rows) if task.rows else "-", task.state)
+                copied = (
+                    f"{humanize.naturalsize(step.bytes_done)} / {humanize.naturalsize(step.bytes_total)}"
+                    if step and step.phase == "copy" and step.bytes_total
+                    else "-"
+                )
+                table.add_row(
+                    f"{task.source} → {task.target}",
+                    step.phase if step else "-",
+                    copied,
+                    humanize.intcomma(task.rows) if task.rows else "-",
+                    task.state,
+                )
             return table
         for name in self.collections:
-            table.add_row(name, "done" if finished else p.phase, "-", "-",
-                          self.job.state.value if finished else "in this backup")
+            table.add_row(
+                name, "done" if finished else p.phase, "-", "-", self.job.state.value if finished else "in this backup"
+            )
         return table
 
 
@@ -146,8 +158,12 @@ JOB_COLUMNS = ("Kind", "Backup", "State", "Phase", "Done", "Started")
 
 
 def state_text(state: JobState) -> Text:
-    style = {JobState.RUNNING: "bold yellow", JobState.SUCCESS: "green", JobState.FAILED: "bold red",
-             JobState.CANCELLED: "magenta"}[state]
+    style = {
+        JobState.RUNNING: "bold yellow",
+        JobState.SUCCESS: "green",
+        JobState.FAILED: "bold red",
+        JobState.CANCELLED: "magenta",
+    }[state]
     return Text(state.value, style=style)
 
 
@@ -200,10 +216,16 @@ class JobsScreen(Screen):
         table = self.query_one("#job-table", DataTable)
         for job_id, watch in self.watches.items():
             p = watch.progress
-            cells = (watch.job.kind, watch.job.name, state_text(p.state), p.phase, f"{watch.percent():.0f}%",
-                     _clock(watch.job.start_time))
+            cells = (
+                watch.job.kind,
+                watch.job.name,
+                state_text(p.state),
+                p.phase,
+                f"{watch.percent():.0f}%",
+                _clock(watch.job.start_time),
+            )
             if job_id in table.rows:
-                for column, value in zip(JOB_COLUMNS, cells):
+                for column, value in zip(JOB_COLUMNS, cells, strict=False):
                     if table.get_cell(job_id, column) != value:
                         table.update_cell(job_id, column, value)
             else:
@@ -224,7 +246,8 @@ class JobsScreen(Screen):
         self.query_one("#job-bar", ProgressBar).update(progress=watch.percent())
         outcome = watch.outcome()
         self.query_one("#job-outcome", Static).update(
-            Text(outcome, style="green" if watch.succeeded() else "bold red") if outcome else "")
+            Text(outcome, style="green" if watch.succeeded() else "bold red") if outcome else ""
+        )
         self.query_one("#job-collections", Static).update(watch.collection_table())
         lines = list(watch.job.lines)
         start = self._log_lines.get(watch.job.id, 0)

@@ -8,7 +8,7 @@ moves the operator's place. The filter hides rows whose text does not contain it
 from __future__ import annotations
 
 import time
-from typing import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import humanize
 from rich.text import Text
@@ -53,8 +53,7 @@ class SyncTable(DataTable):
     def _visible(self) -> dict[str, Row]:
         if not self.filter_text:
             return self.all_rows
-        return {k: r for k, r in self.all_rows.items()
-                if any(self.filter_text in str(cell).lower() for cell in r)}
+        return {k: r for k, r in self.all_rows.items() if any(self.filter_text in str(cell).lower() for cell in r)}
 
     def _apply(self) -> None:
         wanted = self._visible()
@@ -65,7 +64,7 @@ class SyncTable(DataTable):
                 self.add_row(*row, key=key)
         for key, row in wanted.items():
             current = self.get_row(key)
-            for column, (old, new) in enumerate(zip(current, row)):
+            for column, (old, new) in enumerate(zip(current, row, strict=False)):
                 if old != new:
                     self.update_cell(key, self._columns[column], new)
         if keep in wanted:
@@ -81,8 +80,15 @@ def collection_rows(collections: Iterable[CollectionSummary], marked: set[str]) 
     for c in collections:
         key = collection_key(c)
         loaded = {"Loaded": "yes", "Loading": "loading"}.get(c.load_state, "no")
-        cells = (MARK if key in marked else " ", c.db_name, c.name, humanize.intcomma(c.row_count),
-                 str(c.partitions), ", ".join(c.indexes) or "-", loaded)
+        cells = (
+            MARK if key in marked else " ",
+            c.db_name,
+            c.name,
+            humanize.intcomma(c.row_count),
+            str(c.partitions),
+            ", ".join(c.indexes) or "-",
+            loaded,
+        )
         rows[key] = tuple(Text(cell) for cell in cells)
     return rows
 
@@ -97,6 +103,11 @@ def backup_rows(backups: Iterable[BackupSummary], now: Callable[[], float] = tim
     for b in backups:
         when = humanize.naturaltime(moment - b.start_time) if b.start_time else "-"
         state = Text(b.state, style="green" if b.complete else "bold red")
-        rows[b.name] = (Text(b.name), Text(when), Text(humanize.naturalsize(b.size)),
-                        Text(", ".join(b.collections) or "-"), state)
+        rows[b.name] = (
+            Text(b.name),
+            Text(when),
+            Text(humanize.naturalsize(b.size)),
+            Text(", ".join(b.collections) or "-"),
+            state,
+        )
     return rows

@@ -11,8 +11,11 @@ COLLECTION = "hello_milvus"
 
 def parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
-    p.add_argument("--uri", default=os.environ.get("MILVUS_URI", "http://localhost:19530"),
-                   help="Milvus address (default $MILVUS_URI or http://localhost:19530)")
+    p.add_argument(
+        "--uri",
+        default=os.environ.get("MILVUS_URI", "http://localhost:19530"),
+        help="Milvus address (default $MILVUS_URI or http://localhost:19530)",
+    )
     p.add_argument("--db", default="default", help="database (default: default)")
     p.add_argument("--token", default=os.environ.get("MILVUS_TOKEN", ""), help="user:password, if Milvus wants one")
     return p
@@ -26,5 +29,8 @@ def client(args):
 
 def row(i: int) -> dict:
     """Row i of hello_milvus: the same values on every run, so a restore can be checked exactly."""
-    return {"pk": str(i), "random": ((i * 7919) % 10007) / 10007.0,
-            "embeddings": [((i * 31 + j * 17) % 997) / 1024.0 for j in range(DIM)]}
+    return {
+        "pk": str(i),
+        "random": ((i * 7919) % 10007) / 10007.0,
+        "embeddings": [((i * 31 + j * 17) % 997) / 1024.0 for j in range(DIM)],
+    }

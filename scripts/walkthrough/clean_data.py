@@ -14,8 +14,12 @@ from _common import COLLECTION, client, parser
 
 def main() -> int:
     p = parser(__doc__.splitlines()[0])
-    p.add_argument("collections", nargs="*", default=[COLLECTION, COLLECTION + "_recover"],
-                   help="collections to drop (default: hello_milvus hello_milvus_recover)")
+    p.add_argument(
+        "collections",
+        nargs="*",
+        default=[COLLECTION, COLLECTION + "_recover"],
+        help="collections to drop (default: hello_milvus hello_milvus_recover)",
+    )
     args = p.parse_args()
     c = client(args)
     for name in args.collections:

@@ -25,8 +25,9 @@ def main() -> int:
     if c.has_collection(COLLECTION):
         print(f"{args.db}.{COLLECTION} exists: dropping it to start afresh")
         c.drop_collection(COLLECTION)
-    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False,
-                                        description="hello_milvus is the simplest demo to introduce the APIs")
+    schema = MilvusClient.create_schema(
+        auto_id=False, enable_dynamic_field=False, description="hello_milvus is the simplest demo to introduce the APIs"
+    )
     schema.add_field("pk", DataType.VARCHAR, is_primary=True, max_length=100)
     schema.add_field("random", DataType.DOUBLE)
     schema.add_field("embeddings", DataType.FLOAT_VECTOR, dim=DIM)

@@ -51,8 +51,14 @@ def main() -> int:
         failures.append(f"{count} rows, expected {args.rows}")
     sample = c.query(name, filter="", output_fields=["*"], limit=3)
     for probe in sample:
-        hits = c.search(name, data=[probe[vector["name"]]], anns_field=vector["name"], limit=3,
-                        search_params={"metric_type": "L2", "params": {"nprobe": 16}}, output_fields=[pk])[0]
+        hits = c.search(
+            name,
+            data=[probe[vector["name"]]],
+            anns_field=vector["name"],
+            limit=3,
+            search_params={"metric_type": "L2", "params": {"nprobe": 16}},
+            output_fields=[pk],
+        )[0]
         if not hits or hits[0]["distance"] > 1e-4:
             failures.append(f"searching with row {probe[pk]!r}'s own vector did not find it first: {hits[:1]}")
     print(f"searched with {len(sample)} rows' own vectors: " + ("ok" if not failures else "FAILED"))
@@ -60,7 +66,9 @@ def main() -> int:
         got = {r[pk]: r for r in c.query(name, filter="", output_fields=["*"], limit=16384)}
         want = {r["pk"]: r for r in map(row, range(NUM_ENTITIES))}
         if set(got) != set(want):
-            failures.append(f"primary keys differ: {len(set(want) - set(got))} missing, {len(set(got) - set(want))} extra")
+            failures.append(
+                f"primary keys differ: {len(set(want) - set(got))} missing, {len(set(got) - set(want))} extra"
+            )
         for key in set(got) & set(want):
             have, expect = got[key], want[key]
             if have["random"] != expect["random"] or [float(x) for x in have["embeddings"]] != expect["embeddings"]:
