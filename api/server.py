@@ -27,14 +27,23 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from milvus_backup.api.models import CreateBackupRequest, Envelope, RestoreBackupRequest
-from milvus_backup.core.backup import BackupRequest
-from milvus_backup.core.engine import Engine
-from milvus_backup.core.errors import AlreadyExists, BackupToolError, InvalidRequest, NotFound
-from milvus_backup.core.jobs import Job, JobState
-from milvus_backup.core.meta import BackupState, encode
-from milvus_backup.core.paths import check_backup_name
-from milvus_backup.core.requests import collections_in_backup, collections_in_milvus, parse_db_collections
-from milvus_backup.core.restore import RestoreRequest
+from milvus_backup.core.service import (
+    AlreadyExists,
+    BackupRequest,
+    BackupService,
+    BackupState,
+    BackupToolError,
+    InvalidRequest,
+    Job,
+    JobState,
+    NotFound,
+    RestoreRequest,
+    check_backup_name,
+    collections_in_backup,
+    collections_in_milvus,
+    encode,
+    parse_db_collections,
+)
 
 log = logging.getLogger("milvus_backup.api")
 
@@ -147,7 +156,7 @@ def backup_job_view(job: Job) -> dict[str, Any]:
     }
 
 
-def stored_backup_view(engine: Engine, name: str) -> dict[str, Any]:
+def stored_backup_view(engine: BackupService, name: str) -> dict[str, Any]:
     info = engine.get_backup(name)
     data = encode(info)
     data["state_code"] = int(info.state_code)
@@ -155,7 +164,7 @@ def stored_backup_view(engine: Engine, name: str) -> dict[str, Any]:
     return data
 
 
-def backup_view(engine: Engine, name: str = "", backup_id: str = "") -> dict[str, Any]:
+def backup_view(engine: BackupService, name: str = "", backup_id: str = "") -> dict[str, Any]:
     """get_backup's data: a running job of this process, else storage, else a failed job of this process."""
     job = engine.backup_job(name=name, job_id=backup_id)
     if job is not None and not job.state.finished:
@@ -184,7 +193,7 @@ def backup_view(engine: Engine, name: str = "", backup_id: str = "") -> dict[str
 # -- the app -----------------------------------------------------------------------------------------
 
 
-def create_app(engine: Engine, token: str | None = None) -> FastAPI:
+def create_app(engine: BackupService, token: str | None = None) -> FastAPI:
     """The API on `engine`. With a token, every /api/v1 call but the docs needs `Authorization: Bearer <token>`."""
     # Open the stores now (no network yet): requests on many threads must share one of each.
     _ = engine.ctx.backup_storage, engine.ctx.catalog, engine.ctx.milvus_layout, engine.ctx.backup_layout
@@ -433,7 +442,7 @@ def listen(host: str = "127.0.0.1", port: int = 8080) -> socket.socket:
     return sock
 
 
-def serve(engine: Engine, sock: socket.socket, token: str | None = None, log_level: str = "info") -> None:
+def serve(engine: BackupService, sock: socket.socket, token: str | None = None, log_level: str = "info") -> None:
     """Serve the API on `sock` until SIGINT/SIGTERM; running jobs are then cancelled and clean up."""
     import uvicorn
 

@@ -19,13 +19,20 @@ from pathlib import Path
 import humanize
 
 from milvus_backup.cli.progress import ProgressPrinter
-from milvus_backup.core.backup import BackupRequest
-from milvus_backup.core.config import Config, load_config
-from milvus_backup.core.errors import BackupToolError, ConfigError, InvalidRequest
-from milvus_backup.core.jobs import JobState
-from milvus_backup.core.meta import BackupState, encode
-from milvus_backup.core.requests import collections_in_milvus
-from milvus_backup.core.restore import RestoreRequest, parse_renames
+from milvus_backup.core.service import (
+    BackupRequest,
+    BackupState,
+    BackupToolError,
+    Config,
+    ConfigError,
+    InvalidRequest,
+    JobState,
+    RestoreRequest,
+    collections_in_milvus,
+    encode,
+    load_config,
+    parse_renames,
+)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
 TOKEN_ENV = "MILVUS_BACKUP_API_TOKEN"
@@ -232,9 +239,9 @@ def run(argv: Sequence[str] | None = None) -> int:
         from milvus_backup.tui.app import run_tui
 
         return run_tui(_config(args))
-    from milvus_backup.core.engine import Engine
+    from milvus_backup.core.service import open_service
 
-    engine = Engine(_config(args))
+    engine = open_service(_config(args))
     try:
         return _dispatch(engine, args)
     finally:

@@ -9,7 +9,7 @@ from typing import TextIO
 
 import humanize
 
-from milvus_backup.core.jobs import Progress
+from milvus_backup.core.service import Progress
 
 
 def describe(p: Progress, rate: float | None = None) -> str:

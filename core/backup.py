@@ -18,12 +18,14 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from milvus_backup.core.context import Context
 from milvus_backup.core.errors import AlreadyExists, BackupToolError, InvalidRequest, NotFound, StorageError
 from milvus_backup.core.integrity import Entry, encode_manifest, hash_bytes, hash_object
-from milvus_backup.core.jobs import Reporter
+from milvus_backup.core.jobs import Phase, Reporter
 from milvus_backup.core.meta import (
     BackupInfo,
     BackupState,
@@ -39,7 +41,7 @@ from milvus_backup.core.meta import (
     decode,
     meta_files,
 )
-from milvus_backup.core.milvus import DEFAULT_DB, SegmentInfo, proto_to_dict
+from milvus_backup.core.milvus import DEFAULT_DB, Milvus, SegmentInfo, proto_to_dict
 from milvus_backup.core.paths import MANIFEST, META_DIR, META_WRITE_ORDER, check_backup_name, join
 from milvus_backup.core.pause import pause_point
 from milvus_backup.core.storage import CopyTask
@@ -52,6 +54,8 @@ class BackupRequest:
     name: str = ""  # empty: backup_<UTC time>_<nanos>, as the Go tool names it
     collections: list[str] = field(default_factory=list)  # "name" or "db.name"; empty: every collection
     db: str = ""  # the database of bare names; with no collections, back up this whole database
+    # the Go tool's map, {"db1": ["c1", "db1.c2"], "db2": []}: an empty list stands for the whole database
+    db_collections: dict[str, list[str]] = field(default_factory=dict)
     meta_only: bool = False
     gc_pause: bool | None = None  # None: backup.gcPause.enable decides
 
@@ -61,30 +65,41 @@ def default_backup_name(now: datetime.datetime | None = None) -> str:
     return f"backup_{now:%Y_%m_%d_%H_%M_%S}_{time.time_ns() % 1_000_000_000}"
 
 
-def resolve_collections(ctx: Context, request: BackupRequest) -> list[tuple[str, str]]:
-    """(db, name) pairs to back up; unknown ones are refused before anything is done."""
-    milvus = ctx.milvus
-    if not request.collections:
+def resolve_collections(milvus: Milvus, request: BackupRequest) -> list[tuple[str, str]]:
+    """(db, name) pairs to back up, from every way a face can name them; unknown ones are refused
+    before anything is done. Nothing named at all means every collection (of `request.db` if set)."""
+    pairs: list[tuple[str, str]] = []
+    if request.db_collections:
+        known = milvus.list_databases()
+        for db, names in request.db_collections.items():
+            if db not in known:
+                raise NotFound(f"database {db} not found in Milvus (it has: {', '.join(known)})")
+            pairs += [_split(name, db) for name in names] if names else [(db, n) for n in milvus.list_collections(db)]
+        if not pairs and not request.collections:
+            raise NotFound("there are no collections to back up in database(s) " + ", ".join(request.db_collections))
+    for item in request.collections:
+        pairs.append(_split(item, request.db or DEFAULT_DB))
+    if not request.collections and not request.db_collections:
         dbs = [request.db] if request.db else milvus.list_databases()
         pairs = [(db, name) for db in dbs for name in milvus.list_collections(db)]
         if not pairs:
             raise NotFound("there are no collections to back up" + (f" in database {request.db}" if request.db else ""))
         return pairs
-    pairs = []
-    for item in request.collections:
-        item = item.strip()
-        db, _, name = item.rpartition(".")
-        db = db or request.db or DEFAULT_DB
-        if not name:
-            raise InvalidRequest(f"empty collection name in {request.collections!r}")
+    unique = list(dict.fromkeys(pairs))
+    for db, name in unique:
         if db not in milvus.list_databases() or name not in milvus.list_collections(db):
             raise NotFound(f"collection {db}.{name} not found in Milvus; `milvus-backup list-collections` shows them")
-        if (db, name) not in pairs:
-            pairs.append((db, name))
-    return pairs
+    return unique
 
 
-def _kv(pairs) -> list[KeyValue]:
+def _split(item: str, default_db: str) -> tuple[str, str]:
+    db, _, name = item.strip().rpartition(".")
+    if not name:
+        raise InvalidRequest(f"empty collection name in {item!r}")
+    return db or default_db, name
+
+
+def _kv(pairs: Iterable[Any]) -> list[KeyValue]:  # protobuf KeyValuePair messages
     return [KeyValue(key=p.key, value=p.value) for p in pairs]
 
 
@@ -216,17 +231,17 @@ def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_
             f"backup {name} already exists in {ctx.backup_storage.bucket}/"
             f"{ctx.backup_layout.backups_root()}; choose another name or delete it first"
         )
-    pairs = resolve_collections(ctx, request)
+    pairs = resolve_collections(ctx.milvus, request)
     started = int(time.time())
     backup_id = backup_id or str(uuid.uuid4())
     wrote_anything = False
     try:
-        reporter.phase("prepare", message=f"planning backup {name} of {len(pairs)} collection(s)")
+        reporter.phase(Phase.PREPARE, message=f"planning backup {name} of {len(pairs)} collection(s)")
         if not request.meta_only and request.gc_pause is not False:
             _pause_gc(ctx, reporter, forced=bool(request.gc_pause))
         plans = []
         for db, coll in pairs:
-            reporter.phase("prepare", f"{db}.{coll}")
+            reporter.phase(Phase.PREPARE, f"{db}.{coll}")
             plans.append(_plan_collection(ctx, backup_id, name, db, coll, request.meta_only, reporter))
             reporter.log(
                 f"{db}.{coll}: {len(plans[-1].meta.segments())} segment(s), "
@@ -235,7 +250,7 @@ def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_
         copies = [task for plan in plans for task in plan.copies]
         total = sum(t.size for t in copies)
         reporter.phase(
-            "copy",
+            Phase.COPY,
             "",
             bytes_total=total,
             objects_total=len(copies),
@@ -245,7 +260,7 @@ def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_
         entries = _HashedCopies(ctx, name, reporter)
         ctx.copy(ctx.milvus_storage, ctx.backup_storage, copies, reporter, after_copy=entries.add)
         reporter.check_cancelled()
-        reporter.phase("meta", message="writing meta")
+        reporter.phase(Phase.META, message="writing meta")
         collections = [p.meta for p in plans]
         info = BackupInfo(
             id=backup_id,

@@ -1,4 +1,5 @@
-"""The engine's front door: what the CLI, the TUI and the HTTP API call.
+"""The engine: the one implementation of `core.service.BackupService`, the surface the CLI, the TUI and
+the HTTP API call (they import only core.service; see its docstring).
 
 Reads (collections, backups) are plain calls. Backups and restores start as `Job`s in worker
 threads; everything a job would refuse (a taken name, an existing target) is checked before it
@@ -18,7 +19,7 @@ from milvus_backup.core.config import Config
 from milvus_backup.core.context import Context
 from milvus_backup.core.errors import AlreadyExists, InvalidRequest
 from milvus_backup.core.integrity import VerifyReport, run_verify
-from milvus_backup.core.jobs import Job, Listener
+from milvus_backup.core.jobs import CollectionTask, Job, JobKind, Listener
 from milvus_backup.core.meta import BackupInfo
 from milvus_backup.core.milvus import CollectionSummary
 from milvus_backup.core.paths import check_backup_name, check_restore_id
@@ -32,11 +33,15 @@ class Engine:
     def __init__(self, config: Config):
         self.config = config
         self.ctx = Context(config)
-        self.jobs: dict[str, Job] = {}
+        self._jobs: dict[str, Job[Any]] = {}
         self._lock = threading.Lock()  # one backup job per name: the check and the registration are one step
 
     def close(self) -> None:
         self.ctx.close()
+
+    def open_stores(self) -> None:
+        """Connect both stores now (not Milvus), so a first request does not pay for it."""
+        _ = self.ctx.backup_storage, self.ctx.catalog, self.ctx.milvus_layout, self.ctx.backup_layout
 
     # -- reads -----------------------------------------------------------------------------------
     def list_collections(self, db: str | None = None) -> list[CollectionSummary]:
@@ -55,6 +60,10 @@ class Engine:
     def get_backup(self, name: str) -> BackupInfo:
         return self.ctx.catalog.get(name)
 
+    def backup_exists(self, name: str) -> bool:
+        """Anything stored under that name, complete or not (an interrupted backup's leftovers count)."""
+        return self.ctx.catalog.exists(name)
+
     def delete_backup(self, name: str) -> int:
         check_backup_name(name)
         if self.running_backup(name):
@@ -65,16 +74,23 @@ class Engine:
         """Milvus answers; both stores take a probe write, copy, read-back and delete."""
         return run_check(self.ctx)
 
-    def backup_job(self, name: str = "", job_id: str = "") -> Job | None:
+    def jobs(self) -> list[Job[Any]]:
+        """The jobs of this process, running or finished, newest first."""
+        return sorted(self._jobs.values(), key=lambda j: j.started, reverse=True)
+
+    def job(self, job_id: str) -> Job[Any] | None:
+        return self._jobs.get(job_id)
+
+    def backup_job(self, name: str = "", job_id: str = "") -> Job[BackupInfo] | None:
         """The latest backup job of this process with that name (or id), running or finished."""
         found = [
             j
-            for j in list(self.jobs.values())
-            if j.kind == "backup" and ((name and j.name == name) or (job_id and j.id == job_id))
+            for j in list(self._jobs.values())
+            if j.kind is JobKind.BACKUP and ((name and j.name == name) or (job_id and j.id == job_id))
         ]
         return max(found, key=lambda j: j.started, default=None)
 
-    def running_backup(self, name: str) -> Job | None:
+    def running_backup(self, name: str) -> Job[BackupInfo] | None:
         job = self.backup_job(name)
         return job if job is not None and not job.state.finished else None
 
@@ -85,15 +101,15 @@ class Engine:
     def get_restore(self, restore_id: str) -> dict[str, Any]:
         """A restore's state (the Go tool's RestoreBackupResponse data): live from this process, else its record."""
         check_restore_id(restore_id)
-        job = self.jobs.get(restore_id)
-        if job is not None and job.kind == "restore":
+        job = self._jobs.get(restore_id)
+        if job is not None and job.kind is JobKind.RESTORE:
             return restore_view(job)
         return self.restore_records.read(restore_id)
 
     # -- jobs ------------------------------------------------------------------------------------
-    def start_backup(self, request: BackupRequest, listeners: list[Listener] | None = None) -> Job:
+    def start_backup(self, request: BackupRequest, listeners: list[Listener] | None = None) -> Job[BackupInfo]:
         request.name = check_backup_name(request.name or default_backup_name())
-        resolve_collections(self.ctx, request)  # unknown collections fail here, before the job
+        resolve_collections(self.ctx.milvus, request)  # unknown collections fail here, before the job
         with self._lock:
             if self.running_backup(request.name):
                 raise AlreadyExists(f"backup {request.name} is being created right now; choose another name")
@@ -101,7 +117,7 @@ class Engine:
                 raise AlreadyExists(f"backup {request.name} already exists; choose another name or delete it first")
             job_id = str(uuid.uuid4())
             job = Job(
-                "backup",
+                JobKind.BACKUP,
                 request.name,
                 lambda r: run_backup(self.ctx, request, r, backup_id=job_id),
                 listeners,
@@ -110,20 +126,20 @@ class Engine:
             self._register(job)
         return job.start()
 
-    def _register(self, job: Job) -> None:
-        finished = [j for j in list(self.jobs.values()) if j.state.finished]
+    def _register(self, job: Job[Any]) -> None:
+        finished = [j for j in list(self._jobs.values()) if j.state.finished]
         for old in sorted(finished, key=lambda j: j.started)[: max(0, len(finished) - KEEP_FINISHED_JOBS)]:
-            self.jobs.pop(old.id, None)
-        self.jobs[job.id] = job
+            self._jobs.pop(old.id, None)
+        self._jobs[job.id] = job
 
-    def start_verify(self, name: str, full: bool = False, listeners: list[Listener] | None = None) -> Job:
+    def start_verify(self, name: str, full: bool = False, listeners: list[Listener] | None = None) -> Job[VerifyReport]:
         """Check a backup's objects against its integrity manifest (or, for a Go tool backup, its meta
         sizes); full=True re-reads and re-hashes everything. The job's result is a VerifyReport; a
         damaged backup is a successful job whose report is not ok."""
         check_backup_name(name)
         if not self.ctx.catalog.is_complete(name):
             self.ctx.catalog.get(name)  # raises the one-line NotFound: absent, or incomplete and how to remove it
-        job = Job("verify", name, lambda r: run_verify(self.ctx, name, full, r), listeners)
+        job = Job(JobKind.VERIFY, name, lambda r: run_verify(self.ctx, name, full, r), listeners)
         with self._lock:
             self._register(job)
         return job.start()
@@ -134,11 +150,12 @@ class Engine:
         job.wait()
         if job.exception is not None:
             raise job.exception
+        assert job.result is not None  # a job that raised nothing returned its report
         return job.result
 
     def start_restore(
         self, request: RestoreRequest, listeners: list[Listener] | None = None, restore_id: str | None = None
-    ) -> Job:
+    ) -> Job[list[CollectionTask]]:
         """Start a restore; its record (get_restore) is kept in the Milvus bucket from start to end."""
         records = self.restore_records
         if restore_id is not None:
@@ -147,15 +164,15 @@ class Engine:
         tasks = restore_tasks(prepared[1])
         job_id = restore_id or str(uuid.uuid4())
         job = Job(
-            "restore",
+            JobKind.RESTORE,
             request.backup_name,
             lambda r: run_restore(self.ctx, request, r, job_id, prepared=prepared, tasks=tasks),
             listeners,
             job_id=job_id,
+            tasks=tasks,
         )
-        job.restore_tasks = tasks  # the per-collection states, for whoever shows them while it runs
         with self._lock:  # an id is taken by a job of this process or by any record in storage
-            if restore_id is not None and (restore_id in self.jobs or records.exists(restore_id)):
+            if restore_id is not None and (restore_id in self._jobs or records.exists(restore_id)):
                 raise AlreadyExists(f"restore id {restore_id} is taken; give another id or none")
             records.write(restore_view(job))
             self._register(job)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from milvus_backup.core.errors import BackupToolError, Cancelled, NotFound, StorageError
+from milvus_backup.core.jobs import Phase
 from milvus_backup.core.meta import BackupInfo, MetaError, read_backup
 from milvus_backup.core.paths import (
     BACKUP_META,
@@ -402,7 +403,7 @@ def _hash_all(
 def run_verify(ctx: Context, name: str, full: bool, reporter: Reporter) -> VerifyReport:
     """verify_backup as a job's work: a 'verify' phase with object and byte totals, cancellable."""
     check_backup_name(name)
-    reporter.phase("verify", message=f"verifying backup {name} ({'re-hashing every object' if full else 'sizes'})")
+    reporter.phase(Phase.VERIFY, message=f"verifying backup {name} ({'re-hashing every object' if full else 'sizes'})")
     report = verify_backup(
         ctx.backup_storage,
         ctx.backup_layout,
@@ -410,7 +411,7 @@ def run_verify(ctx: Context, name: str, full: bool, reporter: Reporter) -> Verif
         full,
         parallelism=ctx.config.backup.copydata,
         cancel=reporter.cancel_event,
-        on_start=lambda objects, size: reporter.phase("verify", bytes_total=size, objects_total=objects),
+        on_start=lambda objects, size: reporter.phase(Phase.VERIFY, bytes_total=size, objects_total=objects),
         on_progress=lambda size, objects: reporter.add(bytes_done=size, objects_done=objects),
     )
     reporter.check_cancelled()

@@ -14,15 +14,24 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from enum import Enum
-from typing import Any
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
 
 from milvus_backup.core.errors import BackupToolError, Cancelled
 
 log = logging.getLogger("milvus_backup")
 
 
-class JobState(str, Enum):
+T = TypeVar("T")
+
+
+class JobKind(StrEnum):
+    BACKUP = "backup"
+    RESTORE = "restore"
+    VERIFY = "verify"
+
+
+class JobState(StrEnum):
     RUNNING = "running"
     SUCCESS = "success"
     FAILED = "failed"
@@ -33,15 +42,54 @@ class JobState(str, Enum):
         return self is not JobState.RUNNING
 
 
+class Phase(StrEnum):
+    """The step a job is in; DONE once it has ended, whatever its state."""
+
+    PREPARE = "prepare"
+    COPY = "copy"
+    META = "meta"
+    CREATE = "create"
+    IMPORT = "import"
+    VERIFY = "verify"
+    INDEX = "index"
+    LOAD = "load"
+    CLEANUP = "cleanup"
+    DONE = "done"
+
+
+class TaskState(StrEnum):
+    """Where one collection of a job is."""
+
+    PENDING = "pending"
+    RESTORING = "restoring"
+    SUCCESS = "success"
+    FAILED = "failed"
+
+
+@dataclass
+class CollectionTask:
+    """One collection of a restore: where it comes from, where it goes, how far it got (the job updates it)."""
+
+    source: str  # "db.name" in the backup
+    target_db: str
+    target_name: str
+    rows: int = 0
+    state: TaskState = TaskState.PENDING
+
+    @property
+    def target(self) -> str:
+        return f"{self.target_db}.{self.target_name}"
+
+
 @dataclass(frozen=True)
 class Progress:
-    """Where a job is. `phase` is one of prepare, copy, meta, create, import, verify, index, load, cleanup, done."""
+    """Where a job is: an immutable event handed to listeners."""
 
     job_id: str
-    kind: str  # "backup" | "restore" | "verify"
+    kind: JobKind
     name: str  # the backup's name
     state: JobState = JobState.RUNNING
-    phase: str = "prepare"
+    phase: Phase = Phase.PREPARE
     collection: str = ""  # "db.collection" being worked on
     bytes_done: int = 0
     bytes_total: int = 0
@@ -68,7 +116,7 @@ Listener = Callable[[Progress], None]
 class Reporter:
     """The running work's side of a job: progress out, cancellation in. Safe to use from many threads."""
 
-    def __init__(self, job: Job):
+    def __init__(self, job: Job[Any]):
         self._job = job
         self._lock = threading.Lock()
         self.cancel_event = job.cancel_event
@@ -82,7 +130,7 @@ class Reporter:
 
     def phase(
         self,
-        phase: str,
+        phase: Phase,
         collection: str | None = None,
         *,
         bytes_total: int | None = None,
@@ -120,16 +168,17 @@ class Reporter:
             raise Cancelled(f"{self._job.kind} {self._job.name} was cancelled")
 
 
-class Job:
-    """A backup or restore running in its own thread."""
+class Job(Generic[T]):
+    """A backup, restore or verify running in its own thread; `result` is what its work returned."""
 
     def __init__(
         self,
-        kind: str,
+        kind: JobKind,
         name: str,
-        work: Callable[[Reporter], Any],
+        work: Callable[[Reporter], T],
         listeners: list[Listener] | None = None,
         job_id: str | None = None,
+        tasks: list[CollectionTask] | None = None,
     ):
         self.id = job_id or str(uuid.uuid4())
         self.kind = kind
@@ -140,7 +189,8 @@ class Job:
         self.started = time.monotonic()
         self.start_time = int(time.time())
         self.end_time = 0
-        self.result: Any = None
+        self.result: T | None = None
+        self.tasks: list[CollectionTask] = tasks or []  # per collection, updated by the work as it goes
         self.error: str = ""
         self.exception: BaseException | None = None  # what stopped the job, for callers that re-raise it
         self.lines: list[str] = []
@@ -152,7 +202,7 @@ class Job:
     def state(self) -> JobState:
         return self.progress.state
 
-    def start(self) -> Job:
+    def start(self) -> Job[T]:
         self._thread.start()
         return self
 
@@ -181,7 +231,7 @@ class Job:
         self.end_time = int(time.time())
         self._log(message)
         self.progress = replace(
-            self.progress, state=state, phase="done", message=message, elapsed=time.monotonic() - self.started
+            self.progress, state=state, phase=Phase.DONE, message=message, elapsed=time.monotonic() - self.started
         )
         self._notify(self.progress)
         self.progress = replace(self.progress, message="")

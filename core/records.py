@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from milvus_backup.core.errors import NotFound, StorageError
-from milvus_backup.core.jobs import Job, JobState, Progress
+from milvus_backup.core.jobs import Job, JobState, Progress, TaskState
 from milvus_backup.core.meta import BackupState
 from milvus_backup.core.paths import check_restore_id, restore_record
 from milvus_backup.core.storage import ObjectNotFound, Storage
@@ -33,17 +33,17 @@ _TASK_STATE = {
 }
 
 
-def restore_view(job: Job, progress: Progress | None = None) -> dict[str, Any]:
+def restore_view(job: Job[Any], progress: Progress | None = None) -> dict[str, Any]:
     """A restore job as the Go tool's RestoreBackupResponse data: overall and per-collection state."""
     progress = progress or job.progress
     state = progress.state
-    tasks = list(getattr(job, "restore_tasks", []) or [])
+    tasks = list(job.tasks)
     views = []
     done_share = 0.0
     for index, task in enumerate(tasks):
-        if task.state == "success":
+        if task.state is TaskState.SUCCESS:
             share = 1.0
-        elif task.state == "restoring" and progress.collection == task.target:
+        elif task.state is TaskState.RESTORING and progress.collection == task.target:
             share = min(progress.fraction, 0.99)
         else:
             share = 0.0
@@ -52,7 +52,7 @@ def restore_view(job: Job, progress: Progress | None = None) -> dict[str, Any]:
             {
                 "id": f"{job.id}_{index}",
                 "state_code": int(_TASK_STATE.get(task.state, BackupState.INITIAL)),
-                "errorMessage": job.error if task.state == "failed" else "",
+                "errorMessage": job.error if task.state is TaskState.FAILED else "",
                 "progress": int(share * 100),
                 "target_db_name": task.target_db,
                 "target_collection_name": task.target_name,

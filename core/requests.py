@@ -1,13 +1,12 @@
-"""Turning what users type (the Go tool's `db_collections` maps, `-d db1,db2`) into engine requests."""
+"""Reading the Go tool's `db_collections` map, as the API and scripts send it; the engine resolves it."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from milvus_backup.core.errors import InvalidRequest, NotFound
-from milvus_backup.core.meta import BackupInfo
-from milvus_backup.core.milvus import DEFAULT_DB, Milvus
+from milvus_backup.core.errors import InvalidRequest
+from milvus_backup.core.milvus import DEFAULT_DB
 
 
 def parse_db_collections(value: Any) -> dict[str, list[str]]:
@@ -28,28 +27,3 @@ def parse_db_collections(value: Any) -> dict[str, list[str]]:
             'e.g. {"default": ["hello_milvus"], "db2": []}'
         )
     return {db or DEFAULT_DB: list(names) for db, names in value.items()}
-
-
-def collections_in_milvus(milvus: Milvus, db_collections: dict[str, list[str]]) -> list[str]:
-    """`db.name` items for a backup; an empty list stands for every collection of that database."""
-    names: list[str] = []
-    known = milvus.list_databases()
-    for db, colls in db_collections.items():
-        if db not in known:
-            raise NotFound(f"database {db} not found in Milvus (it has: {', '.join(known)})")
-        for name in colls or milvus.list_collections(db):
-            names.append(name if "." in name else f"{db}.{name}")
-    if not names:
-        raise NotFound("there are no collections to back up in database(s) " + ", ".join(db_collections))
-    return names
-
-
-def collections_in_backup(info: BackupInfo, db_collections: dict[str, list[str]]) -> list[str]:
-    """`db.name` items for a restore; an empty list stands for every collection of that database in the backup."""
-    names: list[str] = []
-    for db, colls in db_collections.items():
-        in_db = [c.collection_name for c in info.collection_backups if (c.db_name or DEFAULT_DB) == db]
-        if not in_db:
-            raise NotFound(f"backup {info.name} holds no collection of database {db}")
-        names += [f"{db}.{name}" for name in (colls or in_db)]
-    return names

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from milvus_backup.core.context import Context
 from milvus_backup.core.errors import AlreadyExists, BackupToolError, InvalidRequest, MilvusError, NotFound
 from milvus_backup.core.integrity import refuse_damaged, run_verify, verify_backup
-from milvus_backup.core.jobs import Reporter
-from milvus_backup.core.meta import BackupInfo, BackupState, Collection, encode
+from milvus_backup.core.jobs import CollectionTask, Phase, Reporter, TaskState
+from milvus_backup.core.meta import BackupInfo, BackupState, Collection, Segment, encode
 from milvus_backup.core.milvus import DEFAULT_DB
 from milvus_backup.core.paths import BackupLayout, as_prefix, join, restore_temp_root
 from milvus_backup.core.pause import pause_point
@@ -37,6 +37,8 @@ _DB_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 class RestoreRequest:
     backup_name: str
     collections: list[str] = field(default_factory=list)  # "name" or "db.name"; empty: all of the backup
+    # the Go tool's map, {"db1": ["c1"], "db2": []}: an empty list stands for every collection of db2 in the backup
+    db_collections: dict[str, list[str]] = field(default_factory=dict)
     suffix: str = ""
     renames: dict[str, str] = field(default_factory=dict)  # "c1": "c2", "db1.c1": "db2.c2", "db1.*": "db2.*"
     drop_exist_collection: bool = False
@@ -44,19 +46,6 @@ class RestoreRequest:
     restore_index: bool = False
     load: bool = False
     verify: str = "full"  # checked before anything is created: "full" re-hashes every object, "quick" sizes only
-
-
-@dataclass
-class RestoredCollection:
-    source: str  # "db.name" in the backup
-    target_db: str
-    target_name: str
-    rows: int = 0
-    state: str = "pending"  # pending | restoring | success | failed
-
-    @property
-    def target(self) -> str:
-        return f"{self.target_db}.{self.target_name}"
 
 
 @dataclass
@@ -94,9 +83,15 @@ def _source_db(c: Collection) -> str:
 
 def plan_targets(info: BackupInfo, request: RestoreRequest) -> list[_Target]:
     chosen = info.collection_backups
-    if request.collections:
+    named = list(request.collections)
+    for db, colls in request.db_collections.items():
+        in_db = [c.collection_name for c in info.collection_backups if _source_db(c) == db]
+        if not in_db:
+            raise NotFound(f"backup {info.name} holds no collection of database {db}")
+        named += [name if "." in name else f"{db}.{name}" for name in (colls or in_db)]
+    if named:
         chosen = []
-        for item in request.collections:
+        for item in named:
             db, _, name = item.strip().rpartition(".")
             matches = [
                 c for c in info.collection_backups if c.collection_name == name and (not db or _source_db(c) == db)
@@ -150,7 +145,7 @@ class _Restore:
         request: RestoreRequest,
         reporter: Reporter,
         restore_id: str,
-        tasks: list[RestoredCollection],
+        tasks: list[CollectionTask],
     ):
         self.ctx = ctx
         self.request = request
@@ -163,27 +158,27 @@ class _Restore:
         self.staging = ctx.backup_storage is not ctx.milvus_storage
         self.temp_layout = BackupLayout(restore_temp_root(ctx.config.storage.root_path, restore_id))
 
-    def run(self, info: BackupInfo, targets: list[_Target]) -> list[RestoredCollection]:
+    def run(self, info: BackupInfo, targets: list[_Target]) -> list[CollectionTask]:
         try:
             for target, task in zip(targets, self.tasks, strict=False):
                 self.reporter.check_cancelled()
-                task.state = "restoring"
+                task.state = TaskState.RESTORING
                 self._restore_collection(info, target, task)
-                task.state = "success"
+                task.state = TaskState.SUCCESS
             return self.tasks
         except BaseException:
             for task in self.tasks:
-                if task.state == "restoring":
-                    task.state = "failed"
+                if task.state is TaskState.RESTORING:
+                    task.state = TaskState.FAILED
             self._undo()
             raise
         finally:
             self._remove_staged()
 
     # -- one collection --------------------------------------------------------------------------
-    def _restore_collection(self, info: BackupInfo, target: _Target, task: RestoredCollection) -> None:
+    def _restore_collection(self, info: BackupInfo, target: _Target, task: CollectionTask) -> None:
         milvus, src, label = self.ctx.milvus, target.source, f"{target.db}.{target.name}"
-        self.reporter.phase("create", label, message=f"restoring {task.source} as {label}")
+        self.reporter.phase(Phase.CREATE, label, message=f"restoring {task.source} as {label}")
         if milvus.has_collection(target.db, target.name):
             self.reporter.log(f"dropping existing {label} (drop_exist_collection)")
             milvus.drop_collection(target.db, target.name)
@@ -211,12 +206,12 @@ class _Restore:
                 units = self._stage(units, label)
             task.rows = self._import(target, units, label)
         if self.request.restore_index:
-            self.reporter.phase("index", label)
+            self.reporter.phase(Phase.INDEX, label)
             for index in src.index_infos:
                 milvus.create_index(target.db, target.name, index.field_name, index.index_name, index.params)
                 self.reporter.log(f"{label}: index {index.index_name} ({index.index_type}) on {index.field_name}")
         if self.request.load:
-            self.reporter.phase("load", label, message=f"loading {label}")
+            self.reporter.phase(Phase.LOAD, label, message=f"loading {label}")
             milvus.load(target.db, target.name)
         self.reporter.log(f"{label}: restored {task.rows} row(s)")
 
@@ -235,7 +230,7 @@ class _Restore:
         storage, layout = self.ctx.backup_storage, self.ctx.backup_layout
         units = []
         for part in src.partition_backups:
-            groups: dict[int, list] = {}
+            groups: dict[int, list[Segment]] = {}
             for seg in part.segment_backups:
                 groups.setdefault(seg.group_id, []).append(seg)
             for group_id, segs in sorted(groups.items()):
@@ -280,7 +275,7 @@ class _Restore:
         tasks = [CopyTask(o.key, staged(o.key), o.size) for u in units for o in u.objects]
         total = sum(t.size for t in tasks)
         self.reporter.phase(
-            "copy",
+            Phase.COPY,
             label,
             bytes_total=total,
             objects_total=len(tasks),
@@ -302,7 +297,7 @@ class _Restore:
     def _import(self, target: _Target, units: list[_ImportUnit], label: str) -> int:
         milvus = self.ctx.milvus
         self.reporter.phase(
-            "import", label, objects_total=len(units), message=f"{label}: importing {len(units)} segment group(s)"
+            Phase.IMPORT, label, objects_total=len(units), message=f"{label}: importing {len(units)} segment group(s)"
         )
         limit = max(1, self.ctx.config.backup.import_job)
         pending = list(units)
@@ -327,7 +322,7 @@ class _Restore:
                     imported += progress.row_count
                     self.reporter.add(objects_done=1, rows=progress.row_count)
                     pause_point("restore:import")
-        self.reporter.phase("verify", label)
+        self.reporter.phase(Phase.VERIFY, label)
         count = milvus.row_count(target.db, target.name)
         if count != imported:
             raise MilvusError(f"{label} holds {count} rows after import but {imported} were imported")
@@ -403,8 +398,8 @@ def preview_targets(info: BackupInfo, request: RestoreRequest, existing: set[str
     ]
 
 
-def restore_tasks(targets: list[_Target]) -> list[RestoredCollection]:
-    return [RestoredCollection(f"{_source_db(t.source)}.{t.source.collection_name}", t.db, t.name) for t in targets]
+def restore_tasks(targets: list[_Target]) -> list[CollectionTask]:
+    return [CollectionTask(f"{_source_db(t.source)}.{t.source.collection_name}", t.db, t.name) for t in targets]
 
 
 def run_restore(
@@ -413,12 +408,12 @@ def run_restore(
     reporter: Reporter,
     restore_id: str | None = None,
     prepared: tuple[BackupInfo, list[_Target]] | None = None,
-    tasks: list[RestoredCollection] | None = None,
-) -> list[RestoredCollection]:
+    tasks: list[CollectionTask] | None = None,
+) -> list[CollectionTask]:
     """Carry out a restore (called in the job's thread)."""
     info, targets = prepared or prepare_restore(ctx, request)
     tasks = tasks if tasks is not None else restore_tasks(targets)
     if request.verify == "full" and not request.meta_only:
         refuse_damaged(run_verify(ctx, request.backup_name, True, reporter))
-    reporter.phase("prepare", message=f"restoring {len(targets)} collection(s) from backup {info.name}")
+    reporter.phase(Phase.PREPARE, message=f"restoring {len(targets)} collection(s) from backup {info.name}")
     return _Restore(ctx, request, reporter, restore_id or str(uuid.uuid4()), tasks).run(info, targets)

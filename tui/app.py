@@ -23,12 +23,17 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Label, Static
 
-from milvus_backup.core.backup import BackupRequest, default_backup_name
-from milvus_backup.core.catalog import BackupSummary
-from milvus_backup.core.errors import BackupToolError
-from milvus_backup.core.jobs import Job, JobState, Progress
-from milvus_backup.core.milvus import CollectionSummary
-from milvus_backup.core.restore import RestoreRequest
+from milvus_backup.core.service import (
+    BackupRequest,
+    BackupSummary,
+    BackupToolError,
+    CollectionSummary,
+    Job,
+    JobState,
+    Progress,
+    RestoreRequest,
+    default_backup_name,
+)
 from milvus_backup.tui.details import BackupDetailsScreen
 from milvus_backup.tui.dialogs import BackupDialog, ConfirmDialog, HelpScreen, RestoreDialog
 from milvus_backup.tui.jobs import JobsScreen, JobWatch
@@ -532,10 +537,10 @@ def _log_to_file_only(config: Any) -> None:
 
 def run_tui(config: Any) -> int:
     """Open the app on `config`; on the way out, wait for cancelled jobs to clean up."""
-    from milvus_backup.core.engine import Engine
+    from milvus_backup.core.service import open_service
 
     _log_to_file_only(config)
-    engine = Engine(config)
+    engine = open_service(config)
     app = MilvusBackupApp(engine)
     try:
         app.run()

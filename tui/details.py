@@ -16,7 +16,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
-from milvus_backup.core.meta import BackupInfo, BackupState, Collection, Field
+from milvus_backup.core.service import BackupInfo, BackupState, Collection, Field
 
 _CONSISTENCY = ["Strong", "Session", "Bounded", "Eventually", "Customized"]
 

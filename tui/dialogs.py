@@ -19,11 +19,16 @@ from textual.screen import ModalScreen
 from textual.validation import ValidationResult, Validator
 from textual.widgets import Button, Checkbox, Input, Label, Static
 
-from milvus_backup.core.backup import BackupRequest
-from milvus_backup.core.errors import BackupToolError
-from milvus_backup.core.meta import BackupInfo
-from milvus_backup.core.paths import check_backup_name
-from milvus_backup.core.restore import RestoreRequest, TargetPreview, parse_renames, preview_targets
+from milvus_backup.core.service import (
+    BackupInfo,
+    BackupRequest,
+    BackupToolError,
+    RestoreRequest,
+    TargetPreview,
+    check_backup_name,
+    parse_renames,
+    preview_targets,
+)
 
 
 class Tick(Checkbox):

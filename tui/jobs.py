@@ -21,7 +21,7 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Log, ProgressBar, Static
 
-from milvus_backup.core.jobs import Job, JobState, Progress
+from milvus_backup.core.service import Job, JobState, Progress
 
 
 @dataclass

@@ -14,8 +14,7 @@ import humanize
 from rich.text import Text
 from textual.widgets import DataTable
 
-from milvus_backup.core.catalog import BackupSummary
-from milvus_backup.core.milvus import CollectionSummary
+from milvus_backup.core.service import BackupSummary, CollectionSummary
 
 Row = tuple[str | Text, ...]
 MARK = "✓"

@@ -1,0 +1,142 @@
+"""The engine as its faces see it: the `BackupService` protocol and every value it takes and returns.
+
+The terminal app, the CLI and the HTTP API import this module and nothing else of `core` (an
+import-linter contract in pyproject.toml holds them to it), so the engine's insides can change
+without touching a face. `open_service` builds the real engine; the TUI's snapshot tests build an
+in-memory one that mypy checks against the same protocol.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from milvus_backup.core.backup import BackupRequest, default_backup_name
+from milvus_backup.core.catalog import BackupSummary
+from milvus_backup.core.check import CheckReport, CheckStep
+from milvus_backup.core.config import DEFAULT_CONFIG_PATH, Config, load_config
+from milvus_backup.core.errors import (
+    AlreadyExists,
+    BackupToolError,
+    Cancelled,
+    ConfigError,
+    InvalidRequest,
+    MilvusError,
+    NotFound,
+    StorageError,
+)
+from milvus_backup.core.integrity import Problem, VerifyReport
+from milvus_backup.core.jobs import CollectionTask, Job, JobKind, JobState, Listener, Phase, Progress, TaskState
+from milvus_backup.core.meta import BackupInfo, BackupState, Collection, Field, encode
+from milvus_backup.core.milvus import CollectionSummary
+from milvus_backup.core.paths import check_backup_name
+from milvus_backup.core.requests import parse_db_collections
+from milvus_backup.core.restore import RestoreRequest, TargetPreview, parse_renames, preview_targets
+
+__all__ = [
+    "DEFAULT_CONFIG_PATH",
+    "AlreadyExists",
+    "BackupInfo",
+    "BackupRequest",
+    "BackupService",
+    "BackupState",
+    "BackupSummary",
+    "BackupToolError",
+    "Cancelled",
+    "CheckReport",
+    "CheckStep",
+    "Collection",
+    "CollectionSummary",
+    "CollectionTask",
+    "Config",
+    "ConfigError",
+    "Field",
+    "InvalidRequest",
+    "Job",
+    "JobKind",
+    "JobState",
+    "Listener",
+    "MilvusError",
+    "NotFound",
+    "Phase",
+    "Problem",
+    "Progress",
+    "RestoreRequest",
+    "StorageError",
+    "TargetPreview",
+    "TaskState",
+    "VerifyReport",
+    "check_backup_name",
+    "default_backup_name",
+    "encode",
+    "load_config",
+    "open_service",
+    "parse_db_collections",
+    "parse_renames",
+    "preview_targets",
+]
+
+
+class BackupService(Protocol):
+    """Everything a face may ask of the engine. Reads are plain calls; backups, restores and verifies
+    start as `Job`s in worker threads, after every check that would refuse them has passed."""
+
+    @property
+    def config(self) -> Config: ...
+
+    def close(self) -> None: ...
+
+    def open_stores(self) -> None:
+        """Connect both stores now (not Milvus), so a first request does not pay for it."""
+        ...
+
+    # -- reads
+    def list_collections(self, db: str | None = None) -> list[CollectionSummary]: ...
+
+    def existing_collections(self) -> set[str]:
+        """Every collection in Milvus as "db.name"."""
+        ...
+
+    def list_backups(self) -> list[BackupSummary]: ...
+
+    def get_backup(self, name: str) -> BackupInfo: ...
+
+    def backup_exists(self, name: str) -> bool: ...
+
+    def delete_backup(self, name: str) -> int: ...
+
+    def check(self) -> CheckReport: ...
+
+    def get_restore(self, restore_id: str) -> dict[str, Any]:
+        """A restore's state as the Go tool's RestoreBackupResponse data."""
+        ...
+
+    # -- jobs
+    def jobs(self) -> list[Job[Any]]:
+        """The jobs of this process, newest first."""
+        ...
+
+    def job(self, job_id: str) -> Job[Any] | None: ...
+
+    def backup_job(self, name: str = "", job_id: str = "") -> Job[BackupInfo] | None: ...
+
+    def running_backup(self, name: str) -> Job[BackupInfo] | None: ...
+
+    def start_backup(self, request: BackupRequest, listeners: list[Listener] | None = None) -> Job[BackupInfo]: ...
+
+    def start_restore(
+        self, request: RestoreRequest, listeners: list[Listener] | None = None, restore_id: str | None = None
+    ) -> Job[list[CollectionTask]]: ...
+
+    def start_verify(
+        self, name: str, full: bool = False, listeners: list[Listener] | None = None
+    ) -> Job[VerifyReport]: ...
+
+    def verify_backup(self, name: str, full: bool = False, listeners: list[Listener] | None = None) -> VerifyReport: ...
+
+
+def open_service(config: Config) -> BackupService:
+    """The real engine on `config`: nothing is connected until it is first used."""
+    from milvus_backup.core.engine import Engine
+
+    engine: BackupService = Engine(config)  # mypy holds the engine to the protocol here
+    return engine
