@@ -175,8 +175,8 @@ def load_demo(
 
 def create_demo_collection(client: MilvusClient, demo: DemoCollection, *, load: bool = True) -> None:
     client.create_collection(demo.name, schema=demo.build_schema(), shards_num=1, consistency_level="Strong")
-    for part in demo.partitions:
-        client.create_partition(demo.name, part)
+    for partition in demo.partitions:
+        client.create_partition(demo.name, partition)
     for part, numbers in demo.batches:
         rows = [demo.make_row(i) for i in numbers]
         for start in range(0, len(rows), 1000):

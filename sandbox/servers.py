@@ -160,7 +160,7 @@ def _wait(what: str, check, timeout: float, proc: subprocess.Popen, log: Path) -
 
 
 def _stop_pid(pid: int | None, needle: str, timeout: float) -> None:
-    if not _pid_alive(pid, needle):
+    if pid is None or not _pid_alive(pid, needle):
         return
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
