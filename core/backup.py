@@ -68,17 +68,17 @@ def default_backup_name(now: datetime.datetime | None = None) -> str:
 def resolve_collections(milvus: Milvus, request: BackupRequest) -> list[tuple[str, str]]:
     """(db, name) pairs to back up, from every way a face can name them; unknown ones are refused
     before anything is done. Nothing named at all means every collection (of `request.db` if set)."""
-    pairs: list[tuple[str, str]] = []
+    pairs = [_split(item, request.db or DEFAULT_DB) for item in request.collections]  # named ones first
     if request.db_collections:
         known = milvus.list_databases()
+        from_dbs: list[tuple[str, str]] = []
         for db, names in request.db_collections.items():
             if db not in known:
                 raise NotFound(f"database {db} not found in Milvus (it has: {', '.join(known)})")
-            pairs += [_split(name, db) for name in names] if names else [(db, n) for n in milvus.list_collections(db)]
-        if not pairs and not request.collections:
+            from_dbs += [_split(n, db) for n in names] if names else [(db, n) for n in milvus.list_collections(db)]
+        if not from_dbs and not request.collections:
             raise NotFound("there are no collections to back up in database(s) " + ", ".join(request.db_collections))
-    for item in request.collections:
-        pairs.append(_split(item, request.db or DEFAULT_DB))
+        pairs += from_dbs
     if not request.collections and not request.db_collections:
         dbs = [request.db] if request.db else milvus.list_databases()
         pairs = [(db, name) for db in dbs for name in milvus.list_collections(db)]
