@@ -35,12 +35,11 @@ from milvus_backup.core.service import (
     BackupToolError,
     InvalidRequest,
     Job,
+    JobKind,
     JobState,
     NotFound,
     RestoreRequest,
     check_backup_name,
-    collections_in_backup,
-    collections_in_milvus,
     encode,
     parse_db_collections,
 )
@@ -178,7 +177,7 @@ def backup_view(engine: BackupService, name: str = "", backup_id: str = "") -> d
     except NotFound as exc:
         if job is not None and job.state is not JobState.SUCCESS:  # failed here: its leftovers were removed
             return backup_job_view(job)
-        if engine.ctx.catalog.exists(name):  # an interrupted backup's leftovers
+        if engine.backup_exists(name):  # an interrupted backup's leftovers
             return {
                 "id": "",
                 "state_code": int(BackupState.FAIL),
@@ -196,13 +195,13 @@ def backup_view(engine: BackupService, name: str = "", backup_id: str = "") -> d
 def create_app(engine: BackupService, token: str | None = None) -> FastAPI:
     """The API on `engine`. With a token, every /api/v1 call but the docs needs `Authorization: Bearer <token>`."""
     # Open the stores now (no network yet): requests on many threads must share one of each.
-    _ = engine.ctx.backup_storage, engine.ctx.catalog, engine.ctx.milvus_layout, engine.ctx.backup_layout
+    engine.open_stores()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         yield
         # Shutting down: running jobs stop at their next step and clean up, as on Ctrl-C in the CLI.
-        running = [j for j in list(engine.jobs.values()) if not j.state.finished]
+        running = [j for j in engine.jobs() if not j.state.finished]
         for job in running:
             job.cancel()
         deadline = time.monotonic() + 30
@@ -289,16 +288,14 @@ def create_app(engine: BackupService, token: str | None = None) -> FastAPI:
     def _create(body: CreateBackupRequest) -> JSONResponse:
         if body.unsupported():
             return _not_supported(body)
-        names = list(body.collection_names)
-        db_colls = parse_db_collections(body.db_collections)
-        if db_colls:
-            names += [n for n in collections_in_milvus(engine.ctx.milvus, db_colls) if n not in names]
-        if body.backup_name:
-            check_backup_name(body.backup_name)
         request = BackupRequest(
-            name=body.backup_name, collections=names, meta_only=body.meta_only, gc_pause=body.gc_pause_enable
+            name=body.backup_name,
+            collections=list(body.collection_names),
+            db_collections=parse_db_collections(body.db_collections),
+            meta_only=body.meta_only,
+            gc_pause=body.gc_pause_enable,
         )
-        job = engine.start_backup(request)
+        job = engine.start_backup(request)  # checks the name, then resolves the collections
         if body.async_:
             return _envelope(OK, "create backup is executing asynchronously", backup_job_view(job), body.requestId)
         if job.wait() is JobState.SUCCESS:
@@ -329,8 +326,8 @@ def create_app(engine: BackupService, token: str | None = None) -> FastAPI:
                 }
             )
         listed = {row["name"] for row in rows}
-        for job in list(engine.jobs.values()):  # still planning: nothing in storage yet
-            if job.kind == "backup" and not job.state.finished and job.name not in listed and not collection_name:
+        for job in reversed(engine.jobs()):  # still planning: nothing in storage yet (oldest first)
+            if job.kind is JobKind.BACKUP and not job.state.finished and job.name not in listed and not collection_name:
                 rows.append(
                     {
                         "id": job.id,
@@ -370,13 +367,10 @@ def create_app(engine: BackupService, token: str | None = None) -> FastAPI:
         check_backup_name(body.backup_name)
         if body.collection_suffix and body.collection_renames:
             raise InvalidRequest("give either collection_suffix or collection_renames, not both")
-        names = list(body.collection_names)
-        db_colls = parse_db_collections(body.db_collections)
-        if db_colls:
-            names += [n for n in collections_in_backup(engine.get_backup(body.backup_name), db_colls) if n not in names]
         request = RestoreRequest(
             backup_name=body.backup_name,
-            collections=names,
+            collections=list(body.collection_names),
+            db_collections=parse_db_collections(body.db_collections),
             suffix=body.collection_suffix,
             renames=dict(body.collection_renames),
             drop_exist_collection=body.dropExistCollection,

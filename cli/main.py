@@ -28,7 +28,6 @@ from milvus_backup.core.service import (
     InvalidRequest,
     JobState,
     RestoreRequest,
-    collections_in_milvus,
     encode,
     load_config,
     parse_renames,
@@ -252,11 +251,11 @@ def _print_json(data) -> None:
     print(json.dumps(data, indent=2, ensure_ascii=False))
 
 
-def _backup_request(engine, args: argparse.Namespace) -> BackupRequest:
-    """`-d`/`-c` as the Go tool reads them: -d alone backs up whole databases; -c with one -d names its collections."""
+def _backup_request(args: argparse.Namespace) -> BackupRequest:
+    """`-d`/`-c` as the Go tool reads them: -d alone backs up whole databases; -c with one -d names its
+    collections. The engine resolves the names (and refuses unknown ones) when the backup starts."""
     if args.databases and not args.colls:
-        names = collections_in_milvus(engine.ctx.milvus, {db: [] for db in args.databases})
-        return BackupRequest(name=args.name, collections=names, meta_only=args.meta_only)
+        return BackupRequest(name=args.name, db_collections={db: [] for db in args.databases}, meta_only=args.meta_only)
     return BackupRequest(
         name=args.name, collections=args.colls, db=args.databases[0] if args.databases else "", meta_only=args.meta_only
     )
@@ -380,7 +379,7 @@ def _dispatch(engine, args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return EXIT_USAGE
-        job = engine.start_backup(_backup_request(engine, args), [printer])
+        job = engine.start_backup(_backup_request(args), [printer])
         code = _run_job(job, printer)
         if as_json:
             if code == EXIT_OK:

@@ -50,7 +50,7 @@ class ProgressPrinter:
                 self._clear()
                 print(p.message, file=self.stream, flush=True)
             if not self.tty:
-                if (p.phase, p.collection) != self._last_phase and p.phase != "done":
+                if (p.phase, p.collection) != self._last_phase and not p.state.finished:
                     print(describe(p), file=self.stream, flush=True)
                 self._last_phase = (p.phase, p.collection)
                 return
