@@ -14,7 +14,7 @@ from milvus_backup.core.service import Progress
 
 def describe(p: Progress, rate: float | None = None) -> str:
     """One line: phase, collection, bytes (with rate), objects, rows."""
-    parts = [p.phase]
+    parts: list[str] = [p.phase]
     if p.collection:
         parts.append(p.collection)
     if p.bytes_total:

@@ -184,3 +184,27 @@ def test_help_lists_every_command():
         timeout=60,
     )
     assert "-p PORT" in server_help.stdout and "--host" in server_help.stdout and "8080" in server_help.stdout
+
+
+# What `--help` and a usage error must not load: the engine (core.service pulls pymilvus and grpc), the
+# faces' frameworks, the progress bar. They take a second or more; building the parser needs none.
+HEAVY = ("textual", "fastapi", "starlette", "uvicorn", "pymilvus", "pandas", "grpc", "rich", "minio")
+NOT_FOR_HELP = ("milvus_backup.core", "milvus_backup.tui", "milvus_backup.api", "milvus_backup.sandbox")
+
+
+@pytest.mark.parametrize("args", [["--help"], ["restore", "--help"], ["frobnicate"], ["create", "--bogus"]])
+def test_help_and_usage_errors_import_nothing_heavy(args):
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "milvus_backup.cli", *args],
+        cwd=Path(__file__).resolve().parents[1],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == (0 if "--help" in args else 2), proc.stderr[-2000:]
+    # -X importtime writes one "import time: self | cumulative | module" line per module imported
+    imported = {line.rsplit("|", 1)[1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert "milvus_backup.cli.main" in imported  # the listing is the command's own
+    assert sorted(m for m in imported if m.split(".")[0] in HEAVY) == []
+    assert sorted(m for m in imported if m.startswith(NOT_FOR_HELP)) == []
