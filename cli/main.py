@@ -1,7 +1,8 @@
 """`milvus-backup`: the command line. Flags follow zilliztech/milvus-backup so its users' scripts work.
 
 Output on stdout is the answer (tables, JSON); progress and errors go to stderr. The exit code is 0
-only on success: 1 for a failed or refused operation, 2 for bad usage or config, 130 when cancelled.
+only on success: 1 for a failed or refused operation, 2 for bad usage or config, 130 when cancelled,
+141 when stdout's reader went away before the answer was written (as for any tool SIGPIPE ends).
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ if TYPE_CHECKING:
     from milvus_backup.core.service import BackupInfo, BackupRequest, BackupService, Config, Job, VerifyReport
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
+# stdout was closed by its reader (`... | head`): the status a shell reports for any Unix tool that
+# SIGPIPE ends (128 + 13), so `set -o pipefail` scripts see what they would see from cat or grep.
+EXIT_PIPE = 141
 TOKEN_ENV = "MILVUS_BACKUP_API_TOKEN"
 
 
@@ -474,10 +478,26 @@ def _error_code(exc: Exception) -> int:
     return code
 
 
+def _reader_gone() -> int:
+    """stdout's reader has gone (`milvus-backup list | head -2`): end quietly, as a Unix tool does.
+
+    As the Python docs advise (signal module, "Note on SIGPIPE"): stdout is pointed at /dev/null, so
+    the interpreter's last flush of what is still buffered cannot fail again and print a traceback.
+    SIGPIPE itself is left ignored, as Python sets it: a client that drops a connection to the API
+    server must not kill the server."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_PIPE
+
+
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     try:
         code = run(argv)
+        sys.stdout.flush()  # stdout is buffered in a pipe: a reader that left shows here, not at exit
+    except BrokenPipeError:
+        code = _reader_gone()
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         code = EXIT_CANCELLED
