@@ -169,6 +169,7 @@ def _run_job(job: Job[Any], printer: ProgressPrinter) -> int:
             pass
     finally:
         signal.signal(signal.SIGINT, previous)
+        printer.close()  # the bar is gone before the verdict is printed
     if job.state is JobState.SUCCESS:
         return EXIT_OK
     print(f"error: {job.error}", file=sys.stderr)
