@@ -15,6 +15,7 @@ import logging
 import socket
 import time
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from typing import Any
 import fastapi_offline
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -35,12 +36,11 @@ from milvus_backup.core.service import (
     BackupToolError,
     InvalidRequest,
     Job,
+    JobKind,
     JobState,
     NotFound,
     RestoreRequest,
     check_backup_name,
-    collections_in_backup,
-    collections_in_milvus,
     encode,
     parse_db_collections,
 )
@@ -121,7 +121,7 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "; ".join(parts[:3]) or "invalid request"
 
 
-def _not_supported(body) -> JSONResponse:
+def _not_supported(body: CreateBackupRequest | RestoreBackupRequest) -> JSONResponse:
     names = body.unsupported()
     where = (
         ("; backups live in the config's backup bucket and root path (minio.backupBucketName, minio.backupRootPath)")
@@ -138,7 +138,7 @@ def _not_supported(body) -> JSONResponse:
 # -- what the answers hold ---------------------------------------------------------------------------
 
 
-def backup_job_view(job: Job) -> dict[str, Any]:
+def backup_job_view(job: Job[Any]) -> dict[str, Any]:
     """A backup job of this process that is running or failed (a finished one is read from storage)."""
     p = job.progress
     state = {JobState.RUNNING: BackupState.EXECUTING, JobState.SUCCESS: BackupState.SUCCESS}.get(
@@ -178,7 +178,7 @@ def backup_view(engine: BackupService, name: str = "", backup_id: str = "") -> d
     except NotFound as exc:
         if job is not None and job.state is not JobState.SUCCESS:  # failed here: its leftovers were removed
             return backup_job_view(job)
-        if engine.ctx.catalog.exists(name):  # an interrupted backup's leftovers
+        if engine.backup_exists(name):  # an interrupted backup's leftovers
             return {
                 "id": "",
                 "state_code": int(BackupState.FAIL),
@@ -196,13 +196,13 @@ def backup_view(engine: BackupService, name: str = "", backup_id: str = "") -> d
 def create_app(engine: BackupService, token: str | None = None) -> FastAPI:
     """The API on `engine`. With a token, every /api/v1 call but the docs needs `Authorization: Bearer <token>`."""
     # Open the stores now (no network yet): requests on many threads must share one of each.
-    _ = engine.ctx.backup_storage, engine.ctx.catalog, engine.ctx.milvus_layout, engine.ctx.backup_layout
+    engine.open_stores()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         # Shutting down: running jobs stop at their next step and clean up, as on Ctrl-C in the CLI.
-        running = [j for j in list(engine.jobs.values()) if not j.state.finished]
+        running = [j for j in engine.jobs() if not j.state.finished]
         for job in running:
             job.cancel()
         deadline = time.monotonic() + 30
@@ -225,7 +225,7 @@ def create_app(engine: BackupService, token: str | None = None) -> FastAPI:
     open_paths = (f"{BASE}/docs", f"{BASE}/openapi.json")
 
     @app.middleware("http")
-    async def authorize(request: Request, call_next):
+    async def authorize(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         """Before anything else, so a caller without the token learns nothing, not even what is malformed."""
         if token and not request.url.path.startswith(open_paths):
             scheme, _, value = request.headers.get("authorization", "").partition(" ")
@@ -264,8 +264,6 @@ def create_app(engine: BackupService, token: str | None = None) -> FastAPI:
         log.exception("%s %s crashed", request.method, request.url.path)
         return _envelope(FAIL, f"unexpected error: {type(exc).__name__}: {exc}", status=500)
 
-    answers = {"response_model": Envelope}
-
     @app.get(f"{BASE}/docs", include_in_schema=False)
     @app.get(f"{BASE}/docs/", include_in_schema=False)
     def docs_redirect() -> RedirectResponse:
@@ -275,12 +273,12 @@ def create_app(engine: BackupService, token: str | None = None) -> FastAPI:
     def docs() -> HTMLResponse:
         return HTMLResponse(_SWAGGER_PAGE.format(base=BASE))
 
-    @app.get(f"{BASE}/hello", **answers, summary="Is the server up?")
-    def hello():
+    @app.get(f"{BASE}/hello", response_model=Envelope, summary="Is the server up?")
+    def hello() -> JSONResponse:
         return _envelope(OK, "success", HELLO)
 
-    @app.post(f"{BASE}/create", **answers, summary="Create a backup")
-    def create(body: CreateBackupRequest):
+    @app.post(f"{BASE}/create", response_model=Envelope, summary="Create a backup")
+    def create(body: CreateBackupRequest) -> JSONResponse:
         try:
             return _create(body)
         except BackupToolError as exc:
@@ -289,24 +287,24 @@ def create_app(engine: BackupService, token: str | None = None) -> FastAPI:
     def _create(body: CreateBackupRequest) -> JSONResponse:
         if body.unsupported():
             return _not_supported(body)
-        names = list(body.collection_names)
-        db_colls = parse_db_collections(body.db_collections)
-        if db_colls:
-            names += [n for n in collections_in_milvus(engine.ctx.milvus, db_colls) if n not in names]
-        if body.backup_name:
-            check_backup_name(body.backup_name)
         request = BackupRequest(
-            name=body.backup_name, collections=names, meta_only=body.meta_only, gc_pause=body.gc_pause_enable
+            name=body.backup_name,
+            collections=list(body.collection_names),
+            db_collections=parse_db_collections(body.db_collections),
+            meta_only=body.meta_only,
+            gc_pause=body.gc_pause_enable,
         )
-        job = engine.start_backup(request)
+        job = engine.start_backup(request)  # checks the name, then resolves the collections
         if body.async_:
             return _envelope(OK, "create backup is executing asynchronously", backup_job_view(job), body.requestId)
         if job.wait() is JobState.SUCCESS:
             return _envelope(OK, "success", stored_backup_view(engine, job.name), body.requestId)
         return _envelope(FAIL, job.error, backup_job_view(job), body.requestId)
 
-    @app.get(f"{BASE}/list", **answers, summary="List the backups in the backup store")
-    def list_backups(collection_name: str = Query("", description='only backups holding it ("name" or "db.name")')):
+    @app.get(f"{BASE}/list", response_model=Envelope, summary="List the backups in the backup store")
+    def list_backups(
+        collection_name: str = Query("", description='only backups holding it ("name" or "db.name")'),
+    ) -> JSONResponse:
         rows = []
         for b in engine.list_backups():
             if collection_name and not any(
@@ -329,8 +327,8 @@ def create_app(engine: BackupService, token: str | None = None) -> FastAPI:
                 }
             )
         listed = {row["name"] for row in rows}
-        for job in list(engine.jobs.values()):  # still planning: nothing in storage yet
-            if job.kind == "backup" and not job.state.finished and job.name not in listed and not collection_name:
+        for job in reversed(engine.jobs()):  # still planning: nothing in storage yet (oldest first)
+            if job.kind is JobKind.BACKUP and not job.state.finished and job.name not in listed and not collection_name:
                 rows.append(
                     {
                         "id": job.id,
@@ -342,23 +340,23 @@ def create_app(engine: BackupService, token: str | None = None) -> FastAPI:
                 )
         return _envelope(OK, "success", rows)
 
-    @app.get(f"{BASE}/get_backup", **answers, summary="A backup's state and meta")
-    def get_backup(backup_name: str = Query(""), backup_id: str = Query("")):
+    @app.get(f"{BASE}/get_backup", response_model=Envelope, summary="A backup's state and meta")
+    def get_backup(backup_name: str = Query(""), backup_id: str = Query("")) -> JSONResponse:
         if not backup_name and not backup_id:
             return _envelope(PARAMETER_ERROR, "give backup_name or backup_id, e.g. get_backup?backup_name=my_backup")
         if backup_name:
             check_backup_name(backup_name)
         return _envelope(OK, "success", backup_view(engine, backup_name, backup_id))
 
-    @app.delete(f"{BASE}/delete", **answers, summary="Delete a backup")
-    def delete(backup_name: str = Query("")):
+    @app.delete(f"{BASE}/delete", response_model=Envelope, summary="Delete a backup")
+    def delete(backup_name: str = Query("")) -> JSONResponse:
         if not backup_name:
             return _envelope(PARAMETER_ERROR, "give backup_name, e.g. delete?backup_name=my_backup")
         removed = engine.delete_backup(backup_name)
         return _envelope(OK, "success", {"backup_name": backup_name, "deleted_objects": removed})
 
-    @app.post(f"{BASE}/restore", **answers, summary="Restore collections from a backup")
-    def restore(body: RestoreBackupRequest):
+    @app.post(f"{BASE}/restore", response_model=Envelope, summary="Restore collections from a backup")
+    def restore(body: RestoreBackupRequest) -> JSONResponse:
         try:
             return _restore(body)
         except BackupToolError as exc:
@@ -370,13 +368,10 @@ def create_app(engine: BackupService, token: str | None = None) -> FastAPI:
         check_backup_name(body.backup_name)
         if body.collection_suffix and body.collection_renames:
             raise InvalidRequest("give either collection_suffix or collection_renames, not both")
-        names = list(body.collection_names)
-        db_colls = parse_db_collections(body.db_collections)
-        if db_colls:
-            names += [n for n in collections_in_backup(engine.get_backup(body.backup_name), db_colls) if n not in names]
         request = RestoreRequest(
             backup_name=body.backup_name,
-            collections=names,
+            collections=list(body.collection_names),
+            db_collections=parse_db_collections(body.db_collections),
             suffix=body.collection_suffix,
             renames=dict(body.collection_renames),
             drop_exist_collection=body.dropExistCollection,
@@ -395,18 +390,18 @@ def create_app(engine: BackupService, token: str | None = None) -> FastAPI:
             return _envelope(OK, "success", data, body.requestId)
         return _envelope(FAIL, job.error, data, body.requestId)
 
-    @app.get(f"{BASE}/get_restore", **answers, summary="A restore's state and progress")
-    def get_restore(id: str = Query("")):
+    @app.get(f"{BASE}/get_restore", response_model=Envelope, summary="A restore's state and progress")
+    def get_restore(id: str = Query("")) -> JSONResponse:
         if not id:
             return _envelope(PARAMETER_ERROR, "give id, the id the restore answered with: get_restore?id=<id>")
         return _envelope(OK, "success", engine.get_restore(id))
 
     @app.get(
         f"{BASE}/verify",
-        **answers,
+        response_model=Envelope,
         summary="Is a backup whole? Sizes (and with full=true the SHA-256) of every object it holds",
     )
-    def verify(backup_name: str = Query(""), full: bool = Query(False)):
+    def verify(backup_name: str = Query(""), full: bool = Query(False)) -> JSONResponse:
         if not backup_name:
             return _envelope(PARAMETER_ERROR, "give backup_name, e.g. verify?backup_name=my_backup&full=true")
         report = engine.verify_backup(check_backup_name(backup_name), full=full)
@@ -415,8 +410,12 @@ def create_app(engine: BackupService, token: str | None = None) -> FastAPI:
         worst = report.problems[0]
         return _envelope(FAIL, f"{report.summary()}; first: {worst.kind} {worst.key}: {worst.detail}", report.to_dict())
 
-    @app.get(f"{BASE}/check", **answers, summary="Milvus answers; both stores take a probe write, copy and delete")
-    def check():
+    @app.get(
+        f"{BASE}/check",
+        response_model=Envelope,
+        summary="Milvus answers; both stores take a probe write, copy and delete",
+    )
+    def check() -> JSONResponse:
         report = engine.check()
         failed = [s for s in report.steps if not s.ok]
         if failed:

@@ -1,7 +1,8 @@
 """`milvus-backup`: the command line. Flags follow zilliztech/milvus-backup so its users' scripts work.
 
 Output on stdout is the answer (tables, JSON); progress and errors go to stderr. The exit code is 0
-only on success: 1 for a failed or refused operation, 2 for bad usage or config, 130 when cancelled.
+only on success: 1 for a failed or refused operation, 2 for bad usage or config, 130 when cancelled,
+141 when stdout's reader went away before the answer was written (as for any tool SIGPIPE ends).
 """
 
 from __future__ import annotations
@@ -15,31 +16,24 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
 
-import humanize
-
-from milvus_backup.cli.progress import ProgressPrinter
-from milvus_backup.core.service import (
-    BackupRequest,
-    BackupState,
-    BackupToolError,
-    Config,
-    ConfigError,
-    InvalidRequest,
-    JobState,
-    RestoreRequest,
-    collections_in_milvus,
-    encode,
-    load_config,
-    parse_renames,
-)
+# Only what building the parser needs is imported here: `--help` and usage errors answer at once.
+# The engine (core.service pulls pymilvus and grpc), Textual, FastAPI and rich load in the commands
+# that use them (tests/test_cli_commands.py holds the line).
+if TYPE_CHECKING:
+    from milvus_backup.cli.progress import ProgressPrinter
+    from milvus_backup.core.service import BackupInfo, BackupRequest, BackupService, Config, Job, VerifyReport
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
+# stdout was closed by its reader (`... | head`): the status a shell reports for any Unix tool that
+# SIGPIPE ends (128 + 13), so `set -o pipefail` scripts see what they would see from cat or grep.
+EXIT_PIPE = 141
 TOKEN_ENV = "MILVUS_BACKUP_API_TOKEN"
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, not argparse's usage dump
+    def error(self, message: str) -> NoReturn:  # one line, not argparse's usage dump
         self.exit(EXIT_USAGE, f"error: {message} (see {self.prog} --help)\n")
 
 
@@ -56,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)  # none: open the TUI
     sub.add_parser("tui", help="open the terminal application (the default without a command)")
-    as_json = argparse.ArgumentParser(add_help=False)
+    as_json = _Parser(add_help=False)
     as_json.add_argument("--json", action="store_true", help="print the answer as JSON, for scripts")
 
     create = sub.add_parser("create", help="back up collections", parents=[as_json])
@@ -130,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _config(args: argparse.Namespace) -> Config:
+    from milvus_backup.core.service import load_config
+
     path = args.config
     if path is None and Path("configs/backup.yaml").is_file():
         path = "configs/backup.yaml"
@@ -157,11 +153,13 @@ def _setup_log(config: Config) -> None:
         logger.addHandler(handler)
 
 
-def _run_job(job, printer: ProgressPrinter) -> int:
+def _run_job(job: Job[Any], printer: ProgressPrinter) -> int:
     """Wait for a job; Ctrl-C cancels it and waits for its clean-up."""
+    from milvus_backup.core.service import JobState
+
     previous = signal.getsignal(signal.SIGINT)
 
-    def on_interrupt(signum, frame):
+    def on_interrupt(signum: int, frame: object) -> None:
         print("\ncancelling (the job stops at its next step and cleans up)...", file=sys.stderr, flush=True)
         job.cancel()
 
@@ -171,6 +169,7 @@ def _run_job(job, printer: ProgressPrinter) -> int:
             pass
     finally:
         signal.signal(signal.SIGINT, previous)
+        printer.close()  # the bar is gone before the verdict is printed
     if job.state is JobState.SUCCESS:
         return EXIT_OK
     print(f"error: {job.error}", file=sys.stderr)
@@ -185,6 +184,10 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False)).rstrip() for row in [header, *rows]]
     return "\n".join(lines)
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False))
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
@@ -215,55 +218,9 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_verify(engine, args: argparse.Namespace, printer: ProgressPrinter) -> int:
-    """Exit 0 when the backup is intact, 1 when damaged (every problem named on stdout) or not found."""
-    job = engine.start_verify(args.name, full=args.full, listeners=[] if args.json else [printer])
-    code = _run_job(job, printer)
-    if code != EXIT_OK:
-        return code
-    report = job.result
-    if args.json:
-        print(json.dumps(report.to_dict(), indent=2))
-    else:
-        if report.problems:
-            print(_table([[p.kind, p.key, p.detail] for p in report.problems], ["PROBLEM", "OBJECT", "DETAIL"]))
-        print(report.summary())
-    return EXIT_OK if report.ok else EXIT_FAILED
-
-
-def run(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.command == "sandbox":
-        return cmd_sandbox(args)
-    if args.command in (None, "tui"):
-        from milvus_backup.tui.app import run_tui
-
-        return run_tui(_config(args))
-    from milvus_backup.core.service import open_service
-
-    engine = open_service(_config(args))
-    try:
-        return _dispatch(engine, args)
-    finally:
-        engine.close()
-
-
-def _print_json(data) -> None:
-    print(json.dumps(data, indent=2, ensure_ascii=False))
-
-
-def _backup_request(engine, args: argparse.Namespace) -> BackupRequest:
-    """`-d`/`-c` as the Go tool reads them: -d alone backs up whole databases; -c with one -d names its collections."""
-    if args.databases and not args.colls:
-        names = collections_in_milvus(engine.ctx.milvus, {db: [] for db in args.databases})
-        return BackupRequest(name=args.name, collections=names, meta_only=args.meta_only)
-    return BackupRequest(
-        name=args.name, collections=args.colls, db=args.databases[0] if args.databases else "", meta_only=args.meta_only
-    )
-
-
-def cmd_server(engine, args: argparse.Namespace) -> int:
+def cmd_server(engine: BackupService, args: argparse.Namespace) -> int:
     from milvus_backup.api.server import listen, serve
+    from milvus_backup.core.service import ConfigError
 
     token = os.environ.get(TOKEN_ENV) or None
     if args.token_file:
@@ -292,148 +249,261 @@ def cmd_server(engine, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _dispatch(engine, args: argparse.Namespace) -> int:
+def cmd_check(engine: BackupService, args: argparse.Namespace) -> int:
+    report = engine.check()
+    if args.json:
+        _print_json(report.as_dict())
+    else:
+        for step in report.steps:
+            print(f"{'ok' if step.ok else 'FAILED':6}  {step.name:38}  {step.detail}")
+        print(
+            f"milvus bucket {report.milvus_bucket} (rootPath {report.milvus_root}), backup bucket "
+            f"{report.backup_bucket} (rootPath {report.backup_root})"
+        )
+    if not report.ok:
+        failed = next(s for s in report.steps if not s.ok)
+        print(f"error: check failed at {failed.name}: {failed.detail}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def cmd_list_collections(engine: BackupService, args: argparse.Namespace) -> int:
+    import humanize
+
+    collections = engine.list_collections(args.database or None)
+    if args.json:
+        _print_json(
+            [
+                {
+                    "db_name": c.db_name,
+                    "collection_name": c.name,
+                    "row_count": c.row_count,
+                    "load_state": c.load_state,
+                }
+                for c in collections
+            ]
+        )
+        return EXIT_OK
+    rows = [[f"{c.db_name}.{c.name}", humanize.intcomma(c.row_count), c.load_state] for c in collections]
+    print(_table(rows, ["COLLECTION", "ROWS", "LOAD STATE"]))
+    return EXIT_OK
+
+
+def cmd_list(engine: BackupService, args: argparse.Namespace) -> int:
+    import humanize
+
+    backups = engine.list_backups()
+    if args.json:
+        _print_json(
+            [
+                {
+                    "id": b.id,
+                    "name": b.name,
+                    "state": b.state,
+                    "size": b.size,
+                    "milvus_version": b.milvus_version,
+                    "start_time": b.start_time,
+                    "collections": list(b.collections),
+                }
+                for b in backups
+            ]
+        )
+        return EXIT_OK
+    rows = [
+        [
+            b.name,
+            b.state,
+            humanize.naturalsize(b.size),
+            _when(b.start_time),
+            b.milvus_version or "-",
+            ",".join(b.collections) or "-",
+        ]
+        for b in backups
+    ]
+    print(_table(rows, ["NAME", "STATE", "SIZE", "CREATED (UTC)", "MILVUS", "COLLECTIONS"]))
+    return EXIT_OK
+
+
+def cmd_get(engine: BackupService, args: argparse.Namespace) -> int:
+    from milvus_backup.core.service import encode
+
+    _print_json(encode(engine.get_backup(args.name)))
+    return EXIT_OK
+
+
+def cmd_delete(engine: BackupService, args: argparse.Namespace) -> int:
+    removed = engine.delete_backup(args.name)
+    if args.json:
+        _print_json({"backup_name": args.name, "deleted_objects": removed})
+    else:
+        print(f"deleted backup {args.name} ({removed} objects)")
+    return EXIT_OK
+
+
+def _backup_request(args: argparse.Namespace) -> BackupRequest:
+    """`-d`/`-c` as the Go tool reads them: -d alone backs up whole databases; -c with one -d names its
+    collections. The engine resolves the names (and refuses unknown ones) when the backup starts."""
+    from milvus_backup.core.service import BackupRequest
+
+    if args.databases and not args.colls:
+        return BackupRequest(name=args.name, db_collections={db: [] for db in args.databases}, meta_only=args.meta_only)
+    return BackupRequest(
+        name=args.name, collections=args.colls, db=args.databases[0] if args.databases else "", meta_only=args.meta_only
+    )
+
+
+def cmd_create(engine: BackupService, args: argparse.Namespace, printer: ProgressPrinter) -> int:
+    import humanize
+
+    from milvus_backup.core.service import BackupState, encode
+
+    if len(args.databases) > 1 and args.colls:
+        print(
+            "error: -c goes with one database only (-d db); for several, qualify the names: -c db1.coll1,db2.coll2",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    job = engine.start_backup(_backup_request(args), [printer])
+    code = _run_job(job, printer)
+    info: BackupInfo | None = job.result if code == EXIT_OK else None
+    if args.json:
+        if info is not None:
+            data = encode(info)
+            data.update(state_code=int(BackupState.SUCCESS), progress=100)
+        else:
+            data = {"id": job.id, "name": job.name, "state_code": int(BackupState.FAIL), "errorMessage": job.error}
+        _print_json(data)
+    elif info is not None:
+        print(
+            f"backup {info.name} created: {len(info.collection_backups)} collection(s), "
+            f"{humanize.naturalsize(info.size)}"
+        )
+    return code
+
+
+def cmd_restore(engine: BackupService, args: argparse.Namespace, printer: ProgressPrinter) -> int:
+    import humanize
+
+    from milvus_backup.core.service import RestoreRequest, parse_renames
+
+    request = RestoreRequest(
+        backup_name=args.name,
+        collections=args.collections,
+        suffix=args.suffix,
+        renames=parse_renames(args.rename),
+        drop_exist_collection=args.drop_exist_collection,
+        meta_only=args.meta_only,
+        restore_index=args.restore_index,
+        load=args.load,
+        verify=args.verify,
+    )
+    job = engine.start_restore(request, [printer])
+    code = _run_job(job, printer)
+    if args.json:
+        _print_json(engine.get_restore(job.id))
+    elif code == EXIT_OK:
+        for task in job.tasks:
+            print(f"restored {task.source} as {task.target}: {humanize.intcomma(task.rows)} rows")
+    return code
+
+
+def cmd_verify(engine: BackupService, args: argparse.Namespace, printer: ProgressPrinter) -> int:
+    """Exit 0 when the backup is intact, 1 when damaged (every problem named on stdout) or not found."""
+    job = engine.start_verify(args.name, full=args.full, listeners=[] if args.json else [printer])
+    code = _run_job(job, printer)
+    if code != EXIT_OK:
+        return code
+    report: VerifyReport | None = job.result
+    assert report is not None  # a verify that succeeded returned its report
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        if report.problems:
+            print(_table([[p.kind, p.key, p.detail] for p in report.problems], ["PROBLEM", "OBJECT", "DETAIL"]))
+        print(report.summary())
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)  # --help and usage errors end here, before any heavy import
+    if args.command == "sandbox":
+        return cmd_sandbox(args)
+    if args.command in (None, "tui"):
+        from milvus_backup.tui.app import run_tui
+
+        return run_tui(_config(args))
+    from milvus_backup.core.service import open_service
+
+    engine = open_service(_config(args))
+    try:
+        return _dispatch(engine, args)
+    finally:
+        engine.close()
+
+
+def _dispatch(engine: BackupService, args: argparse.Namespace) -> int:
+    from milvus_backup.cli.progress import ProgressPrinter
+    from milvus_backup.core.service import InvalidRequest
+
     cmd = args.command
-    as_json = getattr(args, "json", False)
     if cmd == "server":
         return cmd_server(engine, args)
-    if cmd == "check":
-        report = engine.check()
-        if as_json:
-            _print_json(report.as_dict())
-        else:
-            for step in report.steps:
-                print(f"{'ok' if step.ok else 'FAILED':6}  {step.name:38}  {step.detail}")
-            print(
-                f"milvus bucket {report.milvus_bucket} (rootPath {report.milvus_root}), backup bucket "
-                f"{report.backup_bucket} (rootPath {report.backup_root})"
-            )
-        if not report.ok:
-            failed = next(s for s in report.steps if not s.ok)
-            print(f"error: check failed at {failed.name}: {failed.detail}", file=sys.stderr)
-            return EXIT_FAILED
-        return EXIT_OK
-    if cmd == "list-collections":
-        collections = engine.list_collections(args.database or None)
-        if as_json:
-            _print_json(
-                [
-                    {
-                        "db_name": c.db_name,
-                        "collection_name": c.name,
-                        "row_count": c.row_count,
-                        "load_state": c.load_state,
-                    }
-                    for c in collections
-                ]
-            )
-            return EXIT_OK
-        rows = [[f"{c.db_name}.{c.name}", humanize.intcomma(c.row_count), c.load_state] for c in collections]
-        print(_table(rows, ["COLLECTION", "ROWS", "LOAD STATE"]))
-        return EXIT_OK
-    if cmd == "list":
-        backups = engine.list_backups()
-        if as_json:
-            _print_json(
-                [
-                    {
-                        "id": b.id,
-                        "name": b.name,
-                        "state": b.state,
-                        "size": b.size,
-                        "milvus_version": b.milvus_version,
-                        "start_time": b.start_time,
-                        "collections": list(b.collections),
-                    }
-                    for b in backups
-                ]
-            )
-            return EXIT_OK
-        rows = [
-            [
-                b.name,
-                b.state,
-                humanize.naturalsize(b.size),
-                _when(b.start_time),
-                b.milvus_version or "-",
-                ",".join(b.collections) or "-",
-            ]
-            for b in backups
-        ]
-        print(_table(rows, ["NAME", "STATE", "SIZE", "CREATED (UTC)", "MILVUS", "COLLECTIONS"]))
-        return EXIT_OK
-    if cmd == "get":
-        _print_json(encode(engine.get_backup(args.name)))
-        return EXIT_OK
-    if cmd == "delete":
-        removed = engine.delete_backup(args.name)
-        if as_json:
-            _print_json({"backup_name": args.name, "deleted_objects": removed})
-        else:
-            print(f"deleted backup {args.name} ({removed} objects)")
-        return EXIT_OK
-    printer = ProgressPrinter()
-    if cmd == "create":
-        if len(args.databases) > 1 and args.colls:
-            print(
-                "error: -c goes with one database only (-d db); for several, qualify the names: -c db1.coll1,db2.coll2",
-                file=sys.stderr,
-            )
-            return EXIT_USAGE
-        job = engine.start_backup(_backup_request(engine, args), [printer])
-        code = _run_job(job, printer)
-        if as_json:
-            if code == EXIT_OK:
-                data = encode(job.result)
-                data.update(state_code=int(BackupState.SUCCESS), progress=100)
-            else:
-                data = {"id": job.id, "name": job.name, "state_code": int(BackupState.FAIL), "errorMessage": job.error}
-            _print_json(data)
-        elif code == EXIT_OK:
-            info = job.result
-            print(
-                f"backup {info.name} created: {len(info.collection_backups)} collection(s), "
-                f"{humanize.naturalsize(info.size)}"
-            )
-        return code
-    if cmd == "restore":
-        request = RestoreRequest(
-            backup_name=args.name,
-            collections=args.collections,
-            suffix=args.suffix,
-            renames=parse_renames(args.rename),
-            drop_exist_collection=args.drop_exist_collection,
-            meta_only=args.meta_only,
-            restore_index=args.restore_index,
-            load=args.load,
-            verify=args.verify,
-        )
-        job = engine.start_restore(request, [printer])
-        code = _run_job(job, printer)
-        if as_json:
-            _print_json(engine.get_restore(job.id))
-        elif code == EXIT_OK:
-            for task in job.result:
-                print(f"restored {task.source} as {task.target}: {humanize.intcomma(task.rows)} rows")
-        return code
-    if cmd == "verify":
-        return cmd_verify(engine, args, printer)
+    reads = {
+        "check": cmd_check,
+        "list-collections": cmd_list_collections,
+        "list": cmd_list,
+        "get": cmd_get,
+        "delete": cmd_delete,
+    }
+    if cmd in reads:
+        return reads[cmd](engine, args)
+    jobs = {"create": cmd_create, "restore": cmd_restore, "verify": cmd_verify}
+    if cmd in jobs:
+        return jobs[cmd](engine, args, ProgressPrinter())
     raise InvalidRequest(f"unknown command {cmd}")
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def _error_code(exc: Exception) -> int:
+    """The exit code of an error the tool raised on purpose, told in one line; anything else is a bug
+    and keeps its traceback. (The error classes load only now: a command that needed no engine never
+    imported them.)"""
+    from milvus_backup.core.service import BackupToolError, ConfigError
+
+    if isinstance(exc, ConfigError):
+        code = EXIT_USAGE
+    elif isinstance(exc, BackupToolError):
+        code = EXIT_FAILED
+    else:
+        raise exc
+    print(f"error: {exc}", file=sys.stderr)
+    return code
+
+
+def _reader_gone() -> int:
+    """stdout's reader has gone (`milvus-backup list | head -2`): end quietly, as a Unix tool does.
+
+    As the Python docs advise (signal module, "Note on SIGPIPE"): stdout is pointed at /dev/null, so
+    the interpreter's last flush of what is still buffered cannot fail again and print a traceback.
+    SIGPIPE itself is left ignored, as Python sets it: a client that drops a connection to the API
+    server must not kill the server."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_PIPE
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     try:
         code = run(argv)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        code = EXIT_USAGE
-    except BackupToolError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        code = EXIT_FAILED
+        sys.stdout.flush()  # stdout is buffered in a pipe: a reader that left shows here, not at exit
+    except BrokenPipeError:
+        code = _reader_gone()
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         code = EXIT_CANCELLED
+    except Exception as exc:
+        code = _error_code(exc)
     sys.exit(code)
 
 

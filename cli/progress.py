@@ -1,20 +1,40 @@
-"""Showing a job's progress in a terminal: a redrawn bar on a TTY, plain lines otherwise."""
+"""Showing a job's progress: a rich progress bar when stderr is a terminal, plain lines otherwise.
+
+On a terminal: the phase and collection, a bar, the percentage, bytes (or objects) done of the total,
+the transfer rate and the time left, redrawn ten times a second by rich; the job's log lines scroll
+above it, and it disappears when the job ends. Elsewhere (a pipe, a file, the tests): one plain line
+per phase and collection, then the log lines, which scripts read.
+"""
 
 from __future__ import annotations
 
 import sys
 import threading
-import time
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import humanize
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    ProgressColumn,
+    Task,
+    TaskID,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.progress import Progress as Bar
+from rich.text import Text
 
-from milvus_backup.core.service import Progress
+if TYPE_CHECKING:
+    from milvus_backup.core.service import Progress
 
 
 def describe(p: Progress, rate: float | None = None) -> str:
     """One line: phase, collection, bytes (with rate), objects, rows."""
-    parts = [p.phase]
+    parts: list[str] = [p.phase]
     if p.collection:
         parts.append(p.collection)
     if p.bytes_total:
@@ -29,59 +49,112 @@ def describe(p: Progress, rate: float | None = None) -> str:
     return "  ".join(parts)
 
 
-class ProgressPrinter:
-    """A job listener. On a TTY it redraws one bar line at most 10 times a second."""
+class _Amount(ProgressColumn):
+    """Bytes done of the total (and the objects), or the objects alone when a step counts no bytes."""
 
-    def __init__(self, stream: TextIO | None = None, tty: bool | None = None, width: int = 24):
+    def __init__(self) -> None:
+        super().__init__()
+        self._bytes = DownloadColumn()
+
+    def render(self, task: Task) -> Text:
+        objects = task.fields.get("objects", "")
+        if task.fields.get("unit") != "bytes":
+            return Text(objects, style="progress.download")
+        amount = self._bytes.render(task)
+        if objects:
+            amount.append(f"  {objects}", style="progress.download")
+        return amount
+
+
+class _Rate(ProgressColumn):
+    """The transfer rate, for a step that moves bytes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._speed = TransferSpeedColumn()
+
+    def render(self, task: Task) -> Text:
+        return self._speed.render(task) if task.fields.get("unit") == "bytes" else Text("")
+
+
+class ProgressPrinter:
+    """A job listener (called from the job's threads); `close()` removes the bar if the job left it up."""
+
+    def __init__(self, stream: TextIO | None = None, tty: bool | None = None):
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty() if tty is None else tty
-        self.width = width
         self._lock = threading.Lock()
-        self._last_draw = 0.0
         self._last_phase = ("", "")
-        self._rate_mark: tuple[float, int] | None = None
-        self._rate = 0.0
-        self._drawn = False
+        self._bar: Bar | None = None
+        self._task: TaskID | None = None
+        self._step: tuple[str, str, str, int] | None = None  # phase, collection, unit, total of the bar's task
+        self._closed = False
 
     def __call__(self, p: Progress) -> None:
         with self._lock:
-            self._update_rate(p)
-            if p.message:
-                self._clear()
-                print(p.message, file=self.stream, flush=True)
             if not self.tty:
-                if (p.phase, p.collection) != self._last_phase and p.phase != "done":
-                    print(describe(p), file=self.stream, flush=True)
-                self._last_phase = (p.phase, p.collection)
-                return
-            now = time.monotonic()
-            if p.state.finished:
-                self._clear()
-                return
-            if now - self._last_draw >= 0.1 or p.message:
+                self._plain(p)
+            elif self._closed:
+                if p.message:
+                    print(p.message, file=self.stream, flush=True)
+            else:
                 self._draw(p)
-                self._last_draw = now
 
-    def _update_rate(self, p: Progress) -> None:
-        now = time.monotonic()
-        if self._rate_mark is None or p.bytes_done < self._rate_mark[1]:
-            self._rate_mark = (now, p.bytes_done)
-            return
-        elapsed = now - self._rate_mark[0]
-        if elapsed >= 0.5:
-            self._rate = (p.bytes_done - self._rate_mark[1]) / elapsed
-            self._rate_mark = (now, p.bytes_done)
+    def close(self) -> None:
+        with self._lock:
+            self._stop()
 
+    # -- not a terminal: plain lines ---------------------------------------------------------------
+    def _plain(self, p: Progress) -> None:
+        if p.message:
+            print(p.message, file=self.stream, flush=True)
+        if (p.phase, p.collection) != self._last_phase and not p.state.finished:
+            print(describe(p), file=self.stream, flush=True)
+        self._last_phase = (p.phase, p.collection)
+
+    # -- a terminal: rich's bar --------------------------------------------------------------------
     def _draw(self, p: Progress) -> None:
-        filled = int(p.fraction * self.width)
-        bar = "█" * filled + "░" * (self.width - filled)
-        line = f"{bar} {p.fraction * 100:5.1f}%  {describe(p, self._rate)}"
-        self.stream.write("\r\x1b[2K" + line[:200])
-        self.stream.flush()
-        self._drawn = True
+        bar = self._bar
+        if bar is None:
+            bar = self._bar = Bar(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TaskProgressColumn(),
+                _Amount(),
+                _Rate(),
+                TimeRemainingColumn(),
+                console=Console(file=self.stream, force_terminal=True),
+                transient=True,  # gone when the job ends: the answer follows on stdout
+                redirect_stdout=False,  # stdout is the answer, never drawn over
+            )
+            bar.start()
+        if p.message:
+            bar.console.print(p.message, markup=False, highlight=False)
+        if p.state.finished:
+            self._stop()
+            return
+        if p.bytes_total:
+            unit, total, done = "bytes", p.bytes_total, p.bytes_done
+        elif p.objects_total:
+            unit, total, done = "objects", p.objects_total, p.objects_done
+        else:
+            unit, total, done = "", 0, 0  # a step without a count: the bar pulses
+        description = " ".join(filter(None, [str(p.phase), p.collection]))
+        if p.rows:
+            description += f"  {humanize.intcomma(p.rows)} rows"
+        objects = f"{p.objects_done}/{p.objects_total} objects" if p.objects_total else ""
+        step = (str(p.phase), p.collection, unit, total)
+        if step != self._step or self._task is None:
+            # a new step: a new task, so the rate and the time left are measured afresh
+            if self._task is not None:
+                bar.remove_task(self._task)
+            self._task = bar.add_task(description, total=total or None, completed=done, unit=unit, objects=objects)
+            self._step = step
+        else:
+            bar.update(self._task, completed=done, description=description, objects=objects)
 
-    def _clear(self) -> None:
-        if self.tty and self._drawn:
-            self.stream.write("\r\x1b[2K")
-            self.stream.flush()
-            self._drawn = False
+    def _stop(self) -> None:
+        self._closed = True
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None

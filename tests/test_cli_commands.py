@@ -18,7 +18,7 @@ import yaml
 from milvus_backup.sandbox.demo import demo_collection
 from milvus_backup.sandbox.servers import free_port
 from tests.conftest import assert_same_rows, drop_if_exists, fetch_rows
-from tests.test_cli import _cli, _error_line, _keys, _run, _uid
+from tests.test_cli import _cli, _env, _error_line, _keys, _run, _uid
 
 pytestmark = pytest.mark.integration
 
@@ -184,3 +184,67 @@ def test_help_lists_every_command():
         timeout=60,
     )
     assert "-p PORT" in server_help.stdout and "--host" in server_help.stdout and "8080" in server_help.stdout
+
+
+# What `--help` and a usage error must not load: the engine (core.service pulls pymilvus and grpc), the
+# faces' frameworks, the progress bar. They take a second or more; building the parser needs none.
+HEAVY = ("textual", "fastapi", "starlette", "uvicorn", "pymilvus", "pandas", "grpc", "rich", "minio")
+NOT_FOR_HELP = ("milvus_backup.core", "milvus_backup.tui", "milvus_backup.api", "milvus_backup.sandbox")
+
+
+@pytest.mark.parametrize("args", [["--help"], ["restore", "--help"], ["frobnicate"], ["create", "--bogus"]])
+def test_help_and_usage_errors_import_nothing_heavy(args):
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "milvus_backup.cli", *args],
+        cwd=Path(__file__).resolve().parents[1],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == (0 if "--help" in args else 2), proc.stderr[-2000:]
+    # -X importtime writes one "import time: self | cumulative | module" line per module imported
+    imported = {line.rsplit("|", 1)[1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert "milvus_backup.cli.main" in imported  # the listing is the command's own
+    assert sorted(m for m in imported if m.split(".")[0] in HEAVY) == []
+    assert sorted(m for m in imported if m.startswith(NOT_FOR_HELP)) == []
+
+
+@pytest.mark.parametrize("args", [["list", "--json"], ["list"]])
+def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path, args):
+    """`milvus-backup list --json | head -2`: no traceback, the status of a tool that SIGPIPE ends."""
+    backups = tmp_path / "backups"  # a local backup store: no servers needed
+    for i in range(2000):  # an answer far larger than a pipe holds (64 KiB), so the writer must wait
+        (backups / f"bk_{i:04}").mkdir(parents=True)
+        (backups / f"bk_{i:04}" / "leftover").write_text("x")
+    config = tmp_path / "local.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "log": {"file": {"filename": str(tmp_path / "backup.log")}},
+                "minio": {"backupStorageType": "local", "backupRootPath": str(backups)},
+            }
+        )
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "milvus_backup.cli", "--config", str(config), *args],
+        cwd=Path(__file__).resolve().parents[1],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_env(),
+    )
+    try:
+        first = proc.stdout.readline().decode()
+        proc.stdout.close()  # the reader has seen enough
+        stderr = proc.stderr.read().decode()
+        proc.wait(60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert first.split() == (
+        ["["] if "--json" in args else ["NAME", "STATE", "SIZE", "CREATED", "(UTC)", "MILVUS", "COLLECTIONS"]
+    )
+    assert stderr == ""  # no traceback, no "Exception ignored ... BrokenPipeError"
+    assert proc.returncode == 141

@@ -6,13 +6,14 @@ import threading
 
 import pytest
 
+from milvus_backup.core.backup import BackupRequest, resolve_collections
 from milvus_backup.core.errors import InvalidRequest, NotFound
-from milvus_backup.core.jobs import Job, JobState
+from milvus_backup.core.jobs import CollectionTask, Job, JobKind, JobState, Phase, TaskState
 from milvus_backup.core.meta import BackupInfo, Collection
 from milvus_backup.core.paths import BackupLayout, check_restore_id, probe_key, restore_record
 from milvus_backup.core.records import RestoreRecords, restore_view
-from milvus_backup.core.requests import collections_in_backup, parse_db_collections
-from milvus_backup.core.restore import RestoredCollection
+from milvus_backup.core.requests import parse_db_collections
+from milvus_backup.core.restore import RestoreRequest, plan_targets, preview_targets
 from milvus_backup.core.storage import LocalStorage
 
 
@@ -46,10 +47,53 @@ def test_db_collections_pick_from_a_backup():
             Collection(db_name="shop", collection_name="p"),
         ],
     )
-    assert collections_in_backup(info, {"default": []}) == ["default.a", "default.b"]
-    assert collections_in_backup(info, {"shop": ["p"], "default": ["b"]}) == ["shop.p", "default.b"]
-    with pytest.raises(NotFound, match="no collection of database nope"):
-        collections_in_backup(info, {"nope": []})
+
+    def sources(db_collections, collections=()):
+        request = RestoreRequest("b", collections=list(collections), db_collections=db_collections)
+        return [t.source for t in preview_targets(info, request, existing=set())]
+
+    assert sources({"default": []}) == ["default.a", "default.b"]
+    assert sources({"shop": ["p"], "default": ["b"]}) == ["shop.p", "default.b"]
+    assert sources({"default": ["shop.p"]}) == ["shop.p"]  # a qualified name keeps its own database
+    assert sources({"shop": []}, collections=["b", "shop.p"]) == ["default.b", "shop.p"]  # named once
+    with pytest.raises(NotFound, match="backup b holds no collection of database nope"):
+        plan_targets(info, RestoreRequest("b", db_collections={"nope": []}))
+    holds = r"collection shop\.x is not in backup b; it holds: default\.a, default\.b, shop\.p"
+    with pytest.raises(NotFound, match=holds):
+        plan_targets(info, RestoreRequest("b", db_collections={"shop": ["x"]}))
+
+
+class _FakeMilvus:
+    """What resolve_collections asks of Milvus: its databases and their collections."""
+
+    def __init__(self, collections: dict[str, list[str]]):
+        self.collections = collections
+
+    def list_databases(self) -> list[str]:
+        return list(self.collections)
+
+    def list_collections(self, db: str) -> list[str]:
+        return list(self.collections[db])
+
+
+def test_db_collections_pick_from_milvus():
+    milvus = _FakeMilvus({"default": ["a", "b"], "shop": ["p"], "empty": []})
+
+    def pairs(**fields):
+        return resolve_collections(milvus, BackupRequest(**fields))
+
+    assert pairs(db_collections={"default": []}) == [("default", "a"), ("default", "b")]
+    assert pairs(db_collections={"shop": ["p"], "default": ["b"]}) == [("shop", "p"), ("default", "b")]
+    assert pairs(db_collections={"default": ["shop.p"]}) == [("shop", "p")]
+    assert pairs(db_collections={"default": ["a"]}, collections=["a", "shop.p"]) == [("default", "a"), ("shop", "p")]
+    assert pairs(collections=["p"], db="shop") == [("shop", "p")]
+    assert pairs() == [("default", "a"), ("default", "b"), ("shop", "p")]
+    with pytest.raises(NotFound, match=r"database nope not found in Milvus \(it has: default, shop, empty\)"):
+        pairs(db_collections={"nope": []})
+    with pytest.raises(NotFound, match=r"there are no collections to back up in database\(s\) empty"):
+        pairs(db_collections={"empty": []})
+    with pytest.raises(NotFound, match=r"collection shop\.x not found in Milvus"):
+        pairs(db_collections={"shop": ["x"]})
 
 
 @pytest.mark.parametrize("bad", ["", "../x", "a/b", "a" * 65, "a b", "x.json"])
@@ -72,22 +116,21 @@ def _restore_job(outcome, tasks):
     def work(reporter):
         gate.wait(10)
         for task in tasks:
-            task.state = "restoring"
-            reporter.phase("import", task.target, objects_total=2)
+            task.state = TaskState.RESTORING
+            reporter.phase(Phase.IMPORT, task.target, objects_total=2)
             reporter.add(objects_done=1)
             if outcome == "fail":
-                task.state = "failed"
+                task.state = TaskState.FAILED
                 raise InvalidRequest("import refused")
-            task.state, task.rows = "success", 10
+            task.state, task.rows = TaskState.SUCCESS, 10
         return tasks
 
-    job = Job("restore", "bk", work, job_id="rid")
-    job.restore_tasks = tasks
+    job = Job(JobKind.RESTORE, "bk", work, job_id="rid", tasks=tasks)
     return job, gate
 
 
 def test_a_restore_view_follows_the_job_and_its_record_is_written_at_each_step(tmp_path):
-    tasks = [RestoredCollection("default.a", "default", "a_r"), RestoredCollection("default.b", "default", "b_r")]
+    tasks = [CollectionTask("default.a", "default", "a_r"), CollectionTask("default.b", "default", "b_r")]
     job, gate = _restore_job("ok", tasks)
     records = RestoreRecords(LocalStorage(tmp_path), "files")
     job.listeners.append(records.recorder(job, interval=0))
@@ -110,7 +153,7 @@ def test_a_restore_view_follows_the_job_and_its_record_is_written_at_each_step(t
 
 
 def test_a_failed_restore_keeps_its_error_in_the_record(tmp_path):
-    tasks = [RestoredCollection("default.a", "default", "a_r")]
+    tasks = [CollectionTask("default.a", "default", "a_r")]
     job, gate = _restore_job("fail", tasks)
     records = RestoreRecords(LocalStorage(tmp_path), "files")
     job.listeners.append(records.recorder(job))
