@@ -3,7 +3,8 @@ jobs that keep running while the operator browses.
 
 Everything that talks to Milvus or a bucket runs in a thread worker and comes back through
 `call_from_thread`/`post_message`; a failure becomes a notice (one line, which address failed),
-never a traceback. The app adds no backup logic: it calls the `Engine` and watches its `Job`s.
+never a traceback. The app adds no backup logic: it calls a `BackupService` (core.service) and
+watches its `Job`s.
 """
 
 from __future__ import annotations
@@ -13,23 +14,28 @@ import logging
 import signal
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from textual import on
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.css.query import NoMatches
 from textual.message import Message
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Label, Static
 
 from milvus_backup.core.service import (
+    BackupInfo,
     BackupRequest,
+    BackupService,
     BackupSummary,
     BackupToolError,
     CollectionSummary,
+    Config,
     Job,
     JobState,
+    Listener,
     Progress,
     RestoreRequest,
     default_backup_name,
@@ -48,6 +54,8 @@ from milvus_backup.tui.tables import (
 
 log = logging.getLogger("milvus_backup")
 
+T = TypeVar("T")
+
 
 class JobFinished(Message):
     def __init__(self, job_id: str):
@@ -55,7 +63,7 @@ class JobFinished(Message):
         self.job_id = job_id
 
 
-def describe_targets(config: Any) -> str:
+def describe_targets(config: Config) -> str:
     """Which Milvus and which bucket, for the header: "Milvus host:port → endpoint/bucket/root"."""
     milvus = f"Milvus {config.milvus.address}:{config.milvus.port}"
     b = config.backup_storage
@@ -64,8 +72,8 @@ def describe_targets(config: Any) -> str:
     return f"{milvus} → {b.endpoint}/{b.bucket_name}/{b.root_path.strip('/')}"
 
 
-class MilvusBackupApp(App):
-    """`engine` is a core.engine.Engine (or anything with its methods, in tests)."""
+class MilvusBackupApp(App[None]):
+    """`engine` is the engine's service surface: `open_service(config)`, or an in-memory one in tests."""
 
     CSS_PATH = "app.tcss"
     TITLE = "milvus-backup"
@@ -87,7 +95,7 @@ class MilvusBackupApp(App):
 
     def __init__(
         self,
-        engine: Any,
+        engine: BackupService,
         *,
         clock: Callable[[], float] = time.time,
         refresh_seconds: float = 15.0,
@@ -157,7 +165,9 @@ class MilvusBackupApp(App):
         self.run_worker(self._load, thread=True, group="refresh", exit_on_error=False)
 
     def _load(self) -> None:
-        collections, backups, errors = None, None, {}
+        collections: list[CollectionSummary] | None = None
+        backups: list[BackupSummary] | None = None
+        errors: dict[str, str] = {}
         try:
             collections = self.engine.list_collections()
         except BackupToolError as exc:
@@ -202,7 +212,7 @@ class MilvusBackupApp(App):
         self.refresh_bindings()
         self.loaded.set()
 
-    def _background(self, work: Callable[[], Any], then: Callable[[Any], None], what: str) -> None:
+    def _background(self, work: Callable[[], T], then: Callable[[T], object], what: str) -> None:
         """Run `work` in a thread; hand its result to `then` on the UI thread; failures become a notice."""
 
         def run() -> None:
@@ -283,7 +293,9 @@ class MilvusBackupApp(App):
         if request is None:
             return
         self._background(
-            lambda: self.start_job(self.engine.start_backup, request), self._job_started, f"backup {request.name}"
+            lambda: self.start_job(lambda listeners: self.engine.start_backup(request, listeners)),
+            self._job_started,
+            f"backup {request.name}",
         )
 
     # -- actions: backups ------------------------------------------------------------------------
@@ -311,7 +323,7 @@ class MilvusBackupApp(App):
         if request is None:
             return
         self._background(
-            lambda: self.start_job(self.engine.start_restore, request),
+            lambda: self.start_job(lambda listeners: self.engine.start_restore(request, listeners)),
             self._job_started,
             f"restore from {request.backup_name}",
         )
@@ -322,9 +334,16 @@ class MilvusBackupApp(App):
             return
         self._background(
             lambda: self.engine.get_backup(backup.name),
-            lambda info: self.push_screen(BackupDetailsScreen(info, backup.name)),
+            lambda info: self._show_details(info, backup.name),
             f"details of {backup.name}",
         )
+
+    def _show_details(self, info: BackupInfo, name: str) -> None:
+        def answered(restore: bool | None) -> None:
+            if restore:
+                self.action_restore()
+
+        self.push_screen(BackupDetailsScreen(info, name), answered)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.data_table.id == "backups":
@@ -370,7 +389,7 @@ class MilvusBackupApp(App):
             return
         self._background(
             lambda: self.start_job(
-                lambda _, listeners: self.engine.start_verify(backup.name, full=full, listeners=listeners), None
+                lambda listeners: self.engine.start_verify(backup.name, full=full, listeners=listeners)
             ),
             self._job_started,
             f"verify {backup.name}",
@@ -381,28 +400,29 @@ class MilvusBackupApp(App):
         self.action_refresh()
 
     # -- jobs ------------------------------------------------------------------------------------
-    def start_job(self, start: Callable[..., Job], request: Any) -> Job:
+    def start_job(self, start: Callable[[list[Listener]], Job[T]]) -> Job[T]:
         """Start a job through the engine (in a worker thread), watched from its first event."""
         watch = JobWatch()
 
-        def on_progress(p: Progress) -> None:
+        def on_progress(p: Progress) -> None:  # in the job's thread
             watch.on_progress(p)
             if p.state.finished:
                 self.post_message(JobFinished(p.job_id))
 
-        watch.job = start(request, [on_progress])
-        self.watches[watch.job.id] = watch
-        return watch.job
+        job = start([on_progress])
+        watch.job = job
+        self.watches[job.id] = watch
+        return job
 
-    def _job_started(self, job: Job) -> None:
-        self.notify(f"{job.kind.capitalize()} {job.name} started; j shows its progress.")
+    def _job_started(self, job: Job[Any]) -> None:
+        self.notify(f"{job.kind.value.capitalize()} {job.name} started; j shows its progress.")
         self._update_jobline()
 
     def on_job_finished(self, message: JobFinished) -> None:
         watch = self.watches.get(message.job_id)
         if watch is None:
             return
-        severity = (
+        severity: SeverityLevel = (
             "information" if watch.succeeded() else "warning" if watch.job.state is JobState.CANCELLED else "error"
         )
         self.notify(watch.outcome(), severity=severity, timeout=10)
@@ -478,7 +498,7 @@ class MilvusBackupApp(App):
 
         self.push_screen(ConfirmDialog(question, yes="Cancel jobs and quit", danger=True), answered)
 
-    def cancel_jobs(self) -> list[Job]:
+    def cancel_jobs(self) -> list[Job[Any]]:
         running = [w.job for w in self.watches.values() if not w.job.state.finished]
         for job in running:
             job.cancel()
@@ -489,7 +509,7 @@ class MilvusBackupApp(App):
         self.exit()
 
     # -- command palette -------------------------------------------------------------------------
-    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         yield SystemCommand("Back up", "Back up the marked collections", self.action_backup)
         yield SystemCommand("Restore", "Restore the selected backup", self.action_restore)
@@ -516,7 +536,7 @@ class MilvusBackupApp(App):
         self._show_marks()
 
 
-def _log_to_file_only(config: Any) -> None:
+def _log_to_file_only(config: Config) -> None:
     """Nothing may write log lines onto the screen: libraries' warnings go to the log file too, or nowhere."""
     root = logging.getLogger()
     for handler in list(root.handlers):
@@ -535,7 +555,7 @@ def _log_to_file_only(config: Any) -> None:
         ours.addHandler(logging.NullHandler())
 
 
-def run_tui(config: Any) -> int:
+def run_tui(config: Config) -> int:
     """Open the app on `config`; on the way out, wait for cancelled jobs to clean up."""
     from milvus_backup.core.service import open_service
 
