@@ -1,10 +1,11 @@
 """The terminal application: collections and backups side by side, backup and restore dialogs, and
 jobs that keep running while the operator browses.
 
-Everything that talks to Milvus or a bucket runs in a thread worker and comes back through
-`call_from_thread`/`post_message`; a failure becomes a notice (one line, which address failed),
-never a traceback. The app adds no backup logic: it calls a `BackupService` (core.service) and
-watches its `Job`s.
+Everything that talks to Milvus or a bucket runs in a thread worker (Textual's `@work`) and comes
+back through `call_from_thread`/`post_message`; a failure becomes a notice (one line, which address
+failed), never a traceback. Workers that only read are exclusive in their group, so a newer refresh
+or dialog load replaces an older one; workers that start jobs or delete never are. The app adds no
+backup logic: it calls a `BackupService` (core.service) and watches its `Job`s.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from textual import on
+from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.css.query import NoMatches
@@ -24,6 +25,7 @@ from textual.message import Message
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Label, Static
+from textual.worker import Worker, get_current_worker
 
 from milvus_backup.core.service import (
     BackupInfo,
@@ -111,7 +113,6 @@ class MilvusBackupApp(App[None]):
         self.backups: dict[str, BackupSummary] = {}
         self.watches: dict[str, JobWatch] = {}
         self.errors: dict[str, str] = {}  # "milvus"/"backups" -> the last failure
-        self._refreshing = False
         self._filter_target: SyncTable | None = None
         self.loaded = asyncio.Event()  # set after the first refresh (tests wait on it)
 
@@ -159,12 +160,11 @@ class MilvusBackupApp(App[None]):
 
     # -- data ------------------------------------------------------------------------------------
     def action_refresh(self) -> None:
-        if self._refreshing:
-            return
-        self._refreshing = True
-        self.run_worker(self._load, thread=True, group="refresh", exit_on_error=False)
+        self._load()
 
+    @work(thread=True, exclusive=True, group="refresh", exit_on_error=False)
     def _load(self) -> None:
+        """List collections and backups (a worker thread); a newer refresh replaces this one."""
         collections: list[CollectionSummary] | None = None
         backups: list[BackupSummary] | None = None
         errors: dict[str, str] = {}
@@ -175,6 +175,8 @@ class MilvusBackupApp(App[None]):
         except Exception as exc:
             log.exception("listing collections failed")
             errors["milvus"] = f"unexpected error: {type(exc).__name__}: {exc}"
+        if get_current_worker().is_cancelled:  # replaced while Milvus answered: the newer refresh lists both
+            return
         try:
             backups = self.engine.list_backups()
         except BackupToolError as exc:
@@ -182,12 +184,11 @@ class MilvusBackupApp(App[None]):
         except Exception as exc:
             log.exception("listing backups failed")
             errors["backups"] = f"unexpected error: {type(exc).__name__}: {exc}"
-        self.call_from_thread(self._show_data, collections, backups, errors)
+        self._show_unless_replaced(lambda: self._show_data(collections, backups, errors))
 
     def _show_data(
         self, collections: list[CollectionSummary] | None, backups: list[BackupSummary] | None, errors: dict[str, str]
     ) -> None:
-        self._refreshing = False
         if not self.collections_table_present():  # a refresh that ends after the app began to close
             return
         if collections is not None:
@@ -212,28 +213,74 @@ class MilvusBackupApp(App[None]):
         self.refresh_bindings()
         self.loaded.set()
 
-    def _background(self, work: Callable[[], T], then: Callable[[T], object], what: str) -> None:
-        """Run `work` in a thread; hand its result to `then` on the UI thread; failures become a notice."""
+    # -- worker plumbing: these run in a worker thread and reach the UI through call_from_thread ---
+    def _show_unless_replaced(self, show: Callable[[], object]) -> None:
+        """Run `show` on the UI thread, unless a newer worker of this one's exclusive group has replaced it.
+
+        The check runs on the UI thread, where a replacement cancels the older worker, so an older
+        answer can never land after a newer one was asked for."""
+        worker: Worker[Any] = get_current_worker()
 
         def run() -> None:
-            try:
-                result = work()
-            except BackupToolError as exc:
-                self.call_from_thread(self.notify, str(exc), title=f"{what} refused", severity="error", timeout=10)
-                return
-            except Exception as exc:
-                log.exception("%s failed", what)
-                self.call_from_thread(
-                    self.notify,
-                    f"unexpected error: {type(exc).__name__}: {exc}",
-                    title=f"{what} failed",
-                    severity="error",
-                    timeout=10,
-                )
-                return
-            self.call_from_thread(then, result)
+            if not worker.is_cancelled:
+                show()
 
-        self.run_worker(run, thread=True, group="actions", exit_on_error=False)
+        self.call_from_thread(run)
+
+    def _attempt(self, what: str, work: Callable[[], T]) -> T | None:
+        """`work()`, or None after a notice saying why it failed (one line, no traceback)."""
+        try:
+            return work()
+        except BackupToolError as exc:
+            self.call_from_thread(self.notify, str(exc), title=f"{what} refused", severity="error", timeout=10)
+        except Exception as exc:
+            log.exception("%s failed", what)
+            self.call_from_thread(
+                self.notify,
+                f"unexpected error: {type(exc).__name__}: {exc}",
+                title=f"{what} failed",
+                severity="error",
+                timeout=10,
+            )
+        return None
+
+    @work(thread=True, exclusive=True, group="open", exit_on_error=False)
+    def _open_restore(self, name: str) -> None:
+        """The backup and Milvus's collections for the restore dialog; a newer dialog or screen asked for wins."""
+        found = self._attempt(
+            f"restore from {name}", lambda: (self.engine.get_backup(name), self.engine.existing_collections())
+        )
+        if found is not None:
+            info, existing = found
+            self._show_unless_replaced(
+                lambda: self.push_screen(RestoreDialog(info, name, existing), self._start_restore)
+            )
+
+    @work(thread=True, exclusive=True, group="open", exit_on_error=False)
+    def _open_details(self, name: str) -> None:
+        info = self._attempt(f"details of {name}", lambda: self.engine.get_backup(name))
+        if info is not None:
+            self._show_unless_replaced(lambda: self._show_details(info, name))
+
+    def _show_details(self, info: BackupInfo, name: str) -> None:
+        def answered(restore: bool | None) -> None:
+            if restore:
+                self.action_restore()
+
+        self.push_screen(BackupDetailsScreen(info, name), answered)
+
+    # Never exclusive: a second job started (or a delete) must not cancel the worker starting the first.
+    @work(thread=True, group="actions", exit_on_error=False)
+    def _launch(self, what: str, start: Callable[[list[Listener]], Job[Any]]) -> None:
+        job = self._attempt(what, lambda: self.start_job(start))
+        if job is not None:
+            self.call_from_thread(self._job_started, job)
+
+    @work(thread=True, group="actions", exit_on_error=False)
+    def _delete(self, name: str) -> None:
+        removed = self._attempt(f"delete {name}", lambda: self.engine.delete_backup(name))
+        if removed is not None:
+            self.call_from_thread(self._deleted, name, removed)
 
     # -- which keys apply ------------------------------------------------------------------------
     _MAIN_ONLY = {
@@ -292,11 +339,7 @@ class MilvusBackupApp(App[None]):
     def _start_backup(self, request: BackupRequest | None) -> None:
         if request is None:
             return
-        self._background(
-            lambda: self.start_job(lambda listeners: self.engine.start_backup(request, listeners)),
-            self._job_started,
-            f"backup {request.name}",
-        )
+        self._launch(f"backup {request.name}", lambda listeners: self.engine.start_backup(request, listeners))
 
     # -- actions: backups ------------------------------------------------------------------------
     def _selected_backup(self) -> BackupSummary | None:
@@ -313,37 +356,20 @@ class MilvusBackupApp(App[None]):
                 f"Backup {backup.name} is {backup.state}: it cannot be restored. Delete it with d.", severity="error"
             )
             return
-        self._background(
-            lambda: (self.engine.get_backup(backup.name), self.engine.existing_collections()),
-            lambda found: self.push_screen(RestoreDialog(found[0], backup.name, found[1]), self._start_restore),
-            f"restore from {backup.name}",
-        )
+        self._open_restore(backup.name)
 
     def _start_restore(self, request: RestoreRequest | None) -> None:
         if request is None:
             return
-        self._background(
-            lambda: self.start_job(lambda listeners: self.engine.start_restore(request, listeners)),
-            self._job_started,
-            f"restore from {request.backup_name}",
+        self._launch(
+            f"restore from {request.backup_name}", lambda listeners: self.engine.start_restore(request, listeners)
         )
 
     def action_details(self) -> None:
         backup = self._selected_backup()
         if backup is None:
             return
-        self._background(
-            lambda: self.engine.get_backup(backup.name),
-            lambda info: self._show_details(info, backup.name),
-            f"details of {backup.name}",
-        )
-
-    def _show_details(self, info: BackupInfo, name: str) -> None:
-        def answered(restore: bool | None) -> None:
-            if restore:
-                self.action_restore()
-
-        self.push_screen(BackupDetailsScreen(info, name), answered)
+        self._open_details(backup.name)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.data_table.id == "backups":
@@ -368,11 +394,7 @@ class MilvusBackupApp(App[None]):
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self._background(
-                    lambda: self.engine.delete_backup(backup.name),
-                    lambda removed: self._deleted(backup.name, removed),
-                    f"delete {backup.name}",
-                )
+                self._delete(backup.name)
 
         self.push_screen(ConfirmDialog(question, yes="Delete", danger=True), answered)
 
@@ -387,12 +409,9 @@ class MilvusBackupApp(App[None]):
                 severity="error",
             )
             return
-        self._background(
-            lambda: self.start_job(
-                lambda listeners: self.engine.start_verify(backup.name, full=full, listeners=listeners)
-            ),
-            self._job_started,
+        self._launch(
             f"verify {backup.name}",
+            lambda listeners: self.engine.start_verify(backup.name, full=full, listeners=listeners),
         )
 
     def _deleted(self, name: str, removed: int) -> None:
