@@ -111,7 +111,8 @@ class MilvusBackupApp(App[None]):
         self.marked: set[str] = set()
         self.collections: list[CollectionSummary] = []
         self.backups: dict[str, BackupSummary] = {}
-        self.watches: dict[str, JobWatch] = {}
+        self.watches: dict[str, JobWatch] = {}  # changed on the UI thread only
+        self._announced: set[str] = set()  # jobs whose end was notified
         self.errors: dict[str, str] = {}  # "milvus"/"backups" -> the last failure
         self._filter_target: SyncTable | None = None
         self.loaded = asyncio.Event()  # set after the first refresh (tests wait on it)
@@ -272,9 +273,18 @@ class MilvusBackupApp(App[None]):
     # Never exclusive: a second job started (or a delete) must not cancel the worker starting the first.
     @work(thread=True, group="actions", exit_on_error=False)
     def _launch(self, what: str, start: Callable[[list[Listener]], Job[Any]]) -> None:
-        job = self._attempt(what, lambda: self.start_job(start))
+        """Start a job through the engine, watched from its first event; the UI thread then adds it to `watches`."""
+        watch = JobWatch()
+
+        def on_progress(p: Progress) -> None:  # in the job's thread
+            watch.on_progress(p)
+            if p.state.finished:
+                self.post_message(JobFinished(p.job_id))
+
+        job = self._attempt(what, lambda: start([on_progress]))
         if job is not None:
-            self.call_from_thread(self._job_started, job)
+            watch.job = job
+            self.call_from_thread(self._job_started, watch)
 
     @work(thread=True, group="actions", exit_on_error=False)
     def _delete(self, name: str) -> None:
@@ -419,28 +429,25 @@ class MilvusBackupApp(App[None]):
         self.action_refresh()
 
     # -- jobs ------------------------------------------------------------------------------------
-    def start_job(self, start: Callable[[list[Listener]], Job[T]]) -> Job[T]:
-        """Start a job through the engine (in a worker thread), watched from its first event."""
-        watch = JobWatch()
-
-        def on_progress(p: Progress) -> None:  # in the job's thread
-            watch.on_progress(p)
-            if p.state.finished:
-                self.post_message(JobFinished(p.job_id))
-
-        job = start([on_progress])
-        watch.job = job
+    def _job_started(self, watch: JobWatch) -> None:
+        """A job the app started joins `watches`, here on the UI thread, the only one that changes it."""
+        job = watch.job
         self.watches[job.id] = watch
-        return job
-
-    def _job_started(self, job: Job[Any]) -> None:
         self.notify(f"{job.kind.value.capitalize()} {job.name} started; j shows its progress.")
         self._update_jobline()
+        if job.state.finished:  # it ended before it was watched: its JobFinished may have found nothing
+            self._announce(watch)
 
     def on_job_finished(self, message: JobFinished) -> None:
         watch = self.watches.get(message.job_id)
-        if watch is None:
+        if watch is not None:
+            self._announce(watch)
+
+    def _announce(self, watch: JobWatch) -> None:
+        """Say once how a job ended, and show what it changed."""
+        if watch.job.id in self._announced:
             return
+        self._announced.add(watch.job.id)
         severity: SeverityLevel = (
             "information" if watch.succeeded() else "warning" if watch.job.state is JobState.CANCELLED else "error"
         )
