@@ -228,10 +228,10 @@ class MilvusBackupApp(App[None]):
 
         self.call_from_thread(run)
 
-    def _attempt(self, what: str, work: Callable[[], T]) -> T | None:
-        """`work()`, or None after a notice saying why it failed (one line, no traceback)."""
+    def _attempt(self, what: str, call: Callable[[], T]) -> T | None:
+        """`call()`, or None after a notice saying why it failed (one line, no traceback)."""
         try:
-            return work()
+            return call()
         except BackupToolError as exc:
             self.call_from_thread(self.notify, str(exc), title=f"{what} refused", severity="error", timeout=10)
         except Exception as exc:
