@@ -16,10 +16,7 @@ from minio import Minio
 from pymilvus import MilvusClient
 from rich.console import Console
 
-from milvus_backup.core.backup import BackupRequest
-from milvus_backup.core.config import Config
-from milvus_backup.core.engine import Engine
-from milvus_backup.core.jobs import JobState
+from milvus_backup.core.service import BackupRequest, BackupService, Config, JobKind, JobState, open_service
 from milvus_backup.sandbox.demo import demo_collection
 from milvus_backup.tui.app import MilvusBackupApp
 from milvus_backup.tui.details import BackupDetailsScreen, backup_view
@@ -55,11 +52,11 @@ async def _cursor_to(pilot, table: SyncTable, key: str) -> None:
         await pilot.press("down" if table.cursor_row < target else "up")
 
 
-def _backup_names(engine: Engine) -> set[str]:
+def _backup_names(engine: BackupService) -> set[str]:
     return {b.name for b in engine.list_backups()}
 
 
-def _made_backup(engine: Engine, name: str, collections: list[str]) -> None:
+def _made_backup(engine: BackupService, name: str, collections: list[str]) -> None:
     """A finished backup for a test to work on, made through the engine."""
     job = engine.start_backup(BackupRequest(name=name, collections=collections))
     assert job.wait(300) is JobState.SUCCESS, job.error
@@ -113,7 +110,7 @@ def test_backup_and_restore_from_the_keyboard(sandbox, engine):
             # focus: the collection tick, then suffix, renames, drop, index, load, start
             await pilot.press("tab", *suffix, "tab", "tab", "tab", "space", "tab", "space", "tab", "enter")
             await _until(pilot, lambda: len(app.watches) == 2, "the restore job")
-            restore = next(w for w in app.watches.values() if w.job.kind == "restore")
+            restore = next(w for w in app.watches.values() if w.job.kind is JobKind.RESTORE)
             await _until(pilot, lambda: restore.job.state.finished, "the restore to finish")
             assert restore.job.state is JobState.SUCCESS, restore.job.error
 
@@ -264,7 +261,7 @@ def test_unreachable_milvus_says_where(sandbox, base_config: Config):
 
     port = free_port()
     config = dataclasses.replace(base_config, milvus=dataclasses.replace(base_config.milvus, port=port))
-    engine = Engine(config)
+    engine = open_service(config)
     app = MilvusBackupApp(engine, refresh_seconds=0)
 
     async def scenario():
@@ -327,7 +324,7 @@ def test_delete_from_the_keyboard(sandbox, engine):
 
     _run(scenario)
     assert name not in _backup_names(engine)
-    assert not list(engine.ctx.backup_storage.list(engine.ctx.backup_layout.backup(name) + "/"))
+    assert not engine.backup_exists(name), "every object of the backup must be gone"
 
 
 def test_verify_from_the_keyboard_finds_a_flipped_byte(sandbox, engine):

@@ -8,32 +8,46 @@ the real Milvus and S3 is tests/test_tui.py.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 import pytest
+from textual.pilot import Pilot
 from textual.widgets import DataTable
 
-from milvus_backup.core.catalog import BackupSummary
-from milvus_backup.core.config import load_config
-from milvus_backup.core.errors import NotFound
-from milvus_backup.core.jobs import Job, JobState, Progress
-from milvus_backup.core.meta import (
+from milvus_backup.core.meta import IndexInfo, KeyValue, Partition, Schema, Segment
+from milvus_backup.core.service import (
     BackupInfo,
+    BackupRequest,
+    BackupService,
     BackupState,
+    BackupSummary,
+    CheckReport,
     Collection,
+    CollectionSummary,
+    CollectionTask,
+    Config,
     Field,
-    IndexInfo,
-    KeyValue,
-    Partition,
-    Schema,
-    Segment,
+    InvalidRequest,
+    Job,
+    JobKind,
+    JobState,
+    Listener,
+    NotFound,
+    Phase,
+    Progress,
+    RestoreRequest,
+    TaskState,
+    VerifyReport,
+    load_config,
+    preview_targets,
 )
-from milvus_backup.core.milvus import CollectionSummary
-from milvus_backup.core.restore import RestoredCollection, preview_targets
 from milvus_backup.tui.app import MilvusBackupApp
 from milvus_backup.tui.jobs import JobsScreen, JobWatch
 from milvus_backup.tui.tables import SyncTable, backup_rows
 
+SnapCompare = Callable[..., bool]  # pytest-textual-snapshot's fixture
 NOW = 1_795_000_000.0  # a fixed "now" for "3 hours ago"
 SIZES = [(80, 24), (120, 40)]
 
@@ -101,13 +115,20 @@ BACKUPS = {
 
 
 class FixedEngine:
-    """What the app calls on core.engine.Engine, answered from the tables above."""
+    """The engine's service surface (core.service.BackupService, which mypy holds it to), answered from
+    the tables above. It starts no jobs: the jobs screen's snapshot is fed its jobs directly."""
 
-    def __init__(self):
-        self.config = load_config(None, env={})
-        self.jobs: dict[str, Job] = {}
+    def __init__(self) -> None:
+        self.config: Config = load_config(None, env={})
 
-    def list_collections(self):
+    def close(self) -> None:
+        pass
+
+    def open_stores(self) -> None:
+        pass
+
+    # -- reads
+    def list_collections(self, db: str | None = None) -> list[CollectionSummary]:
         return [
             CollectionSummary("default", "books", 1, 650, "Loaded", 3, ("embedding:IVF_FLAT",)),
             CollectionSummary("default", "hello_milvus", 2, 3000, "Loaded", 1, ("embeddings:HNSW",)),
@@ -115,7 +136,7 @@ class FixedEngine:
             CollectionSummary("shop", "orders_2026_with_a_long_name", 4, 1_234_567, "Loaded", 12, ("vec:DISKANN",)),
         ]
 
-    def list_backups(self):
+    def list_backups(self) -> list[BackupSummary]:
         listed = [
             BackupSummary(
                 b.name,
@@ -131,59 +152,82 @@ class FixedEngine:
         ]
         return [*listed, BackupSummary("half_written", "", "incomplete", 1024, "", 0, 0, ())]
 
-    def get_backup(self, name):
+    def get_backup(self, name: str) -> BackupInfo:
         if name not in BACKUPS:
             raise NotFound(f"backup {name} not found")
         return BACKUPS[name]
 
-    def existing_collections(self):
+    def backup_exists(self, name: str) -> bool:
+        return any(b.name == name for b in self.list_backups())
+
+    def delete_backup(self, name: str) -> int:
+        raise InvalidRequest("the snapshot engine deletes nothing")
+
+    def existing_collections(self) -> set[str]:
         return {"default.books", "default.hello_milvus", "shop.products"}
+
+    def check(self) -> CheckReport:
+        raise InvalidRequest("the snapshot engine has nothing to check")
+
+    def get_restore(self, restore_id: str) -> dict[str, Any]:
+        raise NotFound(f"restore {restore_id} not found")
+
+    # -- jobs: none
+    def jobs(self) -> list[Job[Any]]:
+        return []
+
+    def job(self, job_id: str) -> Job[Any] | None:
+        return None
+
+    def backup_job(self, name: str = "", job_id: str = "") -> Job[BackupInfo] | None:
+        return None
+
+    def running_backup(self, name: str) -> Job[BackupInfo] | None:
+        return None
+
+    def start_backup(self, request: BackupRequest, listeners: list[Listener] | None = None) -> Job[BackupInfo]:
+        raise InvalidRequest("the snapshot engine starts no jobs")
+
+    def start_restore(
+        self, request: RestoreRequest, listeners: list[Listener] | None = None, restore_id: str | None = None
+    ) -> Job[list[CollectionTask]]:
+        raise InvalidRequest("the snapshot engine starts no jobs")
+
+    def start_verify(self, name: str, full: bool = False, listeners: list[Listener] | None = None) -> Job[VerifyReport]:
+        raise InvalidRequest("the snapshot engine starts no jobs")
+
+    def verify_backup(self, name: str, full: bool = False, listeners: list[Listener] | None = None) -> VerifyReport:
+        raise InvalidRequest("the snapshot engine starts no jobs")
 
 
 def _app() -> MilvusBackupApp:
+    engine: BackupService = FixedEngine()  # mypy holds the stand-in to the engine's protocol here
     return MilvusBackupApp(
-        FixedEngine(), clock=lambda: NOW, refresh_seconds=0, default_name=lambda: "backup_2026_11_22_10_00_00_1"
+        engine, clock=lambda: NOW, refresh_seconds=0, default_name=lambda: "backup_2026_11_22_10_00_00_1"
     )
 
 
-async def _loaded(pilot) -> None:
-    await asyncio.wait_for(pilot.app.loaded.wait(), 10)
+async def _loaded(pilot: Pilot[None]) -> None:
+    app = pilot.app
+    assert isinstance(app, MilvusBackupApp)
+    await asyncio.wait_for(app.loaded.wait(), 10)
     await pilot.pause()
 
 
 def _jobs_app() -> MilvusBackupApp:
     """An app with one backup copying and one restore that failed, their progress fed as events."""
     app = _app()
-    backup = Job("backup", "nightly_2026_11_22", lambda r: None, job_id="job-backup")
+    backup: Job[None] = Job(JobKind.BACKUP, "nightly_2026_11_22", lambda r: None, job_id="job-backup")
     backup.start_time = int(NOW) - 40
     watch = JobWatch(backup)
+    head = ("job-backup", JobKind.BACKUP, "nightly_2026_11_22")
     for event in (
+        Progress(*head, phase=Phase.PREPARE, collection="default.books", elapsed=1.0),
+        Progress(*head, phase=Phase.PREPARE, collection="default.hello_milvus", elapsed=1.5),
+        Progress(*head, phase=Phase.COPY, collection="", bytes_total=400_000_000, objects_total=120, elapsed=2.0),
         Progress(
-            "job-backup", "backup", "nightly_2026_11_22", phase="prepare", collection="default.books", elapsed=1.0
-        ),
-        Progress(
-            "job-backup",
-            "backup",
-            "nightly_2026_11_22",
-            phase="prepare",
-            collection="default.hello_milvus",
-            elapsed=1.5,
-        ),
-        Progress(
-            "job-backup",
-            "backup",
-            "nightly_2026_11_22",
-            phase="copy",
-            collection="",
-            bytes_total=400_000_000,
-            objects_total=120,
-            elapsed=2.0,
-        ),
-        Progress(
-            "job-backup",
-            "backup",
-            "nightly_2026_11_22",
-            phase="copy",
+            *head,
+            phase=Phase.COPY,
             collection="",
             bytes_done=150_000_000,
             bytes_total=400_000_000,
@@ -193,6 +237,7 @@ def _jobs_app() -> MilvusBackupApp:
         ),
     ):
         watch.on_progress(event)
+    assert watch.latest is not None
     backup.progress = watch.latest
     backup.lines = [
         "planning backup nightly_2026_11_22 of 2 collection(s)",
@@ -200,13 +245,18 @@ def _jobs_app() -> MilvusBackupApp:
         "default.hello_milvus: 2 segment(s), 12 binlog(s), 250000000 bytes",
         "copying 39 binlog(s), 400000000 bytes",
     ]
-    restore = Job("restore", "before_upgrade", lambda r: None, job_id="job-restore")
+    restore: Job[None] = Job(
+        JobKind.RESTORE,
+        "before_upgrade",
+        lambda r: None,
+        job_id="job-restore",
+        tasks=[CollectionTask("shop.products", "shop", "products_recover", 0, TaskState.FAILED)],
+    )
     restore.start_time = int(NOW) - 300
-    restore.restore_tasks = [RestoredCollection("shop.products", "shop", "products_recover", 0, "failed")]
     restore.error = "collection(s) shop.products_recover already exist"
     restore_watch = JobWatch(restore)
     restore.progress = Progress(
-        "job-restore", "restore", "before_upgrade", state=JobState.FAILED, phase="done", elapsed=2.0
+        "job-restore", JobKind.RESTORE, "before_upgrade", state=JobState.FAILED, phase=Phase.DONE, elapsed=2.0
     )
     restore.lines = ["restoring 1 collection(s) from backup before_upgrade", restore.error]
     app.watches = {backup.id: watch, restore.id: restore_watch}
@@ -214,13 +264,13 @@ def _jobs_app() -> MilvusBackupApp:
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_main_screen(snap_compare, size):
+def test_main_screen(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
     assert snap_compare(_app(), terminal_size=size, run_before=_loaded)
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_backup_dialog(snap_compare, size):
-    async def run_before(pilot):
+def test_backup_dialog(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
+    async def run_before(pilot: Pilot[None]) -> None:
         await _loaded(pilot)
         await pilot.press("space", "down", "space", "b")
         await pilot.pause()
@@ -229,8 +279,8 @@ def test_backup_dialog(snap_compare, size):
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_restore_dialog(snap_compare, size):
-    async def run_before(pilot):
+def test_restore_dialog(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
+    async def run_before(pilot: Pilot[None]) -> None:
         await _loaded(pilot)
         await pilot.press("tab", "r")
         await asyncio.sleep(0.3)
@@ -243,8 +293,8 @@ def test_restore_dialog(snap_compare, size):
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_jobs_screen(snap_compare, size):
-    async def run_before(pilot):
+def test_jobs_screen(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
+    async def run_before(pilot: Pilot[None]) -> None:
         await _loaded(pilot)
         await pilot.press("j")
         await pilot.pause(0.4)
@@ -253,8 +303,8 @@ def test_jobs_screen(snap_compare, size):
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_details_screen(snap_compare, size):
-    async def run_before(pilot):
+def test_details_screen(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
+    async def run_before(pilot: Pilot[None]) -> None:
         await _loaded(pilot)
         await pilot.press("tab", "enter")
         await asyncio.sleep(0.3)
@@ -263,14 +313,14 @@ def test_details_screen(snap_compare, size):
     assert snap_compare(_app(), terminal_size=size, run_before=run_before)
 
 
-def test_help_screen(snap_compare):
+def test_help_screen(snap_compare: SnapCompare) -> None:
     assert snap_compare(_app(), run_before=_loaded, press=["question_mark"])
 
 
 # -- the pure parts ---------------------------------------------------------------------------------
 
 
-def test_job_watch_rate_and_eta_come_from_bytes_copied():
+def test_job_watch_rate_and_eta_come_from_bytes_copied() -> None:
     app = _jobs_app()
     watch = app.watches["job-backup"]
     assert watch.percent() == 37.5
@@ -281,31 +331,29 @@ def test_job_watch_rate_and_eta_come_from_bytes_copied():
     assert list(watch.collections) == ["default.books", "default.hello_milvus"]
 
 
-def test_failed_job_says_why():
+def test_failed_job_says_why() -> None:
     watch = _jobs_app().watches["job-restore"]
     assert watch.outcome() == "restore before_upgrade failed: collection(s) shop.products_recover already exist"
     assert watch.eta() is None
 
 
-def test_backup_rows_say_when_in_words():
+def test_backup_rows_say_when_in_words() -> None:
     rows = backup_rows(FixedEngine().list_backups(), lambda: NOW)
     assert str(rows["nightly_2026_11_21"][1]) == "3 hours ago"
     assert str(rows["before_upgrade"][1]) == "9 days ago"
     assert str(rows["half_written"][4]) == "incomplete"
 
 
-def test_restore_preview_marks_existing_targets():
+def test_restore_preview_marks_existing_targets() -> None:
     info = BACKUPS["nightly_2026_11_21"]
-    from milvus_backup.core.restore import RestoreRequest
-
     plain = preview_targets(info, RestoreRequest(info.name), {"default.books"})
     assert [(p.target, p.exists) for p in plain] == [("default.hello_milvus", False), ("default.books", True)]
     suffixed = preview_targets(info, RestoreRequest(info.name, suffix="_r"), {"default.books"})
     assert [(p.target, p.exists) for p in suffixed] == [("default.hello_milvus_r", False), ("default.books_r", False)]
 
 
-def test_table_refresh_keeps_the_cursor_and_filters():
-    async def scenario():
+def test_table_refresh_keeps_the_cursor_and_filters() -> None:
+    async def scenario() -> None:
         app = _app()
         async with app.run_test(size=(100, 30)) as pilot:
             await _loaded(pilot)
@@ -330,10 +378,10 @@ def test_table_refresh_keeps_the_cursor_and_filters():
     asyncio.run(scenario())
 
 
-def test_command_palette_reaches_the_actions():
+def test_command_palette_reaches_the_actions() -> None:
     """ctrl+p, type "jobs", enter: the jobs screen opens; every main action is listed by name."""
 
-    async def scenario():
+    async def scenario() -> None:
         app = _app()
         async with app.run_test(size=(100, 30)) as pilot:
             await _loaded(pilot)
@@ -359,11 +407,11 @@ def test_command_palette_reaches_the_actions():
     asyncio.run(scenario())
 
 
-def test_late_ticks_after_quitting_do_nothing():
+def test_late_ticks_after_quitting_do_nothing() -> None:
     """A job-line tick or a refresh that lands while the app closes must not raise (its widgets are gone)."""
     app = _jobs_app()
 
-    async def scenario():
+    async def scenario() -> None:
         async with app.run_test(size=(100, 30)) as pilot:
             await _loaded(pilot)
 

@@ -1,9 +1,11 @@
 """The terminal application: collections and backups side by side, backup and restore dialogs, and
 jobs that keep running while the operator browses.
 
-Everything that talks to Milvus or a bucket runs in a thread worker and comes back through
-`call_from_thread`/`post_message`; a failure becomes a notice (one line, which address failed),
-never a traceback. The app adds no backup logic: it calls the `Engine` and watches its `Job`s.
+Everything that talks to Milvus or a bucket runs in a thread worker (Textual's `@work`) and comes
+back through `call_from_thread`/`post_message`; a failure becomes a notice (one line, which address
+failed), never a traceback. Workers that only read are exclusive in their group, so a newer refresh
+or dialog load replaces an older one; workers that start jobs or delete never are. The app adds no
+backup logic: it calls a `BackupService` (core.service) and watches its `Job`s.
 """
 
 from __future__ import annotations
@@ -13,23 +15,29 @@ import logging
 import signal
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
-from textual import on
+from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.css.query import NoMatches
 from textual.message import Message
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Label, Static
+from textual.worker import Worker, get_current_worker
 
 from milvus_backup.core.service import (
+    BackupInfo,
     BackupRequest,
+    BackupService,
     BackupSummary,
     BackupToolError,
     CollectionSummary,
+    Config,
     Job,
     JobState,
+    Listener,
     Progress,
     RestoreRequest,
     default_backup_name,
@@ -48,6 +56,8 @@ from milvus_backup.tui.tables import (
 
 log = logging.getLogger("milvus_backup")
 
+T = TypeVar("T")
+
 
 class JobFinished(Message):
     def __init__(self, job_id: str):
@@ -55,7 +65,7 @@ class JobFinished(Message):
         self.job_id = job_id
 
 
-def describe_targets(config: Any) -> str:
+def describe_targets(config: Config) -> str:
     """Which Milvus and which bucket, for the header: "Milvus host:port → endpoint/bucket/root"."""
     milvus = f"Milvus {config.milvus.address}:{config.milvus.port}"
     b = config.backup_storage
@@ -64,8 +74,8 @@ def describe_targets(config: Any) -> str:
     return f"{milvus} → {b.endpoint}/{b.bucket_name}/{b.root_path.strip('/')}"
 
 
-class MilvusBackupApp(App):
-    """`engine` is a core.engine.Engine (or anything with its methods, in tests)."""
+class MilvusBackupApp(App[None]):
+    """`engine` is the engine's service surface: `open_service(config)`, or an in-memory one in tests."""
 
     CSS_PATH = "app.tcss"
     TITLE = "milvus-backup"
@@ -87,7 +97,7 @@ class MilvusBackupApp(App):
 
     def __init__(
         self,
-        engine: Any,
+        engine: BackupService,
         *,
         clock: Callable[[], float] = time.time,
         refresh_seconds: float = 15.0,
@@ -101,9 +111,9 @@ class MilvusBackupApp(App):
         self.marked: set[str] = set()
         self.collections: list[CollectionSummary] = []
         self.backups: dict[str, BackupSummary] = {}
-        self.watches: dict[str, JobWatch] = {}
+        self.watches: dict[str, JobWatch] = {}  # changed on the UI thread only
+        self._announced: set[str] = set()  # jobs whose end was notified
         self.errors: dict[str, str] = {}  # "milvus"/"backups" -> the last failure
-        self._refreshing = False
         self._filter_target: SyncTable | None = None
         self.loaded = asyncio.Event()  # set after the first refresh (tests wait on it)
 
@@ -151,13 +161,14 @@ class MilvusBackupApp(App):
 
     # -- data ------------------------------------------------------------------------------------
     def action_refresh(self) -> None:
-        if self._refreshing:
-            return
-        self._refreshing = True
-        self.run_worker(self._load, thread=True, group="refresh", exit_on_error=False)
+        self._load()
 
+    @work(thread=True, exclusive=True, group="refresh", exit_on_error=False)
     def _load(self) -> None:
-        collections, backups, errors = None, None, {}
+        """List collections and backups (a worker thread); a newer refresh replaces this one."""
+        collections: list[CollectionSummary] | None = None
+        backups: list[BackupSummary] | None = None
+        errors: dict[str, str] = {}
         try:
             collections = self.engine.list_collections()
         except BackupToolError as exc:
@@ -165,6 +176,8 @@ class MilvusBackupApp(App):
         except Exception as exc:
             log.exception("listing collections failed")
             errors["milvus"] = f"unexpected error: {type(exc).__name__}: {exc}"
+        if get_current_worker().is_cancelled:  # replaced while Milvus answered: the newer refresh lists both
+            return
         try:
             backups = self.engine.list_backups()
         except BackupToolError as exc:
@@ -172,12 +185,11 @@ class MilvusBackupApp(App):
         except Exception as exc:
             log.exception("listing backups failed")
             errors["backups"] = f"unexpected error: {type(exc).__name__}: {exc}"
-        self.call_from_thread(self._show_data, collections, backups, errors)
+        self._show_unless_replaced(lambda: self._show_data(collections, backups, errors))
 
     def _show_data(
         self, collections: list[CollectionSummary] | None, backups: list[BackupSummary] | None, errors: dict[str, str]
     ) -> None:
-        self._refreshing = False
         if not self.collections_table_present():  # a refresh that ends after the app began to close
             return
         if collections is not None:
@@ -202,28 +214,83 @@ class MilvusBackupApp(App):
         self.refresh_bindings()
         self.loaded.set()
 
-    def _background(self, work: Callable[[], Any], then: Callable[[Any], None], what: str) -> None:
-        """Run `work` in a thread; hand its result to `then` on the UI thread; failures become a notice."""
+    # -- worker plumbing: these run in a worker thread and reach the UI through call_from_thread ---
+    def _show_unless_replaced(self, show: Callable[[], object]) -> None:
+        """Run `show` on the UI thread, unless a newer worker of this one's exclusive group has replaced it.
+
+        The check runs on the UI thread, where a replacement cancels the older worker, so an older
+        answer can never land after a newer one was asked for."""
+        worker: Worker[Any] = get_current_worker()
 
         def run() -> None:
-            try:
-                result = work()
-            except BackupToolError as exc:
-                self.call_from_thread(self.notify, str(exc), title=f"{what} refused", severity="error", timeout=10)
-                return
-            except Exception as exc:
-                log.exception("%s failed", what)
-                self.call_from_thread(
-                    self.notify,
-                    f"unexpected error: {type(exc).__name__}: {exc}",
-                    title=f"{what} failed",
-                    severity="error",
-                    timeout=10,
-                )
-                return
-            self.call_from_thread(then, result)
+            if not worker.is_cancelled:
+                show()
 
-        self.run_worker(run, thread=True, group="actions", exit_on_error=False)
+        self.call_from_thread(run)
+
+    def _attempt(self, what: str, call: Callable[[], T]) -> T | None:
+        """`call()`, or None after a notice saying why it failed (one line, no traceback)."""
+        try:
+            return call()
+        except BackupToolError as exc:
+            self.call_from_thread(self.notify, str(exc), title=f"{what} refused", severity="error", timeout=10)
+        except Exception as exc:
+            log.exception("%s failed", what)
+            self.call_from_thread(
+                self.notify,
+                f"unexpected error: {type(exc).__name__}: {exc}",
+                title=f"{what} failed",
+                severity="error",
+                timeout=10,
+            )
+        return None
+
+    @work(thread=True, exclusive=True, group="open", exit_on_error=False)
+    def _open_restore(self, name: str) -> None:
+        """The backup and Milvus's collections for the restore dialog; a newer dialog or screen asked for wins."""
+        found = self._attempt(
+            f"restore from {name}", lambda: (self.engine.get_backup(name), self.engine.existing_collections())
+        )
+        if found is not None:
+            info, existing = found
+            self._show_unless_replaced(
+                lambda: self.push_screen(RestoreDialog(info, name, existing), self._start_restore)
+            )
+
+    @work(thread=True, exclusive=True, group="open", exit_on_error=False)
+    def _open_details(self, name: str) -> None:
+        info = self._attempt(f"details of {name}", lambda: self.engine.get_backup(name))
+        if info is not None:
+            self._show_unless_replaced(lambda: self._show_details(info, name))
+
+    def _show_details(self, info: BackupInfo, name: str) -> None:
+        def answered(restore: bool | None) -> None:
+            if restore:
+                self.action_restore()
+
+        self.push_screen(BackupDetailsScreen(info, name), answered)
+
+    # Never exclusive: a second job started (or a delete) must not cancel the worker starting the first.
+    @work(thread=True, group="actions", exit_on_error=False)
+    def _launch(self, what: str, start: Callable[[list[Listener]], Job[Any]]) -> None:
+        """Start a job through the engine, watched from its first event; the UI thread then adds it to `watches`."""
+        watch = JobWatch()
+
+        def on_progress(p: Progress) -> None:  # in the job's thread
+            watch.on_progress(p)
+            if p.state.finished:
+                self.post_message(JobFinished(p.job_id))
+
+        job = self._attempt(what, lambda: start([on_progress]))
+        if job is not None:
+            watch.job = job
+            self.call_from_thread(self._job_started, watch)
+
+    @work(thread=True, group="actions", exit_on_error=False)
+    def _delete(self, name: str) -> None:
+        removed = self._attempt(f"delete {name}", lambda: self.engine.delete_backup(name))
+        if removed is not None:
+            self.call_from_thread(self._deleted, name, removed)
 
     # -- which keys apply ------------------------------------------------------------------------
     _MAIN_ONLY = {
@@ -282,9 +349,7 @@ class MilvusBackupApp(App):
     def _start_backup(self, request: BackupRequest | None) -> None:
         if request is None:
             return
-        self._background(
-            lambda: self.start_job(self.engine.start_backup, request), self._job_started, f"backup {request.name}"
-        )
+        self._launch(f"backup {request.name}", lambda listeners: self.engine.start_backup(request, listeners))
 
     # -- actions: backups ------------------------------------------------------------------------
     def _selected_backup(self) -> BackupSummary | None:
@@ -301,30 +366,20 @@ class MilvusBackupApp(App):
                 f"Backup {backup.name} is {backup.state}: it cannot be restored. Delete it with d.", severity="error"
             )
             return
-        self._background(
-            lambda: (self.engine.get_backup(backup.name), self.engine.existing_collections()),
-            lambda found: self.push_screen(RestoreDialog(found[0], backup.name, found[1]), self._start_restore),
-            f"restore from {backup.name}",
-        )
+        self._open_restore(backup.name)
 
     def _start_restore(self, request: RestoreRequest | None) -> None:
         if request is None:
             return
-        self._background(
-            lambda: self.start_job(self.engine.start_restore, request),
-            self._job_started,
-            f"restore from {request.backup_name}",
+        self._launch(
+            f"restore from {request.backup_name}", lambda listeners: self.engine.start_restore(request, listeners)
         )
 
     def action_details(self) -> None:
         backup = self._selected_backup()
         if backup is None:
             return
-        self._background(
-            lambda: self.engine.get_backup(backup.name),
-            lambda info: self.push_screen(BackupDetailsScreen(info, backup.name)),
-            f"details of {backup.name}",
-        )
+        self._open_details(backup.name)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.data_table.id == "backups":
@@ -349,11 +404,7 @@ class MilvusBackupApp(App):
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self._background(
-                    lambda: self.engine.delete_backup(backup.name),
-                    lambda removed: self._deleted(backup.name, removed),
-                    f"delete {backup.name}",
-                )
+                self._delete(backup.name)
 
         self.push_screen(ConfirmDialog(question, yes="Delete", danger=True), answered)
 
@@ -368,12 +419,9 @@ class MilvusBackupApp(App):
                 severity="error",
             )
             return
-        self._background(
-            lambda: self.start_job(
-                lambda _, listeners: self.engine.start_verify(backup.name, full=full, listeners=listeners), None
-            ),
-            self._job_started,
+        self._launch(
             f"verify {backup.name}",
+            lambda listeners: self.engine.start_verify(backup.name, full=full, listeners=listeners),
         )
 
     def _deleted(self, name: str, removed: int) -> None:
@@ -381,28 +429,26 @@ class MilvusBackupApp(App):
         self.action_refresh()
 
     # -- jobs ------------------------------------------------------------------------------------
-    def start_job(self, start: Callable[..., Job], request: Any) -> Job:
-        """Start a job through the engine (in a worker thread), watched from its first event."""
-        watch = JobWatch()
-
-        def on_progress(p: Progress) -> None:
-            watch.on_progress(p)
-            if p.state.finished:
-                self.post_message(JobFinished(p.job_id))
-
-        watch.job = start(request, [on_progress])
-        self.watches[watch.job.id] = watch
-        return watch.job
-
-    def _job_started(self, job: Job) -> None:
-        self.notify(f"{job.kind.capitalize()} {job.name} started; j shows its progress.")
+    def _job_started(self, watch: JobWatch) -> None:
+        """A job the app started joins `watches`, here on the UI thread, the only one that changes it."""
+        job = watch.job
+        self.watches[job.id] = watch
+        self.notify(f"{job.kind.value.capitalize()} {job.name} started; j shows its progress.")
         self._update_jobline()
+        if job.state.finished:  # it ended before it was watched: its JobFinished may have found nothing
+            self._announce(watch)
 
     def on_job_finished(self, message: JobFinished) -> None:
         watch = self.watches.get(message.job_id)
-        if watch is None:
+        if watch is not None:
+            self._announce(watch)
+
+    def _announce(self, watch: JobWatch) -> None:
+        """Say once how a job ended, and show what it changed."""
+        if watch.job.id in self._announced:
             return
-        severity = (
+        self._announced.add(watch.job.id)
+        severity: SeverityLevel = (
             "information" if watch.succeeded() else "warning" if watch.job.state is JobState.CANCELLED else "error"
         )
         self.notify(watch.outcome(), severity=severity, timeout=10)
@@ -478,7 +524,7 @@ class MilvusBackupApp(App):
 
         self.push_screen(ConfirmDialog(question, yes="Cancel jobs and quit", danger=True), answered)
 
-    def cancel_jobs(self) -> list[Job]:
+    def cancel_jobs(self) -> list[Job[Any]]:
         running = [w.job for w in self.watches.values() if not w.job.state.finished]
         for job in running:
             job.cancel()
@@ -489,7 +535,7 @@ class MilvusBackupApp(App):
         self.exit()
 
     # -- command palette -------------------------------------------------------------------------
-    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         yield SystemCommand("Back up", "Back up the marked collections", self.action_backup)
         yield SystemCommand("Restore", "Restore the selected backup", self.action_restore)
@@ -516,7 +562,7 @@ class MilvusBackupApp(App):
         self._show_marks()
 
 
-def _log_to_file_only(config: Any) -> None:
+def _log_to_file_only(config: Config) -> None:
     """Nothing may write log lines onto the screen: libraries' warnings go to the log file too, or nowhere."""
     root = logging.getLogger()
     for handler in list(root.handlers):
@@ -535,7 +581,7 @@ def _log_to_file_only(config: Any) -> None:
         ours.addHandler(logging.NullHandler())
 
 
-def run_tui(config: Any) -> int:
+def run_tui(config: Config) -> int:
     """Open the app on `config`; on the way out, wait for cancelled jobs to clean up."""
     from milvus_backup.core.service import open_service
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime
 
 import humanize
-from pymilvus import DataType
+from pymilvus import DataType  # type: ignore[import-untyped, unused-ignore]  # no type information shipped
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -29,7 +29,7 @@ def _when(seconds: int) -> str:
 
 def _type_name(number: int) -> str:
     try:
-        return DataType(number).name
+        return str(DataType(number).name)
     except ValueError:
         return str(number)
 
@@ -119,9 +119,11 @@ def backup_view(info: BackupInfo, folder: str) -> RenderableType:
     return Group(summary, Text(""), *(collection_view(c) for c in info.collection_backups))
 
 
-class BackupDetailsScreen(Screen):
+class BackupDetailsScreen(Screen[bool]):
+    """Dismissed with True when the operator asks to restore this backup (r), False when going back."""
+
     BINDINGS = [
-        Binding("escape,enter", "app.pop_screen", "Back"),
+        Binding("escape,enter", "dismiss(False)", "Back"),
         Binding("r", "restore", "Restore"),
         Binding("question_mark", "app.help", "Keys"),
     ]
@@ -142,5 +144,4 @@ class BackupDetailsScreen(Screen):
         self.query_one("#details").focus()
 
     def action_restore(self) -> None:
-        self.app.pop_screen()
-        self.app.action_restore()
+        self.dismiss(True)

@@ -34,9 +34,11 @@ from milvus_backup.core.service import (
 class Tick(Checkbox):
     """A checkbox that reads in a plain terminal too: X when on, blank when off (not only a colour change)."""
 
-    @property
-    def BUTTON_INNER(self) -> str:
-        return "X" if self.value else " "
+    BUTTON_INNER = " "
+
+    def watch_value(self) -> None:
+        self.BUTTON_INNER = "X" if self.value else " "
+        super().watch_value()
 
 
 class ConfirmDialog(ModalScreen[bool]):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import humanize
 from rich.table import Table
@@ -21,13 +22,13 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Log, ProgressBar, Static
 
-from milvus_backup.core.service import Job, JobState, Progress
+from milvus_backup.core.service import BackupInfo, Job, JobKind, JobState, Phase, Progress, VerifyReport
 
 
 @dataclass
 class CollectionStep:
     collection: str
-    phase: str
+    phase: Phase
     bytes_done: int = 0
     bytes_total: int = 0
     rows: int = 0
@@ -36,17 +37,28 @@ class CollectionStep:
 class JobWatch:
     """What the jobs screen shows of one job, fed by its progress events."""
 
-    def __init__(self, job: Job | None = None):
-        self.job = job  # set by whoever started the job; events may arrive first
+    def __init__(self, job: Job[Any] | None = None):
+        self._job = job  # set by whoever started the job; events may arrive first
         self.latest: Progress | None = job.progress if job else None
         self.step_started = 0.0  # progress.elapsed when the current collection/phase began
         self.collections: dict[str, CollectionStep] = {}
+
+    @property
+    def job(self) -> Job[Any]:
+        """The watched job; a watch is read only once its job is set (events may come before)."""
+        if self._job is None:
+            raise RuntimeError("this watch has no job yet")
+        return self._job
+
+    @job.setter
+    def job(self, job: Job[Any]) -> None:
+        self._job = job
 
     def on_progress(self, p: Progress) -> None:
         previous = self.latest
         if previous is None or p.collection != previous.collection or p.phase != previous.phase:
             self.step_started = p.elapsed
-        if p.collection and p.phase != "done":
+        if p.collection and p.phase is not Phase.DONE:
             step = self.collections.get(p.collection) or CollectionStep(p.collection, p.phase)
             step.phase, step.bytes_done, step.bytes_total = p.phase, p.bytes_done, p.bytes_total
             self.collections[p.collection] = step
@@ -93,24 +105,24 @@ class JobWatch:
         """What a finished job produced, or why it did not."""
         job = self.job
         if job.state is JobState.SUCCESS:
-            if job.kind == "backup" and job.result is not None:
-                info = job.result
+            result = job.result
+            if job.kind is JobKind.BACKUP and isinstance(result, BackupInfo):
                 return (
-                    f"backup {info.name} created: {len(info.collection_backups)} collection(s), "
-                    f"{humanize.naturalsize(info.size)}"
+                    f"backup {result.name} created: {len(result.collection_backups)} collection(s), "
+                    f"{humanize.naturalsize(result.size)}"
                 )
-            if job.kind == "restore" and job.result is not None:
+            if job.kind is JobKind.RESTORE and result is not None:
                 return "restored " + ", ".join(
-                    f"{t.source} as {t.target} ({humanize.intcomma(t.rows)} rows)" for t in job.result
+                    f"{t.source} as {t.target} ({humanize.intcomma(t.rows)} rows)" for t in job.tasks
                 )
-            if job.kind == "verify" and job.result is not None:
-                report = job.result
+            if job.kind is JobKind.VERIFY and isinstance(result, VerifyReport):
+                report = result
                 problems = [f"{p.kind} {p.key}: {p.detail}" for p in report.problems[:5]]
                 more = len(report.problems) - len(problems)
                 return "\n".join([report.summary(), *problems] + ([f"... and {more} more"] if more > 0 else []))
             return f"{job.kind} {job.name} finished"
         if job.state is JobState.CANCELLED:
-            if job.kind == "verify":
+            if job.kind is JobKind.VERIFY:
                 return f"verify {job.name} cancelled"
             return f"{job.kind} {job.name} cancelled; what it had written was removed"
         if job.state is JobState.FAILED:
@@ -122,7 +134,7 @@ class JobWatch:
         job = self.job
         if job.state is not JobState.SUCCESS:
             return False
-        return job.kind != "verify" or job.result is None or job.result.ok
+        return not isinstance(job.result, VerifyReport) or job.result.ok
 
     def collection_table(self) -> Table:
         """One line per collection: a restore reports each on its own; a backup copies them together."""
@@ -130,26 +142,29 @@ class JobWatch:
         for column in ("collection", "phase", "copied", "rows", "state"):
             table.add_column(column)
         p, finished = self.progress, self.job.state.finished
-        tasks = getattr(self.job, "restore_tasks", None)
-        if tasks is not None:
-            for task in tasks:
+        if self.job.kind is JobKind.RESTORE:
+            for task in self.job.tasks:
                 step = self.collections.get(task.target)
                 copied = (
                     f"{humanize.naturalsize(step.bytes_done)} / {humanize.naturalsize(step.bytes_total)}"
-                    if step and step.phase == "copy" and step.bytes_total
+                    if step and step.phase is Phase.COPY and step.bytes_total
                     else "-"
                 )
                 table.add_row(
                     f"{task.source} → {task.target}",
-                    step.phase if step else "-",
+                    step.phase.value if step else "-",
                     copied,
                     humanize.intcomma(task.rows) if task.rows else "-",
-                    task.state,
+                    task.state.value,
                 )
             return table
         for name in self.collections:
             table.add_row(
-                name, "done" if finished else p.phase, "-", "-", self.job.state.value if finished else "in this backup"
+                name,
+                Phase.DONE.value if finished else p.phase.value,
+                "-",
+                "-",
+                self.job.state.value if finished else "in this backup",
             )
         return table
 
@@ -167,7 +182,7 @@ def state_text(state: JobState) -> Text:
     return Text(state.value, style=style)
 
 
-class JobsScreen(Screen):
+class JobsScreen(Screen[None]):
     """Every job of the session; the selected one's bar, collections and log."""
 
     BINDINGS = [
@@ -186,7 +201,7 @@ class JobsScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        table = DataTable(id="job-table", cursor_type="row", zebra_stripes=True)
+        table: DataTable[str | Text] = DataTable(id="job-table", cursor_type="row", zebra_stripes=True)
         yield table
         with Vertical(id="job-detail"):
             yield Static(id="job-stats")
@@ -197,7 +212,7 @@ class JobsScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        table = self.query_one("#job-table", DataTable)
+        table: DataTable[str | Text] = self.query_one("#job-table", DataTable)
         for column in JOB_COLUMNS:
             table.add_column(column, key=column)
         self.sub_title = "jobs"
@@ -206,21 +221,21 @@ class JobsScreen(Screen):
         table.focus()
 
     def selected(self) -> JobWatch | None:
-        table = self.query_one("#job-table", DataTable)
+        table: DataTable[str | Text] = self.query_one("#job-table", DataTable)
         if not table.row_count:
             return None
         key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-        return self.watches.get(key)
+        return self.watches.get(key) if key is not None else None
 
     def refresh_jobs(self) -> None:
-        table = self.query_one("#job-table", DataTable)
+        table: DataTable[str | Text] = self.query_one("#job-table", DataTable)
         for job_id, watch in self.watches.items():
             p = watch.progress
-            cells = (
-                watch.job.kind,
+            cells: tuple[str | Text, ...] = (
+                watch.job.kind.value,
                 watch.job.name,
                 state_text(p.state),
-                p.phase,
+                p.phase.value,
                 f"{watch.percent():.0f}%",
                 _clock(watch.job.start_time),
             )

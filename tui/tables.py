@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import humanize
 from rich.text import Text
@@ -20,12 +21,12 @@ Row = tuple[str | Text, ...]
 MARK = "✓"
 
 
-class SyncTable(DataTable):
+class SyncTable(DataTable[str | Text]):
     """A DataTable fed whole row sets by key: `sync(rows)`; `filter` narrows what it shows."""
 
     DEFAULT_CSS = "SyncTable { height: 1fr; }"
 
-    def __init__(self, columns: Sequence[str], **kwargs):
+    def __init__(self, columns: Sequence[str], **kwargs: Any):
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self._columns = list(columns)
         self.all_rows: dict[str, Row] = {}
