@@ -19,7 +19,6 @@ import re
 import types
 import typing
 from dataclasses import dataclass, field
-from functools import cache
 from typing import Any, TypeVar
 
 from milvus_backup.core.errors import BackupToolError
@@ -268,14 +267,21 @@ class _Key:
     always: bool
 
 
-@cache
+_KEYS: dict[type, tuple[_Key, ...]] = {}
+
+
 def _keys(cls: type) -> tuple[_Key, ...]:
+    """A meta dataclass's JSON keys, worked out once per class (a race computes the same tuple twice)."""
+    found = _KEYS.get(cls)
+    if found is not None:
+        return found
     hints = typing.get_type_hints(cls)
-    return tuple(
+    _KEYS[cls] = found = tuple(
         _Key(f.name, f.metadata.get("json") or f.name, hints[f.name], f.metadata.get("always", False))
         for f in dataclasses.fields(cls)
         if not f.metadata.get("skip")
     )
+    return found
 
 
 def _is_empty(value: Any) -> bool:
@@ -331,7 +337,7 @@ def _decode_value(tp: Any, value: Any, where: str) -> Any:
         return value
     if origin in (types.UnionType, typing.Union):  # `X | None`
         return _decode_value(_non_none(tp), value, where)
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return _decode(tp, value, where)
     if origin is list:
         if not isinstance(value, list):
@@ -380,9 +386,10 @@ def _decode(cls: type[T], data: Any, where: str) -> T:
         elif value is not None:  # null reads as "not set", as Go does
             values[key.attr] = _decode_value(key.hint, value, f"{where}.{name}" if where else name)
             present.add(name)
-    obj = cls(**values, extra=extra)
+    factory: Any = cls  # a meta dataclass: every one has `extra` and `_source_keys`
+    obj = factory(**values, extra=extra)
     obj._source_keys = frozenset(present)
-    return obj
+    return typing.cast(T, obj)
 
 
 def decode(cls: type[T], data: dict[str, Any]) -> T:
@@ -451,7 +458,8 @@ def _read(name: str, raw: bytes | str, cls: type[T]) -> T:
 def _read_infos(name: str, raw: bytes | str, cls: type[T]) -> list[T]:
     data = _load(name, raw)
     try:
-        return _decode_value(list[cls], data.get("infos") or [], "infos")
+        infos: list[T] = _decode_value(list[cls], data.get("infos") or [], "infos")  # type: ignore[valid-type]
+        return infos
     except MetaError as e:
         raise MetaError(f"meta file {name}: {e}") from None
     except RecursionError:

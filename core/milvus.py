@@ -75,12 +75,15 @@ def _check(resp: Any, what: str) -> Any:
     return resp
 
 
-def proto_to_dict(message: Any) -> dict:
+def proto_to_dict(message: Any) -> dict[str, Any]:
     """A proto message as the JSON the Go tool writes: proto field names, enums as numbers.
 
     int64 values come out as strings here; core.meta reads them back as numbers.
     """
-    return json_format.MessageToDict(message, preserving_proto_field_name=True, use_integers_for_enums=True)
+    data: dict[str, Any] = json_format.MessageToDict(
+        message, preserving_proto_field_name=True, use_integers_for_enums=True
+    )
+    return data
 
 
 class Milvus:
@@ -130,7 +133,7 @@ class Milvus:
 
     # -- reading ---------------------------------------------------------------------------------
     def version(self) -> str:
-        return self._call("GetVersion", milvus_pb2.GetVersionRequest(), "get Milvus version").version
+        return str(self._call("GetVersion", milvus_pb2.GetVersionRequest(), "get Milvus version").version)
 
     def list_databases(self) -> list[str]:
         return list(self._call("ListDatabases", milvus_pb2.ListDatabasesRequest(), "list databases").db_names)
@@ -218,7 +221,7 @@ class Milvus:
         """Seal and persist the collection's growing segments; returns the flush timestamp (TSO)."""
         resp = self._call("Flush", milvus_pb2.FlushRequest(db_name=db, collection_names=[name]), f"flush {db}.{name}")
         seg_ids = list(resp.coll_segIDs[name].data) if name in resp.coll_segIDs else []
-        flush_ts = resp.coll_flush_ts.get(name, 0)
+        flush_ts = int(resp.coll_flush_ts.get(name, 0))
         deadline = time.monotonic() + timeout
         while seg_ids:
             state = self._call(
@@ -253,7 +256,7 @@ class Milvus:
         self,
         db: str,
         name: str,
-        schema: dict,
+        schema: dict[str, Any],
         shards_num: int,
         consistency_level: int,
         properties: Iterable[tuple[str, str]] = (),
