@@ -140,6 +140,13 @@ def _key(path: str, default: Any, env: str = "", backup_env: str = "", backup_de
     return field
 
 
+def _default_log_file() -> str:
+    # Never under the working directory: the user's XDG state folder ($XDG_STATE_HOME only if absolute).
+    state = os.environ.get("XDG_STATE_HOME", "")
+    base = Path(state) if os.path.isabs(state) else Path.home() / ".local" / "state"
+    return str(base / "milvus-backup" / "backup.log")
+
+
 class _Frozen:
     """Setting an attribute raises AttributeError, as on a frozen dataclass (pydantic's frozen raises a ValueError)."""
 
@@ -156,7 +163,7 @@ class LogConfig(_Frozen, BaseModel):
 
     level: LogLevel = _key("log.level", "info")
     console: Flag = _key("log.console", True)
-    filename: Text = _key("log.file.filename", "logs/backup.log")  # "" writes no log file
+    filename: Text = _key("log.file.filename", _default_log_file)  # "" writes no log file
 
 
 class MilvusConfig(_Frozen, BaseModel):

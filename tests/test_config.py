@@ -36,6 +36,7 @@ def config_error(path: Path | None = None, env: dict[str, str] | None = None) ->
 
 def test_defaults_match_interfaces(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # no configs/backup.yaml here: built-in defaults
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     cfg = load_config(env={})
     assert (cfg.milvus.address, cfg.milvus.port, cfg.milvus.uri) == ("localhost", 19530, "http://localhost:19530")
     s = cfg.storage
@@ -56,7 +57,25 @@ def test_defaults_match_interfaces(tmp_path, monkeypatch):
     assert (cfg.backup.keep_temp_files, cfg.backup.gc_pause_enable) == (False, True)
     assert cfg.backup.gc_pause_address == "http://localhost:9091"
     assert (cfg.cross_storage, cfg.multipart_copy_threshold_mib) == (False, 500)
-    assert (cfg.log.level, cfg.log.console, cfg.log.filename) == ("info", True, "logs/backup.log")
+    log_file = str(tmp_path / "state" / "milvus-backup" / "backup.log")
+    assert (cfg.log.level, cfg.log.console, cfg.log.filename) == ("info", True, log_file)
+
+
+def test_default_log_file_is_per_user_state_not_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("XDG_STATE_HOME", raising=False)
+    home_default = str(tmp_path / "home" / ".local" / "state" / "milvus-backup" / "backup.log")
+    assert load_config(env={}).log.filename == home_default
+    monkeypatch.setenv("XDG_STATE_HOME", "relative/state")  # XDG: a relative value is invalid and ignored
+    assert load_config(env={}).log.filename == home_default
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    assert load_config(env={}).log.filename == str(tmp_path / "xdg" / "milvus-backup" / "backup.log")
+    # the shipped file leaves the default alone; a filename given in a file is kept as given
+    assert load_config(SHIPPED, env={}).log.filename == str(tmp_path / "xdg" / "milvus-backup" / "backup.log")
+    given = write(tmp_path, "log:\n  file:\n    filename: logs/backup.log\n")
+    assert load_config(given, env={}).log.filename == "logs/backup.log"
+    assert load_config(write(tmp_path, "log:\n  file:\n    filename: ''\n"), env={}).log.filename == ""
 
 
 def test_shipped_file_equals_builtin_defaults(tmp_path, monkeypatch):
@@ -440,7 +459,8 @@ def test_models_built_by_keyword_take_plain_strings_and_keep_secrets_hidden():
     assert SECRET not in str(info.value) and "port" in str(info.value)
 
 
-def test_redacted_hides_every_non_empty_secret(tmp_path):
+def test_redacted_hides_every_non_empty_secret(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     cfg = load_config(
         write(
             tmp_path,
@@ -463,7 +483,7 @@ def test_redacted_hides_every_non_empty_secret(tmp_path):
     assert data["minio"]["backupToken"] == ""  # empty stays empty: nothing to hide
     # non-secrets are plain data with the YAML key names
     assert data["minio"]["backupRootPath"] == "backup" and data["backup"]["parallelism"]["copydata"] == 128
-    assert data["log"]["file"]["filename"] == "logs/backup.log"
+    assert data["log"]["file"]["filename"] == str(tmp_path / "state" / "milvus-backup" / "backup.log")
 
 
 def test_config_is_frozen(tmp_path, monkeypatch):
