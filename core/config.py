@@ -1,22 +1,40 @@
 """The tool's settings: `configs/backup.yaml` (the Go milvus-backup's keys), then environment overrides.
 
-`load_config` reads the file, checks every key against one schema table, applies the environment
-table on top, lets unset `minio.backup*` keys inherit the Milvus-side value, and returns frozen
-dataclasses. Every mistake becomes a one-line ConfigError naming the key path; secret values are
-never echoed, never shown in a repr, and come out of `Config.redacted()` as "***".
+Each setting is declared once, as a field of the frozen models below: its type checks the value (a
+secret is a SecretStr, kept out of every repr, str, error and log) and `_key(...)` gives its YAML key
+path, default and environment variables. Two pydantic-settings sources read those declarations, the
+file and then the environment on top; unset `minio.backup*` keys inherit the Milvus-side value. Every
+mistake is a one-line ConfigError naming the key; `Config.redacted()` shows secrets as "***".
 """
 
 from __future__ import annotations
 
 import difflib
 import logging
+import math
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, NamedTuple, cast
 
 import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from milvus_backup.core.errors import ConfigError
 
@@ -31,27 +49,135 @@ LOG_LEVELS = ("debug", "info", "warn", "warning", "error", "panic", "fatal")
 REDACTED = "***"
 
 
-# --------------------------------------------------------------------------- the result
+# --------------------------------------------------------------------------- value types
+# A check raises ValueError saying what the key expects; that text ends the ConfigError's line.
 
 
-@dataclass(frozen=True)
-class LogConfig:
-    level: str = "info"
-    console: bool = True
-    filename: str = "logs/backup.log"
+def _text(value: Any) -> str:
+    # YAML turns `password: 123456` into an int; the Go tool reads it as text, so do we.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if not isinstance(value, str):
+        raise ValueError("must be a string (quote it in YAML)")
+    return value
 
 
-@dataclass(frozen=True)
-class MilvusConfig:
-    address: str = "localhost"
-    port: int = 19530
-    user: str = ""
-    password: str = field(default="", repr=False)
-    tls_mode: int = 0  # 0 plain, 1 server TLS, 2 mutual TLS
-    ca_cert_path: str = ""
-    server_name: str = ""
-    mtls_cert_path: str = ""
-    mtls_key_path: str = ""
+def _flag(value: Any) -> bool:
+    word = value.strip().lower() if isinstance(value, str) else value
+    if not isinstance(value, bool) and word not in ("true", "1", "yes", "on", "false", "0", "no", "off"):
+        raise ValueError("must be true or false")
+    return value if isinstance(value, bool) else word in ("true", "1", "yes", "on")
+
+
+def _integer(value: Any, expected: str = "must be an integer", low: float = -math.inf, high: float = math.inf) -> int:
+    if isinstance(value, str) and value.strip().removeprefix("-").isdecimal():
+        value = int(value.strip())
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ValueError(expected)
+    return value
+
+
+def _host(value: Any) -> str:
+    host = _text(value).strip()
+    if not host:
+        raise ValueError("must name a host")
+    if "://" in host or "/" in host:
+        raise ValueError("must be a bare host name or IP, without scheme or path (TLS is a separate key)")
+    return host
+
+
+def _storage_type(value: Any) -> str:
+    kind, supported = _text(value).strip().lower(), ", ".join(SUPPORTED_STORAGE_TYPES)
+    if kind not in STORAGE_TYPES:
+        raise ValueError(f"must be one of {supported}")
+    if kind not in SUPPORTED_STORAGE_TYPES:
+        raise ValueError(
+            f"must be one of {supported}: this tool does not support the Go tool's {kind!r} "
+            "storage (any S3-compatible service works as s3)"
+        )
+    return kind
+
+
+def _log_level(value: Any) -> str:
+    if (level := _text(value).strip().lower()) not in LOG_LEVELS:
+        raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+    return level
+
+
+Text = Annotated[str, BeforeValidator(_text)]
+Secret = Annotated[SecretStr, BeforeValidator(lambda v: _text(v.get_secret_value() if isinstance(v, SecretStr) else v))]
+Flag = Annotated[bool, BeforeValidator(_flag)]
+Port = Annotated[int, BeforeValidator(lambda v: _integer(v, "must be a port number, an integer 1-65535", 1, 65535))]
+TlsMode = Annotated[
+    int, BeforeValidator(lambda v: _integer(v, "must be 0 (no TLS), 1 (server TLS) or 2 (mutual TLS)", 0, 2))
+]
+Count = Annotated[int, BeforeValidator(lambda v: _integer(_integer(v), "must be an integer of at least 1", 1))]
+Host = Annotated[str, BeforeValidator(_host)]
+StorageType = Annotated[str, BeforeValidator(_storage_type)]
+LogLevel = Annotated[str, BeforeValidator(_log_level)]
+
+
+# --------------------------------------------------------------------------- the declarations
+
+_INHERIT: Any = object()
+
+
+class _Key(NamedTuple):
+    path: str  # in backup.yaml
+    env: tuple[str, ...]  # environment variables, the first one set winning
+    backup_env: tuple[str, ...]  # those of the minio.backup* twin, for a StorageConfig field
+    backup_default: Any  # the twin's default; _INHERIT: the Milvus-side value
+
+
+def _key(path: str, default: Any, env: str = "", backup_env: str = "", backup_default: Any = _INHERIT) -> Any:
+    """A field's default (a function: its factory), carrying the _Key the sources read; variables space-separated.
+
+    A StorageConfig field also stands for its minio.backup* twin (address: minio.backupAddress), whose
+    variables list this project's names before the Go tool's.
+    """
+    field: FieldInfo = Field(default_factory=default) if callable(default) else Field(default)
+    field.metadata.append(_Key(path, tuple(env.split()), tuple(backup_env.split()), backup_default))
+    return field
+
+
+def _default_log_file() -> str:
+    # Never under the working directory: the user's XDG state folder ($XDG_STATE_HOME only if absolute).
+    state = os.environ.get("XDG_STATE_HOME", "")
+    base = Path(state) if os.path.isabs(state) else Path.home() / ".local" / "state"
+    return str(base / "milvus-backup" / "backup.log")
+
+
+class _Frozen:
+    """Setting an attribute raises AttributeError, as on a frozen dataclass (pydantic's frozen raises a ValueError)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{type(self).__name__} is frozen: cannot set {name}")
+
+
+# validate_default: the declared defaults go through the checks too (a plain-string secret becomes a SecretStr).
+_MODELS = ConfigDict(frozen=True, extra="forbid", validate_default=True, hide_input_in_errors=True)
+
+
+class LogConfig(_Frozen, BaseModel):
+    model_config = _MODELS
+
+    level: LogLevel = _key("log.level", "info")
+    console: Flag = _key("log.console", True)
+    filename: Text = _key("log.file.filename", _default_log_file)  # "" writes no log file
+
+
+class MilvusConfig(_Frozen, BaseModel):
+    model_config = _MODELS
+
+    address: Host = _key("milvus.address", "localhost", "MILVUS_ADDRESS")
+    port: Port = _key("milvus.port", 19530, "MILVUS_PORT")
+    user: Text = _key("milvus.user", "", "MILVUS_USER")
+    password: Secret = _key("milvus.password", "", "MILVUS_PASSWORD")
+    tls_mode: TlsMode = _key("milvus.tlsMode", 0, "MILVUS_TLS_MODE")  # 0 plain, 1 server TLS, 2 mutual TLS
+    ca_cert_path: Text = _key("milvus.caCertPath", "", "MILVUS_CA_CERT_PATH")
+    server_name: Text = _key("milvus.serverName", "", "MILVUS_SERVER_NAME")
+    mtls_cert_path: Text = _key("milvus.mtlsCertPath", "", "MILVUS_MTLS_CERT_PATH")
+    mtls_key_path: Text = _key("milvus.mtlsKeyPath", "", "MILVUS_MTLS_KEY_PATH")
 
     @property
     def uri(self) -> str:
@@ -59,22 +185,31 @@ class MilvusConfig:
         return f"{scheme}://{self.address}:{self.port}"
 
 
-@dataclass(frozen=True)
-class StorageConfig:
+class StorageConfig(_Frozen, BaseModel):
     """One object store. For storage_type "local", root_path is a filesystem folder."""
 
-    storage_type: str = "minio"
-    address: str = "localhost"
-    port: int = 9000
-    region: str = ""
-    access_key_id: str = "minioadmin"
-    secret_access_key: str = field(default="minioadmin", repr=False)
-    token: str = field(default="", repr=False)
-    use_ssl: bool = False
-    use_iam: bool = False
-    iam_endpoint: str = ""
-    bucket_name: str = "a-bucket"
-    root_path: str = "files"
+    model_config = _MODELS
+
+    storage_type: StorageType = _key("minio.storageType", "minio", backup_env="BACKUP_STORAGE_TYPE")
+    address: Host = _key("minio.address", "localhost", "MINIO_ADDRESS", "BACKUP_ADDRESS MINIO_BACKUP_ADDRESS")
+    port: Port = _key("minio.port", 9000, "MINIO_PORT", "BACKUP_PORT MINIO_BACKUP_PORT")
+    region: Text = _key("minio.region", "", "MINIO_REGION", "MINIO_BACKUP_REGION")
+    access_key_id: Text = _key(
+        "minio.accessKeyID", "minioadmin", "MINIO_ACCESS_KEY", "BACKUP_ACCESS_KEY MINIO_BACKUP_ACCESS_KEY"
+    )
+    secret_access_key: Secret = _key(
+        "minio.secretAccessKey", "minioadmin", "MINIO_SECRET_KEY", "BACKUP_SECRET_KEY MINIO_BACKUP_SECRET_KEY"
+    )
+    token: Secret = _key("minio.token", "", "MINIO_TOKEN", "MINIO_BACKUP_TOKEN")
+    use_ssl: Flag = _key("minio.useSSL", False, "MINIO_USE_SSL", "MINIO_BACKUP_USE_SSL")
+    use_iam: Flag = _key("minio.useIAM", False, "MINIO_USE_IAM", "MINIO_BACKUP_USE_IAM")
+    iam_endpoint: Text = _key("minio.iamEndpoint", "", "MINIO_IAM_ENDPOINT", "MINIO_BACKUP_IAM_ENDPOINT")
+    bucket_name: Text = _key(
+        "minio.bucketName", "a-bucket", "MINIO_BUCKET_NAME", "BACKUP_BUCKET_NAME MINIO_BACKUP_BUCKET_NAME"
+    )
+    root_path: Text = _key(
+        "minio.rootPath", "files", "MINIO_ROOT_PATH", "BACKUP_ROOT_PATH MINIO_BACKUP_ROOT_PATH", backup_default="backup"
+    )
 
     @property
     def endpoint(self) -> str:
@@ -85,252 +220,163 @@ class StorageConfig:
         return self.storage_type == "local"
 
 
-@dataclass(frozen=True)
-class BackupSettings:
-    copydata: int = 128
-    backup_collection: int = 4
-    backup_segment: int = 1024
-    restore_collection: int = 2
-    import_job: int = 768
-    keep_temp_files: bool = False
-    gc_pause_enable: bool = True
-    gc_pause_address: str = "http://localhost:9091"
+class BackupSettings(_Frozen, BaseModel):
+    model_config = _MODELS
+
+    copydata: Count = _key("backup.parallelism.copydata", 128, "BACKUP_PARALLELISM_COPYDATA")
+    backup_collection: Count = _key("backup.parallelism.backupCollection", 4, "BACKUP_PARALLELISM_BACKUP_COLLECTION")
+    backup_segment: Count = _key("backup.parallelism.backupSegment", 1024)
+    restore_collection: Count = _key("backup.parallelism.restoreCollection", 2, "BACKUP_PARALLELISM_RESTORE_COLLECTION")
+    import_job: Count = _key("backup.parallelism.importJob", 768)
+    keep_temp_files: Flag = _key("backup.keepTempFiles", False, "BACKUP_KEEP_TEMP_FILES")
+    gc_pause_enable: Flag = _key("backup.gcPause.enable", True, "BACKUP_GC_PAUSE_ENABLE")
+    gc_pause_address: Text = _key("backup.gcPause.address", "http://localhost:9091", "BACKUP_GC_PAUSE_ADDRESS")
 
 
-@dataclass(frozen=True)
-class Config:
-    log: LogConfig
-    milvus: MilvusConfig
-    storage: StorageConfig  # the Milvus bucket side
-    backup_storage: StorageConfig  # where backups go, after inheritance
+class Config(_Frozen, BaseSettings):
+    """Every setting. `Config()` reads what `load_config()` reads; keyword arguments win over both sources."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="forbid", validate_default=True, hide_input_in_errors=True)
+
+    log: LogConfig = Field(default_factory=LogConfig)
+    milvus: MilvusConfig = Field(default_factory=MilvusConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)  # the Milvus bucket side
+    backup_storage: StorageConfig  # where backups go: the minio.backup* keys, filled in by _inherit
     # True when copies must stream through this tool: set in the file, or implied by two storage types
-    cross_storage: bool
-    multipart_copy_threshold_mib: int
-    backup: BackupSettings
+    cross_storage: Flag = _key("minio.crossStorage", False)
+    multipart_copy_threshold_mib: Count = _key("minio.multipartCopyThresholdMiB", 500)
+    backup: BackupSettings = Field(default_factory=BackupSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Not pydantic-settings' env source, which reads a variable per field name (LOG, BACKUP...). A source
+        # cannot be handed the path here, hence the context variable that load_config sets.
+        path, env = _LOADING.get()
+        if path is None and DEFAULT_CONFIG_PATH.is_file():
+            path = DEFAULT_CONFIG_PATH
+        # The file is read first, so that its mistakes are the ones reported; of the sources, the first one wins.
+        file = _Source(settings_cls, _from_file(path))
+        return init_settings, _Source(settings_cls, _from_env(os.environ if env is None else env)), file
+
+    @model_validator(mode="before")
+    @classmethod
+    def _inherit(cls, data: Any) -> Any:
+        """A minio.backup* key not given takes the Milvus-side value given (file or environment), as in the Go tool."""
+        if not isinstance(data, dict) or isinstance(data.get("backup_storage"), StorageConfig):
+            return data
+        given = data.get("storage") or {}
+        given = dict(given) if isinstance(given, StorageConfig) else given
+        backup = dict(data.get("backup_storage") or {})
+        for name, field in StorageConfig.model_fields.items():
+            own = _key_of(field).backup_default
+            if name not in backup and (own is not _INHERIT or name in given):
+                backup[name] = given[name] if own is _INHERIT else own
+        return {**data, "backup_storage": backup}
+
+    @field_validator("cross_storage")
+    @classmethod
+    def _implied(cls, value: bool, info: ValidationInfo) -> bool:
+        # As in the Go tool: two different storage types can only be bridged by streaming.
+        storage, backup = info.data.get("storage"), info.data.get("backup_storage")
+        return value or (storage is not None and backup is not None and storage.storage_type != backup.storage_type)
+
+    @model_validator(mode="after")
+    def _storage_needs(self) -> Config:
+        """Checks that need two keys at once: what a storage type requires of the others."""
+        for side in ("storage", "backup_storage"):
+            cfg, kind = getattr(self, side), _PATHS[side, "storage_type"]
+            if cfg.is_local and not cfg.root_path.strip():
+                raise ConfigError(f"config key {_PATHS[side, 'root_path']} must name a folder when {kind} is local")
+            if not cfg.is_local and not cfg.bucket_name.strip():
+                raise ConfigError(
+                    f"config key {_PATHS[side, 'bucket_name']} must name a bucket when {kind} is {cfg.storage_type}"
+                )
+        return self
 
     def redacted(self) -> dict[str, Any]:
         """The config as the nested YAML keys a user knows, with every non-empty secret as '***'."""
-        values = _flatten(self)
-        for path in _SECRET_PATHS:
-            if values[path]:
-                values[path] = REDACTED
+        values = []
+        for setting in _SETTINGS:
+            value: Any = self
+            for name in setting.loc:
+                value = getattr(value, name)
+            if isinstance(value, SecretStr):
+                value = REDACTED if value.get_secret_value() else ""
+            values.append((tuple(setting.path.split(".")), value))
         return _nest(values)
 
 
-# --------------------------------------------------------------------------- the schema
-
-
-class _BadValue(ValueError):
-    """A value that does not fit its key; the message says what is expected."""
-
-
-_INHERIT = object()  # default of a minio.backup* key: take the Milvus-side value
+# --------------------------------------------------------------------------- the keys, flattened
 
 
 @dataclass(frozen=True)
-class _Key:
+class _Setting:
+    """One key of backup.yaml: its place in Config (`loc`), its variables, and the check of a value for it."""
+
     path: str
-    parse: Callable[[Any], Any]
-    default: Any
-    secret: bool = False
-    inherits: str | None = None  # the Milvus-side key a backup* key falls back to
+    loc: tuple[str, ...]
+    env: tuple[str, ...]
+    field: FieldInfo
+
+    @cached_property
+    def _adapter(self) -> TypeAdapter[Any]:
+        return TypeAdapter(cast(Any, Annotated)[(self.field.annotation, *self.field.metadata)])
+
+    def parse(self, raw: Any, where: str) -> Any:
+        try:
+            return self._adapter.validate_python(raw)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            reason = error.get("ctx", {}).get("error", error["msg"])
+            shown = "(value hidden)" if self.field.annotation is SecretStr else _show(raw)
+            raise ConfigError(f"invalid value {shown} for config key {self.path} {where}: {reason}") from None
 
 
-def _parse_str(value: Any) -> str:
-    # YAML turns `password: 123456` into an int; the Go tool reads it as text, so do we.
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    raise _BadValue("must be a string (quote it in YAML)")
+def _key_of(field: FieldInfo) -> _Key:
+    return next(m for m in field.metadata if isinstance(m, _Key))
 
 
-def _parse_bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes", "on"):
-        return True
-    if isinstance(value, str) and value.strip().lower() in ("false", "0", "no", "off"):
-        return False
-    raise _BadValue("must be true or false")
+def _flatten() -> Iterator[_Setting]:
+    for name, field in Config.model_fields.items():
+        model = field.annotation
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            yield _Setting(_key_of(field).path, (name,), _key_of(field).env, field)
+            continue
+        for sub, sub_field in model.model_fields.items():
+            key = _key_of(sub_field)
+            if name == "backup_storage":  # minio.address -> minio.backupAddress
+                section, leaf = key.path.rsplit(".", 1)
+                yield _Setting(f"{section}.backup{leaf[0].upper()}{leaf[1:]}", (name, sub), key.backup_env, sub_field)
+            else:
+                yield _Setting(key.path, (name, sub), key.env, sub_field)
 
 
-def _parse_int(value: Any) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value.strip())
-    raise _BadValue("must be an integer")
-
-
-def _parse_port(value: Any) -> int:
-    try:
-        port = _parse_int(value)
-    except _BadValue:
-        port = 0
-    if not 1 <= port <= 65535:
-        raise _BadValue("must be a port number, an integer 1-65535")
-    return port
-
-
-def _parse_positive(value: Any) -> int:
-    number = _parse_int(value)
-    if number < 1:
-        raise _BadValue("must be an integer of at least 1")
-    return number
-
-
-def _parse_tls_mode(value: Any) -> int:
-    try:
-        mode = _parse_int(value)
-    except _BadValue:
-        mode = -1
-    if mode not in (0, 1, 2):
-        raise _BadValue("must be 0 (no TLS), 1 (server TLS) or 2 (mutual TLS)")
-    return mode
-
-
-def _parse_host(value: Any) -> str:
-    host = _parse_str(value).strip()
-    if not host:
-        raise _BadValue("must name a host")
-    if "://" in host or "/" in host:
-        raise _BadValue("must be a bare host name or IP, without scheme or path (TLS is a separate key)")
-    return host
-
-
-def _parse_storage_type(value: Any) -> str:
-    kind = _parse_str(value).strip().lower()
-    supported = ", ".join(SUPPORTED_STORAGE_TYPES)
-    if kind not in STORAGE_TYPES:
-        raise _BadValue(f"must be one of {supported}")
-    if kind not in SUPPORTED_STORAGE_TYPES:
-        raise _BadValue(
-            f"must be one of {supported}: this tool does not support the Go tool's {kind!r} "
-            "storage (any S3-compatible service works as s3)"
-        )
-    return kind
-
-
-def _parse_log_level(value: Any) -> str:
-    level = _parse_str(value).strip().lower()
-    if level not in LOG_LEVELS:
-        raise _BadValue(f"must be one of {', '.join(LOG_LEVELS)}")
-    return level
-
-
-_KEYS: tuple[_Key, ...] = (
-    _Key("log.level", _parse_log_level, "info"),
-    _Key("log.console", _parse_bool, True),
-    _Key("log.file.filename", _parse_str, "logs/backup.log"),
-    _Key("milvus.address", _parse_host, "localhost"),
-    _Key("milvus.port", _parse_port, 19530),
-    _Key("milvus.user", _parse_str, ""),
-    _Key("milvus.password", _parse_str, "", secret=True),
-    _Key("milvus.tlsMode", _parse_tls_mode, 0),
-    _Key("milvus.caCertPath", _parse_str, ""),
-    _Key("milvus.serverName", _parse_str, ""),
-    _Key("milvus.mtlsCertPath", _parse_str, ""),
-    _Key("milvus.mtlsKeyPath", _parse_str, ""),
-    _Key("minio.storageType", _parse_storage_type, "minio"),
-    _Key("minio.address", _parse_host, "localhost"),
-    _Key("minio.port", _parse_port, 9000),
-    _Key("minio.region", _parse_str, ""),
-    _Key("minio.accessKeyID", _parse_str, "minioadmin"),
-    _Key("minio.secretAccessKey", _parse_str, "minioadmin", secret=True),
-    _Key("minio.token", _parse_str, "", secret=True),
-    _Key("minio.useSSL", _parse_bool, False),
-    _Key("minio.useIAM", _parse_bool, False),
-    _Key("minio.iamEndpoint", _parse_str, ""),
-    _Key("minio.bucketName", _parse_str, "a-bucket"),
-    _Key("minio.rootPath", _parse_str, "files"),
-    _Key("minio.backupStorageType", _parse_storage_type, _INHERIT, inherits="minio.storageType"),
-    _Key("minio.backupAddress", _parse_host, _INHERIT, inherits="minio.address"),
-    _Key("minio.backupPort", _parse_port, _INHERIT, inherits="minio.port"),
-    _Key("minio.backupRegion", _parse_str, _INHERIT, inherits="minio.region"),
-    _Key("minio.backupAccessKeyID", _parse_str, _INHERIT, inherits="minio.accessKeyID"),
-    _Key("minio.backupSecretAccessKey", _parse_str, _INHERIT, secret=True, inherits="minio.secretAccessKey"),
-    _Key("minio.backupToken", _parse_str, _INHERIT, secret=True, inherits="minio.token"),
-    _Key("minio.backupUseSSL", _parse_bool, _INHERIT, inherits="minio.useSSL"),
-    _Key("minio.backupUseIAM", _parse_bool, _INHERIT, inherits="minio.useIAM"),
-    _Key("minio.backupIamEndpoint", _parse_str, _INHERIT, inherits="minio.iamEndpoint"),
-    _Key("minio.backupBucketName", _parse_str, _INHERIT, inherits="minio.bucketName"),
-    _Key("minio.backupRootPath", _parse_str, "backup"),
-    _Key("minio.crossStorage", _parse_bool, False),
-    _Key("minio.multipartCopyThresholdMiB", _parse_positive, 500),
-    _Key("backup.parallelism.copydata", _parse_positive, 128),
-    _Key("backup.parallelism.backupCollection", _parse_positive, 4),
-    _Key("backup.parallelism.backupSegment", _parse_positive, 1024),
-    _Key("backup.parallelism.restoreCollection", _parse_positive, 2),
-    _Key("backup.parallelism.importJob", _parse_positive, 768),
-    _Key("backup.keepTempFiles", _parse_bool, False),
-    _Key("backup.gcPause.enable", _parse_bool, True),
-    _Key("backup.gcPause.address", _parse_str, "http://localhost:9091"),
-)
-_BY_PATH = {key.path: key for key in _KEYS}
-_SECRET_PATHS = tuple(key.path for key in _KEYS if key.secret)
-_SECTIONS = frozenset(".".join(key.path.split(".")[:i]) for key in _KEYS for i in range(1, key.path.count(".") + 1))
+_SETTINGS = tuple(_flatten())
+_BY_PATH = {s.path: s for s in _SETTINGS}
+_PATHS = {s.loc: s.path for s in _SETTINGS}
+_SECTIONS = frozenset(p.rsplit(".", i)[0] for p in _BY_PATH for i in range(1, p.count(".") + 1))
 # Keys of the Go tool's config that mean nothing here. Accepted (its example file must load) and ignored.
 _IGNORED = frozenset(
-    {
+    [
         "cloud",
         "milvus.rpcChannelName",
         "milvus.etcd",
+        "minio.cloudProvider",
         "minio.gcpCredentialJSON",
         "minio.backupGcpCredentialJSON",
-        "minio.cloudProvider",
-    }
+    ]
 )
+_CANONICAL = {known.lower(): known for known in (*_BY_PATH, *_SECTIONS, *_IGNORED)}
 
-# Environment variable -> key path. Empty variables are ignored, as the Go tool does. When two names
-# for one key are both set, the one listed first wins (this project's names before the Go tool's).
-ENV_OVERRIDES: tuple[tuple[str, str], ...] = (
-    ("MILVUS_ADDRESS", "milvus.address"),
-    ("MILVUS_PORT", "milvus.port"),
-    ("MILVUS_USER", "milvus.user"),
-    ("MILVUS_PASSWORD", "milvus.password"),
-    ("MILVUS_TLS_MODE", "milvus.tlsMode"),
-    ("MILVUS_CA_CERT_PATH", "milvus.caCertPath"),
-    ("MILVUS_SERVER_NAME", "milvus.serverName"),
-    ("MILVUS_MTLS_CERT_PATH", "milvus.mtlsCertPath"),
-    ("MILVUS_MTLS_KEY_PATH", "milvus.mtlsKeyPath"),
-    ("MINIO_ADDRESS", "minio.address"),
-    ("MINIO_PORT", "minio.port"),
-    ("MINIO_REGION", "minio.region"),
-    ("MINIO_ACCESS_KEY", "minio.accessKeyID"),
-    ("MINIO_SECRET_KEY", "minio.secretAccessKey"),
-    ("MINIO_TOKEN", "minio.token"),
-    ("MINIO_USE_SSL", "minio.useSSL"),
-    ("MINIO_USE_IAM", "minio.useIAM"),
-    ("MINIO_IAM_ENDPOINT", "minio.iamEndpoint"),
-    ("MINIO_BUCKET_NAME", "minio.bucketName"),
-    ("MINIO_ROOT_PATH", "minio.rootPath"),
-    ("BACKUP_STORAGE_TYPE", "minio.backupStorageType"),
-    ("BACKUP_ADDRESS", "minio.backupAddress"),
-    ("BACKUP_PORT", "minio.backupPort"),
-    ("BACKUP_ACCESS_KEY", "minio.backupAccessKeyID"),
-    ("BACKUP_SECRET_KEY", "minio.backupSecretAccessKey"),
-    ("BACKUP_BUCKET_NAME", "minio.backupBucketName"),
-    ("BACKUP_ROOT_PATH", "minio.backupRootPath"),
-    # The Go tool's names for the same keys, so its operators' environments keep working.
-    ("MINIO_BACKUP_ADDRESS", "minio.backupAddress"),
-    ("MINIO_BACKUP_PORT", "minio.backupPort"),
-    ("MINIO_BACKUP_REGION", "minio.backupRegion"),
-    ("MINIO_BACKUP_ACCESS_KEY", "minio.backupAccessKeyID"),
-    ("MINIO_BACKUP_SECRET_KEY", "minio.backupSecretAccessKey"),
-    ("MINIO_BACKUP_TOKEN", "minio.backupToken"),
-    ("MINIO_BACKUP_USE_SSL", "minio.backupUseSSL"),
-    ("MINIO_BACKUP_USE_IAM", "minio.backupUseIAM"),
-    ("MINIO_BACKUP_IAM_ENDPOINT", "minio.backupIamEndpoint"),
-    ("MINIO_BACKUP_BUCKET_NAME", "minio.backupBucketName"),
-    ("MINIO_BACKUP_ROOT_PATH", "minio.backupRootPath"),
-    ("BACKUP_PARALLELISM_COPYDATA", "backup.parallelism.copydata"),
-    ("BACKUP_PARALLELISM_BACKUP_COLLECTION", "backup.parallelism.backupCollection"),
-    ("BACKUP_PARALLELISM_RESTORE_COLLECTION", "backup.parallelism.restoreCollection"),
-    ("BACKUP_KEEP_TEMP_FILES", "backup.keepTempFiles"),
-    ("BACKUP_GC_PAUSE_ENABLE", "backup.gcPause.enable"),
-    ("BACKUP_GC_PAUSE_ADDRESS", "backup.gcPause.address"),
-)
+# (environment variable, key path) for every variable read; empty variables are ignored, as the Go tool does.
+ENV_OVERRIDES: tuple[tuple[str, str], ...] = tuple((name, s.path) for s in _SETTINGS for name in s.env)
 
 
 # --------------------------------------------------------------------------- loading
@@ -342,17 +388,44 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     `path` None means `configs/backup.yaml` under the working directory when it exists, else the
     defaults alone. `env` None means `os.environ`. Raises ConfigError with one line on any mistake.
     """
-    env = os.environ if env is None else env
-    if path is None and DEFAULT_CONFIG_PATH.is_file():
-        path = DEFAULT_CONFIG_PATH
-    values: dict[str, Any] = {}
+    token = _LOADING.set((path, os.environ if env is None else env))
+    try:
+        return Config()
+    except ValidationError as exc:  # the sources check every value they read, so only a bug lands here
+        error = exc.errors()[0]
+        raise ConfigError(f"invalid config {'.'.join(map(str, error['loc']))}: {error['msg']}") from None
+    finally:
+        _LOADING.reset(token)
+
+
+# What Config() reads: (config file, environment); None is the default file, os.environ.
+_LOADING: ContextVar[tuple[str | Path | None, Mapping[str, str] | None]] = ContextVar("_LOADING", default=(None, None))
+
+
+class _Source(PydanticBaseSettingsSource):
+    """One layer of settings, from (key, raw value, where it was found): each value is checked as it is read."""
+
+    def __init__(self, settings_cls: type[BaseSettings], found: Iterator[tuple[_Setting, Any, str]]):
+        super().__init__(settings_cls)
+        self.values = _nest((setting.loc, setting.parse(raw, where)) for setting, raw, where in found)
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ gives every key at once
+
+    def __call__(self) -> dict[str, Any]:
+        return self.values
+
+
+def _from_file(path: str | Path | None) -> Iterator[tuple[_Setting, Any, str]]:
     if path is not None:
-        source = str(path)
-        raw = _read_yaml(Path(path))
-        for key_path, raw_value in _walk(raw, "", source):
-            values[key_path] = _parse(key_path, raw_value, f"in {source}")
-    values.update(_from_env(env))
-    return _build(_resolve(values))
+        for key_path, raw in _walk(_read_yaml(Path(path)), "", f"in {path}"):
+            yield _BY_PATH[key_path], raw, f"in {path}"
+
+
+def _from_env(env: Mapping[str, str]) -> Iterator[tuple[_Setting, Any, str]]:
+    for setting in _SETTINGS:
+        if name := next((name for name in setting.env if env.get(name, "") != ""), None):
+            yield setting, env[name], f"from environment variable {name}"
 
 
 def _read_yaml(path: Path) -> Any:
@@ -361,11 +434,9 @@ def _read_yaml(path: Path) -> Any:
     if not path.is_file():
         raise ConfigError(f"config path is not a file: {path}")
     try:
-        text = path.read_text(encoding="utf-8")
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file {path}: {_one_line(str(exc))}") from None
-    try:
-        return yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
@@ -375,211 +446,41 @@ def _read_yaml(path: Path) -> Any:
         raise ConfigError(f"YAML syntax error in {path}: {_one_line(str(exc))}") from None
 
 
-def _walk(node: Any, section: str, source: str):
-    """Yield (canonical key path, raw value) for every leaf; reject keys the schema does not know."""
+def _walk(node: Any, section: str, where: str) -> Iterator[tuple[str, Any]]:
+    """Yield (declared key path, raw value) for every leaf; reject keys the declarations do not know."""
     if node is None:
         return
     if not isinstance(node, dict):
         what = f"config key {section}" if section else "the config file"
-        raise ConfigError(f"{what} must be a mapping of keys in {source}")
+        raise ConfigError(f"{what} must be a mapping of keys {where}")
     for name, value in node.items():
         written = f"{section}.{name}" if section else str(name)
-        key_path = _canonical(written)
+        # Keys match case-insensitively, as in the Go tool (viper); below an ignored section, all is ignored.
+        ignored = (known for known in _IGNORED if written.lower().startswith(known.lower() + "."))
+        key_path = _CANONICAL.get(written.lower()) or next(ignored, None)
         if key_path is None:
-            raise ConfigError(f"unknown config key {written}{_suggestion(written)} in {source}")
+            raise ConfigError(f"unknown config key {written}{_suggestion(written)} {where}")
         if key_path in _IGNORED:
             log.debug("config key %s is not used by this tool; ignored", key_path)
         elif key_path in _SECTIONS:
-            yield from _walk(value, key_path, source)
+            yield from _walk(value, key_path, where)
         elif isinstance(value, dict):
-            raise ConfigError(f"config key {key_path} takes a value, not a section, in {source}")
+            raise ConfigError(f"config key {key_path} takes a value, not a section, {where}")
         elif value is not None:  # `key:` with no value leaves the default (or the inherited value)
             yield key_path, value
 
 
-def _canonical(written: str) -> str | None:
-    """The schema's spelling of a key path; keys match case-insensitively, as in the Go tool (viper)."""
-    lowered = written.lower()
-    for known in (*_BY_PATH, *_SECTIONS, *_IGNORED):
-        if known.lower() == lowered:
-            return known
-    for ignored in _IGNORED:  # anything below an ignored section, e.g. milvus.etcd.endpoints
-        if lowered.startswith(ignored.lower() + "."):
-            return ignored
-    return None
-
-
 def _suggestion(written: str) -> str:
-    candidates = [*_BY_PATH, *_SECTIONS]
-    match = difflib.get_close_matches(written, candidates, n=1, cutoff=0.6)
-    if not match:
-        lowered = {c.lower(): c for c in candidates}
-        found = difflib.get_close_matches(written.lower(), list(lowered), n=1, cutoff=0.6)
-        match = [lowered[found[0]]] if found else []
+    known = {c.lower(): c for c in (*_BY_PATH, *_SECTIONS)}
+    match = difflib.get_close_matches(written, list(known.values()), 1, 0.6) or [
+        known[found] for found in difflib.get_close_matches(written.lower(), list(known), 1, 0.6)
+    ]
     return f" (did you mean {match[0]}?)" if match else ""
 
 
-def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    for name, key_path in ENV_OVERRIDES:
-        raw = env.get(name, "")
-        if raw != "" and key_path not in values:
-            values[key_path] = _parse(key_path, raw, f"from environment variable {name}")
-    return values
-
-
-def _parse(key_path: str, raw: Any, where: str) -> Any:
-    key = _BY_PATH[key_path]
-    try:
-        return key.parse(raw)
-    except _BadValue as exc:
-        shown = "(value hidden)" if key.secret else _show(raw)
-        raise ConfigError(f"invalid value {shown} for config key {key_path} {where}: {exc}") from None
-
-
-def _resolve(values: dict[str, Any]) -> dict[str, Any]:
-    """Every key with a value: given, else inherited from the Milvus side, else the default."""
-    resolved: dict[str, Any] = {}
-    for key in _KEYS:
-        if key.path in values:
-            resolved[key.path] = values[key.path]
-        elif key.default is _INHERIT:
-            resolved[key.path] = resolved[key.inherits]  # the Milvus-side keys come first in _KEYS
-        else:
-            resolved[key.path] = key.default
-    return resolved
-
-
-def _build(v: dict[str, Any]) -> Config:
-    storage = StorageConfig(
-        storage_type=v["minio.storageType"],
-        address=v["minio.address"],
-        port=v["minio.port"],
-        region=v["minio.region"],
-        access_key_id=v["minio.accessKeyID"],
-        secret_access_key=v["minio.secretAccessKey"],
-        token=v["minio.token"],
-        use_ssl=v["minio.useSSL"],
-        use_iam=v["minio.useIAM"],
-        iam_endpoint=v["minio.iamEndpoint"],
-        bucket_name=v["minio.bucketName"],
-        root_path=v["minio.rootPath"],
-    )
-    backup_storage = StorageConfig(
-        storage_type=v["minio.backupStorageType"],
-        address=v["minio.backupAddress"],
-        port=v["minio.backupPort"],
-        region=v["minio.backupRegion"],
-        access_key_id=v["minio.backupAccessKeyID"],
-        secret_access_key=v["minio.backupSecretAccessKey"],
-        token=v["minio.backupToken"],
-        use_ssl=v["minio.backupUseSSL"],
-        use_iam=v["minio.backupUseIAM"],
-        iam_endpoint=v["minio.backupIamEndpoint"],
-        bucket_name=v["minio.backupBucketName"],
-        root_path=v["minio.backupRootPath"],
-    )
-    _check_storage(storage, "minio.storageType", "minio.bucketName", "minio.rootPath")
-    _check_storage(backup_storage, "minio.backupStorageType", "minio.backupBucketName", "minio.backupRootPath")
-    return Config(
-        log=LogConfig(level=v["log.level"], console=v["log.console"], filename=v["log.file.filename"]),
-        milvus=MilvusConfig(
-            address=v["milvus.address"],
-            port=v["milvus.port"],
-            user=v["milvus.user"],
-            password=v["milvus.password"],
-            tls_mode=v["milvus.tlsMode"],
-            ca_cert_path=v["milvus.caCertPath"],
-            server_name=v["milvus.serverName"],
-            mtls_cert_path=v["milvus.mtlsCertPath"],
-            mtls_key_path=v["milvus.mtlsKeyPath"],
-        ),
-        storage=storage,
-        backup_storage=backup_storage,
-        # As in the Go tool: two different storage types can only be bridged by streaming.
-        cross_storage=v["minio.crossStorage"] or storage.storage_type != backup_storage.storage_type,
-        multipart_copy_threshold_mib=v["minio.multipartCopyThresholdMiB"],
-        backup=BackupSettings(
-            copydata=v["backup.parallelism.copydata"],
-            backup_collection=v["backup.parallelism.backupCollection"],
-            backup_segment=v["backup.parallelism.backupSegment"],
-            restore_collection=v["backup.parallelism.restoreCollection"],
-            import_job=v["backup.parallelism.importJob"],
-            keep_temp_files=v["backup.keepTempFiles"],
-            gc_pause_enable=v["backup.gcPause.enable"],
-            gc_pause_address=v["backup.gcPause.address"],
-        ),
-    )
-
-
-def _check_storage(cfg: StorageConfig, type_key: str, bucket_key: str, root_key: str) -> None:
-    """Checks that need two keys at once: what a storage type requires of the others."""
-    if cfg.is_local and not cfg.root_path.strip():
-        raise ConfigError(f"config key {root_key} must name a folder when {type_key} is local")
-    if not cfg.is_local and not cfg.bucket_name.strip():
-        raise ConfigError(f"config key {bucket_key} must name a bucket when {type_key} is {cfg.storage_type}")
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def _flatten(cfg: Config) -> dict[str, Any]:
-    """Config -> {key path: value}, with the backup* keys as resolved."""
-    s, b, m, bk = cfg.storage, cfg.backup_storage, cfg.milvus, cfg.backup
-    return {
-        "log.level": cfg.log.level,
-        "log.console": cfg.log.console,
-        "log.file.filename": cfg.log.filename,
-        "milvus.address": m.address,
-        "milvus.port": m.port,
-        "milvus.user": m.user,
-        "milvus.password": m.password,
-        "milvus.tlsMode": m.tls_mode,
-        "milvus.caCertPath": m.ca_cert_path,
-        "milvus.serverName": m.server_name,
-        "milvus.mtlsCertPath": m.mtls_cert_path,
-        "milvus.mtlsKeyPath": m.mtls_key_path,
-        "minio.storageType": s.storage_type,
-        "minio.address": s.address,
-        "minio.port": s.port,
-        "minio.region": s.region,
-        "minio.accessKeyID": s.access_key_id,
-        "minio.secretAccessKey": s.secret_access_key,
-        "minio.token": s.token,
-        "minio.useSSL": s.use_ssl,
-        "minio.useIAM": s.use_iam,
-        "minio.iamEndpoint": s.iam_endpoint,
-        "minio.bucketName": s.bucket_name,
-        "minio.rootPath": s.root_path,
-        "minio.backupStorageType": b.storage_type,
-        "minio.backupAddress": b.address,
-        "minio.backupPort": b.port,
-        "minio.backupRegion": b.region,
-        "minio.backupAccessKeyID": b.access_key_id,
-        "minio.backupSecretAccessKey": b.secret_access_key,
-        "minio.backupToken": b.token,
-        "minio.backupUseSSL": b.use_ssl,
-        "minio.backupUseIAM": b.use_iam,
-        "minio.backupIamEndpoint": b.iam_endpoint,
-        "minio.backupBucketName": b.bucket_name,
-        "minio.backupRootPath": b.root_path,
-        "minio.crossStorage": cfg.cross_storage,
-        "minio.multipartCopyThresholdMiB": cfg.multipart_copy_threshold_mib,
-        "backup.parallelism.copydata": bk.copydata,
-        "backup.parallelism.backupCollection": bk.backup_collection,
-        "backup.parallelism.backupSegment": bk.backup_segment,
-        "backup.parallelism.restoreCollection": bk.restore_collection,
-        "backup.parallelism.importJob": bk.import_job,
-        "backup.keepTempFiles": bk.keep_temp_files,
-        "backup.gcPause.enable": bk.gc_pause_enable,
-        "backup.gcPause.address": bk.gc_pause_address,
-    }
-
-
-def _nest(flat: dict[str, Any]) -> dict[str, Any]:
+def _nest(items: Iterable[tuple[tuple[str, ...], Any]]) -> dict[str, Any]:
     nested: dict[str, Any] = {}
-    for key_path, value in flat.items():
-        *sections, leaf = key_path.split(".")
+    for (*sections, leaf), value in items:
         node = nested
         for section in sections:
             node = node.setdefault(section, {})

@@ -95,7 +95,7 @@ class Milvus:
         self.alias = f"milvus-backup-{next(_aliases)}"
         kwargs: dict[str, Any] = {"uri": cfg.uri, "timeout": timeout}
         if cfg.user:
-            kwargs.update(user=cfg.user, password=cfg.password)
+            kwargs.update(user=cfg.user, password=cfg.password.get_secret_value())
         if cfg.tls_mode:
             kwargs.update(secure=True, server_name=cfg.server_name or None, server_pem_path=cfg.ca_cert_path or None)
             if cfg.tls_mode == 2:

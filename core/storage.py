@@ -241,8 +241,8 @@ class MinioStorage(Storage):
                     cfg.use_iam,
                     cfg.iam_endpoint,
                     cfg.access_key_id,
-                    cfg.secret_access_key,
-                    cfg.token,
+                    cfg.secret_access_key.get_secret_value(),
+                    cfg.token.get_secret_value(),
                 )
             ).encode()
         ).hexdigest()
@@ -259,8 +259,8 @@ class MinioStorage(Storage):
             self._client = Minio(
                 cfg.endpoint,
                 access_key=None if cfg.use_iam else (cfg.access_key_id or None),
-                secret_key=None if cfg.use_iam else cfg.secret_access_key,
-                session_token=cfg.token or None,
+                secret_key=None if cfg.use_iam else cfg.secret_access_key.get_secret_value(),
+                session_token=cfg.token.get_secret_value() or None,
                 secure=cfg.use_ssl,
                 region=cfg.region or None,
                 http_client=http,

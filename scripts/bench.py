@@ -9,7 +9,6 @@ time (these machines are noisy).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import random
 import sys
 import time
@@ -36,10 +35,8 @@ def main() -> None:
     args = parser.parse_args()
     config = load_config(args.config)
     if args.local:
-        config = dataclasses.replace(
-            config,
-            backup_storage=dataclasses.replace(config.backup_storage, storage_type="local", root_path=args.local),
-        )
+        local = config.backup_storage.model_copy(update={"storage_type": "local", "root_path": args.local})
+        config = config.model_copy(update={"backup_storage": local})
     uri = config.milvus.uri
     name = f"bench_{args.rows}"
     client = MilvusClient(uri=uri)

@@ -7,7 +7,6 @@ that change data work on copies (restores under new names) and clean up after th
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from pathlib import Path
 from typing import Any
@@ -47,7 +46,7 @@ def engine(base_config: Config):
 
 def with_backup_storage(config: Config, **changes: Any) -> Config:
     """The same config with other backup-storage settings."""
-    return dataclasses.replace(config, backup_storage=dataclasses.replace(config.backup_storage, **changes))
+    return config.model_copy(update={"backup_storage": config.backup_storage.model_copy(update=changes)})
 
 
 def fetch_rows(uri: str, db: str, collection: str, partition: str | None = None) -> list[dict]:

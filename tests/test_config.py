@@ -6,8 +6,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr, ValidationError
 
-from milvus_backup.core.config import ENV_OVERRIDES, Config, load_config
+from milvus_backup.core.config import ENV_OVERRIDES, Config, MilvusConfig, StorageConfig, load_config
 from milvus_backup.core.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -35,15 +36,17 @@ def config_error(path: Path | None = None, env: dict[str, str] | None = None) ->
 
 def test_defaults_match_interfaces(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # no configs/backup.yaml here: built-in defaults
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     cfg = load_config(env={})
     assert (cfg.milvus.address, cfg.milvus.port, cfg.milvus.uri) == ("localhost", 19530, "http://localhost:19530")
     s = cfg.storage
     assert (s.storage_type, s.address, s.port, s.endpoint) == ("minio", "localhost", 9000, "localhost:9000")
-    assert (s.access_key_id, s.secret_access_key) == ("minioadmin", "minioadmin")
-    assert (s.bucket_name, s.root_path, s.use_ssl, s.region, s.token) == ("a-bucket", "files", False, "", "")
+    assert (s.access_key_id, s.secret_access_key.get_secret_value()) == ("minioadmin", "minioadmin")
+    assert (s.bucket_name, s.root_path, s.use_ssl, s.region) == ("a-bucket", "files", False, "")
+    assert s.token.get_secret_value() == ""
     b = cfg.backup_storage
     assert (b.storage_type, b.endpoint, b.bucket_name, b.root_path) == ("minio", "localhost:9000", "a-bucket", "backup")
-    assert (b.access_key_id, b.secret_access_key) == ("minioadmin", "minioadmin")
+    assert (b.access_key_id, b.secret_access_key.get_secret_value()) == ("minioadmin", "minioadmin")
     assert cfg.backup.copydata == 128
     assert (
         cfg.backup.backup_collection,
@@ -54,7 +57,25 @@ def test_defaults_match_interfaces(tmp_path, monkeypatch):
     assert (cfg.backup.keep_temp_files, cfg.backup.gc_pause_enable) == (False, True)
     assert cfg.backup.gc_pause_address == "http://localhost:9091"
     assert (cfg.cross_storage, cfg.multipart_copy_threshold_mib) == (False, 500)
-    assert (cfg.log.level, cfg.log.console, cfg.log.filename) == ("info", True, "logs/backup.log")
+    log_file = str(tmp_path / "state" / "milvus-backup" / "backup.log")
+    assert (cfg.log.level, cfg.log.console, cfg.log.filename) == ("info", True, log_file)
+
+
+def test_default_log_file_is_per_user_state_not_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("XDG_STATE_HOME", raising=False)
+    home_default = str(tmp_path / "home" / ".local" / "state" / "milvus-backup" / "backup.log")
+    assert load_config(env={}).log.filename == home_default
+    monkeypatch.setenv("XDG_STATE_HOME", "relative/state")  # XDG: a relative value is invalid and ignored
+    assert load_config(env={}).log.filename == home_default
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    assert load_config(env={}).log.filename == str(tmp_path / "xdg" / "milvus-backup" / "backup.log")
+    # the shipped file leaves the default alone; a filename given in a file is kept as given
+    assert load_config(SHIPPED, env={}).log.filename == str(tmp_path / "xdg" / "milvus-backup" / "backup.log")
+    given = write(tmp_path, "log:\n  file:\n    filename: logs/backup.log\n")
+    assert load_config(given, env={}).log.filename == "logs/backup.log"
+    assert load_config(write(tmp_path, "log:\n  file:\n    filename: ''\n"), env={}).log.filename == ""
 
 
 def test_shipped_file_equals_builtin_defaults(tmp_path, monkeypatch):
@@ -74,7 +95,7 @@ def test_upstream_example_config_loads():
     if not UPSTREAM.exists():
         pytest.skip("reference file not present")
     cfg = load_config(UPSTREAM, env={})  # cloud, milvus.etcd, gcpCredentialJSON...: accepted and ignored
-    assert cfg.milvus.user == "root" and cfg.milvus.password == "Milvus"
+    assert cfg.milvus.user == "root" and cfg.milvus.password.get_secret_value() == "Milvus"
     assert cfg.backup_storage.root_path == "backup" and cfg.storage.bucket_name == "a-bucket"
 
 
@@ -116,7 +137,7 @@ def test_file_values(tmp_path):
     )
     assert cfg.log.level == "debug" and cfg.log.filename == "/var/log/x.log"
     assert cfg.milvus.uri == "https://milvus.example:29530"
-    assert (cfg.milvus.user, cfg.milvus.password, cfg.milvus.tls_mode) == ("admin", "pw", 1)
+    assert (cfg.milvus.user, cfg.milvus.password.get_secret_value(), cfg.milvus.tls_mode) == ("admin", "pw", 1)
     assert cfg.storage.endpoint == "10.0.0.5:9100" and cfg.storage.use_ssl is True
     assert (cfg.storage.bucket_name, cfg.storage.root_path) == ("milvus-bucket", "data")
     assert cfg.multipart_copy_threshold_mib == 64
@@ -148,7 +169,8 @@ def test_unset_backup_keys_inherit_the_milvus_side(tmp_path):
     )
     b = cfg.backup_storage
     assert (b.storage_type, b.address, b.port, b.region) == ("s3", "s3.example", 443, "eu-west-1")
-    assert (b.access_key_id, b.secret_access_key, b.token, b.use_ssl) == ("AK", "SK", "TK", True)
+    secrets = (b.secret_access_key.get_secret_value(), b.token.get_secret_value())
+    assert (b.access_key_id, *secrets, b.use_ssl) == ("AK", "SK", "TK", True)
     assert (b.bucket_name, b.root_path) == ("backups", "backup")
     assert cfg.storage.bucket_name == "milvus-bucket"
     assert cfg.cross_storage is False
@@ -210,11 +232,12 @@ def test_env_overrides_win_over_the_file(tmp_path):
             "BACKUP_PORT": "9999",
         },
     )
-    assert (cfg.milvus.address, cfg.milvus.port, cfg.milvus.password) == ("from-env", 2222, "envpw")
-    assert (cfg.storage.access_key_id, cfg.storage.secret_access_key, cfg.storage.use_ssl) == ("env-ak", "env-sk", True)
+    assert (cfg.milvus.address, cfg.milvus.port, cfg.milvus.password.get_secret_value()) == ("from-env", 2222, "envpw")
+    s = cfg.storage
+    assert (s.access_key_id, s.secret_access_key.get_secret_value(), s.use_ssl) == ("env-ak", "env-sk", True)
     b = cfg.backup_storage
     # backup* keys not set anywhere still inherit the (overridden) Milvus-side values
-    assert (b.access_key_id, b.secret_access_key, b.use_ssl) == ("env-ak", "env-sk", True)
+    assert (b.access_key_id, b.secret_access_key.get_secret_value(), b.use_ssl) == ("env-ak", "env-sk", True)
     assert (b.bucket_name, b.root_path, b.port) == ("env-bucket", "bk", 9999)
 
 
@@ -280,7 +303,10 @@ def _flatten_into(flat: dict, prefix: str, node) -> None:
 
 def test_empty_env_vars_are_ignored(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert load_config(env={"MILVUS_PORT": "", "MINIO_SECRET_KEY": ""}).storage.secret_access_key == "minioadmin"
+    assert (
+        load_config(env={"MILVUS_PORT": "", "MINIO_SECRET_KEY": ""}).storage.secret_access_key.get_secret_value()
+        == "minioadmin"
+    )
 
 
 def test_project_env_name_wins_over_go_tool_alias(tmp_path, monkeypatch):
@@ -294,6 +320,7 @@ def test_load_config_reads_os_environ_when_env_is_none(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MILVUS_PORT", "12345")
     assert load_config().milvus.port == 12345
+    assert load_config(env={}).milvus.port == 19530  # a mapping given, even empty, replaces os.environ
 
 
 # --------------------------------------------------------------------------- errors: one line, naming the key
@@ -416,12 +443,24 @@ def test_secrets_not_in_repr_or_str(tmp_path):
         ),
         env={},
     )
-    assert cfg.milvus.password == f"{SECRET}1" and cfg.backup_storage.token == f"{SECRET}5"
+    assert cfg.milvus.password.get_secret_value() == f"{SECRET}1"
+    assert cfg.backup_storage.token.get_secret_value() == f"{SECRET}5"
     for text in (repr(cfg), str(cfg), repr(cfg.storage), repr(cfg.backup_storage), repr(cfg.milvus)):
         assert SECRET not in text
 
 
-def test_redacted_hides_every_non_empty_secret(tmp_path):
+def test_models_built_by_keyword_take_plain_strings_and_keep_secrets_hidden():
+    storage = StorageConfig(address="127.0.0.1", port="9100", secret_access_key=SECRET, token=SECRET)
+    assert isinstance(storage.secret_access_key, SecretStr) and storage.secret_access_key.get_secret_value() == SECRET
+    assert storage.port == 9100 and SECRET not in repr(storage) and SECRET not in str(storage)
+    assert MilvusConfig(password=SECRET).password.get_secret_value() == SECRET
+    with pytest.raises(ValidationError) as info:
+        StorageConfig(secret_access_key=[SECRET], port=0)
+    assert SECRET not in str(info.value) and "port" in str(info.value)
+
+
+def test_redacted_hides_every_non_empty_secret(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     cfg = load_config(
         write(
             tmp_path,
@@ -444,7 +483,7 @@ def test_redacted_hides_every_non_empty_secret(tmp_path):
     assert data["minio"]["backupToken"] == ""  # empty stays empty: nothing to hide
     # non-secrets are plain data with the YAML key names
     assert data["minio"]["backupRootPath"] == "backup" and data["backup"]["parallelism"]["copydata"] == 128
-    assert data["log"]["file"]["filename"] == "logs/backup.log"
+    assert data["log"]["file"]["filename"] == str(tmp_path / "state" / "milvus-backup" / "backup.log")
 
 
 def test_config_is_frozen(tmp_path, monkeypatch):

@@ -7,7 +7,6 @@ bucket, the rows in Milvus, the collections that must not have changed.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import io
 import time
 
@@ -260,7 +259,7 @@ def test_unreachable_milvus_says_where(sandbox, base_config: Config):
     from milvus_backup.sandbox.servers import free_port
 
     port = free_port()
-    config = dataclasses.replace(base_config, milvus=dataclasses.replace(base_config.milvus, port=port))
+    config = base_config.model_copy(update={"milvus": base_config.milvus.model_copy(update={"port": port})})
     engine = open_service(config)
     app = MilvusBackupApp(engine, refresh_seconds=0)
 

@@ -15,6 +15,7 @@ import logging
 import signal
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from textual import on, work
@@ -571,6 +572,7 @@ def _log_to_file_only(config: Config) -> None:
     target: logging.Handler = logging.NullHandler()
     if config.log.filename:
         try:
+            Path(config.log.filename).parent.mkdir(parents=True, exist_ok=True)  # the default is a per-user folder
             target = logging.FileHandler(config.log.filename)
             target.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
         except OSError:
