@@ -18,6 +18,7 @@ from milvus_backup.core.paths import (
     META_WRITE_ORDER,
     BackupLayout,
     InvalidName,
+    backup_name_of,
     check_backup_name,
 )
 from milvus_backup.core.storage import Storage
@@ -55,7 +56,9 @@ class Catalog:
         root = self.layout.backups_root()
         names = []
         for prefix in self.storage.list_dirs(root):
-            name = prefix[len(root) :].strip("/")
+            name = backup_name_of(prefix, root)
+            if name is None:
+                continue
             try:
                 names.append(check_backup_name(name))
             except InvalidName:

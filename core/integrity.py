@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from milvus_backup.core.errors import BackupToolError, Cancelled, NotFound, StorageError
-from milvus_backup.core.meta import BackupInfo, MetaError, read_backup
+from milvus_backup.core.meta import BackupInfo, Binlog, MetaError, read_backup
 from milvus_backup.core.paths import (
     BACKUP_META,
     CHANNEL_CP_META,
@@ -31,10 +31,14 @@ from milvus_backup.core.paths import (
     META_DIR,
     META_WRITE_ORDER,
     BackupLayout,
+    MalformedKey,
     UnsafeKey,
     check_backup_name,
     check_relative_key,
+    is_binlog,
     join,
+    log_id_of,
+    relative_to,
 )
 from milvus_backup.core.storage import CHUNK_SIZE, Storage
 
@@ -191,13 +195,10 @@ def meta_binlogs(layout: BackupLayout, name: str, info: BackupInfo) -> dict[str,
 
     Accepts the three group layouts (group = segment, packed groups, no group level) and L0 segments.
     """
-    prefix = layout.backup(name)
     found: dict[str, int] = {}
 
     def add(key: str, size: int) -> None:
-        if not key.startswith(prefix):  # cannot happen with integer IDs; belt and braces
-            raise UnsafeKey(f"meta of backup {name} names {key!r}, outside the backup's folder")
-        found[key[len(prefix) :]] = size
+        found[layout.relative_key(name, key)] = size  # UnsafeKey outside the folder: not with integer IDs
 
     for coll in info.collection_backups:
         cid = coll.collection_id
@@ -233,14 +234,14 @@ def meta_binlogs(layout: BackupLayout, name: str, info: BackupInfo) -> dict[str,
     return found
 
 
-def _log_id(binlog) -> int:
+def _log_id(binlog: Binlog) -> int:
     """The log's ID, or the last part of its source path when the meta left the ID out."""
     if binlog.log_id:
         return binlog.log_id
-    last = binlog.log_path.rsplit("/", 1)[-1]
-    if last.isascii() and last.isdigit():
-        return int(last)
-    raise MetaError(f"binlog {binlog.log_path[:200]!r} has no log_id and its path does not end in one")
+    try:
+        return log_id_of(binlog.log_path)
+    except MalformedKey:
+        raise MetaError(f"binlog {binlog.log_path[:200]!r} has no log_id and its path does not end in one") from None
 
 
 # --------------------------------------------------------------------------- the check
@@ -264,7 +265,7 @@ def verify_backup(
     on_start(objects, bytes) announces the totals; on_progress(bytes, objects) reports each object.
     """
     prefix = layout.backup(name)
-    listed = {o.key[len(prefix) :]: o.size for o in storage.list(prefix)}
+    listed = {relative_to(prefix, o.key): o.size for o in storage.list(prefix)}
     if not listed:
         raise NotFound(f"backup {name} not found under {storage.bucket}/{layout.backups_root()}")
     if join(META_DIR, BACKUP_META) not in listed:
@@ -325,7 +326,7 @@ def verify_backup(
 
     # Binlogs nobody names would be imported by a restore (it imports whole folders).
     for rel in sorted(listed):
-        if rel.startswith("binlogs/") and rel not in expected:
+        if is_binlog(rel) and rel not in expected:
             report.problems.append(
                 Problem(prefix + rel, UNEXPECTED, f"{listed[rel]} bytes that neither the manifest nor the meta names")
             )
