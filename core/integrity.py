@@ -305,18 +305,20 @@ def verify_backup(
             Problem(prefix + join(META_DIR, BACKUP_META), UNREADABLE, f"the backup's meta cannot be read: {exc}")
         )
         named = {}
-    for rel, size in named.items():
+    for rel, meta_size in named.items():
         have = expected.get(rel)
         if have is None:
             if report.source == "manifest" and expected:
                 report.problems.append(
                     Problem(prefix + rel, INCONSISTENT, "named by the meta but not by the integrity manifest")
                 )
-            expected[rel] = Entry(size, None)
-        elif have.size != size:
+            expected[rel] = Entry(meta_size, None)
+        elif have.size != meta_size:
             report.problems.append(
                 Problem(
-                    prefix + rel, INCONSISTENT, f"the meta records {size} bytes, the integrity manifest {have.size}"
+                    prefix + rel,
+                    INCONSISTENT,
+                    f"the meta records {meta_size} bytes, the integrity manifest {have.size}",
                 )
             )
     if report.source == "meta":
@@ -331,7 +333,7 @@ def verify_backup(
                 Problem(prefix + rel, UNEXPECTED, f"{listed[rel]} bytes that neither the manifest nor the meta names")
             )
 
-    to_hash: list[tuple[str, Entry]] = []
+    to_hash: list[tuple[str, int, str]] = []  # key, size, SHA-256
     for rel, want in sorted(expected.items()):
         key = prefix + rel
         size = listed.get(rel)
@@ -344,11 +346,11 @@ def verify_backup(
         elif size > want.size:
             report.problems.append(Problem(key, ALTERED, f"{size} bytes, expected {want.size}"))
         elif full and want.sha256:
-            to_hash.append((key, want))
+            to_hash.append((key, want.size, want.sha256))
             continue
         report.bytes_checked += size
     if on_start is not None:
-        on_start(len(to_hash), sum(w.size for _, w in to_hash))
+        on_start(len(to_hash), sum(size for _, size, _ in to_hash))
     if to_hash:
         _hash_all(storage, to_hash, report, parallelism, cancel, on_progress)
     report.problems.sort(key=lambda p: (p.key, p.kind))
@@ -357,7 +359,7 @@ def verify_backup(
 
 def _hash_all(
     storage: Storage,
-    items: Iterable[tuple[str, Entry]],
+    items: Iterable[tuple[str, int, str]],
     report: VerifyReport,
     parallelism: int,
     cancel: threading.Event | None,
@@ -365,8 +367,8 @@ def _hash_all(
 ) -> None:
     lock = threading.Lock()
 
-    def check(item: tuple[str, Entry]) -> None:
-        key, want = item
+    def check(item: tuple[str, int, str]) -> None:
+        key, want_size, want_sha256 = item
         if cancel is not None and cancel.is_set():
             raise Cancelled(f"verify of backup {report.name} cancelled")
         try:
@@ -380,17 +382,18 @@ def _hash_all(
         with lock:
             report.objects_hashed += 1
             report.bytes_checked += got.size
-            if got.size != want.size:
+            if got.size != want_size:
                 report.problems.append(
                     Problem(
                         key,
-                        TRUNCATED if got.size < want.size else ALTERED,
-                        f"read {got.size} bytes, expected {want.size}",
+                        TRUNCATED if got.size < want_size else ALTERED,
+                        f"read {got.size} bytes, expected {want_size}",
                     )
                 )
-            elif got.sha256 != want.sha256:
+            elif got.sha256 != want_sha256:
+                got_sha256 = got.sha256 or ""  # hash_object always gives one
                 report.problems.append(
-                    Problem(key, ALTERED, f"SHA-256 {got.sha256[:16]}..., recorded {want.sha256[:16]}...")
+                    Problem(key, ALTERED, f"SHA-256 {got_sha256[:16]}..., recorded {want_sha256[:16]}...")
                 )
         if on_progress is not None:
             on_progress(got.size, 1)
