@@ -42,7 +42,7 @@ from milvus_backup.core.meta import (
     meta_files,
 )
 from milvus_backup.core.milvus import DEFAULT_DB, Milvus, SegmentInfo, proto_to_dict
-from milvus_backup.core.paths import MANIFEST, META_DIR, META_WRITE_ORDER, check_backup_name, join
+from milvus_backup.core.paths import MANIFEST, META_DIR, META_WRITE_ORDER, MalformedKey, check_backup_name, join
 from milvus_backup.core.pause import pause_point
 from milvus_backup.core.storage import CopyTask
 
@@ -114,16 +114,19 @@ def _segment_binlogs(ctx: Context, seg: SegmentInfo) -> tuple[list[FieldBinlog],
     by_field: dict[int, list[Binlog]] = {}
     prefix = ctx.milvus_layout.insert_segment(seg.collection_id, seg.partition_id, seg.segment_id)
     for obj in ctx.milvus_storage.list(prefix):
-        parts = obj.key[len(prefix) :].split("/")
-        if len(parts) != 2 or not all(p.isdigit() for p in parts):
-            continue
-        by_field.setdefault(int(parts[0]), []).append(Binlog(obj.key, obj.size, int(parts[1])))
+        try:
+            insert_log = ctx.milvus_layout.parse_insert_log(obj.key)
+        except MalformedKey:
+            continue  # not a binlog
+        by_field.setdefault(insert_log.field_id, []).append(Binlog(obj.key, obj.size, insert_log.log_id))
     deltas = []
     dprefix = ctx.milvus_layout.delta_segment(seg.collection_id, seg.partition_id, seg.segment_id)
     for obj in ctx.milvus_storage.list(dprefix):
-        name = obj.key[len(dprefix) :]
-        if name.isdigit():
-            deltas.append(Binlog(obj.key, obj.size, int(name)))
+        try:
+            delta_log = ctx.milvus_layout.parse_delta_log(obj.key)
+        except MalformedKey:
+            continue
+        deltas.append(Binlog(obj.key, obj.size, delta_log.log_id))
     if seg.num_rows and not by_field:
         raise StorageError(
             f"segment {seg.segment_id} has no binlogs under {ctx.milvus_storage.bucket}/{prefix}: check that "

@@ -18,6 +18,7 @@ from milvus_backup.core.paths import (
     META_WRITE_ORDER,
     BackupLayout,
     InvalidName,
+    backup_name_of,
     check_backup_name,
 )
 from milvus_backup.core.storage import Storage
@@ -55,7 +56,9 @@ class Catalog:
         root = self.layout.backups_root()
         names = []
         for prefix in self.storage.list_dirs(root):
-            name = prefix[len(root) :].strip("/")
+            name = backup_name_of(prefix, root)
+            if name is None:
+                continue
             try:
                 names.append(check_backup_name(name))
             except InvalidName:
@@ -100,23 +103,23 @@ class Catalog:
 
     def get(self, name: str, files: tuple[str, ...] = (*META_WRITE_ORDER, CHANNEL_CP_META)) -> BackupInfo:
         check_backup_name(name)
-        wanted, files = files, {}
-        for filename in wanted:
+        found: dict[str, bytes] = {}
+        for filename in files:
             key = self.layout.meta(name, filename)
             try:
-                files[filename] = self.storage.read(key)
+                found[filename] = self.storage.read(key)
             except StorageError:
                 if not self.storage.exists(key):
                     continue
                 raise
-        if BACKUP_META not in files:
+        if BACKUP_META not in found:
             if self.exists(name):
                 raise NotFound(
                     f"backup {name} is incomplete (no meta/backup_meta.json): an interrupted or "
                     f"failed backup left it; remove it with: milvus-backup delete -n {name}"
                 )
             raise NotFound(f"backup {name} not found under {self.storage.bucket}/{self.layout.backups_root()}")
-        info = read_backup(files)
+        info = read_backup(found)
         if not info.name:
             info.name = name
         return info

@@ -8,7 +8,9 @@ is ever mistaken for a backup, and they are removed even when a step fails.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from milvus_backup.core.context import Context
 from milvus_backup.core.errors import BackupToolError
@@ -36,7 +38,7 @@ class CheckReport:
     def ok(self) -> bool:
         return all(step.ok for step in self.steps)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
             "milvus_version": self.milvus_version,
@@ -59,7 +61,7 @@ def run_check(ctx: Context) -> CheckReport:
         backup_root=cfg.backup_storage.root_path,
     )
 
-    def step(name: str, fn) -> bool:
+    def step(name: str, fn: Callable[[], str | None]) -> bool:
         try:
             detail = fn() or "ok"
         except BackupToolError as exc:
@@ -88,7 +90,7 @@ def run_check(ctx: Context) -> CheckReport:
         for label, store, root in stores:
             key, copy = probe_key(root, probe + "_w"), probe_key(root, probe + "_c")
 
-            def write_copy_read(store=store, key=key, copy=copy) -> str:
+            def write_copy_read(store: Storage = store, key: str = key, copy: str = copy) -> str:
                 store.write(key, payload)
                 written.append((store, key))
                 store.copy_from(store, key, copy, len(payload), server_side=server_side)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from milvus_backup.core.errors import BackupToolError, Cancelled, NotFound, StorageError
 from milvus_backup.core.jobs import Phase
-from milvus_backup.core.meta import BackupInfo, MetaError, read_backup
+from milvus_backup.core.meta import BackupInfo, Binlog, MetaError, read_backup
 from milvus_backup.core.paths import (
     BACKUP_META,
     CHANNEL_CP_META,
@@ -32,10 +32,14 @@ from milvus_backup.core.paths import (
     META_DIR,
     META_WRITE_ORDER,
     BackupLayout,
+    MalformedKey,
     UnsafeKey,
     check_backup_name,
     check_relative_key,
+    is_binlog,
     join,
+    log_id_of,
+    relative_to,
 )
 from milvus_backup.core.storage import CHUNK_SIZE, Storage
 
@@ -192,13 +196,10 @@ def meta_binlogs(layout: BackupLayout, name: str, info: BackupInfo) -> dict[str,
 
     Accepts the three group layouts (group = segment, packed groups, no group level) and L0 segments.
     """
-    prefix = layout.backup(name)
     found: dict[str, int] = {}
 
     def add(key: str, size: int) -> None:
-        if not key.startswith(prefix):  # cannot happen with integer IDs; belt and braces
-            raise UnsafeKey(f"meta of backup {name} names {key!r}, outside the backup's folder")
-        found[key[len(prefix) :]] = size
+        found[layout.relative_key(name, key)] = size  # UnsafeKey outside the folder: not with integer IDs
 
     for coll in info.collection_backups:
         cid = coll.collection_id
@@ -234,14 +235,14 @@ def meta_binlogs(layout: BackupLayout, name: str, info: BackupInfo) -> dict[str,
     return found
 
 
-def _log_id(binlog) -> int:
+def _log_id(binlog: Binlog) -> int:
     """The log's ID, or the last part of its source path when the meta left the ID out."""
     if binlog.log_id:
         return binlog.log_id
-    last = binlog.log_path.rsplit("/", 1)[-1]
-    if last.isascii() and last.isdigit():
-        return int(last)
-    raise MetaError(f"binlog {binlog.log_path[:200]!r} has no log_id and its path does not end in one")
+    try:
+        return log_id_of(binlog.log_path)
+    except MalformedKey:
+        raise MetaError(f"binlog {binlog.log_path[:200]!r} has no log_id and its path does not end in one") from None
 
 
 # --------------------------------------------------------------------------- the check
@@ -265,7 +266,7 @@ def verify_backup(
     on_start(objects, bytes) announces the totals; on_progress(bytes, objects) reports each object.
     """
     prefix = layout.backup(name)
-    listed = {o.key[len(prefix) :]: o.size for o in storage.list(prefix)}
+    listed = {relative_to(prefix, o.key): o.size for o in storage.list(prefix)}
     if not listed:
         raise NotFound(f"backup {name} not found under {storage.bucket}/{layout.backups_root()}")
     if join(META_DIR, BACKUP_META) not in listed:
@@ -305,18 +306,20 @@ def verify_backup(
             Problem(prefix + join(META_DIR, BACKUP_META), UNREADABLE, f"the backup's meta cannot be read: {exc}")
         )
         named = {}
-    for rel, size in named.items():
+    for rel, meta_size in named.items():
         have = expected.get(rel)
         if have is None:
             if report.source == "manifest" and expected:
                 report.problems.append(
                     Problem(prefix + rel, INCONSISTENT, "named by the meta but not by the integrity manifest")
                 )
-            expected[rel] = Entry(size, None)
-        elif have.size != size:
+            expected[rel] = Entry(meta_size, None)
+        elif have.size != meta_size:
             report.problems.append(
                 Problem(
-                    prefix + rel, INCONSISTENT, f"the meta records {size} bytes, the integrity manifest {have.size}"
+                    prefix + rel,
+                    INCONSISTENT,
+                    f"the meta records {meta_size} bytes, the integrity manifest {have.size}",
                 )
             )
     if report.source == "meta":
@@ -326,12 +329,12 @@ def verify_backup(
 
     # Binlogs nobody names would be imported by a restore (it imports whole folders).
     for rel in sorted(listed):
-        if rel.startswith("binlogs/") and rel not in expected:
+        if is_binlog(rel) and rel not in expected:
             report.problems.append(
                 Problem(prefix + rel, UNEXPECTED, f"{listed[rel]} bytes that neither the manifest nor the meta names")
             )
 
-    to_hash: list[tuple[str, Entry]] = []
+    to_hash: list[tuple[str, int, str]] = []  # key, size, SHA-256
     for rel, want in sorted(expected.items()):
         key = prefix + rel
         size = listed.get(rel)
@@ -344,11 +347,11 @@ def verify_backup(
         elif size > want.size:
             report.problems.append(Problem(key, ALTERED, f"{size} bytes, expected {want.size}"))
         elif full and want.sha256:
-            to_hash.append((key, want))
+            to_hash.append((key, want.size, want.sha256))
             continue
         report.bytes_checked += size
     if on_start is not None:
-        on_start(len(to_hash), sum(w.size for _, w in to_hash))
+        on_start(len(to_hash), sum(size for _, size, _ in to_hash))
     if to_hash:
         _hash_all(storage, to_hash, report, parallelism, cancel, on_progress)
     report.problems.sort(key=lambda p: (p.key, p.kind))
@@ -357,7 +360,7 @@ def verify_backup(
 
 def _hash_all(
     storage: Storage,
-    items: Iterable[tuple[str, Entry]],
+    items: Iterable[tuple[str, int, str]],
     report: VerifyReport,
     parallelism: int,
     cancel: threading.Event | None,
@@ -365,8 +368,8 @@ def _hash_all(
 ) -> None:
     lock = threading.Lock()
 
-    def check(item: tuple[str, Entry]) -> None:
-        key, want = item
+    def check(item: tuple[str, int, str]) -> None:
+        key, want_size, want_sha256 = item
         if cancel is not None and cancel.is_set():
             raise Cancelled(f"verify of backup {report.name} cancelled")
         try:
@@ -380,17 +383,18 @@ def _hash_all(
         with lock:
             report.objects_hashed += 1
             report.bytes_checked += got.size
-            if got.size != want.size:
+            if got.size != want_size:
                 report.problems.append(
                     Problem(
                         key,
-                        TRUNCATED if got.size < want.size else ALTERED,
-                        f"read {got.size} bytes, expected {want.size}",
+                        TRUNCATED if got.size < want_size else ALTERED,
+                        f"read {got.size} bytes, expected {want_size}",
                     )
                 )
-            elif got.sha256 != want.sha256:
+            elif got.sha256 != want_sha256:
+                got_sha256 = got.sha256 or ""  # hash_object always gives one
                 report.problems.append(
-                    Problem(key, ALTERED, f"SHA-256 {got.sha256[:16]}..., recorded {want.sha256[:16]}...")
+                    Problem(key, ALTERED, f"SHA-256 {got_sha256[:16]}..., recorded {want_sha256[:16]}...")
                 )
         if on_progress is not None:
             on_progress(got.size, 1)

@@ -1,8 +1,10 @@
-"""Every object key the tool reads or writes is built here, and nowhere else.
+"""Every object key the tool reads or writes is built here, and every key it takes apart is parsed here.
 
 Two layouts exist: the Milvus bucket's own (`<rootPath>/insert_log/<coll>/<part>/<seg>/<field>/<log>`)
 and a backup's (`<backupRootPath>/<name>/binlogs/insert_log/<coll>/<part>/<group>/<seg>/<field>/<log>`),
-as in zilliztech/milvus-backup. Backup names are checked before they become part of any key.
+as in zilliztech/milvus-backup. Backup names are checked before they become part of any key; keys read
+from files are checked before they are joined to a backup's folder (`check_relative_key`). A parser
+raises MalformedKey, naming the key and the shape it expected, on a key of another shape.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ from dataclasses import dataclass
 from milvus_backup.core.errors import BackupToolError, InvalidRequest
 
 META_DIR = "meta"
+BINLOG_DIR = "binlogs"  # a backup's copies of the binlogs
+INSERT_LOG = "insert_log"
+DELTA_LOG = "delta_log"
 BACKUP_META = "backup_meta.json"
 COLLECTION_META = "collection_meta.json"
 PARTITION_META = "partition_meta.json"
@@ -34,6 +39,10 @@ class InvalidName(InvalidRequest):
 
 class UnsafeKey(BackupToolError):
     """A key taken from a meta file that would leave its backup's folder."""
+
+
+class MalformedKey(BackupToolError):
+    """A key that does not have the shape its parser expects (another kind of object, or not under the root)."""
 
 
 def check_backup_name(name: str) -> str:
@@ -58,6 +67,35 @@ def as_prefix(key: str) -> str:
     return key + "/" if key else ""
 
 
+def relative_to(prefix: str, key: str) -> str:
+    """`key` without `prefix`, for a key a listing of `prefix` gave; raises MalformedKey when `key` is not
+    under it. The rest is not checked: a key read from a file goes through check_relative_key instead."""
+    if not key.startswith(prefix):
+        raise MalformedKey(f"key {key[:200]!r} is not under {prefix!r}")
+    return key[len(prefix) :]
+
+
+@dataclass(frozen=True)
+class InsertLogKey:
+    """The IDs an insert log's key in the Milvus bucket names."""
+
+    collection_id: int
+    partition_id: int
+    segment_id: int
+    field_id: int
+    log_id: int
+
+
+@dataclass(frozen=True)
+class DeltaLogKey:
+    """The IDs a delta log's key in the Milvus bucket names (partition -1: a collection-level L0 log)."""
+
+    collection_id: int
+    partition_id: int
+    segment_id: int
+    log_id: int
+
+
 @dataclass(frozen=True)
 class MilvusLayout:
     """Where Milvus 2.3 keeps a collection's binlogs in its own bucket."""
@@ -65,10 +103,35 @@ class MilvusLayout:
     root: str  # minio.rootPath
 
     def insert_segment(self, collection_id: int, partition_id: int, segment_id: int) -> str:
-        return as_prefix(join(self.root, "insert_log", collection_id, partition_id, segment_id))
+        return as_prefix(join(self.root, INSERT_LOG, collection_id, partition_id, segment_id))
 
     def delta_segment(self, collection_id: int, partition_id: int, segment_id: int) -> str:
-        return as_prefix(join(self.root, "delta_log", collection_id, partition_id, segment_id))
+        return as_prefix(join(self.root, DELTA_LOG, collection_id, partition_id, segment_id))
+
+    def insert_log(self, collection_id: int, partition_id: int, segment_id: int, field_id: int, log_id: int) -> str:
+        return join(self.insert_segment(collection_id, partition_id, segment_id), *_ids(field_id, log_id))
+
+    def delta_log(self, collection_id: int, partition_id: int, segment_id: int, log_id: int) -> str:
+        return join(self.delta_segment(collection_id, partition_id, segment_id), *_ids(log_id))
+
+    def parse_insert_log(self, key: str) -> InsertLogKey:
+        """The inverse of insert_log: `<root>/insert_log/<coll>/<part>/<seg>/<field>/<log>`, else MalformedKey."""
+        c, p, s, f, n = self._parse(key, INSERT_LOG, ("collection", "partition", "segment", "field", "log"))
+        return InsertLogKey(c, p, s, f, n)
+
+    def parse_delta_log(self, key: str) -> DeltaLogKey:
+        """The inverse of delta_log: `<root>/delta_log/<coll>/<part>/<seg>/<log>`, else MalformedKey."""
+        c, p, s, n = self._parse(key, DELTA_LOG, ("collection", "partition", "segment", "log"))
+        return DeltaLogKey(c, p, s, n)
+
+    def _parse(self, key: str, kind: str, names: tuple[str, ...]) -> list[int]:
+        shape = join(self.root, kind, *(f"<{n}>" for n in names))
+        folder = as_prefix(join(self.root, kind))
+        parts = key[len(folder) :].split("/") if key.startswith(folder) else []
+        if len(parts) != len(names):
+            raise MalformedKey(f"key {key[:200]!r} is not a Milvus {kind.replace('_', ' ')} ({shape})")
+        # Milvus numbers a collection-level L0 segment's partition -1; every other ID is non-negative.
+        return [_parse_id(part, name, key, signed=name == "partition") for part, name in zip(parts, names, strict=True)]
 
 
 @dataclass(frozen=True)
@@ -95,8 +158,8 @@ class BackupLayout:
         return as_prefix(
             join(
                 self.backup(name),
-                "binlogs",
-                "insert_log",
+                BINLOG_DIR,
+                INSERT_LOG,
                 *_ids(collection_id, partition_id),
                 "" if group_id is None else _ids(group_id)[0],
             )
@@ -106,8 +169,8 @@ class BackupLayout:
         return as_prefix(
             join(
                 self.backup(name),
-                "binlogs",
-                "delta_log",
+                BINLOG_DIR,
+                DELTA_LOG,
                 *_ids(collection_id, partition_id),
                 "" if group_id is None else _ids(group_id)[0],
             )
@@ -132,7 +195,7 @@ class BackupLayout:
 
     def l0_delta_binlog(self, name: str, collection_id: int, segment_id: int, log_id: int) -> str:
         """A collection-level L0 delete log (Milvus >= 2.5): partition -1, no group level."""
-        return join(self.backup(name), "binlogs", "delta_log", *_ids(collection_id, -1, segment_id, log_id))
+        return join(self.backup(name), BINLOG_DIR, DELTA_LOG, *_ids(collection_id, -1, segment_id, log_id))
 
     def object_key(self, name: str, relative: str) -> str:
         """The key of `relative` (a key inside the backup's folder, as a manifest records it).
@@ -148,6 +211,17 @@ class BackupLayout:
         if not key.startswith(prefix):
             raise UnsafeKey(f"key {key!r} is not inside backup {name} ({prefix})")
         return check_relative_key(key[len(prefix) :])
+
+    def rebase(self, key: str, onto: BackupLayout) -> str:
+        """The key (or folder prefix) `key` of this layout moved to the same place under `onto`'s root:
+        where a restore stages a backup's binlogs in the Milvus bucket."""
+        moved = join(onto.backups_root(), relative_to(self.backups_root(), key))
+        return moved + ("/" if key.endswith("/") else "")
+
+
+def is_binlog(relative: str) -> bool:
+    """True when `relative`, a key relative to a backup's folder, is among the backup's binlog copies."""
+    return relative.startswith(BINLOG_DIR + "/")
 
 
 _UNSAFE_CHARS = re.compile(r"[\\\x00-\x1f\x7f]")
@@ -176,6 +250,24 @@ def _ids(*values: int) -> tuple[int, ...]:
         if isinstance(value, bool) or not isinstance(value, int):
             raise UnsafeKey(f"invalid ID {value!r} in a backup's meta: expected an integer")
     return values
+
+
+def log_id_of(log_path: str) -> int:
+    """The log ID a binlog's key ends in, whatever its root and layout (a meta may leave log_id out)."""
+    last = log_path.rsplit("/", 1)[-1]
+    if last.isascii() and last.isdigit():
+        return int(last)
+    raise MalformedKey(f"binlog key {log_path[:200]!r} does not end in a log ID")
+
+
+_ID = re.compile(r"[0-9]{1,20}")
+_SIGNED_ID = re.compile(r"-?[0-9]{1,20}")
+
+
+def _parse_id(text: str, what: str, key: str, *, signed: bool = False) -> int:
+    if not (_SIGNED_ID if signed else _ID).fullmatch(text):
+        raise MalformedKey(f"key {key[:200]!r} has {text[:40]!r} where its {what} ID should be")
+    return int(text)
 
 
 def backup_name_of(key: str, root: str) -> str | None:

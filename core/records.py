@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from milvus_backup.core.errors import NotFound, StorageError
-from milvus_backup.core.jobs import Job, JobState, Progress, TaskState
+from milvus_backup.core.jobs import Job, JobState, Listener, Progress, TaskState
 from milvus_backup.core.meta import BackupState
 from milvus_backup.core.paths import check_restore_id, restore_record
 from milvus_backup.core.storage import ObjectNotFound, Storage
@@ -107,24 +107,31 @@ class RestoreRecords:
             raise StorageError(
                 f"restore record {self.storage.describe(self.key(restore_id))} is not valid JSON ({exc})"
             ) from None
+        if not isinstance(view, dict):
+            raise StorageError(
+                f"restore record {self.storage.describe(self.key(restore_id))} is not a JSON object, "
+                f"but {type(view).__name__}"
+            )
         return view
 
-    def recorder(self, job: Job, interval: float = 2.0):
+    def recorder(self, job: Job, interval: float = 2.0) -> Listener:
         """A job listener that keeps the job's record current: at each new step, at most every
         `interval` seconds in between, and always at the end."""
         lock = threading.Lock()
-        last = {"step": None, "at": 0.0}
+        last_step: tuple[str, str] | None = None
+        last_at = 0.0
 
         def on_progress(p: Progress) -> None:
+            nonlocal last_step, last_at
             step = (p.phase, p.collection)
             now = time.monotonic()
-            if not p.state.finished and step == last["step"] and now - last["at"] < interval:
+            if not p.state.finished and step == last_step and now - last_at < interval:
                 return
             # copy workers report from many threads: one write at a time, and busy ones skip (not the last)
             if not lock.acquire(blocking=p.state.finished):
                 return
             try:
-                last["step"], last["at"] = step, now
+                last_step, last_at = step, now
                 self.write(restore_view(job, p))
             finally:
                 lock.release()

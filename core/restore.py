@@ -267,10 +267,9 @@ class _Restore:
 
     def _stage(self, units: list[_ImportUnit], label: str) -> list[_ImportUnit]:
         """Copy the binlogs into a temporary prefix of the Milvus bucket; the units then point there."""
-        root = self.ctx.backup_layout.backups_root()
 
         def staged(key: str) -> str:
-            return join(self.temp_layout.backups_root(), key[len(root) :]) + ("/" if key.endswith("/") else "")
+            return self.ctx.backup_layout.rebase(key, self.temp_layout)
 
         tasks = [CopyTask(o.key, staged(o.key), o.size) for u in units for o in u.objects]
         total = sum(t.size for t in tasks)

@@ -10,7 +10,7 @@ import uuid
 import pytest
 from minio import Minio
 
-import milvus_backup.core.storage
+import milvus_backup.core.storage.retry as storage_retry
 from milvus_backup.core.backup import BackupRequest
 from milvus_backup.core.engine import Engine
 from milvus_backup.core.integrity import decode_manifest
@@ -49,8 +49,8 @@ def _transient_rules() -> list[Rule]:
 
 @pytest.fixture(autouse=True)
 def fast_retries(monkeypatch):
-    monkeypatch.setattr(milvus_backup.core.storage, "RETRY_WAIT_INITIAL", 0.01)
-    monkeypatch.setattr(milvus_backup.core.storage, "RETRY_WAIT_MAX", 0.05)
+    monkeypatch.setattr(storage_retry, "RETRY_WAIT_INITIAL", 0.01)
+    monkeypatch.setattr(storage_retry, "RETRY_WAIT_MAX", 0.05)
 
 
 @pytest.fixture

@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 from minio import Minio
 
-import milvus_backup.core.storage as storage_mod
+import milvus_backup.core.storage.retry as storage_retry
 from milvus_backup.core.config import StorageConfig
 from milvus_backup.core.errors import Cancelled, StorageError
 from milvus_backup.core.storage import (
+    CHUNK_SIZE,
     CopyTask,
     LocalStorage,
     MinioStorage,
@@ -32,8 +33,8 @@ from milvus_backup.core.storage import (
 
 @pytest.fixture(autouse=True)
 def fast_retries(monkeypatch):
-    monkeypatch.setattr(storage_mod, "RETRY_WAIT_INITIAL", 0.01)
-    monkeypatch.setattr(storage_mod, "RETRY_WAIT_MAX", 0.02)
+    monkeypatch.setattr(storage_retry, "RETRY_WAIT_INITIAL", 0.01)
+    monkeypatch.setattr(storage_retry, "RETRY_WAIT_MAX", 0.02)
 
 
 def temp_files(root: Path) -> list[Path]:
@@ -169,7 +170,7 @@ def test_local_rejects_keys_escaping_the_folder(local):
 
 def test_local_copy_between_two_folders(tmp_path):
     src, dst = LocalStorage(tmp_path / "src"), LocalStorage(tmp_path / "dst")
-    payload = os.urandom(3 * storage_mod.CHUNK_SIZE + 17)
+    payload = os.urandom(3 * CHUNK_SIZE + 17)
     src.write("seg/1", payload)
     assert dst.same_store(src)
     dst.copy_from(src, "seg/1", "copied/1", len(payload))
@@ -361,7 +362,18 @@ def test_retries_give_up_after_a_few_attempts(tmp_path):
     dst = Flaky(tmp_path / "d", [ConnectionResetError("reset")] * 10)
     with pytest.raises(StorageError):
         dst.copy_from(src, "k", "k", 4)
-    assert dst.calls == storage_mod.RETRY_ATTEMPTS
+    assert dst.calls == storage_retry.RETRY_ATTEMPTS
+
+
+def test_retry_knobs_are_read_from_the_retry_module(tmp_path, monkeypatch):
+    monkeypatch.setattr(storage_retry, "RETRY_ATTEMPTS", 2)
+    src = LocalStorage(tmp_path / "s")
+    src.write("k", b"data")
+    dst = Flaky(tmp_path / "d", [ConnectionResetError("reset")] * 10)
+    with pytest.raises(StorageError):
+        dst.copy_from(src, "k", "k", 4)
+    assert dst.calls == 2
+    assert storage_retry.backoff(1) == storage_retry.RETRY_WAIT_INITIAL == 0.01  # the fixture's patch holds
 
 
 def test_permanent_errors_are_not_retried(tmp_path):
@@ -386,7 +398,7 @@ def test_unreachable_s3_is_retried_then_one_line(caplog):
         store.check()
     message = one_line(info.value)
     assert "cannot reach 127.0.0.1:" in message and "port" in message
-    assert len([r for r in caplog.records if "retrying" in r.getMessage()]) == storage_mod.RETRY_ATTEMPTS - 1
+    assert len([r for r in caplog.records if "retrying" in r.getMessage()]) == storage_retry.RETRY_ATTEMPTS - 1
     assert secret not in message and secret not in caplog.text and secret not in repr(store)
 
 

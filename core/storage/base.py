@@ -1,0 +1,175 @@
+"""The face every object store shows: bucket-relative keys with '/' separators, listing by string prefix
+as in S3, and copies that run server-side when two stores can see each other's objects and otherwise
+stream through this process in constant memory.
+
+`Storage` holds what the backends share: the copy logic, and `_call`, which runs one operation with
+its transient failures retried (`retry`) and every failure mapped to a one-line StorageError (`errors`).
+"""
+
+from __future__ import annotations
+
+import builtins
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+from milvus_backup.core.errors import StorageError
+from milvus_backup.core.storage.errors import SourceReadError, map_os_error
+from milvus_backup.core.storage.retry import retrying
+
+T = TypeVar("T")
+
+CHUNK_SIZE = 1024 * 1024  # streaming copies hold at most this much of an object (local side) in memory
+
+
+class Readable(Protocol):
+    """A stream of an object's bytes: a local file, or an S3 response."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+
+
+class Storage(ABC):
+    """One bucket of an S3-compatible store, or one local folder. Keys are relative to it."""
+
+    kind: str  # "minio" | "local"
+    bucket: str
+
+    @abstractmethod
+    def same_store(self, other: Storage) -> bool:
+        """True when a server-side copy from `other` into this store works."""
+
+    @abstractmethod
+    def describe(self, key: str = "") -> str:
+        """Where a key lives, for messages: never includes credentials."""
+
+    @abstractmethod
+    def list(self, prefix: str, recursive: bool = True) -> Iterator[ObjectInfo]:
+        """Objects whose keys start with `prefix` (a string prefix, as in S3), sorted by key.
+
+        recursive=False leaves out objects below a further '/' after the prefix."""
+
+    @abstractmethod
+    def list_dirs(self, prefix: str) -> builtins.list[str]:
+        """The immediate child folders of folder `prefix` that hold objects, as full keys ending in '/'."""
+
+    @abstractmethod
+    def stat(self, key: str) -> ObjectInfo | None:
+        """The object's size, or None when there is no such object."""
+
+    def exists(self, key: str) -> bool:
+        return self.stat(key) is not None
+
+    @abstractmethod
+    def read(self, key: str) -> bytes:
+        """The whole object. Raises ObjectNotFound (a StorageError) when it does not exist."""
+
+    @abstractmethod
+    def write(self, key: str, data: bytes) -> None:
+        """Create or replace an object; a reader never sees it half-written."""
+
+    @abstractmethod
+    def open(self, key: str) -> AbstractContextManager[Readable]:
+        """A context manager giving a readable stream of the object, closed when the block ends."""
+
+    def put_stream(self, key: str, stream: Readable, length: int) -> None:
+        """Write exactly `length` bytes read from `stream`, in constant memory. Not retried (a stream
+        cannot be rewound): copy_from retries by reopening its source."""
+        self._call("write", self.describe(key), lambda: self._put_stream(key, stream, length), retry=False)
+
+    def copy_from(self, src: Storage, src_key: str, dst_key: str, size: int, *, server_side: bool = True) -> None:
+        """Copy one object of `src` into this store: server-side when same_store (and allowed), else streamed.
+
+        `size` is the object's size as listed; a streamed copy checks the source gives exactly that much.
+        server_side=False forces streaming, for `minio.crossStorage`.
+        """
+        where = f"{src.describe(src_key)} to {self.describe(dst_key)}"
+        if server_side and self.same_store(src):
+            self._call("copy", where, lambda: self._server_copy(src, src_key, dst_key, size))
+        else:
+            self._call("copy", where, lambda: self._stream_copy(src, src_key, dst_key, size))
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove one object; a missing object is not an error."""
+
+    @abstractmethod
+    def delete_prefix(self, prefix: str) -> int:
+        """Remove every object whose key starts with `prefix`; returns how many. Pass a folder prefix
+        ending in '/' unless you mean a string prefix ('bk' also matches 'bk2/...'). Refuses ''."""
+
+    @abstractmethod
+    def ensure_bucket(self) -> None:
+        """Create the bucket (or folder) when it does not exist."""
+
+    @abstractmethod
+    def check(self) -> None:
+        """Raise a one-line StorageError unless the store answers and the bucket (or folder) exists."""
+
+    # ---- what subclasses provide to the shared copy and retry logic
+
+    @abstractmethod
+    def _put_stream(self, key: str, stream: Readable, length: int) -> None:
+        """put_stream without retry or error mapping."""
+
+    @abstractmethod
+    def _server_copy(self, src: Storage, src_key: str, dst_key: str, size: int) -> None:
+        """A copy inside the store; `src` is a store for which same_store(src) is True."""
+
+    def _stream_copy(self, src: Storage, src_key: str, dst_key: str, size: int) -> None:
+        with src.open(src_key) as stream:
+            self._put_stream(dst_key, SourceReader(stream, src, src_key), size)
+
+    def _error(self, exc: BaseException, op: str, where: str) -> StorageError:
+        """Turn a failure into the one line a user sees."""
+        if isinstance(exc, SourceReadError):
+            return exc.storage._error(exc.original, "read", exc.storage.describe(exc.key))
+        return map_os_error(exc, op, where)
+
+    def _call(self, op: str, where: str, fn: Callable[[], T], retry: bool = True) -> T:
+        """Run one operation: transient failures retried, every failure mapped to a StorageError."""
+        try:
+            if not retry:
+                return fn()
+            return retrying(op, where)(fn)
+        except StorageError:
+            raise
+        except Exception as exc:
+            raise self._error(exc, op, where) from exc
+
+
+class SourceReader:
+    """Wraps a source stream so its failures are reported (and classified) as the source's."""
+
+    def __init__(self, stream: Readable, storage: Storage, key: str):
+        self._stream, self._storage, self._key = stream, storage, key
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return self._stream.read(size) if size is not None and size >= 0 else self._stream.read()
+        except Exception as exc:
+            raise SourceReadError(exc, self._storage, self._key) from exc
+
+
+def as_folder(prefix: str) -> str:
+    prefix = prefix.strip("/")
+    return prefix + "/" if prefix else ""
+
+
+def refuse_everything(prefix: str, where: str) -> None:
+    """Raise unless `prefix` names less than the whole store: a delete of '' would empty it."""
+    if not prefix.strip("/"):
+        raise StorageError(f"refusing to delete everything in {where}: give a non-empty prefix")
+
+
+def first(items: Iterator[T]) -> T | None:
+    for item in items:
+        return item
+    return None

@@ -1,0 +1,250 @@
+"""One bucket of an S3-compatible server (MinIO, AWS S3, SeaweedFS, ...), through the `minio` client.
+
+Copies between two buckets the same credentials reach run server-side (CopyObject, or a multipart
+compose above the threshold); a listing that fails midway resumes after the last key it gave.
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import io
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import BinaryIO, cast
+
+import certifi
+import urllib3
+from minio import Minio
+from minio.commonconfig import ComposeSource, CopySource
+from minio.credentials.providers import IamAwsProvider
+from minio.deleteobjects import DeleteError, DeleteObject
+from minio.error import S3Error
+from urllib3 import BaseHTTPResponse
+
+from milvus_backup.core.config import StorageConfig
+from milvus_backup.core.errors import StorageError
+from milvus_backup.core.storage import retry
+from milvus_backup.core.storage.base import ObjectInfo, Readable, Storage, as_folder, first, refuse_everything
+from milvus_backup.core.storage.errors import map_minio_error, one_line, short
+
+DELETE_BATCH = 1000  # S3 DeleteObjects takes at most 1000 keys
+MIN_PART_SIZE = 5 * 1024 * 1024  # S3's smallest multipart part
+MAX_PART_SIZE = 5 * 1024 * 1024 * 1024  # S3's largest part, and largest single CopyObject
+MAX_PARTS = 10000
+
+
+class MinioStorage(Storage):
+    """One bucket of a MinIO / S3 / SeaweedFS server."""
+
+    kind = "minio"
+
+    def __init__(self, cfg: StorageConfig, multipart_copy_threshold_mib: int = 500, max_connections: int = 128):
+        self.bucket = cfg.bucket_name
+        self.endpoint = cfg.endpoint
+        self._threshold = max(1, multipart_copy_threshold_mib) * 1024 * 1024
+        # Only a digest of the credentials is kept here: enough to tell whether two stores match.
+        self._identity = hashlib.sha256(
+            repr(
+                (
+                    cfg.address.lower(),
+                    cfg.port,
+                    cfg.use_ssl,
+                    cfg.use_iam,
+                    cfg.iam_endpoint,
+                    cfg.access_key_id,
+                    cfg.secret_access_key.get_secret_value(),
+                    cfg.token.get_secret_value(),
+                )
+            ).encode()
+        ).hexdigest()
+        # urllib3 must not retry on its own: our retry reopens sources, and its retries would multiply ours.
+        http = urllib3.PoolManager(
+            timeout=urllib3.Timeout(connect=10, read=300),
+            maxsize=max_connections,
+            retries=False,
+            cert_reqs="CERT_REQUIRED",
+            ca_certs=os.environ.get("SSL_CERT_FILE") or certifi.where(),
+        )
+        credentials = IamAwsProvider(custom_endpoint=cfg.iam_endpoint or None) if cfg.use_iam else None
+        try:
+            self._client = Minio(
+                cfg.endpoint,
+                access_key=None if cfg.use_iam else (cfg.access_key_id or None),
+                secret_key=None if cfg.use_iam else cfg.secret_access_key.get_secret_value(),
+                session_token=cfg.token.get_secret_value() or None,
+                secure=cfg.use_ssl,
+                region=cfg.region or None,
+                http_client=http,
+                credentials=credentials,
+            )
+        except ValueError as exc:
+            raise StorageError(
+                f"invalid S3 endpoint {cfg.endpoint}: {short(exc)} (check the address and port keys)"
+            ) from None
+
+    def __repr__(self) -> str:
+        return f"MinioStorage(endpoint={self.endpoint!r}, bucket={self.bucket!r})"
+
+    def same_store(self, other: Storage) -> bool:
+        return isinstance(other, MinioStorage) and other._identity == self._identity
+
+    def describe(self, key: str = "") -> str:
+        return f"s3://{self.bucket}/{key} at {self.endpoint}"
+
+    def list(self, prefix: str, recursive: bool = True) -> Iterator[ObjectInfo]:
+        # A listing is many requests; after a transient failure it resumes after the last key it gave.
+        last: str | None = None
+        failures = 0
+        while True:
+            try:
+                for obj in self._client.list_objects(self.bucket, prefix=prefix, recursive=recursive, start_after=last):
+                    if obj.is_dir or obj.object_name.endswith("/"):
+                        continue
+                    last = obj.object_name
+                    failures = 0
+                    yield ObjectInfo(obj.object_name, int(obj.size or 0))
+                return
+            except Exception as exc:
+                failures += 1
+                if not retry.is_transient(exc) or failures >= retry.RETRY_ATTEMPTS:
+                    raise self._error(exc, "list", self.describe(prefix)) from exc
+                retry.log_retry("list", self.describe(prefix), exc, failures)
+                time.sleep(retry.backoff(failures))
+
+    def list_dirs(self, prefix: str) -> builtins.list[str]:
+        folder = as_folder(prefix)
+
+        def run() -> builtins.list[str]:
+            return sorted(o.object_name for o in self._client.list_objects(self.bucket, prefix=folder) if o.is_dir)
+
+        # SeaweedFS keeps a folder after its last object is deleted: only folders with objects count.
+        return [d for d in self._call("list", self.describe(folder), run) if first(self.list(d)) is not None]
+
+    def stat(self, key: str) -> ObjectInfo | None:
+        if not key or key.endswith("/"):
+            return None
+
+        def run() -> ObjectInfo | None:
+            try:
+                info = self._client.stat_object(self.bucket, key)
+            except S3Error as exc:
+                if exc.code in ("NoSuchKey", "NoSuchObject", "NotFound"):
+                    return None
+                raise
+            return None if info.is_dir else ObjectInfo(key, int(info.size or 0))
+
+        return self._call("stat", self.describe(key), run)
+
+    def read(self, key: str) -> bytes:
+        def run() -> bytes:
+            response = self._client.get_object(self.bucket, key)
+            try:
+                return response.read()
+            finally:
+                response.close()
+                response.release_conn()
+
+        return self._call("read", self.describe(key), run)
+
+    def write(self, key: str, data: bytes) -> None:
+        self._call(
+            "write", self.describe(key), lambda: self._client.put_object(self.bucket, key, io.BytesIO(data), len(data))
+        )
+
+    @contextmanager
+    def open(self, key: str) -> Iterator[Readable]:
+        def run() -> BaseHTTPResponse:
+            return self._client.get_object(self.bucket, key)
+
+        response = self._call("read", self.describe(key), run)
+        try:
+            yield response
+        finally:
+            response.close()
+            response.release_conn()
+
+    def delete(self, key: str) -> None:
+        self._call("delete", self.describe(key), lambda: self._client.remove_object(self.bucket, key))
+
+    def delete_prefix(self, prefix: str) -> int:
+        refuse_everything(prefix, self.describe(prefix))
+        deleted = 0
+        batch: builtins.list[str] = []
+        for info in self.list(prefix):
+            batch.append(info.key)
+            if len(batch) == DELETE_BATCH:
+                deleted += self._delete_batch(batch)
+                batch = []
+        if batch:
+            deleted += self._delete_batch(batch)
+        return deleted
+
+    def _delete_batch(self, keys: builtins.list[str]) -> int:
+        def run() -> builtins.list[DeleteError]:
+            return list(self._client.remove_objects(self.bucket, [DeleteObject(k) for k in keys]))
+
+        errors = self._call("delete", self.describe(keys[0]), run)
+        if errors:
+            failed = errors[0]
+            raise StorageError(
+                f"delete {self.describe(failed.name or '')} failed: {failed.code}: {one_line(failed.message)} "
+                f"({len(errors)} of {len(keys)} objects not deleted)"
+            )
+        return len(keys)
+
+    def ensure_bucket(self) -> None:
+        def run() -> None:
+            if self._client.bucket_exists(self.bucket):
+                return
+            try:
+                self._client.make_bucket(self.bucket)
+            except S3Error as exc:
+                if exc.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                    raise
+
+        self._call("create bucket", self.describe(), run)
+
+    def check(self) -> None:
+        if not self._call("check", self.describe(), lambda: self._client.bucket_exists(self.bucket)):
+            raise StorageError(
+                f"bucket {self.bucket} does not exist at {self.endpoint} (create it, or fix the bucketName key)"
+            )
+
+    def _put_stream(self, key: str, stream: Readable, length: int) -> None:
+        # One part in flight per copy: copy_objects already runs many copies at once. minio types its
+        # data argument BinaryIO but only calls read(), which every Readable has.
+        self._client.put_object(self.bucket, key, cast(BinaryIO, stream), length, num_parallel_uploads=1)
+        if stream.read(1):  # the source was longer than listed: do not leave a truncated copy behind
+            self._client.remove_object(self.bucket, key)
+            raise StorageError(
+                f"write {self.describe(key)} failed: the source holds more than the expected "
+                f"{length} bytes (was it changed during the copy?)"
+            )
+
+    def _server_copy(self, src: Storage, src_key: str, dst_key: str, size: int) -> None:
+        assert isinstance(src, MinioStorage)
+        if size <= min(self._threshold, MAX_PART_SIZE):
+            self._client.copy_object(self.bucket, dst_key, CopySource(src.bucket, src_key))
+            return
+        # The parts must cover the object as it is now, whatever size the caller listed.
+        actual = int(self._client.stat_object(src.bucket, src_key).size or 0)
+        parts = _parts(actual, self._threshold)
+        if len(parts) <= 1:
+            self._client.copy_object(self.bucket, dst_key, CopySource(src.bucket, src_key))
+            return
+        sources = [ComposeSource(src.bucket, src_key, offset=offset, length=length) for offset, length in parts]
+        self._client.compose_object(self.bucket, dst_key, sources)
+
+    def _error(self, exc: BaseException, op: str, where: str) -> StorageError:
+        mapped = map_minio_error(exc, op, where, self.endpoint, self.bucket)
+        return mapped if mapped is not None else super()._error(exc, op, where)
+
+
+def _parts(size: int, threshold: int) -> list[tuple[int, int]]:
+    """(offset, length) ranges for a multipart copy: parts of `threshold` bytes within S3's limits."""
+    part = max(threshold, MIN_PART_SIZE, -(-size // MAX_PARTS))
+    part = min(part, MAX_PART_SIZE)
+    return [(offset, min(part, size - offset)) for offset in range(0, size, part)]
