@@ -176,6 +176,13 @@ class BackupLayout:
             )
         )
 
+    def insert_segment(self, name: str, collection_id: int, partition_id: int, segment_id: int) -> str:
+        """One segment's folder in the oldest layout, which has no group level: imported by itself."""
+        return as_prefix(join(self.insert_group(name, collection_id, partition_id, None), *_ids(segment_id)))
+
+    def delta_segment(self, name: str, collection_id: int, partition_id: int, segment_id: int) -> str:
+        return as_prefix(join(self.delta_group(name, collection_id, partition_id, None), *_ids(segment_id)))
+
     def insert_binlog(
         self,
         name: str,

@@ -24,7 +24,7 @@ from milvus_backup.core.integrity import refuse_damaged, run_verify, verify_back
 from milvus_backup.core.jobs import CollectionTask, Phase, Reporter, TaskState
 from milvus_backup.core.meta import BackupInfo, BackupState, Collection, Segment, encode
 from milvus_backup.core.milvus import DEFAULT_DB
-from milvus_backup.core.paths import BackupLayout, as_prefix, join, restore_temp_root
+from milvus_backup.core.paths import BackupLayout, restore_temp_root
 from milvus_backup.core.pause import pause_point
 from milvus_backup.core.storage import CopyTask, ObjectInfo
 
@@ -244,8 +244,8 @@ class _Restore:
                     continue
                 # The oldest layout has no group folder: import each segment's folder by itself.
                 for seg in segs:
-                    seg_insert = as_prefix(join(layout.insert_group(name, cid, pid, None), seg.segment_id))
-                    seg_delta = as_prefix(join(layout.delta_group(name, cid, pid, None), seg.segment_id))
+                    seg_insert = layout.insert_segment(name, cid, pid, seg.segment_id)
+                    seg_delta = layout.delta_segment(name, cid, pid, seg.segment_id)
                     seg_objects = list(storage.list(seg_insert))
                     if seg.num_of_rows and not seg_objects:
                         raise NotFound(

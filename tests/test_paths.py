@@ -124,3 +124,13 @@ def test_is_binlog_and_backup_name_of():
     assert backup_name_of("backup/b/", "backup/") == "b"
     assert backup_name_of("other/b/", "backup") is None
     assert backup_name_of("backup/", "backup") is None
+
+
+def test_oldest_layout_segment_folders_hold_their_binlogs():
+    layout = BackupLayout("backup")
+    insert = layout.insert_segment("b1", 7, 8, 9)
+    delta = layout.delta_segment("b1", 7, 8, 9)
+    assert insert == "backup/b1/binlogs/insert_log/7/8/9/"
+    assert delta == "backup/b1/binlogs/delta_log/7/8/9/"
+    assert layout.insert_binlog("b1", 7, 8, None, 9, 100, 5).startswith(insert)
+    assert layout.delta_binlog("b1", 7, 8, None, 9, 5).startswith(delta)
