@@ -337,7 +337,7 @@ def test_a_full_verify_reports_progress_and_can_be_cancelled(sandbox, engine, ba
 
     def cancel_when_totals_known(p):  # the engine registers the job before it starts
         if p.phase == "verify" and p.objects_total:
-            engine.jobs[p.job_id].cancel()
+            engine.job(p.job_id).cancel()
 
     job = engine.start_verify(backup, full=True, listeners=[cancel_when_totals_known])
     assert job.wait(300) is JobState.CANCELLED, job.error

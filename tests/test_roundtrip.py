@@ -182,7 +182,7 @@ def test_bad_names_are_refused_before_anything_is_written(sandbox, engine, full_
 
 def _cancel_at(engine: Engine, phase: str):
     """A listener that cancels its job when the job enters `phase` (it runs in the job's thread)."""
-    return lambda p: engine.jobs[p.job_id].cancel() if p.phase == phase else None
+    return lambda p: engine.job(p.job_id).cancel() if p.phase == phase else None
 
 
 def test_cancelled_backup_leaves_nothing_that_looks_complete(sandbox, engine):
