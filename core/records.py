@@ -114,7 +114,7 @@ class RestoreRecords:
             )
         return view
 
-    def recorder(self, job: Job, interval: float = 2.0) -> Listener:
+    def recorder(self, job: Job[Any], interval: float = 2.0) -> Listener:
         """A job listener that keeps the job's record current: at each new step, at most every
         `interval` seconds in between, and always at the end."""
         lock = threading.Lock()
