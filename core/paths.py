@@ -155,26 +155,14 @@ class BackupLayout:
 
     def insert_group(self, name: str, collection_id: int, partition_id: int, group_id: int | None) -> str:
         """The folder handed to Milvus's import: one group of segments (or the partition, old layout)."""
-        return as_prefix(
-            join(
-                self.backup(name),
-                BINLOG_DIR,
-                INSERT_LOG,
-                *_ids(collection_id, partition_id),
-                "" if group_id is None else _ids(group_id)[0],
-            )
-        )
+        return self._group(INSERT_LOG, name, collection_id, partition_id, group_id)
 
     def delta_group(self, name: str, collection_id: int, partition_id: int, group_id: int | None) -> str:
-        return as_prefix(
-            join(
-                self.backup(name),
-                BINLOG_DIR,
-                DELTA_LOG,
-                *_ids(collection_id, partition_id),
-                "" if group_id is None else _ids(group_id)[0],
-            )
-        )
+        return self._group(DELTA_LOG, name, collection_id, partition_id, group_id)
+
+    def _group(self, kind: str, name: str, collection_id: int, partition_id: int, group_id: int | None) -> str:
+        group = () if group_id is None else _ids(group_id)
+        return as_prefix(join(self.backup(name), BINLOG_DIR, kind, *_ids(collection_id, partition_id), *group))
 
     def insert_segment(self, name: str, collection_id: int, partition_id: int, segment_id: int) -> str:
         """One segment's folder in the oldest layout, which has no group level: imported by itself."""
