@@ -510,7 +510,7 @@ def test_phases_and_states_say_what_happened() -> None:
     job.tasks[0].state, job.tasks[0].rows = TaskState.SUCCESS, 100
     job.progress = Progress(*head, state=JobState.CANCELLED, phase=Phase.DONE, elapsed=2)
     lines = watch._restore_lines(FANCY)
-    assert [(line[1], line[4]) for line in lines] == [("done", "success"), ("-", "not started")]
+    assert [(line[1], line[4]) for line in lines] == [("done", "rolled back"), ("-", "not started")]
     assert lines[0][3] == "100 / 100"
     assert watch.phase_text() == "done"
 

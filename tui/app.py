@@ -517,7 +517,7 @@ class MilvusBackupApp(App[None]):
             return
         if not running:
             done = len(self.watches)
-            line.update(f"{done} job(s) finished this session — j shows them" if done else "")
+            line.update(f"{done} job(s) finished this session - j shows them" if done else "")
             return
         line.update(
             " · ".join(f"{w.kind_label} {w.job.name} {w.percent():.0f}% {w.phase_text()}" for w in running)

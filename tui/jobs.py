@@ -38,7 +38,7 @@ from milvus_backup.core.service import (
     TaskState,
     VerifyReport,
 )
-from milvus_backup.tui.tables import FANCY, CursorTable, Symbols
+from milvus_backup.tui.tables import FANCY, Symbols, SyncTable
 
 # Where each step of one restored collection sits in that collection's share of the bar.
 RESTORE_SPANS: dict[Phase, tuple[float, float]] = {
@@ -299,7 +299,7 @@ class JobWatch:
     def collection_table(self, symbols: Symbols = FANCY) -> Table:
         """One line per collection: a restore reports each on its own; a backup copies them together."""
         table = Table(box=None, expand=True, show_edge=False, pad_edge=False)
-        for column in ("collection", "phase", "copied", "rows", "state"):
+        for column in ("collection", "phase", "bytes", "rows", "state"):
             table.add_column(column)
         rows = self._restore_lines(symbols) if self.job.kind is JobKind.RESTORE else self._backup_lines()
         for row in rows:
@@ -311,28 +311,29 @@ class JobWatch:
         lines: list[tuple[str, ...]] = []
         for task in self.job.tasks:
             step = self.collections.get(task.target)
+            # a backup in Milvus's own bucket is imported where it is: then only its size is shown
+            copied = humanize.naturalsize(task.bytes_total) if task.bytes_total else "-"
+            if step is not None and step.copied:
+                done = task.bytes_total if step.phase is not Phase.COPY else step.bytes_done
+                copied = _size_pair(done, task.bytes_total)
             if task.state is TaskState.SUCCESS:
-                phase, copied = Phase.DONE.value, _size_pair(task.bytes_total, task.bytes_total)
-            elif task.state is TaskState.PENDING:
-                phase, copied = "-", _size_pair(0, task.bytes_total)
+                phase = Phase.DONE.value
             else:
-                phase = step.phase.value if step else "-"
-                staged = step is not None and step.phase is Phase.COPY
-                copied = _size_pair(step.bytes_done if staged and step else 0, task.bytes_total)
+                phase = step.phase.value if step and task.state is not TaskState.PENDING else "-"
             if task.state is TaskState.PENDING:
                 state = "not started" if finished else "waiting its turn"
+            elif task.state is TaskState.FAILED and self.job.state is JobState.CANCELLED:
+                state = "cancelled"
+            elif task.state is TaskState.SUCCESS and finished and self.job.state is not JobState.SUCCESS:
+                state = "rolled back"  # a restore that fails or is cancelled drops what it created
             else:
                 state = task.state.value
             rows = task.rows or self._rows_in_flight(task)
-            lines.append(
-                (
-                    f"{task.source} {symbols.arrow} {task.target}",
-                    phase,
-                    copied,
-                    _count_pair(rows, task.rows_total),
-                    state,
-                )
-            )
+            if task.state is TaskState.SUCCESS and rows != task.rows_total:  # deletes applied on import
+                counted = f"{humanize.intcomma(rows)} ({humanize.intcomma(task.rows_total)} stored)"
+            else:
+                counted = _count_pair(rows, task.rows_total)
+            lines.append((f"{task.source} {symbols.arrow} {task.target}", phase, copied, counted, state))
         return lines
 
     def _rows_in_flight(self, task: CollectionTask) -> int:
@@ -378,7 +379,7 @@ def _count_pair(done: int, total: int) -> str:
     return f"{humanize.intcomma(done)} / {humanize.intcomma(total)}"
 
 
-JOB_COLUMNS = ("Kind", "Backup", "State", "Phase", "Done", "Took", "Started")
+JOB_COLUMNS = ("Kind", "Backup", "State", "Phase", "Done", "Took", "Started (UTC)")
 
 
 def state_text(state: JobState) -> Text:
@@ -448,7 +449,7 @@ class JobsScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield CursorTable(id="job-table", cursor_type="row", zebra_stripes=True)
+        yield SyncTable(JOB_COLUMNS, id="job-table", squeeze=("Backup",), symbols=self.symbols)
         yield Static(id="no-jobs")
         with Vertical(id="job-detail"):
             yield Static(id="job-stats")
@@ -460,13 +461,11 @@ class JobsScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        table: DataTable[str | Text] = self.query_one("#job-table", DataTable)
-        for column in JOB_COLUMNS:
-            table.add_column(column, key=column)
+        table = self.query_one("#job-table", SyncTable)
         self.sub_title = "jobs" if self.symbols is FANCY else ""  # the header joins them with an em dash
         self.refresh_jobs()
         first = self._first_to_show()
-        if first is not None:
+        if first is not None and first in table.rows:
             table.move_cursor(row=table.get_row_index(first), animate=False)
         self.set_interval(self.REFRESH_SECONDS, self.refresh_jobs)
         table.focus()
@@ -484,10 +483,7 @@ class JobsScreen(Screen[None]):
         return chosen.job.id if chosen else None
 
     def selected(self) -> JobWatch | None:
-        table: DataTable[str | Text] = self.query_one("#job-table", DataTable)
-        if not table.row_count:
-            return None
-        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        key = self.query_one("#job-table", SyncTable).current_key
         return self.watches.get(key) if key is not None else None
 
     def _cells(self, watch: JobWatch) -> tuple[str | Text, ...]:
@@ -503,20 +499,8 @@ class JobsScreen(Screen[None]):
         )
 
     def refresh_jobs(self) -> None:
-        table: DataTable[str | Text] = self.query_one("#job-table", DataTable)
-        ordered = self.ordered()
-        if [k.value for k in table.rows] != [w.job.id for w in ordered]:  # a job came: rebuild, newest on top
-            keep = self.selected()
-            table.clear()
-            for watch in ordered:
-                table.add_row(*self._cells(watch), key=watch.job.id)
-            if keep is not None:
-                table.move_cursor(row=table.get_row_index(keep.job.id), animate=False)
-        else:
-            for watch in ordered:
-                for column, value in zip(JOB_COLUMNS, self._cells(watch), strict=True):
-                    if table.get_cell(watch.job.id, column) != value:
-                        table.update_cell(watch.job.id, column, value, update_width=True)
+        """The table keeps the cursor on its job while rows change and new jobs come on top."""
+        self.query_one("#job-table", SyncTable).sync({w.job.id: self._cells(w) for w in self.ordered()})
         self._show(self.selected())
 
     def _show(self, watch: JobWatch | None) -> None:
@@ -560,4 +544,4 @@ class JobsScreen(Screen[None]):
 
 
 def _clock(timestamp: int) -> str:
-    return time.strftime("%H:%M:%S UTC", time.gmtime(timestamp)) if timestamp else "-"
+    return time.strftime("%H:%M:%S", time.gmtime(timestamp)) if timestamp else "-"

@@ -89,6 +89,7 @@ class SyncTable(CursorTable):
         self.empty = empty
         self.symbols = symbols
         self.all_rows: dict[str, Row] = {}
+        self.synced = False  # rows came at least once: before that, empty means "not loaded yet"
         self.filter_text = ""
         self.hint = Static(classes="empty-hint")
         self.hint.display = False
@@ -108,6 +109,7 @@ class SyncTable(CursorTable):
 
     def sync(self, rows: dict[str, Row]) -> None:
         self.all_rows = dict(rows)
+        self.synced = True
         self._apply()
 
     def set_filter(self, text: str) -> None:
@@ -169,10 +171,13 @@ class SyncTable(CursorTable):
         self._show_hint(bool(wanted))
 
     def _show_hint(self, has_rows: bool) -> None:
+        self.set_class(not has_rows, "-empty")  # an empty table shrinks to its header; the hint sits under it
         if has_rows:
             self.hint.display = False
             return
-        if self.filter_text and self.all_rows:
+        if not self.synced:
+            self.hint.update("loading...")
+        elif self.filter_text and self.all_rows:
             self.hint.update(f"no match for “{self.filter_text}” (escape clears the filter)")
         else:
             self.hint.update(self.empty)
