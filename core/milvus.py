@@ -170,11 +170,19 @@ class Milvus:
         )
 
     def count_rows(self, db: str, name: str) -> int:
-        """count(*) of a loaded collection: the rows a query sees now, deletes applied (unlike `row_count`)."""
+        """count(*) of a loaded collection: the rows a query sees, deletes applied (unlike `row_count`).
+        Bounded consistency (guarantee timestamp 2): a few seconds stale at most, and it does not wait
+        for the newest writes as a Strong query does (about 15 ms instead of about 200 ms each)."""
         resp = self._call(
             "Query",
             milvus_pb2.QueryRequest(
-                db_name=db, collection_name=name, expr="", output_fields=["count(*)"], use_default_consistency=True
+                db_name=db,
+                collection_name=name,
+                expr="",
+                output_fields=["count(*)"],
+                use_default_consistency=False,
+                consistency_level=common_pb2.ConsistencyLevel.Bounded,
+                guarantee_timestamp=2,
             ),
             f"count the rows of {db}.{name}",
         )

@@ -294,23 +294,23 @@ class RestoreDialog(ModalScreen[RestoreRequest | None]):
         self.dismiss(None)
 
 
-KEYS: list[tuple[str, str]] = [
-    ("tab / shift+tab", "move between the collections and the backups"),
-    ("up / down, home / end, g / G", "move the cursor; first / last row"),
+KEYS: list[tuple[str, str]] = [  # one line each, so the list fits 80x24
+    ("tab", "move between the collections and the backups"),
+    ("g / G, home / end", "first / last row"),
     ("space", "mark or unmark the collection under the cursor"),
-    ("u", "unmark all collections (marks also clear once a backup starts)"),
-    ("b", "back up the marked collections (or the one under the cursor)"),
+    ("u", "unmark all (marks also clear once a backup starts)"),
+    ("b", "back up the marked collections (or the current one)"),
     ("r", "restore the selected backup"),
     ("enter", "details of the selected backup"),
     ("d", "delete the selected backup (asks first)"),
-    ("v / V", "verify the selected backup: sizes / every byte re-hashed"),
-    ("j", "jobs: live progress and logs"),
-    ("c", "cancel the selected job, on the jobs screen (asks first)"),
+    ("v / V", "verify the selected backup: sizes / every byte"),
+    ("j", "jobs: progress, collections, log"),
+    ("c", "on the jobs screen: cancel the selected job (asks)"),
     ("/", "filter the focused table (escape clears)"),
-    ("ctrl+r", "refresh now (also retries a failed connection)"),
+    ("ctrl+r", "refresh now; retries a failed connection"),
+    ("ctrl+s", "in a dialog: start (as enter in a field does)"),
     ("ctrl+p", "command palette: every action by name"),
     ("?", "this list"),
-    ("enter / ctrl+s", "in the backup and restore dialogs: start"),
     ("q / ctrl+q", "quit (asks first while a job runs)"),
 ]
 
