@@ -88,6 +88,8 @@ def test_backup_and_restore_from_the_keyboard(sandbox, engine):
     async def scenario():
         async with app.run_test(size=SIZE) as pilot:
             await _loaded(app, pilot)
+            # books is loaded: its live count(*) (its deletes applied), said to be the live one
+            assert str(app.collections_table.get_row("default.books")[3]) == f"{650 - len(books.deleted)} live"
             await _cursor_to(pilot, app.collections_table, "default.books")
             await pilot.press("space", "b")
             await _until(pilot, lambda: isinstance(app.screen, BackupDialog), "the backup dialog")
@@ -368,11 +370,15 @@ def test_delete_from_the_keyboard(sandbox, engine):
         async with app.run_test(size=SIZE) as pilot:
             await _loaded(app, pilot)
             await _cursor_to(pilot, app.backups_table, name)
+            order = [k.value for k in app.backups_table.rows]
+            place = order.index(name)
+            neighbour = order[place + 1] if place + 1 < len(order) else order[place - 1] if place else None
             await pilot.press("d")
             await _until(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the delete confirmation")
             await pilot.press("y")
             await _until(pilot, lambda: name not in app.backups, "the table to drop the backup")
             assert name not in [k.value for k in app.backups_table.rows]
+            assert app.backups_table.current_key == neighbour, "the cursor stays where the deleted row was"
 
     _run(scenario)
     assert name not in _backup_names(engine)

@@ -784,14 +784,16 @@ def test_restore_dialog_says_why_it_cannot_start_and_flags_a_rename_that_matches
     asyncio.run(scenario())
 
 
-def test_plain_terminal_gets_no_colour_and_ascii(monkeypatch: pytest.MonkeyPatch) -> None:
-    """TERM=vt100 (or NO_COLOR): no colour codes, ASCII symbols, the cursor row in reverse video."""
+@pytest.mark.parametrize("variable", [("TERM", "vt100"), ("NO_COLOR", "1")], ids=["vt100", "NO_COLOR"])
+def test_plain_terminal_gets_no_colour_and_ascii(monkeypatch: pytest.MonkeyPatch, variable: tuple[str, str]) -> None:
+    """TERM=vt100 or NO_COLOR: no colour codes, ASCII symbols, the cursor row in reverse video."""
     import io
     import re
 
     from rich.console import Console
 
-    monkeypatch.setenv("TERM", "vt100")
+    monkeypatch.setenv("TERM", "xterm-256color")
+    monkeypatch.setenv(*variable)
 
     async def scenario() -> None:
         app = _app()

@@ -90,7 +90,7 @@ class CollectionStep:
 
 def duration_text(seconds: float) -> str:
     """12s, 4m05s, 2h03m: short enough for a column."""
-    seconds = max(0, int(seconds))
+    seconds = max(0, round(seconds))
     if seconds < 60:
         return f"{seconds}s"
     if seconds < 3600:
@@ -228,8 +228,8 @@ class JobWatch:
         job = self.job
         if not job.start_time:
             return self.progress.elapsed
-        if job.state.finished:
-            return (job.end_time - job.start_time) if job.end_time else self.progress.elapsed
+        if job.state.finished:  # the job's own clock first: whole seconds of wall time round it off
+            return self.progress.elapsed or max(0, job.end_time - job.start_time)
         return now - job.start_time
 
     # -- what to say -----------------------------------------------------------------------------
@@ -239,7 +239,8 @@ class JobWatch:
             return Phase.DONE.value
         return f"{p.phase.value} (waiting)" if self.waiting else p.phase.value
 
-    def stats_line(self) -> str:
+    def stats_line(self, now: float | None = None) -> str:
+        """One line of numbers; `now` (the wall clock) keeps "elapsed" going while no event comes."""
         p = self.progress
         parts = [f"{self.kind_label} {self.job.name}", p.state.value, f"phase {self.phase_text()}"]
         if p.collection and not p.state.finished:
@@ -255,7 +256,8 @@ class JobWatch:
             parts.append(f"ETA {humanize.precisedelta(eta, minimum_unit='seconds', format='%0.0f')}")
         if p.rows:
             parts.append(f"{humanize.intcomma(p.rows)} rows")
-        parts.append(f"elapsed {humanize.precisedelta(p.elapsed, minimum_unit='seconds', format='%0.0f')}")
+        elapsed = p.elapsed if now is None else self.duration(now)
+        parts.append(f"elapsed {humanize.precisedelta(elapsed, minimum_unit='seconds', format='%0.0f')}")
         return " · ".join(parts)
 
     def outcome(self) -> str:
@@ -517,7 +519,7 @@ class JobsScreen(Screen[None]):
             log.clear()
             self._log_lines[watch.job.id] = 0
             self._shown_job = watch.job.id
-        self.query_one("#job-stats", Static).update(watch.stats_line())
+        self.query_one("#job-stats", Static).update(watch.stats_line(self.clock()))
         self.query_one("#job-bar", JobBar).show(watch.fraction())
         waiting = self.query_one("#job-waiting", Static)
         waiting.update(Text(f"waiting: {watch.waiting}", style="bold yellow") if watch.waiting else "")
@@ -525,12 +527,23 @@ class JobsScreen(Screen[None]):
         outcome, shown = watch.outcome(), self.query_one("#job-outcome", Static)
         shown.update(Text(outcome, style="green" if watch.succeeded() else "bold red") if outcome else "")
         shown.display = bool(outcome)
-        self.query_one("#job-collections", Static).update(watch.collection_table(self.symbols))
+        collections = watch.collection_table(self.symbols)
+        shown_collections = self.query_one("#job-collections", Static)
+        shown_collections.update(collections)
+        shown_collections.display = collections.row_count > 0  # a verify has none
         lines = list(watch.job.lines)
         start = self._log_lines.get(watch.job.id, 0)
         for line in lines[start:]:
             log.write(Text(line))
         self._log_lines[watch.job.id] = len(lines)
+
+    def on_resize(self) -> None:
+        """The log wraps its lines as they are written: at a new width, write them again."""
+        self._shown_job = None
+        self.call_after_refresh(self._show_selected)
+
+    def _show_selected(self) -> None:
+        self._show(self.selected())
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self._show(self.selected())
