@@ -520,7 +520,9 @@ class MilvusBackupApp(App[None]):
             line.update(f"{done} job(s) finished this session - j shows them" if done else "")
             return
         line.update(
-            " · ".join(f"{w.kind_label} {w.job.name} {w.percent():.0f}% {w.phase_text()}" for w in running)
+            f" {self.symbols.dot} ".join(
+                f"{w.kind_label} {w.job.name} {w.percent():.0f}% {w.phase_text()}" for w in running
+            )
             + "  - j for details"
         )
 

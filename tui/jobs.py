@@ -239,7 +239,7 @@ class JobWatch:
             return Phase.DONE.value
         return f"{p.phase.value} (waiting)" if self.waiting else p.phase.value
 
-    def stats_line(self, now: float | None = None) -> str:
+    def stats_line(self, now: float | None = None, dot: str = FANCY.dot) -> str:
         """One line of numbers; `now` (the wall clock) keeps "elapsed" going while no event comes."""
         p = self.progress
         parts = [f"{self.kind_label} {self.job.name}", p.state.value, f"phase {self.phase_text()}"]
@@ -258,7 +258,7 @@ class JobWatch:
             parts.append(f"{humanize.intcomma(p.rows)} rows")
         elapsed = p.elapsed if now is None else self.duration(now)
         parts.append(f"elapsed {humanize.precisedelta(elapsed, minimum_unit='seconds', format='%0.0f')}")
-        return " · ".join(parts)
+        return f" {dot} ".join(parts)
 
     def outcome(self) -> str:
         """What a finished job produced, or why it did not."""
@@ -450,7 +450,7 @@ class JobsScreen(Screen[None]):
         self._shown_job: str | None = None
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield Header(icon="*" if self.symbols is not FANCY else None)
         yield SyncTable(JOB_COLUMNS, id="job-table", squeeze=("Backup",), symbols=self.symbols)
         yield Static(id="no-jobs")
         with Vertical(id="job-detail"):
@@ -519,7 +519,7 @@ class JobsScreen(Screen[None]):
             log.clear()
             self._log_lines[watch.job.id] = 0
             self._shown_job = watch.job.id
-        self.query_one("#job-stats", Static).update(watch.stats_line(self.clock()))
+        self.query_one("#job-stats", Static).update(watch.stats_line(self.clock(), self.symbols.dot))
         self.query_one("#job-bar", JobBar).show(watch.fraction())
         waiting = self.query_one("#job-waiting", Static)
         waiting.update(Text(f"waiting: {watch.waiting}", style="bold yellow") if watch.waiting else "")

@@ -35,10 +35,11 @@ class Symbols:
     bar_done: str = "█"
     bar_todo: str = "░"
     cross: str = "✗"
+    dot: str = "·"  # between the numbers of a stats line
 
 
 FANCY = Symbols()
-PLAIN = Symbols(mark="x", arrow="->", ellipsis="~", bar_done="#", bar_todo="-", cross="X")
+PLAIN = Symbols(mark="x", arrow="->", ellipsis="~", bar_done="#", bar_todo="-", cross="X", dot="|")
 
 
 def shorten(cell: str | Text, width: int, ellipsis: str) -> Text:
