@@ -312,6 +312,62 @@ def test_jobs_screen(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
     assert snap_compare(_jobs_app(), terminal_size=size, run_before=run_before)
 
 
+def _waiting_restore_app() -> MilvusBackupApp:
+    """An app with one restore whose second collection's import waits on Milvus."""
+    app = _app()
+    tasks = [
+        CollectionTask("default.books", "default", "books_r", 650, TaskState.SUCCESS, 150_000_000, 650),
+        CollectionTask("default.hello_milvus", "default", "hello_milvus_r", 0, TaskState.RESTORING, 250_000_000, 3000),
+        CollectionTask("shop.products", "shop", "products_r", 0, TaskState.PENDING, 2_000_000, 200),
+    ]
+    job: Job[None] = Job(JobKind.RESTORE, "nightly_2026_11_21", lambda r: None, job_id="job-wait", tasks=tasks)
+    job.start_time = int(NOW) - 95
+    watch = JobWatch(job)
+    head = ("job-wait", JobKind.RESTORE, "nightly_2026_11_21")
+    for event in (
+        Progress(*head, phase=Phase.CREATE, collection="default.books_r", elapsed=1.0),
+        Progress(*head, phase=Phase.IMPORT, collection="default.books_r", objects_total=3, elapsed=2.0),
+        Progress(
+            *head,
+            phase=Phase.IMPORT,
+            collection="default.books_r",
+            objects_done=3,
+            objects_total=3,
+            rows=650,
+            elapsed=30.0,
+        ),
+        Progress(*head, phase=Phase.CREATE, collection="default.hello_milvus_r", rows=650, elapsed=31.0),
+        Progress(
+            *head, phase=Phase.IMPORT, collection="default.hello_milvus_r", objects_total=2, rows=650, elapsed=32.0
+        ),
+        Progress(
+            *head,
+            phase=Phase.IMPORT,
+            collection="default.hello_milvus_r",
+            objects_total=2,
+            rows=650,
+            message="import queued: Milvus DataNode busy",
+            elapsed=33.0,
+        ),
+    ):
+        watch.on_progress(event)
+    assert watch.latest is not None
+    job.progress = watch.latest
+    job.lines = ["restoring 3 collection(s) from backup nightly_2026_11_21", "import queued: Milvus DataNode busy"]
+    app.watches = {job.id: watch}
+    return app
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_jobs_screen_restore_waiting(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
+    async def run_before(pilot: Pilot[None]) -> None:
+        await _loaded(pilot)
+        await pilot.press("j")
+        await pilot.pause(0.4)
+
+    assert snap_compare(_waiting_restore_app(), terminal_size=size, run_before=run_before)
+
+
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_details_screen(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
     async def run_before(pilot: Pilot[None]) -> None:

@@ -132,7 +132,8 @@ class SyncTable(CursorTable):
             max([cell_len(label), *(cell_len(str(r[n])) for r in rows.values())])
             for n, label in enumerate(self._columns)
         ]
-        over = sum(widths) + 2 * self.cell_padding * len(self._columns) - available
+        # one column to spare: a row exactly as wide as the table still gets a horizontal scrollbar
+        over = sum(widths) + 2 * self.cell_padding * len(self._columns) - (available - 1)
         cut: dict[int, int] = {}  # column -> its width now
         for name in self.squeeze:
             if over <= 0:
