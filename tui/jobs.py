@@ -186,10 +186,18 @@ class JobWatch:
     def _weight(task: CollectionTask) -> int:
         return max(task.bytes_total, 1)
 
+    def _step_of(self, task: CollectionTask) -> CollectionStep | None:
+        """Where `task`'s collection is. Events name the collection being worked on; a restore that works
+        under another name (a temporary collection, swapped in at the end) is the one restoring now."""
+        step = self.collections.get(task.target)
+        if step is None and task.state is TaskState.RESTORING and self.latest is not None:
+            step = self.collections.get(self.latest.collection)
+        return step
+
     def _task_fraction(self, task: CollectionTask) -> float:
         if task.state is TaskState.SUCCESS:
             return 1.0
-        step = self.collections.get(task.target)
+        step = self._step_of(task)
         return step.fraction() if step is not None and task.state is not TaskState.PENDING else 0.0
 
     def _restore_fraction(self) -> float:
@@ -312,7 +320,7 @@ class JobWatch:
         finished = self.job.state.finished
         lines: list[tuple[str, ...]] = []
         for task in self.job.tasks:
-            step = self.collections.get(task.target)
+            step = self._step_of(task)
             # a backup in Milvus's own bucket is imported where it is: then only its size is shown
             copied = humanize.naturalsize(task.bytes_total) if task.bytes_total else "-"
             if step is not None and step.copied:
