@@ -780,7 +780,7 @@ def test_palette_lists_each_action_once() -> None:
             await _loaded(pilot)
             titles = [command.title for command in app.get_system_commands(app.screen)]
             assert len(titles) == len(set(titles)), titles
-            assert {"Cancel job", "Unmark all collections", "Quit", "Jobs", "Keys"} <= set(titles)
+            assert {"Cancel job", "Unmark all collections", "Mark or unmark collection", "Quit", "Keys"} <= set(titles)
             assert not {"Screenshot", "Maximize", "Theme"} & set(titles)
 
     asyncio.run(scenario())

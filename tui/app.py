@@ -652,6 +652,10 @@ class MilvusBackupApp(App[None]):
         )
         yield SystemCommand("Refresh", "Reload collections and backups", self.action_refresh)
         yield SystemCommand("Filter", "Filter the focused table", self.action_filter)
+        yield SystemCommand("Clear filter", "Show every row again", self.action_clear_filter)
+        yield SystemCommand(
+            "Mark or unmark collection", "Mark the collection under the cursor for backup", self.action_toggle_mark
+        )
         yield SystemCommand("Mark all collections", "Mark every collection for backup", self.action_mark_all)
         yield SystemCommand("Unmark all collections", "Clear every mark", self.action_unmark_all)
         yield SystemCommand("Keys", "List the keys", self.action_help)
