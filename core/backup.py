@@ -246,6 +246,7 @@ def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_
         for db, coll in pairs:
             reporter.phase(Phase.PREPARE, f"{db}.{coll}")
             plans.append(_plan_collection(ctx, backup_id, name, db, coll, request.meta_only, reporter))
+            reporter.plan_collection(f"{db}.{coll}", sum(t.size for t in plans[-1].copies), plans[-1].meta.num_rows)
             reporter.log(
                 f"{db}.{coll}: {len(plans[-1].meta.segments())} segment(s), "
                 f"{len(plans[-1].copies)} binlog(s), {plans[-1].meta.size} bytes"
@@ -260,7 +261,8 @@ def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_
             message=f"copying {len(copies)} binlog(s), {total} bytes, each read back and hashed",
         )
         wrote_anything = True
-        entries = _HashedCopies(ctx, name, reporter)
+        owners = {t.dst_key: f"{db}.{coll}" for (db, coll), plan in zip(pairs, plans, strict=True) for t in plan.copies}
+        entries = _HashedCopies(ctx, name, reporter, owners)
         ctx.copy(ctx.milvus_storage, ctx.backup_storage, copies, reporter, after_copy=entries.add)
         reporter.check_cancelled()
         reporter.phase(Phase.META, message="writing meta")
@@ -293,8 +295,9 @@ class _HashedCopies:
     backup store and hashed, and so is its source; they must match (a store that drops or changes bytes
     fails the backup). The hashes go into the integrity manifest."""
 
-    def __init__(self, ctx: Context, name: str, reporter: Reporter):
+    def __init__(self, ctx: Context, name: str, reporter: Reporter, owners: dict[str, str]):
         self.ctx, self.name, self.reporter = ctx, name, reporter
+        self.owners = owners  # each copy's key -> the "db.collection" it belongs to, for per-collection counts
         self.entries: dict[str, Entry] = {}
         self._lock = threading.Lock()
 
@@ -311,6 +314,7 @@ class _HashedCopies:
         relative = self.ctx.backup_layout.relative_key(self.name, task.dst_key)
         with self._lock:
             self.entries[relative] = got
+        self.reporter.collection_copied(self.owners[task.dst_key], task.size)
         pause_point("backup:copy")
 
 

@@ -46,7 +46,7 @@ class Engine:
     # -- reads -----------------------------------------------------------------------------------
     def list_collections(self, db: str | None = None) -> list[CollectionSummary]:
         milvus = self.ctx.milvus
-        dbs = [db] if db else milvus.list_databases()
+        dbs = [db] if db else sorted(milvus.list_databases())
         return [c for name in dbs for c in milvus.collection_summaries(name)]
 
     def list_backups(self) -> list[BackupSummary]:

@@ -75,10 +75,22 @@ class CollectionTask:
     target_name: str
     rows: int = 0
     state: TaskState = TaskState.PENDING
+    bytes_total: int = 0  # the collection's size in the backup, so a face can weigh it against the others
+    rows_total: int = 0  # the rows the backup holds for it
 
     @property
     def target(self) -> str:
         return f"{self.target_db}.{self.target_name}"
+
+
+@dataclass
+class CollectionShare:
+    """One collection's part of a backup, whose copy phase moves every collection's binlogs together:
+    what it has to copy, what of it is copied, and its rows."""
+
+    bytes_total: int = 0
+    bytes_done: int = 0
+    rows: int = 0
 
 
 @dataclass(frozen=True)
@@ -163,6 +175,17 @@ class Reporter:
         self._job._log(message)
         self._emit(message=message)
 
+    def plan_collection(self, collection: str, bytes_total: int, rows: int) -> None:
+        """Declare one collection's share of a job that copies several collections at once."""
+        with self._lock:
+            self._job.shares[collection] = CollectionShare(bytes_total=bytes_total, rows=rows)
+
+    def collection_copied(self, collection: str, nbytes: int) -> None:
+        """Count `nbytes` copied for `collection` (the job-wide count is `add`'s)."""
+        with self._lock:
+            share = self._job.shares.setdefault(collection, CollectionShare())
+            share.bytes_done += nbytes
+
     def check_cancelled(self) -> None:
         if self.cancel_event.is_set():
             raise Cancelled(f"{self._job.kind} {self._job.name} was cancelled")
@@ -191,6 +214,7 @@ class Job(Generic[T]):
         self.end_time = 0
         self.result: T | None = None
         self.tasks: list[CollectionTask] = tasks or []  # per collection, updated by the work as it goes
+        self.shares: dict[str, CollectionShare] = {}  # per collection of a backup, as `plan_collection` declared
         self.error: str = ""
         self.exception: BaseException | None = None  # what stopped the job, for callers that re-raise it
         self.lines: list[str] = []

@@ -12,6 +12,7 @@ import itertools
 import time
 import warnings
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +48,7 @@ class CollectionSummary:
     load_state: str
     partitions: int = 0
     indexes: tuple[str, ...] = ()  # "field:INDEX_TYPE"
+    live_rows: int | None = None  # count(*) when the collection is loaded (row_count is the segments' stored rows)
 
 
 @dataclass(frozen=True)
@@ -148,21 +150,43 @@ class Milvus:
         resp = self._call(
             "ShowCollections", milvus_pb2.ShowCollectionsRequest(db_name=db), f"list collections of database {db}"
         )
-        return sorted(
-            (
-                CollectionSummary(
-                    db,
-                    name,
-                    cid,
-                    self.row_count(db, name),
-                    self.load_state(db, name),
-                    len(self.partitions(db, name)),
-                    self._index_labels(db, name),
-                )
-                for name, cid in zip(resp.collection_names, resp.collection_ids, strict=False)
-            ),
-            key=lambda c: c.name,
+        pairs = list(zip(resp.collection_names, resp.collection_ids, strict=False))
+        # Each summary takes several calls; one collection's calls run after each other, collections side by side.
+        with ThreadPoolExecutor(max_workers=min(8, len(pairs) or 1), thread_name_prefix="summary") as pool:
+            summaries = list(pool.map(lambda pair: self._summary(db, *pair), pairs))
+        return sorted(summaries, key=lambda c: c.name)
+
+    def _summary(self, db: str, name: str, cid: int) -> CollectionSummary:
+        load_state = self.load_state(db, name)
+        return CollectionSummary(
+            db,
+            name,
+            cid,
+            self.row_count(db, name),
+            load_state,
+            len(self.partitions(db, name)),
+            self._index_labels(db, name),
+            self.count_rows(db, name) if load_state == "Loaded" else None,
         )
+
+    def count_rows(self, db: str, name: str) -> int:
+        """count(*) of a loaded collection: the rows a query sees, deletes applied (unlike `row_count`).
+        Bounded consistency (guarantee timestamp 2): a few seconds stale at most, and it does not wait
+        for the newest writes as a Strong query does (about 15 ms instead of about 200 ms each)."""
+        resp = self._call(
+            "Query",
+            milvus_pb2.QueryRequest(
+                db_name=db,
+                collection_name=name,
+                expr="",
+                output_fields=["count(*)"],
+                use_default_consistency=False,
+                consistency_level=common_pb2.ConsistencyLevel.Bounded,
+                guarantee_timestamp=2,
+            ),
+            f"count the rows of {db}.{name}",
+        )
+        return int(resp.fields_data[0].scalars.long_data.data[0]) if resp.fields_data else 0
 
     def _index_labels(self, db: str, name: str) -> tuple[str, ...]:
         labels = []

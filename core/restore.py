@@ -398,7 +398,16 @@ def preview_targets(info: BackupInfo, request: RestoreRequest, existing: set[str
 
 
 def restore_tasks(targets: list[_Target]) -> list[CollectionTask]:
-    return [CollectionTask(f"{_source_db(t.source)}.{t.source.collection_name}", t.db, t.name) for t in targets]
+    return [
+        CollectionTask(
+            f"{_source_db(t.source)}.{t.source.collection_name}",
+            t.db,
+            t.name,
+            bytes_total=t.source.size,
+            rows_total=t.source.num_rows,
+        )
+        for t in targets
+    ]
 
 
 def run_restore(

@@ -25,7 +25,17 @@ from milvus_backup.core.errors import (
     StorageError,
 )
 from milvus_backup.core.integrity import Problem, VerifyReport
-from milvus_backup.core.jobs import CollectionTask, Job, JobKind, JobState, Listener, Phase, Progress, TaskState
+from milvus_backup.core.jobs import (
+    CollectionShare,
+    CollectionTask,
+    Job,
+    JobKind,
+    JobState,
+    Listener,
+    Phase,
+    Progress,
+    TaskState,
+)
 from milvus_backup.core.meta import BackupInfo, BackupState, Collection, Field, encode
 from milvus_backup.core.milvus import CollectionSummary
 from milvus_backup.core.paths import check_backup_name
@@ -45,6 +55,7 @@ __all__ = [
     "CheckReport",
     "CheckStep",
     "Collection",
+    "CollectionShare",
     "CollectionSummary",
     "CollectionTask",
     "Config",

@@ -8,20 +8,23 @@ from __future__ import annotations
 
 import asyncio
 import io
+import threading
 import time
 
+import humanize
 import pytest
 from minio import Minio
 from pymilvus import MilvusClient
 from rich.console import Console
 
+from milvus_backup.core import restore as restore_module
 from milvus_backup.core.service import BackupRequest, BackupService, Config, JobKind, JobState, open_service
 from milvus_backup.sandbox.demo import demo_collection
 from milvus_backup.tui.app import MilvusBackupApp
 from milvus_backup.tui.details import BackupDetailsScreen, backup_view
 from milvus_backup.tui.dialogs import BackupDialog, ConfirmDialog, RestoreDialog
 from milvus_backup.tui.jobs import JobsScreen
-from milvus_backup.tui.tables import SyncTable
+from milvus_backup.tui.tables import FANCY, SyncTable
 from tests.conftest import assert_same_rows, drop_if_exists, fetch_rows
 
 pytestmark = pytest.mark.integration
@@ -67,9 +70,7 @@ async def _start_restore(app, pilot, name: str, suffix: str) -> None:
     await pilot.press("r")
     await _until(pilot, lambda: isinstance(app.screen, RestoreDialog), "the restore dialog")
     app.screen.query_one("#suffix").focus()
-    await pilot.press(*suffix)
-    app.screen.query_one("#start").focus()
-    await pilot.press("enter")
+    await pilot.press(*suffix, "enter")  # enter in a field starts
     await _until(pilot, lambda: app.watches, "the restore job")
 
 
@@ -87,11 +88,14 @@ def test_backup_and_restore_from_the_keyboard(sandbox, engine):
     async def scenario():
         async with app.run_test(size=SIZE) as pilot:
             await _loaded(app, pilot)
+            # books is loaded: its live count(*) (its deletes applied), said to be the live one
+            assert str(app.collections_table.get_row("default.books")[3]) == f"{650 - len(books.deleted)} live"
             await _cursor_to(pilot, app.collections_table, "default.books")
             await pilot.press("space", "b")
             await _until(pilot, lambda: isinstance(app.screen, BackupDialog), "the backup dialog")
-            await pilot.press(*name, "enter")  # the offered name is selected: typing replaces it
+            await pilot.press(*name, "ctrl+s")  # the offered name is selected: typing replaces it
             await _until(pilot, lambda: len(app.watches) == 1, "the backup job")
+            assert not app.marked, "the marks were for the backup that started"
             watch = next(iter(app.watches.values()))
             await pilot.press("j")
             await _until(pilot, lambda: watch.job.state.finished, "the backup to finish")
@@ -99,19 +103,37 @@ def test_backup_and_restore_from_the_keyboard(sandbox, engine):
             assert watch.job.state is JobState.SUCCESS, watch.job.error
             assert isinstance(app.screen, JobsScreen)
             assert app.screen.query_one("#job-bar").percentage == 1.0
-            assert "100%" in str(app.screen.query_one("#job-table").get_row(watch.job.id))
+            cells = [str(c) for c in app.screen.query_one("#job-table").get_row(watch.job.id)]
+            assert cells[3:5] == ["done", "100%"], cells
+            info = watch.job.result
+            size = sum(p.size for p in info.collection_backups[0].partition_backups)
+            shown = humanize.naturalsize(size)
+            assert watch._backup_lines() == [("default.books", "done", f"{shown} / {shown}", "650", "done")]
             await pilot.press("escape")
 
             await _until(pilot, lambda: name in app.backups, "the new backup in the table")
             await _cursor_to(pilot, app.backups_table, name)
             await pilot.press("r")
             await _until(pilot, lambda: isinstance(app.screen, RestoreDialog), "the restore dialog")
-            # focus: the collection tick, then suffix, renames, drop, index, load, start
-            await pilot.press("tab", *suffix, "tab", "tab", "tab", "space", "tab", "space", "tab", "enter")
+            # focus: the collection tick, then suffix, renames, drop, index, load; ctrl+s starts
+            await pilot.press("tab", *suffix, "tab", "tab", "tab", "space", "tab", "space", "ctrl+s")
             await _until(pilot, lambda: len(app.watches) == 2, "the restore job")
             restore = next(w for w in app.watches.values() if w.job.kind is JobKind.RESTORE)
-            await _until(pilot, lambda: restore.job.state.finished, "the restore to finish")
+            bar: list[float] = []
+            while not restore.job.state.finished:  # the bar, as often as the screen would read it
+                bar.append(restore.fraction())
+                await pilot.pause(0.05)
             assert restore.job.state is JobState.SUCCESS, restore.job.error
+            assert bar == sorted(bar), f"the bar went back: {bar}"
+            assert restore.fraction() == 1.0
+            task = restore.job.tasks[0]
+            assert restore.bytes_pair() == (task.bytes_total, task.bytes_total) and task.bytes_total > 0
+            line = restore._restore_lines(FANCY)[0]
+            # books keeps 650 rows in its segments, 3 of them deleted: the restore says which count is which
+            live = 650 - len(books.deleted)
+            assert task.rows == live
+            assert (line[1], line[3], line[4]) == ("done", f"{live} (650 stored)", "success"), line
+            assert restore.phase_text() == "done"
 
     try:
         _run(scenario)
@@ -124,11 +146,20 @@ def test_backup_and_restore_from_the_keyboard(sandbox, engine):
             engine.delete_backup(name)
 
 
-def test_cancel_a_running_restore(sandbox, engine):
-    """c on the jobs screen stops a restore; what it created is dropped, the backup untouched."""
+def test_cancel_a_running_restore(sandbox, engine, monkeypatch):
+    """c on the jobs screen asks, then stops a restore held in its first import; what it created is
+    dropped, the backup untouched, and the collections it never reached say "not started"."""
     name, suffix = "tui_cancel", "_cancelled"
     _made_backup(engine, name, ["hello_milvus", "books", "shop.products"])
     before = engine.get_backup(name)
+    reached, release = threading.Event(), threading.Event()
+
+    def held(point: str) -> None:
+        if point == "restore:import":
+            reached.set()
+            release.wait(120)
+
+    monkeypatch.setattr(restore_module, "pause_point", held)
     app = MilvusBackupApp(engine, refresh_seconds=0)
 
     async def scenario():
@@ -136,13 +167,26 @@ def test_cancel_a_running_restore(sandbox, engine):
             await _loaded(app, pilot)
             await _start_restore(app, pilot, name, suffix)
             watch = next(iter(app.watches.values()))
+            await _until(pilot, reached.is_set, "the restore's first import")
             await pilot.press("j", "c")
+            await _until(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the cancel question")
+            assert not watch.job.cancel_event.is_set(), "c must ask first"
+            await pilot.press("y")
+            await pilot.pause()
+            release.set()
             await _until(pilot, lambda: watch.job.state.finished, "the restore to stop")
             assert watch.job.state is JobState.CANCELLED, f"{watch.job.state}: {watch.job.error}"
             assert "cancelled" in watch.outcome()
+            states = [line[4] for line in watch._restore_lines(FANCY)]
+            # the first stopped in its import, or ended it and was dropped with the rest: never "success"
+            assert states[0] in ("cancelled", "rolled back") and states[1:] == ["not started", "not started"], states
+            await pilot.pause(0.5)
+            cells = [str(c) for c in app.screen.query_one("#job-table").get_row(watch.job.id)]
+            assert cells[2:4] == ["cancelled", "done"], cells
 
     try:
         _run(scenario)
+        release.set()
         client = MilvusClient(uri=sandbox.milvus_uri)
         try:
             assert not client.has_collection("hello_milvus" + suffix)
@@ -281,22 +325,33 @@ def test_unreachable_milvus_says_where(sandbox, base_config: Config):
 
 
 def test_quit_asks_while_a_job_runs(sandbox, engine):
+    """q, ctrl+q and the palette's Quit all ask while a restore runs; a cancel answered after the
+    restore ended says it came too late."""
     name, suffix = "tui_quit", "_quit"
     _made_backup(engine, name, ["hello_milvus", "books"])
     app = MilvusBackupApp(engine, refresh_seconds=0)
 
     async def scenario():
-        async with app.run_test(size=SIZE) as pilot:
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
             await _loaded(app, pilot)
             await _start_restore(app, pilot, name, suffix)
-            await pilot.press("q")
-            await _until(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the quit question")
-            await pilot.press("n")
-            await pilot.pause()
-            assert app.is_running
             watch = next(iter(app.watches.values()))
+            for keys in (["q"], ["ctrl+q"], ["ctrl+p", *"Quit"]):
+                await pilot.press(*keys)
+                if keys[0] == "ctrl+p":  # the palette searches as it is typed into
+                    await pilot.pause(0.5)
+                    await pilot.press("enter")
+                await _until(pilot, lambda: isinstance(app.screen, ConfirmDialog), f"the quit question ({keys[0]})")
+                await pilot.press("n")
+                await pilot.pause()
+                assert app.is_running and not watch.job.cancel_event.is_set()
+            await pilot.press("j", "c")
+            await _until(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the cancel question")
             await _until(pilot, lambda: watch.job.state.finished, "the restore to finish")
+            await pilot.press("y")
+            await pilot.pause()
             assert watch.job.state is JobState.SUCCESS, watch.job.error
+            assert any("came too late" in str(n.message) for n in app._notifications)
 
     try:
         _run(scenario)
@@ -315,11 +370,15 @@ def test_delete_from_the_keyboard(sandbox, engine):
         async with app.run_test(size=SIZE) as pilot:
             await _loaded(app, pilot)
             await _cursor_to(pilot, app.backups_table, name)
+            order = [k.value for k in app.backups_table.rows]
+            place = order.index(name)
+            neighbour = order[place + 1] if place + 1 < len(order) else order[place - 1] if place else None
             await pilot.press("d")
             await _until(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the delete confirmation")
             await pilot.press("y")
             await _until(pilot, lambda: name not in app.backups, "the table to drop the backup")
             assert name not in [k.value for k in app.backups_table.rows]
+            assert app.backups_table.current_key == neighbour, "the cursor stays where the deleted row was"
 
     _run(scenario)
     assert name not in _backup_names(engine)

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import DataTable
+from textual.widgets import DataTable, RichLog
+from textual.widgets.data_table import ColumnKey
 
 from milvus_backup.core.meta import IndexInfo, KeyValue, Partition, Schema, Segment
 from milvus_backup.core.service import (
@@ -25,6 +26,7 @@ from milvus_backup.core.service import (
     BackupSummary,
     CheckReport,
     Collection,
+    CollectionShare,
     CollectionSummary,
     CollectionTask,
     Config,
@@ -44,8 +46,9 @@ from milvus_backup.core.service import (
     preview_targets,
 )
 from milvus_backup.tui.app import MilvusBackupApp
+from milvus_backup.tui.dialogs import ConfirmDialog, RestoreDialog
 from milvus_backup.tui.jobs import JobsScreen, JobWatch
-from milvus_backup.tui.tables import SyncTable, backup_rows
+from milvus_backup.tui.tables import FANCY, SyncTable, backup_rows
 
 SnapCompare = Callable[..., bool]  # pytest-textual-snapshot's fixture
 NOW = 1_795_000_000.0  # a fixed "now" for "3 hours ago"
@@ -130,11 +133,13 @@ class FixedEngine:
     # -- reads
     def list_collections(self, db: str | None = None) -> list[CollectionSummary]:
         return [
-            CollectionSummary("default", "books", 1, 650, "Loaded", 3, ("embedding:IVF_FLAT",)),
-            CollectionSummary("default", "hello_milvus", 2, 3000, "Loaded", 1, ("embeddings:HNSW",)),
             CollectionSummary("shop", "products", 3, 200, "NotLoad", 1, ()),
-            CollectionSummary("shop", "orders_2026_with_a_long_name", 4, 1_234_567, "Loaded", 12, ("vec:DISKANN",)),
-        ]
+            CollectionSummary("default", "hello_milvus", 2, 3000, "Loaded", 1, ("embeddings:HNSW",), 3000),
+            CollectionSummary(
+                "shop", "orders_2026_with_a_long_name", 4, 1_234_567, "Loaded", 12, ("vec:DISKANN",), 1_234_560
+            ),
+            CollectionSummary("default", "books", 1, 650, "Loaded", 3, ("embedding:IVF_FLAT",), 647),
+        ]  # databases in no fixed order, as Milvus lists them
 
     def list_backups(self) -> list[BackupSummary]:
         listed = [
@@ -239,6 +244,10 @@ def _jobs_app() -> MilvusBackupApp:
         watch.on_progress(event)
     assert watch.latest is not None
     backup.progress = watch.latest
+    backup.shares = {
+        "default.books": CollectionShare(bytes_total=150_000_000, bytes_done=150_000_000, rows=650),
+        "default.hello_milvus": CollectionShare(bytes_total=250_000_000, bytes_done=0, rows=3000),
+    }
     backup.lines = [
         "planning backup nightly_2026_11_22 of 2 collection(s)",
         "default.books: 3 segment(s), 27 binlog(s), 150000000 bytes",
@@ -253,6 +262,7 @@ def _jobs_app() -> MilvusBackupApp:
         tasks=[CollectionTask("shop.products", "shop", "products_recover", 0, TaskState.FAILED)],
     )
     restore.start_time = int(NOW) - 300
+    restore.end_time = int(NOW) - 298
     restore.error = "collection(s) shop.products_recover already exist"
     restore_watch = JobWatch(restore)
     restore.progress = Progress(
@@ -302,6 +312,62 @@ def test_jobs_screen(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
     assert snap_compare(_jobs_app(), terminal_size=size, run_before=run_before)
 
 
+def _waiting_restore_app() -> MilvusBackupApp:
+    """An app with one restore whose second collection's import waits on Milvus."""
+    app = _app()
+    tasks = [
+        CollectionTask("default.books", "default", "books_r", 650, TaskState.SUCCESS, 150_000_000, 650),
+        CollectionTask("default.hello_milvus", "default", "hello_milvus_r", 0, TaskState.RESTORING, 250_000_000, 3000),
+        CollectionTask("shop.products", "shop", "products_r", 0, TaskState.PENDING, 2_000_000, 200),
+    ]
+    job: Job[None] = Job(JobKind.RESTORE, "nightly_2026_11_21", lambda r: None, job_id="job-wait", tasks=tasks)
+    job.start_time = int(NOW) - 95
+    watch = JobWatch(job)
+    head = ("job-wait", JobKind.RESTORE, "nightly_2026_11_21")
+    for event in (
+        Progress(*head, phase=Phase.CREATE, collection="default.books_r", elapsed=1.0),
+        Progress(*head, phase=Phase.IMPORT, collection="default.books_r", objects_total=3, elapsed=2.0),
+        Progress(
+            *head,
+            phase=Phase.IMPORT,
+            collection="default.books_r",
+            objects_done=3,
+            objects_total=3,
+            rows=650,
+            elapsed=30.0,
+        ),
+        Progress(*head, phase=Phase.CREATE, collection="default.hello_milvus_r", rows=650, elapsed=31.0),
+        Progress(
+            *head, phase=Phase.IMPORT, collection="default.hello_milvus_r", objects_total=2, rows=650, elapsed=32.0
+        ),
+        Progress(
+            *head,
+            phase=Phase.IMPORT,
+            collection="default.hello_milvus_r",
+            objects_total=2,
+            rows=650,
+            message="import queued: Milvus DataNode busy",
+            elapsed=33.0,
+        ),
+    ):
+        watch.on_progress(event)
+    assert watch.latest is not None
+    job.progress = watch.latest
+    job.lines = ["restoring 3 collection(s) from backup nightly_2026_11_21", "import queued: Milvus DataNode busy"]
+    app.watches = {job.id: watch}
+    return app
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_jobs_screen_restore_waiting(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
+    async def run_before(pilot: Pilot[None]) -> None:
+        await _loaded(pilot)
+        await pilot.press("j")
+        await pilot.pause(0.4)
+
+    assert snap_compare(_waiting_restore_app(), terminal_size=size, run_before=run_before)
+
+
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_details_screen(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
     async def run_before(pilot: Pilot[None]) -> None:
@@ -323,7 +389,7 @@ def test_help_screen(snap_compare: SnapCompare) -> None:
 def test_job_watch_rate_and_eta_come_from_bytes_copied() -> None:
     app = _jobs_app()
     watch = app.watches["job-backup"]
-    assert watch.percent() == 37.5
+    assert watch.fraction() == pytest.approx(0.05 + 0.9 * 0.375)  # the copy is 5..95 % of a backup
     assert watch.rate() == pytest.approx(15_000_000)  # 150 MB in the 10 s since the copy began
     assert watch.eta() == pytest.approx(250_000_000 / 15_000_000)
     line = watch.stats_line()
@@ -366,7 +432,7 @@ def test_table_refresh_keeps_the_cursor_and_filters() -> None:
             await pilot.pause()
             assert table.current_key == "shop.products"
             assert table.row_count == 3
-            assert str(table.get_row("shop.products")[3]) == "201"
+            assert str(table.get_row("shop.products")[3]) == "201 stored"
             await pilot.press("slash", *"hello")
             await pilot.pause()
             assert [k.value for k in table.rows] == ["default.hello_milvus"]
@@ -419,3 +485,386 @@ def test_late_ticks_after_quitting_do_nothing() -> None:
     assert not app.is_running
     app._update_jobline()
     app._show_data(FixedEngine().list_collections(), FixedEngine().list_backups(), {})
+
+
+# -- the jobs screen tells the truth ------------------------------------------------------------------
+
+
+def _restore_watch(sizes: dict[str, int]) -> tuple[Job[None], JobWatch]:
+    """A restore of `sizes` ("db.name" -> bytes) that has not run: its events are fed by the test."""
+    tasks = [
+        CollectionTask(name, "default", name.split(".")[1] + "_r", bytes_total=size, rows_total=100)
+        for name, size in sizes.items()
+    ]
+    job: Job[None] = Job(JobKind.RESTORE, "nightly", lambda r: None, job_id="job-r", tasks=tasks)
+    return job, JobWatch(job)
+
+
+def test_restore_has_one_bar_that_never_goes_back() -> None:
+    """Two collections, each created, staged, imported: the bar rises through every phase of both, and
+    bytes, rate and ETA are those of the whole restore."""
+    job, watch = _restore_watch({"default.a": 100_000_000, "default.b": 300_000_000})
+    head = ("job-r", JobKind.RESTORE, "nightly")
+    seen: list[float] = []
+    events = []
+    for n, task in enumerate(job.tasks):
+        t0 = 10.0 * n
+        events += [
+            (task, Progress(*head, phase=Phase.CREATE, collection=task.target, elapsed=t0 + 1)),
+            (
+                task,
+                Progress(*head, phase=Phase.COPY, collection=task.target, bytes_total=task.bytes_total, elapsed=t0 + 2),
+            ),
+            (
+                task,
+                Progress(
+                    *head,
+                    phase=Phase.COPY,
+                    collection=task.target,
+                    bytes_done=task.bytes_total // 2,
+                    bytes_total=task.bytes_total,
+                    elapsed=t0 + 4,
+                ),
+            ),
+            (task, Progress(*head, phase=Phase.IMPORT, collection=task.target, objects_total=2, elapsed=t0 + 6)),
+            (
+                task,
+                Progress(
+                    *head, phase=Phase.IMPORT, collection=task.target, objects_done=1, objects_total=2, elapsed=t0 + 7
+                ),
+            ),
+            (task, Progress(*head, phase=Phase.LOAD, collection=task.target, elapsed=t0 + 9)),
+        ]
+    for task, event in events:
+        task.state = TaskState.RESTORING
+        watch.on_progress(event)
+        job.progress = event
+        seen.append(watch.fraction())
+        if event.phase is Phase.LOAD:
+            task.state = TaskState.SUCCESS
+            task.rows = 100
+    assert seen == sorted(seen), f"the bar went back: {seen}"
+    assert seen[0] < 0.01 and 0.95 < seen[-1] < 1.0
+    # halfway through staging b: a is whole (100 MB) and b is 2 % + half of its 48 % copy span
+    job.tasks[1].state = TaskState.RESTORING
+    watch.on_progress(events[8][1])
+    done, total = watch.bytes_pair()
+    assert total == 400_000_000
+    assert done == pytest.approx(100_000_000 + 300_000_000 * (0.02 + 0.48 * 0.5), rel=1e-6)
+    assert watch.rate() > 0 and watch.eta() is not None
+    line = watch.stats_line()
+    assert "/ 400.0 MB" in line and "MB/s" in line and "ETA" in line
+
+
+def test_phases_and_states_say_what_happened() -> None:
+    """After success the phase is done (not the last step's); a collection a cancel never reached is
+    "not started", never "pending"."""
+    job, watch = _restore_watch({"default.a": 10, "default.b": 10})
+    head = ("job-r", JobKind.RESTORE, "nightly")
+    job.tasks[0].state = TaskState.RESTORING
+    watch.on_progress(Progress(*head, phase=Phase.LOAD, collection="default.a_r", elapsed=1))
+    job.tasks[0].state, job.tasks[0].rows = TaskState.SUCCESS, 100
+    job.progress = Progress(*head, state=JobState.CANCELLED, phase=Phase.DONE, elapsed=2)
+    lines = watch._restore_lines(FANCY)
+    assert [(line[1], line[4]) for line in lines] == [("done", "rolled back"), ("-", "not started")]
+    assert lines[0][3] == "100 / 100"
+    assert watch.phase_text() == "done"
+
+    job.progress = Progress(*head, state=JobState.SUCCESS, phase=Phase.DONE, elapsed=2)
+    job.tasks[1].state = TaskState.SUCCESS
+    assert watch.fraction() == 1.0
+    assert [line[1] for line in watch._restore_lines(FANCY)] == ["done", "done"]
+
+
+def test_backup_collections_show_their_bytes_and_rows() -> None:
+    watch = _jobs_app().watches["job-backup"]
+    lines = watch._backup_lines()
+    assert lines == [
+        ("default.books", "copy", "150.0 MB / 150.0 MB", "650", "copied"),
+        ("default.hello_milvus", "copy", "0 Bytes / 250.0 MB", "3,000", "copying"),
+    ]
+
+
+def test_waiting_on_milvus_is_named_until_the_job_moves() -> None:
+    job, watch = _restore_watch({"default.a": 10})
+    head = ("job-r", JobKind.RESTORE, "nightly")
+    job.tasks[0].state = TaskState.RESTORING
+    watch.on_progress(Progress(*head, phase=Phase.IMPORT, collection="default.a_r", objects_total=1, elapsed=1))
+    queued = "import queued: Milvus DataNode busy"
+    watch.on_progress(
+        Progress(*head, phase=Phase.IMPORT, collection="default.a_r", objects_total=1, message=queued, elapsed=2)
+    )
+    assert watch.waiting == queued
+    assert watch.phase_text() == "import (waiting)"
+    watch.on_progress(
+        Progress(*head, phase=Phase.IMPORT, collection="default.a_r", objects_done=1, objects_total=1, elapsed=3)
+    )
+    assert watch.waiting == ""
+
+
+def test_a_cancel_that_came_too_late_says_so() -> None:
+    job: Job[None] = Job(JobKind.BACKUP, "b1", lambda r: None)
+    job.cancel_event.set()  # asked while the job wrote its last file
+    job.progress = replace(job.progress, state=JobState.SUCCESS, phase=Phase.DONE)
+    assert JobWatch(job).outcome().startswith("cancel came too late: the job succeeded")
+
+
+def test_jobs_screen_opens_on_the_running_job_newest_first() -> None:
+    """Newest first; the cursor on the running job; a duration column; quick and full verify told apart;
+    a long log line wraps instead of running off the screen; at 80x24 the running job is on screen."""
+    app = _jobs_app()
+    for n, full in enumerate((False, True)):
+        verify: Job[None] = Job(JobKind.VERIFY, "before_upgrade", lambda r: None, job_id=f"job-verify-{n}")
+        verify.start_time, verify.end_time = int(NOW) - 600 - n, int(NOW) - 590 - n
+        verify.progress = replace(verify.progress, state=JobState.SUCCESS, phase=Phase.DONE)
+        app.watches[verify.id] = JobWatch(verify, "verify full" if full else "verify quick")
+    app.watches["job-backup"].job.lines.append("x" * 150 + " the end of a long line")
+
+    async def scenario() -> None:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await _loaded(pilot)
+            await pilot.press("j")
+            await pilot.pause(0.3)
+            screen = app.screen
+            assert isinstance(screen, JobsScreen)
+            table = screen.query_one("#job-table", DataTable)
+            assert [k.value for k in table.rows] == ["job-backup", "job-restore", "job-verify-0", "job-verify-1"]
+            assert screen.selected() is app.watches["job-backup"]
+            assert table.cursor_row == 0 and table.region.height > 1  # on screen, no scrolling
+            assert [str(c) for c in table.get_row("job-backup")][4:6] == ["39%", "40s"]
+            assert str(table.get_row("job-restore")[5]) == "2s"
+            assert [str(table.get_row(f"job-verify-{n}")[0]) for n in (0, 1)] == ["verify quick", "verify full"]
+            log = screen.query_one("#job-log", RichLog)
+            assert max(strip.cell_length for strip in log.lines) <= log.size.width
+            assert "the end of a long line" in " ".join(strip.text.strip() for strip in log.lines)
+            await pilot.press("G")
+            assert table.cursor_row == 3
+            await pilot.press("g")
+            assert table.cursor_row == 0
+
+    asyncio.run(scenario())
+
+
+def test_no_jobs_no_empty_bar() -> None:
+    async def scenario() -> None:
+        app = _app()
+        async with app.run_test(size=(80, 24)) as pilot:
+            await _loaded(pilot)
+            await pilot.press("j")
+            await pilot.pause(0.3)
+            assert "No jobs yet" in str(app.screen.query_one("#no-jobs").render())
+            assert not app.screen.query_one("#job-detail").display
+            assert not app.screen.query_one("#job-table").display
+
+    asyncio.run(scenario())
+
+
+# -- tables that hold still and fit ---------------------------------------------------------------------
+
+
+def test_tables_hold_a_fixed_order_and_say_which_count() -> None:
+    async def scenario() -> None:
+        app = _app()
+        async with app.run_test(size=(120, 40)) as pilot:
+            await _loaded(pilot)
+            order = [
+                "default.books",
+                "default.hello_milvus",
+                "shop.orders_2026_with_a_long_name",
+                "shop.products",
+            ]
+            assert [k.value for k in app.collections_table.rows] == order
+            app._show_data(list(reversed(app.engine.list_collections())), list(reversed(app.engine.list_backups())), {})
+            await pilot.pause()
+            assert [k.value for k in app.collections_table.rows] == order
+            assert [k.value for k in app.backups_table.rows] == ["nightly_2026_11_21", "before_upgrade", "half_written"]
+            rows = {str(k.value): str(app.collections_table.get_row(k)[3]) for k in app.collections_table.rows}
+            assert rows["default.books"] == "647 live" and rows["shop.products"] == "200 stored"
+
+    asyncio.run(scenario())
+
+
+def test_after_a_delete_the_cursor_stays_on_the_neighbour() -> None:
+    async def scenario() -> None:
+        app = _app()
+        async with app.run_test(size=(120, 40)) as pilot:
+            await _loaded(pilot)
+            table = app.backups_table
+            table.move_cursor(row=1)  # before_upgrade
+            backups = [b for b in app.engine.list_backups() if b.name != "before_upgrade"]
+            app._show_data(None, backups, {})
+            await pilot.pause()
+            assert table.current_key == "half_written"
+            app._show_data(None, [b for b in backups if b.name != "half_written"], {})
+            await pilot.pause()
+            assert table.current_key == "nightly_2026_11_21"
+
+    asyncio.run(scenario())
+
+
+def test_widths_follow_the_contents_and_80_columns_keep_the_state() -> None:
+    async def scenario() -> None:
+        app = _app()
+        async with app.run_test(size=(80, 24)) as pilot:
+            await _loaded(pilot)
+            table = app.backups_table
+            when = table.columns[ColumnKey("When")]
+            assert when.content_width == len("3 hours ago")
+            app._show_data(None, app.engine.list_backups(), {})  # same rows, cells unchanged
+            app.clock = lambda: NOW + 20 * 60  # "3 hours ago" -> "3 hours ago"; nightly -> the same
+            newer = [
+                replace(b, start_time=int(NOW) - 15 * 60) if b.name == "nightly_2026_11_21" else b
+                for b in app.engine.list_backups()
+            ]
+            app._show_data(None, newer, {})
+            await pilot.pause()
+            assert str(table.get_row("nightly_2026_11_21")[1]) == "35 minutes ago"
+            assert when.content_width == len("35 minutes ago")
+            rendered = table.get_row("nightly_2026_11_21")
+            assert str(rendered[4]) == "success"
+            assert str(rendered[3]).endswith("…")
+            widths = sum(c.get_render_width(table) for c in table.columns.values())
+            assert widths <= table.scrollable_content_region.width
+
+    asyncio.run(scenario())
+
+
+def test_empty_tables_say_so() -> None:
+    async def scenario() -> None:
+        app = _app()
+        async with app.run_test(size=(80, 24)) as pilot:
+            await _loaded(pilot)
+            app._show_data(None, [], {})
+            await pilot.pause()
+            hint = app.backups_table.hint
+            assert hint.display and "no backups yet" in str(hint.render())
+            await pilot.press("slash", *"zzz")
+            await pilot.pause()
+            hint = app.collections_table.hint
+            assert hint.display and "no match for “zzz”" in str(hint.render())
+            await pilot.press("escape")
+            await pilot.pause()
+            assert not hint.display
+
+    asyncio.run(scenario())
+
+
+# -- one set of rules for keys -------------------------------------------------------------------------
+
+
+def test_cursor_keys_and_unmark_all() -> None:
+    async def scenario() -> None:
+        app = _app()
+        async with app.run_test(size=(100, 30)) as pilot:
+            await _loaded(pilot)
+            table = app.collections_table
+            await pilot.press("end")
+            assert table.cursor_row == 3
+            await pilot.press("home")
+            assert table.cursor_row == 0
+            await pilot.press("G")
+            assert table.cursor_row == 3
+            await pilot.press("g", "space", "space")
+            assert app.marked == {"default.books", "default.hello_milvus"}
+            await pilot.press("u")
+            assert app.marked == set()
+            assert all(str(table.get_row(k)[0]) == " " for k in table.rows)
+
+    asyncio.run(scenario())
+
+
+def test_palette_lists_each_action_once() -> None:
+    async def scenario() -> None:
+        app = _app()
+        async with app.run_test(size=(100, 30)) as pilot:
+            await _loaded(pilot)
+            titles = [command.title for command in app.get_system_commands(app.screen)]
+            assert len(titles) == len(set(titles)), titles
+            assert {"Cancel job", "Unmark all collections", "Mark or unmark collection", "Quit", "Keys"} <= set(titles)
+            assert not {"Screenshot", "Maximize", "Theme"} & set(titles)
+
+    asyncio.run(scenario())
+
+
+def test_every_way_of_quitting_asks_while_a_job_runs() -> None:
+    """q, ctrl+q and the palette's Quit: the same question (a job that has not ended stands in)."""
+    app = _jobs_app()
+
+    async def scenario() -> None:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await _loaded(pilot)
+            for keys in (["q"], ["ctrl+q"], ["ctrl+p", *"Quit"]):
+                await pilot.press(*keys)
+                await pilot.pause(0.5)
+                if keys[0] == "ctrl+p":
+                    await pilot.press("enter")
+                    await pilot.pause(0.3)
+                assert isinstance(app.screen, ConfirmDialog), keys
+                assert "running" in app.screen.question
+                await pilot.press("n")
+                await pilot.pause()
+                assert app.is_running
+
+    asyncio.run(scenario())
+
+
+def test_restore_dialog_says_why_it_cannot_start_and_flags_a_rename_that_matches_nothing() -> None:
+    async def scenario() -> None:
+        app = _app()
+        async with app.run_test(size=(80, 24), notifications=True) as pilot:
+            await _loaded(pilot)
+            await pilot.press("tab", "r")
+            await asyncio.sleep(0.3)
+            await pilot.pause()
+            dialog = app.screen
+            assert isinstance(dialog, RestoreDialog)
+            await pilot.press("ctrl+s")  # both targets exist: it stays open and says why
+            await pilot.pause()
+            assert app.screen is dialog
+            assert any(
+                "Cannot start the restore" in str(n.message) and "exists" in str(n.message) for n in app._notifications
+            )
+            dialog.query_one("#renames").focus()
+            await pilot.press(*"nosuch:x,books:books_r,hello_milvus:h_r")
+            await pilot.pause()
+            preview = str(dialog.query_one("#preview").render())
+            assert "rename nosuch: matches no chosen collection" in preview
+            await pilot.press("enter")
+            await pilot.pause(0.3)
+            assert app.screen is dialog
+            # the dialog's buttons stay visible under the notices
+            start = dialog.query_one("#start")
+            toasts = app.screen.query("Toast")
+            assert toasts and all(not t.region.overlaps(start.region) for t in toasts)
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("variable", [("TERM", "vt100"), ("NO_COLOR", "1")], ids=["vt100", "NO_COLOR"])
+def test_plain_terminal_gets_no_colour_and_ascii(monkeypatch: pytest.MonkeyPatch, variable: tuple[str, str]) -> None:
+    """TERM=vt100 or NO_COLOR: no colour codes, ASCII symbols, the cursor row in reverse video."""
+    import io
+    import re
+
+    from rich.console import Console
+
+    monkeypatch.setenv("TERM", "xterm-256color")
+    monkeypatch.setenv(*variable)
+
+    async def scenario() -> None:
+        app = _app()
+        async with app.run_test(size=(100, 30)) as pilot:
+            await _loaded(pilot)
+            await pilot.press("space")
+            await pilot.pause()
+            console = Console(file=io.StringIO(), force_terminal=True, color_system="truecolor", width=100)
+            console.print(app.screen._compositor.render_update(full=True))
+            out = console.file.getvalue()  # type: ignore[attr-defined]
+            codes = [int(c) for sgr in re.findall(r"\x1b\[([0-9;]*)m", out) for c in sgr.split(";") if c]
+            assert not [c for c in codes if 30 <= c <= 38 or 40 <= c <= 48 or 90 <= c <= 107], "colour codes sent"
+            assert 7 in codes, "the cursor row must be in reverse video"
+            text = re.sub(r"\x1b\[[0-9;]*m", "", out)
+            assert "✓" not in text and "x " in text
+            assert all(ord(ch) < 128 for ch in text if ch not in "\n"), {ch for ch in text if ord(ch) >= 128}
+
+    asyncio.run(scenario())

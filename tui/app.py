@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,9 +23,11 @@ from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.css.query import NoMatches
+from textual.filter import Monochrome, NoColor
 from textual.message import Message
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
+from textual.scrollbar import ScrollBar, ScrollBarRender
 from textual.widgets import DataTable, Footer, Header, Input, Label, Static
 from textual.worker import Worker, get_current_worker
 
@@ -37,6 +40,7 @@ from milvus_backup.core.service import (
     CollectionSummary,
     Config,
     Job,
+    JobKind,
     JobState,
     Listener,
     Progress,
@@ -49,6 +53,8 @@ from milvus_backup.tui.jobs import JobsScreen, JobWatch
 from milvus_backup.tui.tables import (
     BACKUP_COLUMNS,
     COLLECTION_COLUMNS,
+    FANCY,
+    PLAIN,
     SyncTable,
     backup_rows,
     collection_key,
@@ -66,13 +72,28 @@ class JobFinished(Message):
         self.job_id = job_id
 
 
-def describe_targets(config: Config) -> str:
+PLAIN_TERMS = {"vt100", "vt102", "vt220", "dumb"}
+
+
+def plain_terminal(environ: Mapping[str, str]) -> bool:
+    """A terminal that should get no colour and only ASCII: NO_COLOR set (no-color.org), or an old TERM."""
+    return "NO_COLOR" in environ or environ.get("TERM", "") in PLAIN_TERMS
+
+
+class PlainScrollBarRender(ScrollBarRender):
+    """Scrollbars without the eighth-block glyphs at the thumb's ends: only spaces, the thumb in reverse video."""
+
+    VERTICAL_BARS = [" "] * 8
+    HORIZONTAL_BARS = [" "] * 8
+
+
+def describe_targets(config: Config, arrow: str = "→") -> str:
     """Which Milvus and which bucket, for the header: "Milvus host:port → endpoint/bucket/root"."""
     milvus = f"Milvus {config.milvus.address}:{config.milvus.port}"
     b = config.backup_storage
     if b.is_local:
-        return f"{milvus} → {b.root_path}"
-    return f"{milvus} → {b.endpoint}/{b.bucket_name}/{b.root_path.strip('/')}"
+        return f"{milvus} {arrow} {b.root_path}"
+    return f"{milvus} {arrow} {b.endpoint}/{b.bucket_name}/{b.root_path.strip('/')}"
 
 
 class MilvusBackupApp(App[None]):
@@ -82,6 +103,7 @@ class MilvusBackupApp(App[None]):
     TITLE = "milvus-backup"
     BINDINGS = [
         Binding("space", "toggle_mark", "Mark"),
+        Binding("u", "unmark_all", "Unmark all", show=False),
         Binding("b", "backup", "Back up"),
         Binding("r", "restore", "Restore"),
         Binding("enter", "details", "Details"),
@@ -93,6 +115,7 @@ class MilvusBackupApp(App[None]):
         Binding("ctrl+r", "refresh", "Refresh"),
         Binding("question_mark", "help", "Keys"),
         Binding("q", "quit_app", "Quit"),
+        Binding("ctrl+q", "quit_app", "Quit", show=False, priority=True),
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
 
@@ -103,8 +126,13 @@ class MilvusBackupApp(App[None]):
         clock: Callable[[], float] = time.time,
         refresh_seconds: float = 15.0,
         default_name: Callable[[], str] = default_backup_name,
+        plain: bool | None = None,
     ):
         super().__init__()
+        self.plain = plain_terminal(os.environ) if plain is None else plain
+        self.symbols = PLAIN if self.plain else FANCY
+        if self.plain:  # Textual's NO_COLOR turns colours grey; a plain terminal gets none at all
+            self._filters = [f for f in self._filters if not isinstance(f, Monochrome)] + [NoColor()]
         self.engine = engine
         self.clock = clock
         self.refresh_seconds = refresh_seconds
@@ -120,18 +148,37 @@ class MilvusBackupApp(App[None]):
 
     # -- layout ----------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield Header(icon="*" if self.plain else None)
         yield Static(id="alert")
         yield Label("Collections  (space marks, b backs up)", classes="section")
-        yield SyncTable(COLLECTION_COLUMNS, id="collections")
+        collections = SyncTable(
+            COLLECTION_COLUMNS,
+            id="collections",
+            squeeze=("Index", "Collection"),
+            empty="no collections in Milvus yet",
+            symbols=self.symbols,
+        )
+        yield collections
+        yield collections.hint
         yield Label("Backups  (enter details, r restores, v verifies, d deletes)", classes="section")
-        yield SyncTable(BACKUP_COLUMNS, id="backups")
+        backups = SyncTable(
+            BACKUP_COLUMNS,
+            id="backups",
+            squeeze=("Collections", "Backup"),
+            empty="no backups yet: mark collections above and press b",
+            symbols=self.symbols,
+        )
+        yield backups
+        yield backups.hint
         yield Input(placeholder="filter: type to narrow the table, enter keeps, escape clears", id="filter")
         yield Static(id="jobline")
         yield Footer()
 
     def on_mount(self) -> None:
-        self.title = describe_targets(self.engine.config)
+        if self.plain:
+            self.add_class("-plain")
+            ScrollBar.renderer = PlainScrollBarRender  # a class setting: put back when the app ends
+        self.title = describe_targets(self.engine.config, self.symbols.arrow)
         self.query_one("#collections", SyncTable).focus()
         self.action_refresh()
         if self.refresh_seconds:
@@ -141,6 +188,9 @@ class MilvusBackupApp(App[None]):
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._terminal_gone)
         except (NotImplementedError, RuntimeError, ValueError):
             pass
+
+    def on_unmount(self) -> None:
+        ScrollBar.renderer = ScrollBarRender
 
     def collections_table_present(self) -> bool:
         try:
@@ -196,7 +246,7 @@ class MilvusBackupApp(App[None]):
         if collections is not None:
             self.collections = collections
             self.marked &= {collection_key(c) for c in collections}
-            self.collections_table.sync(collection_rows(collections, self.marked))
+            self.collections_table.sync(collection_rows(collections, self.marked, self.symbols))
         if backups is not None:
             self.backups = {b.name: b for b in backups}
             self.backups_table.sync(backup_rows(backups, self.clock))
@@ -210,7 +260,7 @@ class MilvusBackupApp(App[None]):
                 )
         self.errors = errors
         alert = self.query_one("#alert", Static)
-        alert.update("\n".join(f"✗ {m}  — ctrl+r retries" for m in errors.values()))
+        alert.update("\n".join(f"{self.symbols.cross} {m}  - ctrl+r retries" for m in errors.values()))
         alert.display = bool(errors)
         self.refresh_bindings()
         self.loaded.set()
@@ -273,9 +323,9 @@ class MilvusBackupApp(App[None]):
 
     # Never exclusive: a second job started (or a delete) must not cancel the worker starting the first.
     @work(thread=True, group="actions", exit_on_error=False)
-    def _launch(self, what: str, start: Callable[[list[Listener]], Job[Any]]) -> None:
+    def _launch(self, what: str, start: Callable[[list[Listener]], Job[Any]], label: str = "") -> None:
         """Start a job through the engine, watched from its first event; the UI thread then adds it to `watches`."""
-        watch = JobWatch()
+        watch = JobWatch(label=label)
 
         def on_progress(p: Progress) -> None:  # in the job's thread
             watch.on_progress(p)
@@ -306,6 +356,7 @@ class MilvusBackupApp(App[None]):
         "clear_filter",
         "refresh",
         "mark_all",
+        "unmark_all",
     }
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -335,7 +386,7 @@ class MilvusBackupApp(App[None]):
             table.move_cursor(row=table.cursor_row + 1, animate=False)
 
     def _show_marks(self) -> None:
-        self.collections_table.sync(collection_rows(self.collections, self.marked))
+        self.collections_table.sync(collection_rows(self.collections, self.marked, self.symbols))
         self.refresh_bindings()
 
     def action_backup(self) -> None:
@@ -423,6 +474,7 @@ class MilvusBackupApp(App[None]):
         self._launch(
             f"verify {backup.name}",
             lambda listeners: self.engine.start_verify(backup.name, full=full, listeners=listeners),
+            label="verify full" if full else "verify quick",
         )
 
     def _deleted(self, name: str, removed: int) -> None:
@@ -434,7 +486,9 @@ class MilvusBackupApp(App[None]):
         """A job the app started joins `watches`, here on the UI thread, the only one that changes it."""
         job = watch.job
         self.watches[job.id] = watch
-        self.notify(f"{job.kind.value.capitalize()} {job.name} started; j shows its progress.")
+        self.notify(f"{watch.kind_label.capitalize()} {job.name} started; j shows its progress.")
+        if job.kind is JobKind.BACKUP:  # the marks were for this backup: a next one starts from none
+            self.action_unmark_all()
         self._update_jobline()
         if job.state.finished:  # it ended before it was watched: its JobFinished may have found nothing
             self._announce(watch)
@@ -463,15 +517,49 @@ class MilvusBackupApp(App[None]):
             return
         if not running:
             done = len(self.watches)
-            line.update(f"{done} job(s) finished this session — j shows them" if done else "")
+            line.update(f"{done} job(s) finished this session - j shows them" if done else "")
             return
         line.update(
-            " · ".join(f"{w.job.kind} {w.job.name} {w.percent():.0f}% {w.progress.phase}" for w in running)
-            + "  — j for details"
+            f" {self.symbols.dot} ".join(
+                f"{w.kind_label} {w.job.name} {w.percent():.0f}% {w.phase_text()}" for w in running
+            )
+            + "  - j for details"
         )
 
     def action_jobs(self) -> None:
-        self.push_screen(JobsScreen(self.watches))
+        self.push_screen(JobsScreen(self.watches, clock=self.clock, ask_cancel=self.ask_cancel, symbols=self.symbols))
+
+    def action_cancel_job(self) -> None:
+        """Cancel a running job: the one selected on the jobs screen, else the newest running one."""
+        screen = self.screen
+        if isinstance(screen, JobsScreen):
+            screen.action_cancel_job()
+            return
+        running = [w for w in self.watches.values() if not w.job.state.finished]
+        if not running:
+            self.notify("No job is running.", severity="warning")
+            return
+        self.ask_cancel(max(running, key=lambda w: w.job.start_time))
+
+    def ask_cancel(self, watch: JobWatch) -> None:
+        """Ask before cancelling, as delete and quit do; a job that ended meanwhile is said to have ended."""
+        job = watch.job
+        question = f"Cancel {watch.kind_label} {job.name}? It stops at its next step" + (
+            " and removes what it wrote." if job.kind is not JobKind.VERIFY else "."
+        )
+
+        def answered(yes: bool | None) -> None:
+            if not yes:
+                return
+            if job.state is JobState.SUCCESS:
+                self.notify(f"The cancel came too late: {watch.kind_label} {job.name} succeeded.", severity="warning")
+            elif job.state.finished:
+                self.notify(f"{watch.kind_label.capitalize()} {job.name} had already ended ({job.state}).")
+            else:
+                job.cancel()
+                self.notify(f"Cancelling {watch.kind_label} {job.name}: it stops at its next step and cleans up.")
+
+        self.push_screen(ConfirmDialog(question, yes="Cancel the job", danger=True), answered)
 
     # -- filter, help, quit ----------------------------------------------------------------------
     def action_filter(self) -> None:
@@ -508,7 +596,12 @@ class MilvusBackupApp(App[None]):
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
 
+    async def action_quit(self) -> None:
+        """Textual's own quit (its ctrl+q, its palette entry) asks the same question as q."""
+        self.action_quit_app()
+
     def action_quit_app(self) -> None:
+        """The one way out: q, ctrl+q and the palette's Quit all come here, and ask while a job runs."""
         running = [w.job for w in self.watches.values() if not w.job.state.finished]
         if not running:
             self.exit()
@@ -537,7 +630,8 @@ class MilvusBackupApp(App[None]):
 
     # -- command palette -------------------------------------------------------------------------
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
+        """Each of the app's actions once, by name (Textual's theme, maximize and screenshot entries left out:
+        a theme does not survive a restart here, and the tables fill the screen already)."""
         yield SystemCommand("Back up", "Back up the marked collections", self.action_backup)
         yield SystemCommand("Restore", "Restore the selected backup", self.action_restore)
         yield SystemCommand(
@@ -553,14 +647,28 @@ class MilvusBackupApp(App[None]):
             lambda: self.action_verify(True),
         )
         yield SystemCommand("Jobs", "Live progress and logs of this session's jobs", self.action_jobs)
+        yield SystemCommand(
+            "Cancel job", "Cancel the selected or newest running job (asks first)", self.action_cancel_job
+        )
         yield SystemCommand("Refresh", "Reload collections and backups", self.action_refresh)
         yield SystemCommand("Filter", "Filter the focused table", self.action_filter)
+        yield SystemCommand("Clear filter", "Show every row again", self.action_clear_filter)
+        yield SystemCommand(
+            "Mark or unmark collection", "Mark the collection under the cursor for backup", self.action_toggle_mark
+        )
         yield SystemCommand("Mark all collections", "Mark every collection for backup", self.action_mark_all)
+        yield SystemCommand("Unmark all collections", "Clear every mark", self.action_unmark_all)
         yield SystemCommand("Keys", "List the keys", self.action_help)
+        yield SystemCommand("Quit", "Quit (asks first while a job runs)", self.action_quit_app)
 
     def action_mark_all(self) -> None:
         self.marked = {collection_key(c) for c in self.collections}
         self._show_marks()
+
+    def action_unmark_all(self) -> None:
+        self.marked = set()
+        if self.collections_table_present():
+            self._show_marks()
 
 
 def _log_to_file_only(config: Config) -> None:

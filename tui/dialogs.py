@@ -17,6 +17,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.validation import ValidationResult, Validator
+from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Input, Label, Static
 
 from milvus_backup.core.service import (
@@ -29,12 +30,23 @@ from milvus_backup.core.service import (
     parse_renames,
     preview_targets,
 )
+from milvus_backup.tui.tables import FANCY, PLAIN, Symbols
+
+
+def symbols_of(widget: Widget) -> Symbols:
+    """The app marks a plain terminal (vt100, NO_COLOR) with the class -plain: ASCII symbols there."""
+    return PLAIN if widget.app.has_class("-plain") else FANCY
 
 
 class Tick(Checkbox):
-    """A checkbox that reads in a plain terminal too: X when on, blank when off (not only a colour change)."""
+    """A checkbox that reads in a plain terminal too: X when on, blank when off (not only a colour change),
+    in [ ] there instead of half blocks."""
 
     BUTTON_INNER = " "
+
+    def on_mount(self) -> None:
+        if symbols_of(self) is PLAIN:
+            self.BUTTON_LEFT, self.BUTTON_RIGHT = "[", "]"
 
     def watch_value(self) -> None:
         self.BUTTON_INNER = "X" if self.value else " "
@@ -85,10 +97,23 @@ class BackupNameValidator(Validator):
         return self.success()
 
 
-class BackupDialog(ModalScreen[BackupRequest | None]):
-    """Name (a default offered, checked as typed) and meta-only; returns the request or None."""
+START_KEYS = "enter in a field or ctrl+s starts"
 
-    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
+
+def rename_matches(old: str, source: str) -> bool:
+    """Whether the rename rule `old` (name, db.name or db.*) applies to `source` ("db.name"), as a restore reads it."""
+    db, _, name = source.partition(".")
+    return old in (name, source) or old == f"{db}.*"
+
+
+class BackupDialog(ModalScreen[BackupRequest | None]):
+    """Name (a default offered, checked as typed) and meta-only; returns the request or None.
+    Enter in the name or ctrl+s starts, as the Start button does."""
+
+    BINDINGS = [
+        Binding("escape", "dismiss(None)", "Cancel"),
+        Binding("ctrl+s", "start", "Start", priority=True),
+    ]
 
     def __init__(self, collections: list[str], default_name: str, taken: set[str]):
         super().__init__(classes="dialog-screen")
@@ -105,6 +130,7 @@ class BackupDialog(ModalScreen[BackupRequest | None]):
             yield Static("", id="name-error", classes="error")
             yield Tick("Meta only (schemas and indexes, no data)", id="meta-only")
             with Horizontal(classes="buttons"):
+                yield Static(START_KEYS, classes="hint")
                 yield Button("Start backup", id="start", variant="primary", compact=True)
                 yield Button("Cancel", id="cancel", compact=True)
 
@@ -117,6 +143,9 @@ class BackupDialog(ModalScreen[BackupRequest | None]):
         problem = "" if result is None or result.is_valid else result.failure_descriptions[0]
         self.query_one("#name-error", Static).update(problem)
         self.query_one("#start", Button).disabled = bool(problem)
+
+    def action_start(self) -> None:
+        self._start()
 
     @on(Input.Submitted, "#name")
     @on(Button.Pressed, "#start")
@@ -140,9 +169,13 @@ class BackupDialog(ModalScreen[BackupRequest | None]):
 
 
 class RestoreDialog(ModalScreen[RestoreRequest | None]):
-    """Which collections, target names (suffix or renames), drop-existing, index, load — and a preview."""
+    """Which collections, target names (suffix or renames), drop-existing, index, load — and a preview.
+    Enter in a field or ctrl+s starts; when it cannot start, it says why and stays open."""
 
-    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
+    BINDINGS = [
+        Binding("escape", "dismiss(None)", "Cancel"),
+        Binding("ctrl+s", "start", "Start", priority=True),
+    ]
 
     def __init__(self, info: BackupInfo, backup_name: str, existing: set[str]):
         super().__init__(classes="dialog-screen")
@@ -151,6 +184,7 @@ class RestoreDialog(ModalScreen[RestoreRequest | None]):
         self.existing = existing
         self.sources = [f"{c.db_name or 'default'}.{c.collection_name}" for c in info.collection_backups]
         self.preview: list[TargetPreview] = []
+        self.blocked = ""  # why it cannot start now, or ""
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(classes="dialog", id="restore-dialog"):
@@ -169,6 +203,7 @@ class RestoreDialog(ModalScreen[RestoreRequest | None]):
             yield Tick("Load afterwards", id="load")
             yield Static(id="preview")
             with Horizontal(classes="buttons"):
+                yield Static(START_KEYS, classes="hint")
                 yield Button("Start restore", id="start", variant="primary", compact=True)
                 yield Button("Cancel", id="cancel", compact=True)
 
@@ -200,27 +235,40 @@ class RestoreDialog(ModalScreen[RestoreRequest | None]):
             self.preview = preview_targets(self.info, request, self.existing)
         except BackupToolError as exc:
             self.preview = []
-            widget.update(Text(str(exc), style="bold red"))
+            self.blocked = str(exc)
+            widget.update(Text(self.blocked, style="bold red"))
             start.disabled = True
             return
         lines = Text()
-        blocked = False
+        blockers = []
+        arrow = symbols_of(self).arrow
         for item in self.preview:
-            lines.append(f"{item.source} → {item.target}  ")
+            lines.append(f"{item.source} {arrow} {item.target}  ")
             if not item.exists:
                 lines.append("will be created\n", style="green")
             elif request.drop_exist_collection:
                 lines.append("EXISTS: will be dropped and replaced\n", style="bold red")
             else:
                 lines.append("EXISTS: choose a suffix or drop existing\n", style="bold yellow")
-                blocked = True
+                blockers.append(f"{item.target} exists: choose a suffix or renames, or tick drop existing")
+        chosen = [p.source for p in self.preview]
+        for old in request.renames:
+            if not any(rename_matches(old, source) for source in chosen):
+                lines.append(f"rename {old}: matches no chosen collection\n", style="bold yellow")
+                blockers.append(f"the rename rule {old} matches no chosen collection: fix or remove it")
         widget.update(lines)
-        start.disabled = blocked
+        self.blocked = blockers[0] if blockers else ""
+        start.disabled = bool(blockers)
 
+    def action_start(self) -> None:
+        self._start()
+
+    @on(Input.Submitted)
     @on(Button.Pressed, "#start")
     def _start(self) -> None:
         self._update_preview()
-        if self.query_one("#start", Button).disabled:
+        if self.blocked:
+            self.notify(f"Cannot start the restore: {self.blocked}.", severity="error")
             return
         request = self.request()
         doomed = [p.target for p in self.preview if p.exists]
@@ -246,21 +294,24 @@ class RestoreDialog(ModalScreen[RestoreRequest | None]):
         self.dismiss(None)
 
 
-KEYS: list[tuple[str, str]] = [
-    ("tab / shift+tab", "move between the collections and the backups"),
+KEYS: list[tuple[str, str]] = [  # one line each, so the list fits 80x24
+    ("tab", "move between the collections and the backups"),
+    ("g / G, home / end", "first / last row"),
     ("space", "mark or unmark the collection under the cursor"),
-    ("b", "back up the marked collections (or the one under the cursor)"),
+    ("u", "unmark all (marks also clear once a backup starts)"),
+    ("b", "back up the marked collections (or the current one)"),
     ("r", "restore the selected backup"),
     ("enter", "details of the selected backup"),
     ("d", "delete the selected backup (asks first)"),
-    ("v / V", "verify the selected backup: sizes / every byte re-hashed"),
-    ("j", "jobs: live progress and logs"),
-    ("c", "cancel the selected job (on the jobs screen)"),
+    ("v / V", "verify the selected backup: sizes / every byte"),
+    ("j", "jobs: progress, collections, log"),
+    ("c", "on the jobs screen: cancel the selected job (asks)"),
     ("/", "filter the focused table (escape clears)"),
-    ("ctrl+r", "refresh now (also retries a failed connection)"),
+    ("ctrl+r", "refresh now; retries a failed connection"),
+    ("ctrl+s", "in a dialog: start (as enter in a field does)"),
     ("ctrl+p", "command palette: every action by name"),
     ("?", "this list"),
-    ("q", "quit (asks first while a job runs)"),
+    ("q / ctrl+q", "quit (asks first while a job runs)"),
 ]
 
 

@@ -1,40 +1,106 @@
 """The two tables of the main screen: keyed rows that refresh in place, a filter, marks.
 
-A refresh hands the table every row it should show, keyed; the table updates the cells that
-changed, adds and removes rows, and keeps the cursor on the same key, so a periodic refresh never
-moves the operator's place. The filter hides rows whose text does not contain it.
+A refresh hands the table every row it should show, keyed and already in its fixed order; the table
+updates the cells that changed, adds and removes rows, and keeps the cursor on the same key (or, when
+that row went away, on its neighbour), so a periodic refresh never moves the operator's place. Column
+widths follow the cells on every refresh, and when the row is wider than the screen one column (the
+"squeeze" column) is shortened with "…" so the others stay whole. An empty table says why it is empty.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import humanize
+from rich.cells import cell_len
 from rich.text import Text
-from textual.widgets import DataTable
+from textual.binding import Binding
+from textual.widgets import DataTable, Static
 
 from milvus_backup.core.service import BackupSummary, CollectionSummary
 
 Row = tuple[str | Text, ...]
-MARK = "✓"
 
 
-class SyncTable(DataTable[str | Text]):
-    """A DataTable fed whole row sets by key: `sync(rows)`; `filter` narrows what it shows."""
+@dataclass(frozen=True)
+class Symbols:
+    """The few non-letters the screens draw; a plain terminal (vt100, NO_COLOR) gets ASCII ones."""
+
+    mark: str = "✓"
+    arrow: str = "→"
+    ellipsis: str = "…"
+    bar_done: str = "█"
+    bar_todo: str = "░"
+    cross: str = "✗"
+    dot: str = "·"  # between the numbers of a stats line
+
+
+FANCY = Symbols()
+PLAIN = Symbols(mark="x", arrow="->", ellipsis="~", bar_done="#", bar_todo="-", cross="X", dot="|")
+
+
+def shorten(cell: str | Text, width: int, ellipsis: str) -> Text:
+    """`cell` cut to `width` cells, ending in `ellipsis` when something was cut."""
+    text = cell.copy() if isinstance(cell, Text) else Text(cell)
+    if cell_len(text.plain) <= width:
+        return text
+    text.truncate(max(0, width - cell_len(ellipsis)))
+    text.append(ellipsis)
+    return text
+
+
+class CursorTable(DataTable[str | Text]):
+    """A row table whose cursor also jumps to the first and last row: home/g and end/G."""
+
+    BINDINGS = [
+        Binding("home,g", "first_row", "First row", show=False),
+        Binding("end,G", "last_row", "Last row", show=False),
+    ]
+
+    def action_first_row(self) -> None:
+        if self.row_count:
+            self.move_cursor(row=0)
+
+    def action_last_row(self) -> None:
+        if self.row_count:
+            self.move_cursor(row=self.row_count - 1)
+
+
+class SyncTable(CursorTable):
+    """A DataTable fed whole row sets by key: `sync(rows)`; `filter` narrows what it shows; `hint` is the
+    line that says why it is empty (the app places it under the table)."""
 
     DEFAULT_CSS = "SyncTable { height: 1fr; }"
 
-    def __init__(self, columns: Sequence[str], **kwargs: Any):
+    def __init__(
+        self,
+        columns: Sequence[str],
+        *,
+        squeeze: Sequence[str] = (),
+        empty: str = "nothing here",
+        symbols: Symbols = FANCY,
+        **kwargs: Any,
+    ):
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self._columns = list(columns)
+        self.squeeze = squeeze
+        self.empty = empty
+        self.symbols = symbols
         self.all_rows: dict[str, Row] = {}
+        self.synced = False  # rows came at least once: before that, empty means "not loaded yet"
         self.filter_text = ""
+        self.hint = Static(classes="empty-hint")
+        self.hint.display = False
 
     def on_mount(self) -> None:
         for label in self._columns:
             self.add_column(label, key=label)
+
+    def on_resize(self) -> None:
+        self._apply()
 
     @property
     def current_key(self) -> str | None:
@@ -44,6 +110,7 @@ class SyncTable(DataTable[str | Text]):
 
     def sync(self, rows: dict[str, Row]) -> None:
         self.all_rows = dict(rows)
+        self.synced = True
         self._apply()
 
     def set_filter(self, text: str) -> None:
@@ -55,36 +122,95 @@ class SyncTable(DataTable[str | Text]):
             return self.all_rows
         return {k: r for k, r in self.all_rows.items() if any(self.filter_text in str(cell).lower() for cell in r)}
 
+    def _fitted(self, rows: dict[str, Row]) -> dict[str, Row]:
+        """The rows as shown: when the whole row would not fit the width, the squeeze columns are shortened,
+        the first as far as its label, then the next."""
+        available = self.scrollable_content_region.width
+        if not self.squeeze or not rows or available <= 0:
+            return rows
+        widths = [
+            max([cell_len(label), *(cell_len(str(r[n])) for r in rows.values())])
+            for n, label in enumerate(self._columns)
+        ]
+        # one column to spare: a row exactly as wide as the table still gets a horizontal scrollbar
+        over = sum(widths) + 2 * self.cell_padding * len(self._columns) - (available - 1)
+        cut: dict[int, int] = {}  # column -> its width now
+        for name in self.squeeze:
+            if over <= 0:
+                break
+            n = self._columns.index(name)
+            trim = min(over, widths[n] - cell_len(name))
+            if trim > 0:
+                cut[n], over = widths[n] - trim, over - trim
+        if not cut:
+            return rows
+        return {
+            key: tuple(shorten(cell, cut[n], self.symbols.ellipsis) if n in cut else cell for n, cell in enumerate(row))
+            for key, row in rows.items()
+        }
+
     def _apply(self) -> None:
-        wanted = self._visible()
-        keep = self.current_key
-        if [key.value for key in self.rows] != list(wanted):  # rows came or went: rebuild
+        if not self.is_mounted or not self.columns:
+            return
+        wanted = self._fitted(self._visible())
+        keep, place = self.current_key, self.cursor_row
+        if [key.value for key in self.rows] != list(wanted):  # rows came or went: rebuild, widths from scratch
             self.clear()
+            for col in self.columns.values():
+                col.content_width = cell_len(col.label.plain)
             for key, row in wanted.items():
                 self.add_row(*row, key=key)
-        for key, row in wanted.items():
-            current = self.get_row(key)
-            for column, (old, new) in enumerate(zip(current, row, strict=False)):
-                if old != new:
-                    self.update_cell(key, self._columns[column], new)
+        else:
+            for key, row in wanted.items():
+                current = self.get_row(key)
+                for column, (old, new) in enumerate(zip(current, row, strict=False)):
+                    if old != new:
+                        self.update_cell(key, self._columns[column], new, update_width=True)
         if keep in wanted:
             self.move_cursor(row=self.get_row_index(keep), animate=False)
+        elif wanted:  # the row under the cursor went away (deleted): stay at its place, on a neighbour
+            self.move_cursor(row=min(place, len(wanted) - 1), animate=False)
+        self._show_hint(bool(wanted))
+
+    def _show_hint(self, has_rows: bool) -> None:
+        self.set_class(not has_rows, "-empty")  # an empty table shrinks to its header; the hint sits under it
+        if has_rows:
+            self.hint.display = False
+            return
+        if not self.synced:
+            self.hint.update("loading...")
+        elif self.filter_text and self.all_rows:
+            self.hint.update(f"no match for “{self.filter_text}” (escape clears the filter)")
+        else:
+            self.hint.update(self.empty)
+        self.hint.display = True
 
 
 def collection_key(c: CollectionSummary) -> str:
     return f"{c.db_name}.{c.name}"
 
 
-def collection_rows(collections: Iterable[CollectionSummary], marked: set[str]) -> dict[str, Row]:
+def row_count_cell(c: CollectionSummary) -> str:
+    """Which count it is: `live` is count(*) of a loaded collection (deletes applied); `stored` is the rows
+    its segments hold (deleted rows included until compaction), the number a backup copies."""
+    if c.live_rows is not None:
+        return f"{humanize.intcomma(c.live_rows)} live"
+    return f"{humanize.intcomma(c.row_count)} stored"
+
+
+def collection_rows(
+    collections: Iterable[CollectionSummary], marked: set[str], symbols: Symbols = FANCY
+) -> dict[str, Row]:
+    """Rows sorted by database, then name: Milvus lists databases in no fixed order."""
     rows: dict[str, Row] = {}
-    for c in collections:
+    for c in sorted(collections, key=lambda c: (c.db_name, c.name)):
         key = collection_key(c)
         loaded = {"Loaded": "yes", "Loading": "loading"}.get(c.load_state, "no")
         cells = (
-            MARK if key in marked else " ",
+            symbols.mark if key in marked else " ",
             c.db_name,
             c.name,
-            humanize.intcomma(c.row_count),
+            row_count_cell(c),
             str(c.partitions),
             ", ".join(c.indexes) or "-",
             loaded,
@@ -98,9 +224,10 @@ BACKUP_COLUMNS = ("Backup", "When", "Size", "Collections", "State")
 
 
 def backup_rows(backups: Iterable[BackupSummary], now: Callable[[], float] = time.time) -> dict[str, Row]:
+    """Rows newest first (a backup with no start time last), then by name."""
     rows: dict[str, Row] = {}
     moment = now()
-    for b in backups:
+    for b in sorted(backups, key=lambda b: (-b.start_time, b.name)):
         when = humanize.naturaltime(moment - b.start_time) if b.start_time else "-"
         state = Text(b.state, style="green" if b.complete else "bold red")
         rows[b.name] = (
