@@ -24,6 +24,7 @@ from milvus_backup.core.restore import RestoreRequest
 from milvus_backup.sandbox.demo import demo_collection, load_demo
 from milvus_backup.sandbox.servers import Sandbox, SandboxState, free_port
 from tests.conftest import assert_same_rows, drop_if_exists, fetch_rows
+from tests.test_sandbox import _cli
 
 pytestmark = pytest.mark.integration
 BOOKS = demo_collection("books")
@@ -31,16 +32,27 @@ BACKUP = "from_milvus_22"
 
 
 @pytest.fixture(scope="module")
-def milvus22(tmp_path_factory) -> SandboxState:
-    box = Sandbox(
-        tmp_path_factory.mktemp("milvus22"), milvus_port=free_port(), s3_port=free_port(), milvus_version="2.2.16"
-    )
+def milvus22(sandbox, tmp_path_factory) -> SandboxState:
+    """`milvus-backup sandbox start --milvus-version 2.2.16`, beside the session's 2.3.5 sandbox."""
+    directory = tmp_path_factory.mktemp("milvus22")
+    ports = ["--milvus-port", str(free_port()), "--s3-port", str(free_port())]
     try:
-        state = box.start(timeout=180)
+        started = _cli("sandbox", "start", "--dir", str(directory), "--milvus-version", "2.2.16", *ports)
+        assert started.returncode == 0, started.stderr
+        state = Sandbox(directory).load_state()
+        assert state is not None and f"Milvus 2.2.16   {state.milvus_uri}" in started.stdout
+        assert state.milvus_pid != sandbox.milvus_pid and state.milvus_port != sandbox.milvus_port
         load_demo(state.milvus_uri, (BOOKS,), load=False)
         yield state
     finally:
-        box.stop()
+        Sandbox(directory).stop()
+
+
+def test_an_unknown_milvus_version_is_one_line_and_starts_nothing(tmp_path):
+    proc = _cli("sandbox", "start", "--dir", str(tmp_path / "bad"), "--milvus-version", "2.2")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == "error: --milvus-version must look like 2.2.16, not '2.2'"
+    assert Sandbox(tmp_path / "bad").load_state() is None
 
 
 def _deletes_written(storage_dir: Path, timeout: float = 60) -> None:
