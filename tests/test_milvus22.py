@@ -74,7 +74,7 @@ def backup_22(milvus22, base_config):
     config = config.model_copy(update={"backup_storage": base_config.backup_storage})
     engine = Engine(config)
     try:
-        job = engine.start_backup(BackupRequest(name=BACKUP, collections=["books"]))
+        job = engine.start_backup(BackupRequest(name=BACKUP, collections=["books"], rbac=True))
         assert job.wait(300) is JobState.SUCCESS, job.error
         yield job.result
     finally:
@@ -126,6 +126,10 @@ def test_the_22_backup_meta_reads_as_the_upstreams(base_config, backup_22):
         assert {fb.field_id for fb in seg.binlogs} == {0, 1, 100, 101, 102, 103, 104, 105, 106}
         assert seg.deltalogs and seg.deltalogs[0].binlogs  # each partition had one delete
     assert decode(BackupInfo, json.loads(files[FULL_META])) == full
+    # RBAC reads from 2.2 too: its root user (no password), no role but the built-in ones
+    assert full.rbac_meta is not None and [u.user for u in full.rbac_meta.users] == ["root"]
+    assert full.rbac_meta.roles == []
+    assert b"password" not in files[FULL_META].lower()
 
 
 def test_a_22_backup_restores_into_235_with_every_row_and_field(sandbox, base_config, backup_22):

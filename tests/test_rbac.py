@@ -41,6 +41,7 @@ GRANTS = {  # (object type, object name, database, privilege)
     ("Collection", "products", "shop", "Query"),
     ("Collection", "*", "shop", "Search"),
     ("Global", "*", "default", "DescribeCollection"),
+    ("Collection", "*", "*", "Flush"),  # every database
 }
 
 
@@ -106,7 +107,7 @@ def _grants_in_both_dbs(state: SandboxState, role: str) -> set[tuple[str, str, s
     for db in ("default", "shop"):
         client = _client(state, db=db)
         try:
-            grants |= {g for g in _grants_of(client, role) if g[2] == db}
+            grants |= {g for g in _grants_of(client, role) if g[2] in (db, "*")}
         finally:
             client.close()
     return grants
