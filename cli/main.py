@@ -120,6 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--milvus-port", type=int, default=19530)
     sandbox.add_argument("--s3-port", type=int, default=9000)
     sandbox.add_argument("--demo", action="store_true", help="load the sample collections")
+    sandbox.add_argument("--auth", action="store_true", help="authorization on (user root, password Milvus)")
+    sandbox.add_argument(
+        "--milvus-version", default=None, help="another Milvus wheel, e.g. 2.2.16 (installed once into the cache)"
+    )
     return parser
 
 
@@ -191,9 +195,9 @@ def _print_json(data: Any) -> None:
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
-    from milvus_backup.sandbox.servers import Sandbox
+    from milvus_backup.sandbox.servers import ROOT_PASSWORD, ROOT_USER, Sandbox
 
-    box = Sandbox(args.dir, args.milvus_port, args.s3_port)
+    box = Sandbox(args.dir, args.milvus_port, args.s3_port, args.milvus_version, args.auth)
     if args.action == "status":
         for key, value in box.status().items():
             print(f"{key:7} {value}")
@@ -205,14 +209,15 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     print(f"starting the sandbox in {box.dir} (first start unpacks Milvus, about 10 s)...", file=sys.stderr)
     state = box.start()
     print(f"S3 (SeaweedFS)  http://{state.s3_endpoint}  pid {state.weed_pid}  bucket a-bucket  (minioadmin/minioadmin)")
-    print(f"Milvus 2.3.5    {state.milvus_uri}  pid {state.milvus_pid}")
+    auth = f"  auth on ({ROOT_USER}/{ROOT_PASSWORD})" if state.auth else ""
+    print(f"Milvus {state.milvus_version:8} {state.milvus_uri}  pid {state.milvus_pid}{auth}")
     print(f"config          {state.config_path}")
     print(f"logs            {box.dir / 'logs'}")
     if args.demo:
         from milvus_backup.sandbox.demo import load_demo
 
         print("loading the demo collections...", file=sys.stderr)
-        created = load_demo(state.milvus_uri)
+        created = load_demo(state.milvus_uri, token=f"{ROOT_USER}:{ROOT_PASSWORD}" if state.auth else "")
         print("demo            " + (", ".join(created) if created else "already loaded"))
     print(f"try:            milvus-backup --config {state.config_path} list-collections")
     return EXIT_OK

@@ -44,6 +44,7 @@ from milvus_backup.core.meta import (
 from milvus_backup.core.milvus import DEFAULT_DB, Milvus, SegmentInfo, proto_to_dict
 from milvus_backup.core.paths import MANIFEST, META_DIR, META_WRITE_ORDER, MalformedKey, check_backup_name, join
 from milvus_backup.core.pause import pause_point
+from milvus_backup.core.rbac import backup_rbac
 from milvus_backup.core.storage import CopyTask
 
 log = logging.getLogger("milvus_backup")
@@ -58,6 +59,7 @@ class BackupRequest:
     db_collections: dict[str, list[str]] = field(default_factory=dict)
     meta_only: bool = False
     gc_pause: bool | None = None  # None: backup.gcPause.enable decides
+    rbac: bool = False  # also back up users, roles and grants (core.rbac)
 
 
 def default_backup_name(now: datetime.datetime | None = None) -> str:
@@ -279,6 +281,7 @@ def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_
             size=sum(c.size for c in collections),
             milvus_version=ctx.milvus.version(),
             database_backups=[Database(db_name=db) for db in sorted({c.db_name for c in collections})],
+            rbac_meta=backup_rbac(ctx.milvus, reporter) if request.rbac else None,
         )
         write_meta(ctx, name, info, entries.entries)
         reporter.add(rows=sum(c.num_rows for c in collections))

@@ -231,6 +231,8 @@ class BackupSettings(_Frozen, BaseModel):
     keep_temp_files: Flag = _key("backup.keepTempFiles", False, "BACKUP_KEEP_TEMP_FILES")
     gc_pause_enable: Flag = _key("backup.gcPause.enable", True, "BACKUP_GC_PAUSE_ENABLE")
     gc_pause_address: Text = _key("backup.gcPause.address", "http://localhost:9091", "BACKUP_GC_PAUSE_ADDRESS")
+    # the password of each user a restore with rbac creates (a backup holds none); empty: users are not created
+    rbac_user_password: Secret = _key("backup.rbac.userPassword", "", "BACKUP_RBAC_USER_PASSWORD")
 
 
 class Config(_Frozen, BaseSettings):

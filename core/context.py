@@ -47,7 +47,7 @@ class Context:
 
     @cached_property
     def milvus_layout(self) -> MilvusLayout:
-        return MilvusLayout(self.config.storage.root_path)
+        return MilvusLayout(layout_root(self.config.storage))  # a local Milvus store: keys from its folder
 
     @cached_property
     def backup_layout(self) -> BackupLayout:

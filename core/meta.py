@@ -227,6 +227,93 @@ class Database:
     _source_keys: frozenset[str] | None = _source_keys_field()
 
 
+# --- RBAC (BackupInfo.rbac_meta), the upstream's RBACMeta: Milvus's own RBAC messages, by name ---------
+
+
+@dataclass
+class RoleEntity:
+    name: str = ""
+    extra: dict[str, Any] = _extra()
+    _source_keys: frozenset[str] | None = _source_keys_field()
+
+
+@dataclass
+class UserEntity:
+    name: str = ""
+    extra: dict[str, Any] = _extra()
+    _source_keys: frozenset[str] | None = _source_keys_field()
+
+
+@dataclass
+class ObjectEntity:
+    name: str = ""  # the object type: Global, Collection, User
+    extra: dict[str, Any] = _extra()
+    _source_keys: frozenset[str] | None = _source_keys_field()
+
+
+@dataclass
+class PrivilegeEntity:
+    name: str = ""
+    extra: dict[str, Any] = _extra()
+    _source_keys: frozenset[str] | None = _source_keys_field()
+
+
+@dataclass
+class GrantorEntity:
+    user: UserEntity | None = None
+    privilege: PrivilegeEntity | None = None
+    extra: dict[str, Any] = _extra()
+    _source_keys: frozenset[str] | None = _source_keys_field()
+
+
+@dataclass
+class GrantEntity:
+    role: RoleEntity | None = None
+    object: ObjectEntity | None = None
+    object_name: str = ""  # a collection name, or "*"
+    grantor: GrantorEntity | None = None
+    db_name: str = ""
+    extra: dict[str, Any] = _extra()
+    _source_keys: frozenset[str] | None = _source_keys_field()
+
+    def key(self) -> tuple[str, str, str, str, str]:
+        """What makes a grant itself (role, object type, object, database, privilege), not who granted it."""
+        return (
+            self.role.name if self.role else "",
+            self.object.name if self.object else "",
+            self.object_name,
+            self.db_name or "default",
+            self.grantor.privilege.name if self.grantor and self.grantor.privilege else "",
+        )
+
+
+@dataclass
+class UserInfo:
+    user: str = ""
+    password: str = ""  # never written by this tool (nor by the Go tool with Milvus 2.3); read if present
+    roles: list[RoleEntity] = _jfield(factory=list)
+    extra: dict[str, Any] = _extra()
+    _source_keys: frozenset[str] | None = _source_keys_field()
+
+
+@dataclass
+class PrivilegeGroupInfo:
+    group_name: str = ""
+    privileges: list[PrivilegeEntity] = _jfield(factory=list)
+    extra: dict[str, Any] = _extra()
+    _source_keys: frozenset[str] | None = _source_keys_field()
+
+
+@dataclass
+class RBACMeta:
+    users: list[UserInfo] = _jfield(factory=list)
+    roles: list[RoleEntity] = _jfield(factory=list)
+    grants: list[GrantEntity] = _jfield(factory=list)
+    privilege_groups: list[PrivilegeGroupInfo] = _jfield(factory=list)  # Milvus ≥2.5; none on 2.3
+    extra: dict[str, Any] = _extra()
+    _source_keys: frozenset[str] | None = _source_keys_field()
+
+
 @dataclass
 class BackupInfo:
     id: str = ""
@@ -240,7 +327,7 @@ class BackupInfo:
     collection_backups: list[Collection] = _jfield(factory=list)
     size: int = _jfield(0, always=True)
     milvus_version: str = ""
-    rbac_meta: Any = None  # kept opaque: restored by whoever handles RBAC
+    rbac_meta: RBACMeta | None = None  # only in backups made with rbac (core.rbac)
     database_backups: list[Database] = _jfield(factory=list)
     meta_size: int = _jfield(0, always=True)
     format: str = ""

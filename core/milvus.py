@@ -8,6 +8,7 @@ the segments' files are found by listing the Milvus bucket (see core.backup).
 
 from __future__ import annotations
 
+import base64
 import itertools
 import time
 import warnings
@@ -382,3 +383,72 @@ class Milvus:
         else:
             state = "running"
         return ImportProgress(state, resp.row_count, infos.get("failed_reason", ""))
+
+    # -- RBAC (core.rbac) ------------------------------------------------------------------------
+    # Milvus 2.3 has no BackupRBAC/RestoreRBAC call (2.4.10 added them): users, roles and grants are
+    # read and recreated one by one. Passwords cannot be read back at all.
+    def list_users(self) -> list[str]:
+        return sorted(self._call("ListCredUsers", milvus_pb2.ListCredUsersRequest(), "list users").usernames)
+
+    def user_roles(self, user: str) -> list[str]:
+        resp = self._call(
+            "SelectUser",
+            milvus_pb2.SelectUserRequest(user=milvus_pb2.UserEntity(name=user), include_role_info=True),
+            f"list the roles of user {user}",
+        )
+        return sorted({role.name for result in resp.results for role in result.roles})
+
+    def list_roles(self) -> list[str]:
+        resp = self._call("SelectRole", milvus_pb2.SelectRoleRequest(), "list roles")
+        return sorted(result.role.name for result in resp.results)
+
+    def role_grants(self, role: str, db: str) -> list[milvus_pb2.GrantEntity]:
+        """The grants of `role` in database `db` (Milvus answers one database at a time)."""
+        resp = self._call(
+            "SelectGrant",
+            milvus_pb2.SelectGrantRequest(
+                entity=milvus_pb2.GrantEntity(role=milvus_pb2.RoleEntity(name=role), db_name=db)
+            ),
+            f"list the grants of role {role} in database {db}",
+        )
+        return list(resp.entities)
+
+    def create_role(self, role: str) -> None:
+        self._call(
+            "CreateRole",
+            milvus_pb2.CreateRoleRequest(entity=milvus_pb2.RoleEntity(name=role)),
+            f"create role {role}",
+        )
+
+    def create_user(self, user: str, password: str) -> None:
+        # the wire carries the password base64-encoded, as every Milvus client sends it
+        self._call(
+            "CreateCredential",
+            milvus_pb2.CreateCredentialRequest(username=user, password=base64.b64encode(password.encode()).decode()),
+            f"create user {user}",
+        )
+
+    def add_user_to_role(self, user: str, role: str) -> None:
+        self._call(
+            "OperateUserRole",
+            milvus_pb2.OperateUserRoleRequest(
+                username=user, role_name=role, type=milvus_pb2.OperateUserRoleType.AddUserToRole
+            ),
+            f"bind user {user} to role {role}",
+        )
+
+    def grant(self, role: str, object_type: str, object_name: str, db: str, privilege: str) -> None:
+        self._call(
+            "OperatePrivilege",
+            milvus_pb2.OperatePrivilegeRequest(
+                entity=milvus_pb2.GrantEntity(
+                    role=milvus_pb2.RoleEntity(name=role),
+                    object=milvus_pb2.ObjectEntity(name=object_type),
+                    object_name=object_name,
+                    db_name=db,
+                    grantor=milvus_pb2.GrantorEntity(privilege=milvus_pb2.PrivilegeEntity(name=privilege)),
+                ),
+                type=milvus_pb2.OperatePrivilegeType.Grant,
+            ),
+            f"grant {privilege} on {object_type} {db}.{object_name} to role {role}",
+        )

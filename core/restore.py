@@ -26,6 +26,7 @@ from milvus_backup.core.meta import BackupInfo, BackupState, Collection, Segment
 from milvus_backup.core.milvus import DEFAULT_DB
 from milvus_backup.core.paths import BackupLayout, restore_temp_root
 from milvus_backup.core.pause import pause_point
+from milvus_backup.core.rbac import restore_rbac
 from milvus_backup.core.storage import CopyTask, ObjectInfo
 
 log = logging.getLogger("milvus_backup")
@@ -46,6 +47,7 @@ class RestoreRequest:
     restore_index: bool = False
     load: bool = False
     verify: str = "full"  # checked before anything is created: "full" re-hashes every object, "quick" sizes only
+    rbac: bool = False  # also restore the backup's users, roles and grants, after the collections (core.rbac)
 
 
 @dataclass
@@ -424,4 +426,7 @@ def run_restore(
     if request.verify == "full" and not request.meta_only:
         refuse_damaged(run_verify(ctx, request.backup_name, True, reporter))
     reporter.phase(Phase.PREPARE, message=f"restoring {len(targets)} collection(s) from backup {info.name}")
-    return _Restore(ctx, request, reporter, restore_id or str(uuid.uuid4()), tasks).run(info, targets)
+    done = _Restore(ctx, request, reporter, restore_id or str(uuid.uuid4()), tasks).run(info, targets)
+    if request.rbac:
+        restore_rbac(ctx.milvus, info.rbac_meta, ctx.config.backup.rbac_user_password.get_secret_value(), reporter)
+    return done

@@ -1,4 +1,4 @@
-"""A real Milvus 2.3.5 standalone and a real S3 store (SeaweedFS), started on 127.0.0.1 by this project.
+"""A real Milvus standalone (2.3.5, or another wheel version) and a real S3 store (SeaweedFS), on 127.0.0.1.
 
 Used by `milvus-backup sandbox`, by the demo, and by the test suite, so all three run the same code.
 Everything lives in one folder (DIR): the servers' data and logs, `sandbox.json` (their PIDs and ports)
@@ -6,6 +6,12 @@ and `backup.yaml`, a config for this tool pointing at the sandbox. Several sandb
 side in different folders with different ports: every port but the two the user names is picked free.
 Servers are started in their own session so they outlive the command that started them, and are
 stopped by PID only. Facts behind the settings: ../shared/reference/RIG.md.
+
+Milvus comes from the `milvus` PyPI wheel. 2.3.5 is the `sandbox` extra, installed beside the tool;
+any other version (`--milvus-version 2.2.16`, for backups made on Milvus 2.2) cannot share that venv
+(same package name), so it is pip-installed on first use into a private venv in the cache folder and
+only ever run from there. With `auth`, Milvus checks users and privileges (authorizationEnabled) and
+the tool's config carries the default root credentials.
 """
 
 from __future__ import annotations
@@ -37,6 +43,10 @@ ROOT_PATH = "files"
 BACKUP_ROOT_PATH = "backup"
 STATE_FILE = "sandbox.json"
 CONFIG_FILE = "backup.yaml"
+DEFAULT_MILVUS_VERSION = "2.3.5"  # the wheel of the `sandbox` extra
+ROOT_USER = "root"
+ROOT_PASSWORD = "Milvus"  # Milvus's default root password: what an auth sandbox starts with
+_VERSION = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+")
 
 # Milvus internal ports, each picked free at start (the wheel would silently move a busy one).
 _MILVUS_PORT_KEYS = (
@@ -80,6 +90,9 @@ class SandboxState:
     weed_ports: dict[str, int] = field(default_factory=dict)
     milvus_pid: int | None = None
     weed_pid: int | None = None
+    milvus_version: str = DEFAULT_MILVUS_VERSION
+    auth: bool = False
+    milvus_storage: str = "minio"  # "local" for the 2.2 wheels: see _storage_for
 
     @property
     def config_path(self) -> Path:
@@ -96,6 +109,14 @@ class SandboxState:
     @property
     def health_url(self) -> str:
         return f"http://127.0.0.1:{self.milvus_ports['metrics']}/healthz"
+
+
+def _storage_for(version: str) -> str:
+    """Where Milvus keeps its binlogs: the sandbox's S3 store, except for the 2.2 wheels, whose S3 client
+    crashes at start-up (SIGSEGV in InitRemoteChunkManagerSingleton: the binary exports a static
+    OpenSSL 1.1 that the wheel's own libcrypto.so.10 callers bind to). Those keep them in a local folder,
+    which this tool reads as `minio.storageType: local`; the backups still go to the S3 store."""
+    return "local" if version.startswith("2.2.") else "minio"
 
 
 def default_dir() -> Path:
@@ -176,13 +197,86 @@ def _stop_pid(pid: int | None, needle: str, timeout: float) -> None:
         os.waitpid(pid, os.WNOHANG)  # reap it when it was our child (tests start it in-process)
 
 
+@dataclass(frozen=True)
+class MilvusWheel:
+    """An installed `milvus` wheel: its version, the Python that imports it, and its package folder."""
+
+    version: str
+    python: str
+    package_dir: Path
+
+    @property
+    def config_template(self) -> Path:
+        return self.package_dir / "data" / "config.yaml.template"
+
+
+def milvus_wheel(version: str | None = None) -> MilvusWheel:
+    """The wheel of `version` (default: the `sandbox` extra's, installed beside the tool)."""
+    try:
+        import milvus as installed
+    except ImportError:
+        installed = None
+    if installed is not None and version in (None, installed.__version__):
+        return MilvusWheel(installed.__version__, sys.executable, Path(installed.__file__).parent)
+    if version is None or version == DEFAULT_MILVUS_VERSION:
+        raise SandboxError("the Milvus server wheel is not installed; run: pip install -e '.[sandbox]'")
+    return _private_wheel(version)
+
+
+def _private_wheel(version: str) -> MilvusWheel:
+    """`milvus==version` in its own venv under the cache folder, made once per machine on first use."""
+    venv = _cache_dir() / f"venv-milvus-{version}"
+    venv.mkdir(parents=True, exist_ok=True)
+    python = venv / "bin" / "python"
+    with open(venv / ".lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        if not (venv / ".complete").exists():
+            print(f"installing Milvus {version} into {venv} (once per machine)...", file=sys.stderr)
+            _run_quietly([sys.executable, "-m", "venv", str(venv)], f"making the venv {venv}")
+            _run_quietly(
+                [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", f"milvus=={version}"],
+                f"pip install milvus=={version} into {venv}",
+            )
+            (venv / ".complete").touch()
+    found = _run_quietly(
+        [str(python), "-c", "import milvus; print(milvus.__version__); print(milvus.__file__)"],
+        f"importing the milvus wheel from {venv}",
+    ).split()
+    if found[0] != version:
+        raise SandboxError(f"{venv} holds Milvus {found[0]}, not {version}; remove that folder and start again")
+    return MilvusWheel(version, str(python), Path(found[1]).parent)
+
+
+def _run_quietly(cmd: list[str], what: str) -> str:
+    """Run a helper command; its failure is one line: what failed and the last line it printed."""
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=1800)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise SandboxError(f"{what} failed: {exc}") from None
+    if done.returncode != 0:
+        lines = (done.stderr or done.stdout).strip().splitlines()
+        raise SandboxError(f"{what} failed: {lines[-1] if lines else f'exit status {done.returncode}'}")
+    return done.stdout
+
+
 class Sandbox:
     """One sandbox folder: start, stop, status."""
 
-    def __init__(self, directory: str | Path | None = None, milvus_port: int = 19530, s3_port: int = 9000):
+    def __init__(
+        self,
+        directory: str | Path | None = None,
+        milvus_port: int = 19530,
+        s3_port: int = 9000,
+        milvus_version: str | None = None,
+        auth: bool = False,
+    ):
+        if milvus_version is not None and not _VERSION.fullmatch(milvus_version):
+            raise SandboxError(f"--milvus-version must look like 2.2.16, not {milvus_version!r}")
         self.dir = Path(directory or default_dir()).resolve()
         self.milvus_port = milvus_port
         self.s3_port = s3_port
+        self.milvus_version = milvus_version  # None: the `sandbox` extra's, or what already runs here
+        self.auth = auth
 
     # -- state ---------------------------------------------------------------------------------
     def _state_path(self) -> Path:
@@ -213,7 +307,8 @@ class Sandbox:
             "dir": state.dir,
             "s3": f"running pid {state.weed_pid} at {state.s3_endpoint}" if weed_up else "stopped",
             "milvus": (
-                f"running pid {state.milvus_pid} at {state.milvus_uri}"
+                f"running pid {state.milvus_pid} at {state.milvus_uri}, Milvus {state.milvus_version}"
+                + (", auth on" if state.auth else "")
                 + ("" if _http_ok(state.health_url, "OK") else " (not healthy yet)")
             )
             if milvus_up
@@ -232,7 +327,16 @@ class Sandbox:
         with self._lock():
             state = self.load_state()
             if state is None or not (_pid_alive(state.weed_pid, "weed") or _pid_alive(state.milvus_pid, "milvus")):
-                state = SandboxState(dir=str(self.dir), milvus_port=self.milvus_port, s3_port=self.s3_port)
+                state = SandboxState(
+                    dir=str(self.dir),
+                    milvus_port=self.milvus_port,
+                    s3_port=self.s3_port,
+                    milvus_version=self.milvus_version or DEFAULT_MILVUS_VERSION,
+                    auth=self.auth,
+                    milvus_storage=_storage_for(self.milvus_version or DEFAULT_MILVUS_VERSION),
+                )
+            else:
+                self._check_same_servers(state)
             started_here = not (_pid_alive(state.weed_pid, "weed") or _pid_alive(state.milvus_pid, "milvus"))
             try:
                 if not _pid_alive(state.weed_pid, "weed"):
@@ -242,12 +346,23 @@ class Sandbox:
                 if not _pid_alive(state.milvus_pid, "milvus"):
                     self._start_milvus(state, timeout)
                     self._save_state(state)
-            except BaseException:
+            except BaseException as exc:
                 if started_here:  # a failed start leaves nothing running, so a retry starts clean
                     self.stop()
+                if isinstance(exc, OSError):  # a file or process the start needed: one line, not a traceback
+                    raise SandboxError(f"the sandbox in {self.dir} could not start: {exc}") from None
                 raise
             self._write_tool_config(state)
             return state
+
+    def _check_same_servers(self, state: SandboxState) -> None:
+        """A running sandbox is kept as it is: asking it for another Milvus or for auth is refused."""
+        wrong_version = self.milvus_version not in (None, state.milvus_version)
+        if wrong_version or (self.auth and not state.auth):
+            raise SandboxError(
+                f"the sandbox in {self.dir} runs Milvus {state.milvus_version} with auth "
+                f"{'on' if state.auth else 'off'}; stop it first or use another --dir"
+            )
 
     @contextlib.contextmanager
     def _lock(self):
@@ -347,25 +462,24 @@ class Sandbox:
                 time.sleep(0.25)
         raise SandboxError(f"could not create bucket {BUCKET} in the sandbox S3 store: {last}")
 
-    def _milvus_binary_dir(self) -> Path:
+    def _milvus_binary_dir(self, wheel: MilvusWheel) -> Path:
         """Unpack the wheel's Milvus binary once per machine (about 250 MB), not once per sandbox."""
-        try:
-            import milvus as milvus_wheel
-        except ImportError:
-            raise SandboxError("the Milvus server wheel is not installed; run: pip install -e '.[sandbox]'") from None
-        base = _cache_dir() / f"milvus-{milvus_wheel.__version__}"
+        base = _cache_dir() / f"milvus-{wheel.version}"
         base.mkdir(parents=True, exist_ok=True)
         with open(base / ".lock", "w") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             if not (base / "bin" / ".complete").exists():
-                milvus_wheel._initialize_data_files(str(base))
+                # run by the wheel's own Python: another version's wheel cannot be imported here
+                _run_quietly(
+                    [wheel.python, "-c", "import sys, milvus; milvus._initialize_data_files(sys.argv[1])", str(base)],
+                    f"unpacking Milvus {wheel.version} into {base}",
+                )
+                if not (base / "bin" / "milvus").is_file():
+                    raise SandboxError(f"the Milvus {wheel.version} wheel unpacked no bin/milvus into {base}")
                 (base / "bin" / ".complete").touch()
         return base / "bin"
 
-    def _milvus_config(self, state: SandboxState, data: Path) -> str:
-        import milvus as milvus_wheel
-
-        template = Path(milvus_wheel.__file__).parent / "data" / "config.yaml.template"
+    def _milvus_config(self, state: SandboxState, data: Path, template: Path) -> str:
         p = state.milvus_ports
         values = {
             "etcd_port": p["etcd"],
@@ -383,6 +497,7 @@ class Sandbox:
             "etcd_data_dir": str(data / "data" / "etcd.data"),
             "local_storage_dir": str(data / "data"),
             "rocksmq_data_dir": str(data / "data" / "rocksmq"),
+            "rocketmq_data_dir": str(data / "data" / "rocksmq"),  # the 2.2 wheels' name for it
         }
 
         def fill(match: re.Match) -> str:
@@ -408,7 +523,13 @@ class Sandbox:
             "etcd.endpoints": f"127.0.0.1:{p['etcd']}",
             # The embedded etcd otherwise listens on 2379/2380 whatever etcd.endpoints says.
             "etcd.config.path": str(data / "configs" / "embedEtcd.yaml"),
+            "common.security.authorizationEnabled": state.auth,
         }
+        if state.milvus_storage == "local":
+            overrides["common.storageType"] = "local"
+            # Milvus 2.2 writes the deletes of flushed segments at this period, not at Flush (default 600 s):
+            # a backup sees a delete only once it is written.
+            overrides["dataNode.segment.syncPeriod"] = 1
         for role in (
             "rootCoord",
             "proxy",
@@ -447,16 +568,17 @@ class Sandbox:
     def _start_milvus(self, state: SandboxState, timeout: float) -> None:
         if _port_busy(state.milvus_port):
             raise SandboxError(f"port {state.milvus_port} is already in use; pick another with --milvus-port")
-        bin_dir = self._milvus_binary_dir()
+        wheel = milvus_wheel(state.milvus_version)
+        bin_dir = self._milvus_binary_dir(wheel)
         state.milvus_ports = {key: free_port() for key in _MILVUS_PORT_KEYS}
         data = self.dir / "milvus"
         for sub in ("configs", "logs", "data", "run"):
             (data / sub).mkdir(parents=True, exist_ok=True)
-        (data / "configs" / "milvus.yaml").write_text(self._milvus_config(state, data))
+        (data / "configs" / "milvus.yaml").write_text(self._milvus_config(state, data, wheel.config_template))
         (data / "configs" / "embedEtcd.yaml").write_text(self._etcd_config(state, data))
-        import milvus as milvus_wheel
-
-        shutil.copy(Path(milvus_wheel.__file__).parent / "data" / "glog.conf", data / "configs" / "glog.conf")
+        glog = wheel.package_dir / "data" / "glog.conf"
+        if glog.is_file():  # the 2.3 wheels ship one; the 2.2 wheels have none and need none
+            shutil.copy(glog, data / "configs" / "glog.conf")
         env = {
             **os.environ,
             "AWS_EC2_METADATA_DISABLED": "true",  # else it calls 169.254.169.254 after a load
@@ -486,16 +608,21 @@ class Sandbox:
     def _write_tool_config(self, state: SandboxState) -> None:
         config = {
             "log": {"level": "info", "console": True, "file": {"filename": str(self.dir / "logs" / "backup.log")}},
-            "milvus": {"address": "127.0.0.1", "port": state.milvus_port, "user": "", "password": ""},
+            "milvus": {
+                "address": "127.0.0.1",
+                "port": state.milvus_port,
+                "user": ROOT_USER if state.auth else "",
+                "password": ROOT_PASSWORD if state.auth else "",
+            },
             "minio": {
-                "storageType": "minio",
+                "storageType": state.milvus_storage,
                 "address": "127.0.0.1",
                 "port": state.s3_port,
                 "accessKeyID": ACCESS_KEY,
                 "secretAccessKey": SECRET_KEY,
                 "useSSL": False,
                 "bucketName": BUCKET,
-                "rootPath": ROOT_PATH,
+                "rootPath": str(self.dir / "milvus" / "data") if state.milvus_storage == "local" else ROOT_PATH,
                 "backupStorageType": "minio",
                 "backupAddress": "127.0.0.1",
                 "backupPort": state.s3_port,
