@@ -141,6 +141,8 @@ OWN_FIELDS = {"RestoreBackupRequest": {"load": "load the restored collections (t
 def _f(message: str, name: str, default: Any = None, **kwargs: Any) -> Any:
     """A model field described by the table."""
     support, how = UPSTREAM_FIELDS[message][name]
+    if "default_factory" in kwargs:
+        return Field(description=f"[{support}] {how}", **kwargs)
     return Field(default, description=f"[{support}] {how}", **kwargs)
 
 

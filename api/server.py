@@ -40,6 +40,7 @@ from milvus_backup.api.models import (
 )
 from milvus_backup.core.service import (
     AlreadyExists,
+    BackupInfo,
     BackupRequest,
     BackupService,
     BackupState,
@@ -266,7 +267,10 @@ def backup_job_view(job: Job[Any]) -> dict[str, Any]:
 
 
 def stored_backup_view(engine: BackupService, name: str) -> dict[str, Any]:
-    info = engine.get_backup(name)
+    return info_view(engine.get_backup(name))
+
+
+def info_view(info: BackupInfo) -> dict[str, Any]:
     data = encode(info)
     data["state_code"] = int(info.state_code)
     data["progress"] = 100 if info.state_code == BackupState.SUCCESS else int(info.progress)
@@ -406,6 +410,8 @@ def create_app(engine: BackupService, token: str | None = None) -> FastAPI:
         if body.async_:
             return _envelope(OK, "create backup is executing asynchronously", backup_job_view(job), body.requestId)
         if job.wait() is JobState.SUCCESS:
+            if request.root_path and job.result is not None:  # not under the root get_backup reads
+                return _envelope(OK, "success", info_view(job.result), body.requestId)
             return _envelope(OK, "success", stored_backup_view(engine, job.name), body.requestId)
         return _envelope(FAIL, job.error, backup_job_view(job), body.requestId)
 
