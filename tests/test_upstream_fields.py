@@ -521,3 +521,58 @@ def test_rbac_is_taken_on_create_and_restore(sandbox, server):
     finally:
         server.call("DELETE", "delete", params={"backup_name": name})
         drop_if_exists(sandbox.milvus_uri, "default", "books_rb")
+
+
+# -- the terminal app's restore dialog offers the same choices ---------------------------------------------
+
+
+def _dialog_app(info: BackupInfo):
+    from textual.app import App
+
+    from milvus_backup.tui.dialogs import RestoreDialog
+
+    class _Host(App[None]):
+        def __init__(self) -> None:
+            super().__init__()
+            self.chosen: list = []
+
+        def on_mount(self) -> None:
+            self.push_screen(RestoreDialog(info, info.name, existing=set()), self.chosen.append)
+
+    return _Host()
+
+
+@pytest.mark.parametrize("with_rbac", [False, True])
+def test_the_restore_dialog_filters_the_new_names_and_offers_rbac_when_the_backup_holds_it(with_rbac):
+    import asyncio
+
+    from textual.widgets import Button, Checkbox, Input, Static
+
+    info = _info()
+    info.rbac_meta = {"users": [{"user": "ann"}], "roles": [{"name": "reader"}], "grants": []} if with_rbac else None
+
+    async def scenario() -> list:
+        app = _dialog_app(info)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.pause()
+            dialog = app.screen
+            dialog.query_one("#suffix", Input).value = "_r"
+            dialog.query_one("#only", Input).value = "q"  # the old name: after the suffix it matches nothing
+            await pilot.pause()
+            assert "matches none of the restore's targets" in str(dialog.query_one("#preview", Static).render())
+            assert dialog.query_one("#start", Button).disabled
+            dialog.query_one("#only", Input).value = "shop.q_r"
+            await pilot.pause()
+            assert [p.target for p in dialog.preview] == ["shop.q_r"]
+            rbac = dialog.query_one("#rbac", Checkbox)
+            assert rbac.disabled is not with_rbac
+            assert ("1 users, 1 roles" if with_rbac else "none") in str(rbac.label)
+            if with_rbac:
+                rbac.value = True
+            await pilot.pause()
+            await pilot.click("#start")
+            await pilot.pause()
+            return app.chosen
+
+    [request] = asyncio.run(scenario())
+    assert (request.suffix, request.filter, request.rbac) == ("_r", {"shop": ["q_r"]}, with_rbac)

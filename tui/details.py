@@ -99,6 +99,13 @@ def collection_view(c: Collection) -> RenderableType:
     return Group(head, parts, schema, indexes, Text(""))
 
 
+def rbac_summary(info: BackupInfo) -> str:
+    """What the meta's rbac part holds (users, roles, grants), or "none"."""
+    meta = info.rbac_meta if isinstance(info.rbac_meta, dict) else {}
+    counts = [(len(meta.get(part) or []), part) for part in ("users", "roles", "grants")]
+    return ", ".join(f"{n} {part}" for n, part in counts if n) or "none"
+
+
 def backup_view(info: BackupInfo, folder: str) -> RenderableType:
     try:
         state = BackupState(info.state_code).name.lower()
@@ -116,6 +123,7 @@ def backup_view(info: BackupInfo, folder: str) -> RenderableType:
     summary.add_row("ended", _when(info.end_time))
     summary.add_row("size", f"{humanize.naturalsize(info.size)} ({humanize.intcomma(info.size)} bytes)")
     summary.add_row("contents", f"{len(info.collection_backups)} collection(s), {humanize.intcomma(rows)} rows")
+    summary.add_row("rbac", rbac_summary(info))
     return Group(summary, Text(""), *(collection_view(c) for c in info.collection_backups))
 
 
