@@ -69,7 +69,7 @@ UPSTREAM_FIELDS: dict[str, dict[str, tuple[Support, str]]] = {
         "db_collections": (IMPL, "restore only these databases' collections"),
         "metaOnly": (IMPL, "create the collections, import no data"),
         "restoreIndex": (IMPL, "recreate the indexes"),
-        "useAutoIndex": (UNSUP, "indexes are recreated as they were backed up"),
+        "useAutoIndex": (IMPL, "with restoreIndex: vector indexes are recreated as AUTOINDEX, same metric"),
         "dropExistCollection": (IMPL, "drop a target collection that exists"),
         "dropExistIndex": (UNSUP, "only with skipCreateCollection, which is not supported"),
         "skipCreateCollection": (UNSUP, "a restore always creates its collections"),
@@ -237,7 +237,7 @@ class RestoreBackupRequest(_Message):
     db_collections: _DbCollections = _f("RestoreBackupRequest", "db_collections")
     metaOnly: bool = _f("RestoreBackupRequest", "metaOnly", False)
     restoreIndex: bool = _f("RestoreBackupRequest", "restoreIndex", False)
-    useAutoIndex: Any = _f("RestoreBackupRequest", "useAutoIndex")
+    useAutoIndex: bool = _f("RestoreBackupRequest", "useAutoIndex", False)
     dropExistCollection: bool = _f("RestoreBackupRequest", "dropExistCollection", False)
     dropExistIndex: Any = _f("RestoreBackupRequest", "dropExistIndex")
     skipCreateCollection: Any = _f("RestoreBackupRequest", "skipCreateCollection")

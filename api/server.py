@@ -237,6 +237,7 @@ def _restore_request(body: RestoreBackupRequest) -> RestoreRequest:
             tuple(skip.indexParams),
         ),
         max_shard_num=body.maxShardNum,
+        use_auto_index=body.useAutoIndex,
         drop_exist_collection=body.dropExistCollection,
         meta_only=body.metaOnly,
         restore_index=body.restoreIndex,

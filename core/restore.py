@@ -33,6 +33,7 @@ from milvus_backup.core.storage import CopyTask, ObjectInfo
 log = logging.getLogger("milvus_backup")
 _COLLECTION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
 _DB_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+_VECTOR_TYPES = {100, 101, 102, 103, 104}  # Milvus's binary, float, float16, bfloat16 and sparse vectors
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,7 @@ class RestoreRequest:
     filter: dict[str, list[str]] | None = None
     skip_params: SkipParams = SkipParams()
     max_shard_num: int = 0  # at most this many shards per restored collection (0: as backed up)
+    use_auto_index: bool = False  # recreate vector indexes as AUTOINDEX (same metric), as the upstream's useAutoIndex
     drop_exist_collection: bool = False
     meta_only: bool = False
     restore_index: bool = False
@@ -107,6 +109,7 @@ class _Target:
     override: CollectionOverride = CollectionOverride()
     skip: SkipParams = SkipParams()
     max_shard_num: int = 0
+    auto_index: bool = False
 
     @property
     def schema(self) -> dict[str, Any]:
@@ -133,7 +136,12 @@ class _Target:
         return [(p.key, p.value) for p in self.source.properties if p.key not in skipped]
 
     def index_params(self, index: IndexInfo) -> dict[str, str]:
-        return {k: v for k, v in index.params.items() if k not in self.skip.index_params}
+        """The index as recreated: skipped keys left out; a vector index as AUTOINDEX when asked."""
+        params = {k: v for k, v in index.params.items() if k not in self.skip.index_params}
+        vector = any(f.name == index.field_name and f.data_type in _VECTOR_TYPES for f in self.source.schema.fields)
+        if self.auto_index and vector:
+            return {"index_type": "AUTOINDEX"} | ({"metric_type": m} if (m := params.get("metric_type")) else {})
+        return params
 
 
 @dataclass
@@ -185,7 +193,7 @@ def plan_targets(info: BackupInfo, request: RestoreRequest) -> list[_Target]:
             raise InvalidRequest(
                 f"invalid target name {t.db}.{t.name}: use a letter or '_' first, then letters, digits or '_'"
             )
-        t.skip, t.max_shard_num = request.skip_params, request.max_shard_num
+        t.skip, t.max_shard_num, t.auto_index = request.skip_params, request.max_shard_num, request.use_auto_index
     if request.load:  # Milvus loads only indexed collections: refuse now rather than after the import
         if not request.restore_index:
             raise InvalidRequest(

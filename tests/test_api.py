@@ -257,6 +257,35 @@ def test_the_walkthrough_scripts_round_trip_their_data(sandbox, server):
         _delete(server, name)
 
 
+def test_the_upstream_clients_current_payloads_are_served(sandbox, server):
+    """Bodies as the upstream's own test client sends them today: newer fields, hints included."""
+    name, suffix = f"cur_{_uid()}", f"_cur{_uid()}"
+    try:
+        created = server.post(
+            "create",
+            {"async": False, "backup_name": name, "collection_names": ["books"], "rbac": True, "strategy": ""},
+        )
+        assert created["code"] == 0 and created["msg"] == "success", created
+        restored = server.post(
+            "restore",
+            {
+                "async": False,
+                "backup_name": name,
+                "collection_suffix": suffix,
+                "useV2Restore": True,
+                "rbac": True,
+                "skipParams": {"collectionProperties": [], "fieldIndexParams": [], "fieldTypeParams": []},
+            },
+        )
+        assert restored["code"] == 0 and restored["msg"] == "success", restored
+        [task] = restored["data"]["collection_restore_tasks"]
+        assert task["target_collection_name"] == f"books{suffix}"
+        assert task["restored_rows"] == len(demo_collection("books").expected_rows())
+    finally:
+        drop_if_exists(sandbox.milvus_uri, "default", f"books{suffix}")
+        _delete(server, name)
+
+
 # -- answers -----------------------------------------------------------------------------------------
 
 

@@ -106,8 +106,8 @@ def test_backup_and_restore_from_the_keyboard(sandbox, engine):
             await _cursor_to(pilot, app.backups_table, name)
             await pilot.press("r")
             await _until(pilot, lambda: isinstance(app.screen, RestoreDialog), "the restore dialog")
-            # focus: the collection tick, then suffix, renames, drop, index, load, start
-            await pilot.press("tab", *suffix, "tab", "tab", "tab", "space", "tab", "space", "tab", "enter")
+            # focus: the collection tick, then suffix, renames, only, drop, index, load, (rbac: none here) start
+            await pilot.press("tab", *suffix, "tab", "tab", "tab", "tab", "space", "tab", "space", "tab", "enter")
             await _until(pilot, lambda: len(app.watches) == 2, "the restore job")
             restore = next(w for w in app.watches.values() if w.job.kind is JobKind.RESTORE)
             await _until(pilot, lambda: restore.job.state.finished, "the restore to finish")

@@ -385,6 +385,7 @@ def test_a_restore_plan_maps_databases_renames_and_overrides(sandbox, server, tw
     }
     try:
         body = {"backup_name": two_db_backup, "restorePlan": plan, "restoreIndex": True, "load": True}
+        body["useAutoIndex"] = True
         done = _ok(server.post("restore", body))
         assert sorted((t["target_db_name"], t["target_collection_name"]) for t in done["collection_restore_tasks"]) == [
             (db, "books_p"),
@@ -393,8 +394,11 @@ def test_a_restore_plan_maps_databases_renames_and_overrides(sandbox, server, tw
         assert _collections(uri) - before == {f"{db}.prods", f"{db}.books_p"}
         client = MilvusClient(uri=uri, db_name=db)
         desc = client.describe_collection("prods")
+        indexes = [client.describe_index("prods", name) for name in client.list_indexes("prods")]
         client.close()
         assert (desc["num_shards"], desc["description"]) == (3, "by plan")
+        assert [i["index_type"] for i in indexes] == ["AUTOINDEX"]  # useAutoIndex: the vector index
+        assert [i["metric_type"] for i in indexes] == [demo_collection("products").index["metric_type"]]
         assert_same_rows(fetch_rows(uri, db, "prods"), demo_collection("products"))
         assert_same_rows(fetch_rows(uri, db, "books_p"), demo_collection("books"))
     finally:
