@@ -65,7 +65,7 @@ UPSTREAM_FIELDS: dict[str, dict[str, tuple[Support, str]]] = {
         "collection_renames": (IMPL, '{"old": "new", "db1.c": "db2.c", "db1.*": "db2.*"}'),
         "async": (IMPL, "answer at once; poll get_restore"),
         "bucket_name": (UNSUP, "backups are read from the config's backup bucket (minio.backupBucketName)"),
-        "path": (UNSUP, "backups are read from the config's backup root (minio.backupRootPath)"),
+        "path": (IMPL, "the backup's root in the backup store, as backup_root_path on create (default: the config's)"),
         "db_collections": (IMPL, "restore only these databases' collections"),
         "metaOnly": (IMPL, "create the collections, import no data"),
         "restoreIndex": (IMPL, "recreate the indexes"),
@@ -233,7 +233,7 @@ class RestoreBackupRequest(_Message):
     collection_renames: dict[str, str] = _f("RestoreBackupRequest", "collection_renames", default_factory=dict)
     async_: bool = _f("RestoreBackupRequest", "async", False, alias="async")
     bucket_name: Any = _f("RestoreBackupRequest", "bucket_name")
-    path: Any = _f("RestoreBackupRequest", "path")
+    path: str = _f("RestoreBackupRequest", "path", "")
     db_collections: _DbCollections = _f("RestoreBackupRequest", "db_collections")
     metaOnly: bool = _f("RestoreBackupRequest", "metaOnly", False)
     restoreIndex: bool = _f("RestoreBackupRequest", "restoreIndex", False)

@@ -238,6 +238,7 @@ def _restore_request(body: RestoreBackupRequest) -> RestoreRequest:
         ),
         max_shard_num=body.maxShardNum,
         use_auto_index=body.useAutoIndex,
+        root_path=body.path,
         drop_exist_collection=body.dropExistCollection,
         meta_only=body.metaOnly,
         restore_index=body.restoreIndex,

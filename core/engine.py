@@ -168,13 +168,14 @@ class Engine:
         records = self.restore_records
         if restore_id is not None:
             check_restore_id(restore_id)
-        prepared = prepare_restore(self.ctx, request)
+        ctx = self.ctx.with_backup_root(request.root_path) if request.root_path else self.ctx
+        prepared = prepare_restore(ctx, request)
         tasks = restore_tasks(prepared[1])
         job_id = restore_id or str(uuid.uuid4())
         job = Job(
             JobKind.RESTORE,
             request.backup_name,
-            lambda r: run_restore(self.ctx, request, r, job_id, prepared=prepared, tasks=tasks),
+            lambda r: run_restore(ctx, request, r, job_id, prepared=prepared, tasks=tasks),
             listeners,
             job_id=job_id,
             tasks=tasks,

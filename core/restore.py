@@ -93,6 +93,7 @@ class RestoreRequest:
     skip_params: SkipParams = SkipParams()
     max_shard_num: int = 0  # at most this many shards per restored collection (0: as backed up)
     use_auto_index: bool = False  # recreate vector indexes as AUTOINDEX (same metric), as the upstream's useAutoIndex
+    root_path: str = ""  # the backup is under another root of the backup store (the API's path); "": the config's
     drop_exist_collection: bool = False
     meta_only: bool = False
     restore_index: bool = False

@@ -304,7 +304,14 @@ BAD = [
         "not found",
     ),  # strategy wins: no contradiction
     ("restore", {"backup_name": "B", "truncateBinlogByTs": True}, 1, "not supported: truncateBinlogByTs"),
-    ("restore", {"backup_name": "B", "ezkMapping": {"a": "b"}, "path": "x"}, 1, "not supported: path, ezkMapping"),
+    (
+        "restore",
+        {"backup_name": "B", "ezkMapping": {"a": "b"}, "bucket_name": "x"},
+        1,
+        "not supported: bucket_name, ezkMapping",
+    ),
+    ("restore", {"backup_name": "B", "path": "../x"}, 400, "invalid backup root"),
+    ("restore", {"backup_name": "B", "path": "backup"}, 400, "overlaps the configured backup root"),
     ("restore", {"backup_name": "B", "restorePlan": {"mapping": [{"source": "shop"}]}}, 400, "give both the source"),
     (
         "restore",
@@ -482,7 +489,19 @@ def test_backup_root_path_puts_the_backup_beside_the_others(sandbox, server):
         assert f"{root}/{name}/meta/backup_meta.json" in _keys(sandbox, f"{root}/")
         assert not _keys(sandbox, f"backup/{name}/")
         assert name not in [b["name"] for b in _ok(server.get("list"))]  # the configured root's list
+        before = _collections(sandbox.milvus_uri)
+        missed = server.post("restore", {"backup_name": name, "collection_suffix": "_root"})
+        assert missed["code"] == 404 and _collections(sandbox.milvus_uri) == before  # not under the config's root
+        done = _ok(
+            server.post(
+                "restore",
+                {"backup_name": name, "path": root, "collection_suffix": "_root", "restoreIndex": True, "load": True},
+            )
+        )
+        assert done["collection_restore_tasks"][0]["target_collection_name"] == "books_root"
+        assert_same_rows(fetch_rows(sandbox.milvus_uri, "default", "books_root"), demo_collection("books"))
     finally:
+        drop_if_exists(sandbox.milvus_uri, "default", "books_root")
         for key in _keys(sandbox, f"{root}/"):
             _s3(sandbox).remove_object("a-bucket", key)
 
@@ -580,3 +599,25 @@ def test_the_restore_dialog_filters_the_new_names_and_offers_rbac_when_the_backu
 
     [request] = asyncio.run(scenario())
     assert (request.suffix, request.filter, request.rbac) == ("_r", {"shop": ["q_r"]}, with_rbac)
+
+
+def test_skip_params_leave_keys_out_of_fields_and_indexes():
+    from milvus_backup.core.meta import Field, IndexInfo
+
+    info = _info()
+    source = info.collection_backups[0]
+    source.schema.fields = [
+        Field(field_id=100, name="id", is_primary_key=True, data_type=5),
+        Field(field_id=101, name="v", data_type=101, type_params=[KeyValue("dim", "4"), KeyValue("mmap.enabled", "1")]),
+    ]
+    index = IndexInfo(
+        field_name="v", index_name="v_idx", params={"index_type": "IVF_FLAT", "metric_type": "IP", "nlist": "8"}
+    )
+    skip = SkipParams(field_type_params=("mmap.enabled",), index_params=("nlist",))
+    [target] = plan_targets(info, RestoreRequest("b", collections=["a"], skip_params=skip))
+    assert [f["type_params"] for f in target.schema["fields"]] == [[], [{"key": "dim", "value": "4"}]]
+    assert target.index_params(index) == {"index_type": "IVF_FLAT", "metric_type": "IP"}
+    [auto] = plan_targets(info, RestoreRequest("b", collections=["a"], use_auto_index=True))
+    assert auto.index_params(index) == {"index_type": "AUTOINDEX", "metric_type": "IP"}
+    scalar = IndexInfo(field_name="id", index_name="id_idx", params={"index_type": "STL_SORT"})
+    assert auto.index_params(scalar) == {"index_type": "STL_SORT"}  # only vector indexes become AUTOINDEX
