@@ -1,4 +1,5 @@
-"""Create a backup: flush the chosen collections, copy their segments' binlogs, then write the meta.
+"""Create a backup: flush the chosen collections (when and how the strategy says), copy their segments'
+binlogs, then write the meta.
 
 The plan is made first (every collection's schema, partitions, indexes, segments and binlog objects),
 so the copy has exact byte and object totals. Binlogs are found by listing each persistent segment's
