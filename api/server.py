@@ -27,21 +27,39 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from milvus_backup.api.models import CreateBackupRequest, Envelope, RestoreBackupRequest
+from milvus_backup.api.models import (
+    UPSTREAM_FIELDS,
+    CollFilterBody,
+    CreateBackupRequest,
+    Envelope,
+    RestoreBackupRequest,
+    RestoreCollectionOverrideBody,
+    RestorePlanBody,
+    SkipParamsBody,
+    Support,
+)
 from milvus_backup.core.service import (
     AlreadyExists,
+    BackupInfo,
     BackupRequest,
     BackupService,
     BackupState,
     BackupToolError,
+    CollectionMapping,
+    CollectionOverride,
+    CollFilter,
+    DatabaseMapping,
     InvalidRequest,
     Job,
     JobKind,
     JobState,
     NotFound,
+    RestorePlan,
     RestoreRequest,
+    SkipParams,
     check_backup_name,
     encode,
+    filter_from_map,
     parse_db_collections,
 )
 
@@ -121,17 +139,111 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "; ".join(parts[:3]) or "invalid request"
 
 
-def _not_supported(body: CreateBackupRequest | RestoreBackupRequest) -> JSONResponse:
-    names = body.unsupported()
+def _not_supported(names: list[str], request_id: str = "") -> JSONResponse:
+    """Code 1 for fields the upstream defines that would change the result and that this tool does not carry out."""
     where = (
-        ("; backups live in the config's backup bucket and root path (minio.backupBucketName, minio.backupRootPath)")
+        "; backups live in the config's backup bucket and root path (minio.backupBucketName, minio.backupRootPath)"
         if {"bucket_name", "path"} & set(names)
         else ""
     )
     return _envelope(
         NOT_SUPPORTED,
-        f"{', '.join(names)}: not supported by this tool (send it empty or leave it out){where}",
-        request_id=body.requestId,
+        f"not supported: {', '.join(names)} (send it empty or leave it out){where}",
+        request_id=request_id,
+    )
+
+
+def _refused(body: CreateBackupRequest | RestoreBackupRequest) -> JSONResponse | None:
+    """The answer for a body that sets an unsupported field; hints set are logged (they change nothing here)."""
+    hints = body.given(Support.HINT)
+    if hints:
+        log.info("%s: accepted as hints, no effect here: %s", type(body).__name__, ", ".join(hints))
+    unsupported = body.given(Support.UNSUPPORTED)
+    return _not_supported(unsupported, body.requestId) if unsupported else None
+
+
+def _described(message: str, name: str) -> str:
+    support, how = UPSTREAM_FIELDS[message][name]
+    return f"[{support}] {how}"
+
+
+def _filter(value: dict[str, CollFilterBody] | None, field: str) -> CollFilter | None:
+    return None if value is None else filter_from_map({db: f.colls for db, f in value.items()}, field)
+
+
+def _backup_request(body: CreateBackupRequest) -> BackupRequest:
+    # As the upstream: strategy wins over its deprecated spellings force (skip_flush) and meta_only.
+    strategy = body.strategy or ("skip_flush" if body.force else "")
+    for old, new in (("force", "strategy skip_flush"), ("meta_only", "strategy meta_only")):
+        if getattr(body, old):
+            log.info("create: %s is deprecated upstream; it means %s", old, new)
+    return BackupRequest(
+        name=body.backup_name,
+        collections=list(body.collection_names),
+        db_collections=parse_db_collections(body.db_collections),
+        filter=_filter(body.filter, "filter"),
+        strategy=strategy,
+        root_path=body.backup_root_path,
+        gc_pause_seconds=body.gc_pause_seconds,
+        gc_pause_address=body.gc_pause_address,
+        meta_only=body.meta_only and not strategy,
+        gc_pause=body.gc_pause_enable,
+        rbac=body.rbac,
+    )
+
+
+def _plan(body: RestorePlanBody) -> RestorePlan:
+    return RestorePlan(
+        mapping=tuple(
+            DatabaseMapping(
+                m.source,
+                m.target,
+                tuple(
+                    CollectionMapping(
+                        c.source,
+                        c.target,
+                        CollectionOverride(c.override.shardNum, c.override.description)
+                        if c.override
+                        else CollectionOverride(),
+                    )
+                    for c in m.colls
+                ),
+            )
+            for m in body.mapping
+        ),
+        filter=_filter(body.filter, "restorePlan.filter"),
+    )
+
+
+def _override(body: RestoreCollectionOverrideBody | None) -> CollectionOverride:
+    return CollectionOverride(body.shardNum, body.description) if body is not None else CollectionOverride()
+
+
+def _restore_request(body: RestoreBackupRequest) -> RestoreRequest:
+    after_rename = parse_db_collections(body.db_collections_after_rename)
+    skip = body.skipParams or SkipParamsBody()
+    return RestoreRequest(
+        backup_name=body.backup_name,
+        collections=list(body.collection_names),
+        db_collections=parse_db_collections(body.db_collections),
+        suffix=body.collection_suffix,
+        renames=dict(body.collection_renames),
+        plan=_plan(body.restorePlan) if body.restorePlan is not None else None,
+        filter={db: names or ["*"] for db, names in after_rename.items()} if after_rename else None,
+        skip_params=SkipParams(
+            tuple(skip.collectionProperties),
+            tuple(skip.fieldTypeParams),
+            tuple(skip.fieldIndexParams),
+            tuple(skip.indexParams),
+        ),
+        max_shard_num=body.maxShardNum,
+        use_auto_index=body.useAutoIndex,
+        root_path=body.path,
+        drop_exist_collection=body.dropExistCollection,
+        meta_only=body.metaOnly,
+        restore_index=body.restoreIndex,
+        load=body.load,
+        rbac=body.rbac,
     )
 
 
@@ -157,7 +269,10 @@ def backup_job_view(job: Job[Any]) -> dict[str, Any]:
 
 
 def stored_backup_view(engine: BackupService, name: str) -> dict[str, Any]:
-    info = engine.get_backup(name)
+    return info_view(engine.get_backup(name))
+
+
+def info_view(info: BackupInfo) -> dict[str, Any]:
     data = encode(info)
     data["state_code"] = int(info.state_code)
     data["progress"] = 100 if info.state_code == BackupState.SUCCESS else int(info.progress)
@@ -285,25 +400,27 @@ def create_app(engine: BackupService, token: str | None = None) -> FastAPI:
             return _envelope(_code_of(exc), str(exc), request_id=body.requestId)
 
     def _create(body: CreateBackupRequest) -> JSONResponse:
-        if body.unsupported():
-            return _not_supported(body)
-        request = BackupRequest(
-            name=body.backup_name,
-            collections=list(body.collection_names),
-            db_collections=parse_db_collections(body.db_collections),
-            meta_only=body.meta_only,
-            gc_pause=body.gc_pause_enable,
-        )
+        refused = _refused(body)
+        if refused is not None:
+            return refused
+        if body.format == "snapshot":
+            return _not_supported(["format snapshot (Milvus 2.3.5 has no snapshots; use binlog)"], body.requestId)
+        if body.format not in ("", "auto", "binlog"):
+            raise InvalidRequest(f"unknown format {body.format!r}: use auto or binlog")
+        request = _backup_request(body)
         job = engine.start_backup(request)  # checks the name, then resolves the collections
         if body.async_:
             return _envelope(OK, "create backup is executing asynchronously", backup_job_view(job), body.requestId)
         if job.wait() is JobState.SUCCESS:
+            if request.root_path and job.result is not None:  # not under the root get_backup reads
+                return _envelope(OK, "success", info_view(job.result), body.requestId)
             return _envelope(OK, "success", stored_backup_view(engine, job.name), body.requestId)
         return _envelope(FAIL, job.error, backup_job_view(job), body.requestId)
 
     @app.get(f"{BASE}/list", response_model=Envelope, summary="List the backups in the backup store")
     def list_backups(
         collection_name: str = Query("", description='only backups holding it ("name" or "db.name")'),
+        requestId: str = Query("", description="echoed in the answer"),
     ) -> JSONResponse:
         rows = []
         for b in engine.list_backups():
@@ -338,22 +455,34 @@ def create_app(engine: BackupService, token: str | None = None) -> FastAPI:
                         "milvus_version": "",
                     }
                 )
-        return _envelope(OK, "success", rows)
+        return _envelope(OK, "success", rows, requestId)
 
     @app.get(f"{BASE}/get_backup", response_model=Envelope, summary="A backup's state and meta")
-    def get_backup(backup_name: str = Query(""), backup_id: str = Query("")) -> JSONResponse:
+    def get_backup(
+        backup_name: str = Query(""),
+        backup_id: str = Query(""),
+        requestId: str = Query("", description="echoed in the answer"),
+        bucket_name: str = Query("", description=_described("GetBackupRequest", "bucket_name")),
+        path: str = Query("", description=_described("GetBackupRequest", "path")),
+        without_detail: bool = Query(False, description=_described("GetBackupRequest", "without_detail")),
+    ) -> JSONResponse:
+        unsupported = [name for name, value in (("bucket_name", bucket_name), ("path", path)) if value]
+        if unsupported:
+            return _not_supported(unsupported, requestId)
+        if without_detail:
+            log.info("get_backup: accepted as hints, no effect here: without_detail")
         if not backup_name and not backup_id:
             return _envelope(PARAMETER_ERROR, "give backup_name or backup_id, e.g. get_backup?backup_name=my_backup")
         if backup_name:
             check_backup_name(backup_name)
-        return _envelope(OK, "success", backup_view(engine, backup_name, backup_id))
+        return _envelope(OK, "success", backup_view(engine, backup_name, backup_id), requestId)
 
     @app.delete(f"{BASE}/delete", response_model=Envelope, summary="Delete a backup")
-    def delete(backup_name: str = Query("")) -> JSONResponse:
+    def delete(backup_name: str = Query(""), requestId: str = Query("")) -> JSONResponse:
         if not backup_name:
             return _envelope(PARAMETER_ERROR, "give backup_name, e.g. delete?backup_name=my_backup")
         removed = engine.delete_backup(backup_name)
-        return _envelope(OK, "success", {"backup_name": backup_name, "deleted_objects": removed})
+        return _envelope(OK, "success", {"backup_name": backup_name, "deleted_objects": removed}, requestId)
 
     @app.post(f"{BASE}/restore", response_model=Envelope, summary="Restore collections from a backup")
     def restore(body: RestoreBackupRequest) -> JSONResponse:
@@ -363,22 +492,13 @@ def create_app(engine: BackupService, token: str | None = None) -> FastAPI:
             return _envelope(_code_of(exc), str(exc), request_id=body.requestId)
 
     def _restore(body: RestoreBackupRequest) -> JSONResponse:
-        if body.unsupported():
-            return _not_supported(body)
+        refused = _refused(body)
+        if refused is not None:
+            return refused
         check_backup_name(body.backup_name)
         if body.collection_suffix and body.collection_renames:
             raise InvalidRequest("give either collection_suffix or collection_renames, not both")
-        request = RestoreRequest(
-            backup_name=body.backup_name,
-            collections=list(body.collection_names),
-            db_collections=parse_db_collections(body.db_collections),
-            suffix=body.collection_suffix,
-            renames=dict(body.collection_renames),
-            drop_exist_collection=body.dropExistCollection,
-            meta_only=body.metaOnly,
-            restore_index=body.restoreIndex,
-            load=body.load,
-        )
+        request = _restore_request(body)
         job = engine.start_restore(request, restore_id=body.id or None)
         if body.async_:
             return _envelope(
@@ -391,10 +511,10 @@ def create_app(engine: BackupService, token: str | None = None) -> FastAPI:
         return _envelope(FAIL, job.error, data, body.requestId)
 
     @app.get(f"{BASE}/get_restore", response_model=Envelope, summary="A restore's state and progress")
-    def get_restore(id: str = Query("")) -> JSONResponse:
+    def get_restore(id: str = Query(""), requestId: str = Query("")) -> JSONResponse:
         if not id:
             return _envelope(PARAMETER_ERROR, "give id, the id the restore answered with: get_restore?id=<id>")
-        return _envelope(OK, "success", engine.get_restore(id))
+        return _envelope(OK, "success", engine.get_restore(id), requestId)
 
     @app.get(
         f"{BASE}/verify",

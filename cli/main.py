@@ -67,6 +67,18 @@ def build_parser() -> argparse.ArgumentParser:
         "with -c (one database only), the database of the collections",
     )
     create.add_argument("--meta_only", action="store_true", help="back up schemas and indexes, no data")
+    create.add_argument(
+        "--filter",
+        default=None,
+        help="collections to back up, comma-separated: coll, db1.coll, db1.* (all of db1); instead of -c/-d",
+    )
+    create.add_argument(
+        "--strategy",
+        default="",
+        help="meta_only, skip_flush (copy only what Milvus has persisted), bulk_flush (flush all first) "
+        "or serial_flush (the default: flush each collection in turn)",
+    )
+    create.add_argument("--rbac", action="store_true", help="also back up users, roles and grants (no passwords)")
 
     sub.add_parser("list", help="list the backups in the backup store", parents=[as_json])
     get = sub.add_parser("get", help="show a backup's meta as JSON", parents=[as_json])
@@ -84,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("--restore_index", action="store_true", help="recreate the indexes")
     restore.add_argument("--meta_only", action="store_true", help="recreate collections without data")
     restore.add_argument("--load", action="store_true", help="load the collections afterwards")
+    restore.add_argument(
+        "--filter",
+        default=None,
+        help="restore only the targets it names, AFTER the suffix or renames: coll, db1.coll, db1.* (comma-separated)",
+    )
+    restore.add_argument("--rbac", action="store_true", help="also restore users, roles and grants")
     restore.add_argument(
         "--verify",
         choices=["full", "quick"],
@@ -348,13 +366,13 @@ def cmd_delete(engine: BackupService, args: argparse.Namespace) -> int:
 def _backup_request(args: argparse.Namespace) -> BackupRequest:
     """`-d`/`-c` as the Go tool reads them: -d alone backs up whole databases; -c with one -d names its
     collections. The engine resolves the names (and refuses unknown ones) when the backup starts."""
-    from milvus_backup.core.service import BackupRequest
+    from milvus_backup.core.service import BackupRequest, parse_filter
 
+    common: dict[str, Any] = {"name": args.name, "meta_only": args.meta_only, "strategy": args.strategy}
+    common.update(rbac=args.rbac, filter=parse_filter(args.filter) if args.filter is not None else None)
     if args.databases and not args.colls:
-        return BackupRequest(name=args.name, db_collections={db: [] for db in args.databases}, meta_only=args.meta_only)
-    return BackupRequest(
-        name=args.name, collections=args.colls, db=args.databases[0] if args.databases else "", meta_only=args.meta_only
-    )
+        return BackupRequest(db_collections={db: [] for db in args.databases}, **common)
+    return BackupRequest(collections=args.colls, db=args.databases[0] if args.databases else "", **common)
 
 
 def cmd_create(engine: BackupService, args: argparse.Namespace, printer: ProgressPrinter) -> int:
@@ -389,7 +407,7 @@ def cmd_create(engine: BackupService, args: argparse.Namespace, printer: Progres
 def cmd_restore(engine: BackupService, args: argparse.Namespace, printer: ProgressPrinter) -> int:
     import humanize
 
-    from milvus_backup.core.service import RestoreRequest, parse_renames
+    from milvus_backup.core.service import RestoreRequest, parse_filter, parse_renames
 
     request = RestoreRequest(
         backup_name=args.name,
@@ -401,6 +419,8 @@ def cmd_restore(engine: BackupService, args: argparse.Namespace, printer: Progre
         restore_index=args.restore_index,
         load=args.load,
         verify=args.verify,
+        filter=parse_filter(args.filter) if args.filter is not None else None,
+        rbac=args.rbac,
     )
     job = engine.start_restore(request, [printer])
     code = _run_job(job, printer)

@@ -1,4 +1,5 @@
-"""Create a backup: flush the chosen collections, copy their segments' binlogs, then write the meta.
+"""Create a backup: flush the chosen collections (when and how the strategy says), copy their segments'
+binlogs, then write the meta.
 
 The plan is made first (every collection's schema, partitions, indexes, segments and binlog objects),
 so the copy has exact byte and object totals. Binlogs are found by listing each persistent segment's
@@ -20,6 +21,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from milvus_backup.core.context import Context
@@ -45,6 +47,7 @@ from milvus_backup.core.milvus import DEFAULT_DB, Milvus, SegmentInfo, proto_to_
 from milvus_backup.core.paths import MANIFEST, META_DIR, META_WRITE_ORDER, MalformedKey, check_backup_name, join
 from milvus_backup.core.pause import pause_point
 from milvus_backup.core.rbac import backup_rbac
+from milvus_backup.core.requests import ALL, describe_filter, filter_allows
 from milvus_backup.core.storage import CopyTask
 
 log = logging.getLogger("milvus_backup")
@@ -57,9 +60,48 @@ class BackupRequest:
     db: str = ""  # the database of bare names; with no collections, back up this whole database
     # the Go tool's map, {"db1": ["c1", "db1.c2"], "db2": []}: an empty list stands for the whole database
     db_collections: dict[str, list[str]] = field(default_factory=dict)
+    # the upstream's CollFilter map (core.requests): {"db1": ["c1"], "db2": ["*"]}; not with the three above
+    filter: dict[str, list[str]] | None = None
+    strategy: str = ""  # a Strategy; "" picks one (meta_only when meta_only is set)
+    root_path: str = ""  # another backup root in the same store (the API's backup_root_path); "": the config's
+    gc_pause_seconds: int = 0  # how long Milvus GC is paused (0: an hour)
+    gc_pause_address: str = ""  # Milvus's management address ("": backup.gcPause.address)
     meta_only: bool = False
     gc_pause: bool | None = None  # None: backup.gcPause.enable decides
     rbac: bool = False  # also back up users, roles and grants (core.rbac)
+
+
+class Strategy(StrEnum):
+    """When data is flushed before it is copied (the upstream's `strategy`)."""
+
+    AUTO = "auto"  # serial_flush, as the upstream picks on a server it does not know to have FlushAll
+    META_ONLY = "meta_only"  # schemas, partitions and indexes; no flush, no data
+    SKIP_FLUSH = "skip_flush"  # copy only what Milvus has already persisted; rows still in memory are left out
+    BULK_FLUSH = "bulk_flush"  # one flush call per database for every chosen collection, then copy
+    SERIAL_FLUSH = "serial_flush"  # flush each collection just before it is planned
+
+
+def strategy_of(request: BackupRequest) -> Strategy:
+    """The request's strategy; an unknown name is refused, listing the known ones."""
+    if not request.strategy:
+        return Strategy.META_ONLY if request.meta_only else Strategy.AUTO
+    try:
+        strategy = Strategy(request.strategy)
+    except ValueError:
+        known = ", ".join(s.value for s in Strategy if s is not Strategy.AUTO)
+        raise InvalidRequest(f"unknown strategy {request.strategy!r}: use one of {known}") from None
+    if request.meta_only and strategy is not Strategy.META_ONLY:
+        raise InvalidRequest(f"meta_only and strategy {strategy} contradict each other: give one of them")
+    return strategy
+
+
+def check_request(request: BackupRequest) -> Strategy:
+    """What can be refused in a request without asking Milvus; its strategy."""
+    if request.gc_pause_seconds < 0:
+        raise InvalidRequest(f"gc_pause_seconds must be 0 or more, not {request.gc_pause_seconds}")
+    if request.gc_pause_address and not request.gc_pause_address.startswith(("http://", "https://")):
+        raise InvalidRequest(f"gc_pause_address must be an http:// or https:// URL, not {request.gc_pause_address!r}")
+    return strategy_of(request)
 
 
 def default_backup_name(now: datetime.datetime | None = None) -> str:
@@ -70,6 +112,8 @@ def default_backup_name(now: datetime.datetime | None = None) -> str:
 def resolve_collections(milvus: Milvus, request: BackupRequest) -> list[tuple[str, str]]:
     """(db, name) pairs to back up, from every way a face can name them; unknown ones are refused
     before anything is done. Nothing named at all means every collection (of `request.db` if set)."""
+    if request.filter is not None:
+        return _filtered(milvus, request)
     pairs = [_split(item, request.db or DEFAULT_DB) for item in request.collections]  # named ones first
     if request.db_collections:
         known = milvus.list_databases()
@@ -92,6 +136,27 @@ def resolve_collections(milvus: Milvus, request: BackupRequest) -> list[tuple[st
         if db not in milvus.list_databases() or name not in milvus.list_collections(db):
             raise NotFound(f"collection {db}.{name} not found in Milvus; `milvus-backup list-collections` shows them")
     return unique
+
+
+def _filtered(milvus: Milvus, request: BackupRequest) -> list[tuple[str, str]]:
+    """The upstream's CollFilter: named collections, "*" for all of a database, a database alone backs up
+    none of its collections. Every database and collection it names must exist; it must match one at least."""
+    assert request.filter is not None
+    if request.collections or request.db_collections or request.db:
+        raise InvalidRequest("give either filter or collection names / databases (collection_names, db_collections)")
+    known = milvus.list_databases()
+    pairs = []
+    for db, names in request.filter.items():
+        if db not in known:
+            raise NotFound(f"database {db} of the filter not found in Milvus (it has: {', '.join(known)})")
+        present = milvus.list_collections(db)
+        missing = [n for n in names if n != ALL and n not in present]
+        if missing:
+            raise NotFound(f"collection {db}.{missing[0]} of the filter not found in Milvus")
+        pairs += [(db, name) for name in present if filter_allows(request.filter, db, name)]
+    if not pairs:
+        raise NotFound(f"the filter {describe_filter(request.filter)} matches no collection: nothing to back up")
+    return pairs
 
 
 def _split(item: str, default_db: str) -> tuple[str, str]:
@@ -142,12 +207,20 @@ def _segment_binlogs(ctx: Context, seg: SegmentInfo) -> tuple[list[FieldBinlog],
 
 
 def _plan_collection(
-    ctx: Context, backup_id: str, name: str, db: str, coll: str, meta_only: bool, reporter: Reporter
+    ctx: Context,
+    backup_id: str,
+    name: str,
+    db: str,
+    coll: str,
+    meta_only: bool,
+    reporter: Reporter,
+    flushed_at: int | None = None,
 ) -> _CollectionPlan:
+    """`flushed_at`: the flush timestamp when flushed already (0: not flushed at all); None flushes it now."""
     milvus = ctx.milvus
     desc = milvus.describe(db, coll)
     load_state = milvus.load_state(db, coll)
-    flush_ts = 0 if meta_only else milvus.flush(db, coll)
+    flush_ts = milvus.flush(db, coll) if flushed_at is None else flushed_at
     reporter.check_cancelled()
     backup_ts = flush_ts or (int(time.time() * 1000) << 18)
     indexes = [
@@ -236,18 +309,21 @@ def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_
             f"backup {name} already exists in {ctx.backup_storage.bucket}/"
             f"{ctx.backup_layout.backups_root()}; choose another name or delete it first"
         )
+    strategy = check_request(request)
     pairs = resolve_collections(ctx.milvus, request)
     started = int(time.time())
     backup_id = backup_id or str(uuid.uuid4())
-    wrote_anything = False
+    wrote_anything = gc_paused = False
     try:
         reporter.phase(Phase.PREPARE, message=f"planning backup {name} of {len(pairs)} collection(s)")
-        if not request.meta_only and request.gc_pause is not False:
-            _pause_gc(ctx, reporter, forced=bool(request.gc_pause))
+        meta_only = strategy is Strategy.META_ONLY
+        if not meta_only and request.gc_pause is not False:
+            gc_paused = _pause_gc(ctx, reporter, request)
+        flushed = _flush_first(ctx.milvus, pairs, strategy, reporter)
         plans = []
         for db, coll in pairs:
             reporter.phase(Phase.PREPARE, f"{db}.{coll}")
-            plans.append(_plan_collection(ctx, backup_id, name, db, coll, request.meta_only, reporter))
+            plans.append(_plan_collection(ctx, backup_id, name, db, coll, meta_only, reporter, flushed[db, coll]))
             reporter.plan_collection(f"{db}.{coll}", sum(t.size for t in plans[-1].copies), plans[-1].meta.num_rows)
             reporter.log(
                 f"{db}.{coll}: {len(plans[-1].meta.segments())} segment(s), "
@@ -291,6 +367,9 @@ def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_
         if wrote_anything:
             _remove_partial(ctx, name, reporter, exc)
         raise
+    finally:
+        if gc_paused:
+            _gc_call(ctx, request, reporter, "resume", "resumed Milvus garbage collection")
 
 
 class _HashedCopies:
@@ -339,23 +418,52 @@ def write_meta(ctx: Context, name: str, info: BackupInfo, entries: dict[str, Ent
     storage.write(layout.meta(name, META_WRITE_ORDER[-1]), files[META_WRITE_ORDER[-1]])
 
 
-def _pause_gc(ctx: Context, reporter: Reporter, seconds: int = 3600, forced: bool = False) -> None:
-    """Ask Milvus to hold its garbage collection while binlogs are copied. Best effort: Milvus 2.3.5
-    has no such endpoint, and its GC keeps dropped binlogs for about an hour anyway."""
-    settings = ctx.config.backup
-    if not (settings.gc_pause_enable or forced):
-        return
-    url = (
-        f"{settings.gc_pause_address.rstrip('/')}/management/datacoord/garbage_collection/pause?pause_seconds={seconds}"
-    )
+def _flush_first(
+    milvus: Milvus, pairs: list[tuple[str, str]], strategy: Strategy, reporter: Reporter
+) -> dict[tuple[str, str], int | None]:
+    """Each collection's flush timestamp when the strategy flushes before planning (bulk_flush) or never
+    (meta_only, skip_flush: 0); None where it is flushed as it is planned (serial_flush, auto)."""
+    if strategy in (Strategy.AUTO, Strategy.SERIAL_FLUSH):
+        return dict.fromkeys(pairs, None)
+    if strategy is not Strategy.BULK_FLUSH:
+        if strategy is Strategy.SKIP_FLUSH:
+            reporter.log("skip_flush: only what Milvus has persisted is copied; rows it holds in memory are left out")
+        return dict.fromkeys(pairs, 0)
+    by_db: dict[str, list[str]] = {}
+    for db, coll in pairs:
+        by_db.setdefault(db, []).append(coll)
+    flushed: dict[tuple[str, str], int | None] = {}
+    for db, names in by_db.items():
+        reporter.phase(Phase.PREPARE, db, message=f"bulk_flush: flushing {len(names)} collection(s) of {db} at once")
+        flushed.update({(db, name): ts for name, ts in milvus.flush_many(db, names).items()})
+    return flushed
+
+
+GC_PAUSE_SECONDS = 3600  # when the request names no duration
+
+
+def _pause_gc(ctx: Context, reporter: Reporter, request: BackupRequest) -> bool:
+    """Ask Milvus to hold its garbage collection while binlogs are copied (resumed when the backup ends).
+    Best effort, as in the upstream: Milvus 2.3.5 has no such endpoint (it answers 404), and its GC keeps
+    dropped binlogs for about an hour anyway. True when Milvus paused it."""
+    if not (ctx.config.backup.gc_pause_enable or request.gc_pause):
+        return False
+    seconds = request.gc_pause_seconds or GC_PAUSE_SECONDS
+    return _gc_call(ctx, request, reporter, f"pause?pause_seconds={seconds}", f"paused Milvus GC for up to {seconds} s")
+
+
+def _gc_call(ctx: Context, request: BackupRequest, reporter: Reporter, action: str, done: str) -> bool:
+    address = request.gc_pause_address or ctx.config.backup.gc_pause_address
+    url = f"{address.rstrip('/')}/management/datacoord/garbage_collection/{action}"
     try:
         with urllib.request.urlopen(url, timeout=3) as resp:
             resp.read()
-        reporter.log(f"paused Milvus garbage collection for up to {seconds} s")
+        reporter.log(done)
+        return True
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        reporter.log(
-            f"warning: could not pause Milvus garbage collection ({getattr(exc, 'reason', exc)}); going on without it"
-        )
+        reason = getattr(exc, "reason", exc)
+        reporter.log(f"warning: Milvus at {address} did not {action.split('?')[0]} its garbage collection ({reason})")
+        return False
 
 
 def _remove_partial(ctx: Context, name: str, reporter: Reporter, cause: BaseException) -> None:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Callable, Sequence
 from functools import cached_property
 
 from milvus_backup.core.catalog import Catalog
 from milvus_backup.core.config import Config
+from milvus_backup.core.errors import InvalidRequest
 from milvus_backup.core.jobs import Reporter
 from milvus_backup.core.milvus import Milvus
-from milvus_backup.core.paths import BackupLayout, MilvusLayout
+from milvus_backup.core.paths import BackupLayout, MilvusLayout, check_backup_root
 from milvus_backup.core.storage import CopyTask, Storage, copy_objects, layout_root, open_storage
 
 
@@ -56,6 +58,27 @@ class Context:
     @cached_property
     def catalog(self) -> Catalog:
         return Catalog(self.backup_storage, self.backup_layout)
+
+    def with_backup_root(self, root: str) -> Context:
+        """The same connections, with backups under another root of the same backup store (the API's
+        backup_root_path). The root may not overlap the configured backup root nor Milvus's own files."""
+        if self.config.backup_storage.is_local:
+            raise InvalidRequest(
+                "another backup root works with an S3 backup store; this one is a local folder "
+                "(set minio.backupRootPath in a config of its own instead)"
+            )
+        taken = {"the configured backup root": self.config.backup_storage.root_path}
+        if self.backup_storage is self.milvus_storage:  # one bucket: Milvus's files are beside the backups
+            taken["Milvus's root path"] = self.config.storage.root_path
+        root = check_backup_root(root, taken)
+        _ = self.milvus  # opened now, so that the copy shares it
+        other = copy.copy(self)  # shares Milvus and both stores
+        other.config = self.config.model_copy(
+            update={"backup_storage": self.config.backup_storage.model_copy(update={"root_path": root})}
+        )
+        for derived in ("backup_layout", "catalog"):
+            other.__dict__.pop(derived, None)
+        return other
 
     def copy(
         self,

@@ -12,7 +12,13 @@ import threading
 import uuid
 from typing import Any
 
-from milvus_backup.core.backup import BackupRequest, default_backup_name, resolve_collections, run_backup
+from milvus_backup.core.backup import (
+    BackupRequest,
+    check_request,
+    default_backup_name,
+    resolve_collections,
+    run_backup,
+)
 from milvus_backup.core.catalog import BackupSummary
 from milvus_backup.core.check import CheckReport, run_check
 from milvus_backup.core.config import Config
@@ -109,17 +115,19 @@ class Engine:
     # -- jobs ------------------------------------------------------------------------------------
     def start_backup(self, request: BackupRequest, listeners: list[Listener] | None = None) -> Job[BackupInfo]:
         request.name = check_backup_name(request.name or default_backup_name())
-        resolve_collections(self.ctx.milvus, request)  # unknown collections fail here, before the job
+        check_request(request)
+        ctx = self.ctx.with_backup_root(request.root_path) if request.root_path else self.ctx
+        resolve_collections(ctx.milvus, request)  # unknown collections fail here, before the job
         with self._lock:
             if self.running_backup(request.name):
                 raise AlreadyExists(f"backup {request.name} is being created right now; choose another name")
-            if self.ctx.catalog.exists(request.name):
+            if ctx.catalog.exists(request.name):
                 raise AlreadyExists(f"backup {request.name} already exists; choose another name or delete it first")
             job_id = str(uuid.uuid4())
             job = Job(
                 JobKind.BACKUP,
                 request.name,
-                lambda r: run_backup(self.ctx, request, r, backup_id=job_id),
+                lambda r: run_backup(ctx, request, r, backup_id=job_id),
                 listeners,
                 job_id=job_id,
             )
@@ -160,13 +168,14 @@ class Engine:
         records = self.restore_records
         if restore_id is not None:
             check_restore_id(restore_id)
-        prepared = prepare_restore(self.ctx, request)
+        ctx = self.ctx.with_backup_root(request.root_path) if request.root_path else self.ctx
+        prepared = prepare_restore(ctx, request)
         tasks = restore_tasks(prepared[1])
         job_id = restore_id or str(uuid.uuid4())
         job = Job(
             JobKind.RESTORE,
             request.backup_name,
-            lambda r: run_restore(self.ctx, request, r, job_id, prepared=prepared, tasks=tasks),
+            lambda r: run_restore(ctx, request, r, job_id, prepared=prepared, tasks=tasks),
             listeners,
             job_id=job_id,
             tasks=tasks,

@@ -244,24 +244,31 @@ class Milvus:
 
     def flush(self, db: str, name: str, timeout: float = 300) -> int:
         """Seal and persist the collection's growing segments; returns the flush timestamp (TSO)."""
-        resp = self._call("Flush", milvus_pb2.FlushRequest(db_name=db, collection_names=[name]), f"flush {db}.{name}")
-        seg_ids = list(resp.coll_segIDs[name].data) if name in resp.coll_segIDs else []
-        flush_ts = int(resp.coll_flush_ts.get(name, 0))
+        return self.flush_many(db, [name], timeout)[name]
+
+    def flush_many(self, db: str, names: list[str], timeout: float = 300) -> dict[str, int]:
+        """Flush several collections of one database in one call, then wait for all; their flush timestamps."""
+        what = f"flush {db}.{','.join(names)}"
+        resp = self._call("Flush", milvus_pb2.FlushRequest(db_name=db, collection_names=names), what)
         deadline = time.monotonic() + timeout
-        while seg_ids:
-            state = self._call(
-                "GetFlushState",
-                milvus_pb2.GetFlushStateRequest(
-                    segmentIDs=seg_ids, flush_ts=flush_ts, db_name=db, collection_name=name
-                ),
-                f"flush {db}.{name}",
-            )
-            if state.flushed:
-                break
-            if time.monotonic() > deadline:
-                raise MilvusError(f"flush of {db}.{name} did not finish within {timeout:.0f} s")
-            time.sleep(0.5)
-        return flush_ts
+        stamps = {}
+        for name in names:
+            seg_ids = list(resp.coll_segIDs[name].data) if name in resp.coll_segIDs else []
+            stamps[name] = flush_ts = int(resp.coll_flush_ts.get(name, 0))
+            while seg_ids:
+                state = self._call(
+                    "GetFlushState",
+                    milvus_pb2.GetFlushStateRequest(
+                        segmentIDs=seg_ids, flush_ts=flush_ts, db_name=db, collection_name=name
+                    ),
+                    f"flush {db}.{name}",
+                )
+                if state.flushed:
+                    break
+                if time.monotonic() > deadline:
+                    raise MilvusError(f"flush of {db}.{name} did not finish within {timeout:.0f} s")
+                time.sleep(0.5)
+        return stamps
 
     def segments(self, db: str, name: str) -> list[SegmentInfo]:
         """The persistent (flushed) segments: the only ones whose binlogs make up the collection now."""

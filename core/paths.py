@@ -240,6 +240,27 @@ def check_relative_key(relative: str) -> str:
     return relative
 
 
+def check_backup_root(root: str, taken: dict[str, str]) -> str:
+    """`root` (a backup root asked for per request) without its outer slashes, if it is a safe key prefix
+    (as check_relative_key) that neither lies inside nor holds any of the `taken` roots ({what: root}):
+    a listing of either would take the other's folders for backups, or binlogs for backup folders."""
+    cleaned = root.strip("/") if isinstance(root, str) else root
+    try:
+        check_relative_key(cleaned)
+    except UnsafeKey:
+        raise InvalidRequest(
+            f"invalid backup root {root!r}: use a path such as backups/team_a (no '.', '..' or empty parts, "
+            "no backslashes or control characters)"
+        ) from None
+    for what, other in taken.items():
+        other = other.strip("/")
+        if not other or cleaned == other or cleaned.startswith(other + "/") or other.startswith(cleaned + "/"):
+            raise InvalidRequest(
+                f"backup root {cleaned!r} overlaps {what} {other or '(the bucket root)'!r}: choose a root beside it"
+            )
+    return cleaned
+
+
 def _ids(*values: int) -> tuple[int, ...]:
     for value in values:
         if isinstance(value, bool) or not isinstance(value, int):

@@ -17,21 +17,67 @@ import re
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 from milvus_backup.core.context import Context
 from milvus_backup.core.errors import AlreadyExists, BackupToolError, InvalidRequest, MilvusError, NotFound
 from milvus_backup.core.integrity import refuse_damaged, run_verify, verify_backup
 from milvus_backup.core.jobs import CollectionTask, Phase, Reporter, TaskState
-from milvus_backup.core.meta import BackupInfo, BackupState, Collection, Segment, encode
+from milvus_backup.core.meta import BackupInfo, BackupState, Collection, IndexInfo, Segment, encode
 from milvus_backup.core.milvus import DEFAULT_DB
 from milvus_backup.core.paths import BackupLayout, restore_temp_root
 from milvus_backup.core.pause import pause_point
 from milvus_backup.core.rbac import restore_rbac
+from milvus_backup.core.requests import describe_filter, filter_allows
 from milvus_backup.core.storage import CopyTask, ObjectInfo
 
 log = logging.getLogger("milvus_backup")
 _COLLECTION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
 _DB_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+_VECTOR_TYPES = {100, 101, 102, 103, 104}  # Milvus's binary, float, float16, bfloat16 and sparse vectors
+
+
+@dataclass(frozen=True)
+class CollectionOverride:
+    """What a restorePlan changes in one restored collection (0 / "": as backed up)."""
+
+    shard_num: int = 0
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class CollectionMapping:
+    source: str  # a collection of the mapping's source database in the backup
+    target: str  # its name in the target database
+    override: CollectionOverride = CollectionOverride()
+
+
+@dataclass(frozen=True)
+class DatabaseMapping:
+    """Every chosen collection of `source` goes to `target`; those named in `colls` under their new name."""
+
+    source: str
+    target: str
+    colls: tuple[CollectionMapping, ...] = ()
+
+
+@dataclass(frozen=True)
+class RestorePlan:
+    """The upstream's restorePlan: where each collection goes (a database may go to several), and which
+    targets to keep (a CollFilter over the target names; None keeps all)."""
+
+    mapping: tuple[DatabaseMapping, ...] = ()
+    filter: dict[str, list[str]] | None = None
+
+
+@dataclass(frozen=True)
+class SkipParams:
+    """Keys left out when a collection is recreated (the upstream's skipParams)."""
+
+    collection_properties: tuple[str, ...] = ()
+    field_type_params: tuple[str, ...] = ()
+    field_index_params: tuple[str, ...] = ()
+    index_params: tuple[str, ...] = ()
 
 
 @dataclass
@@ -42,6 +88,13 @@ class RestoreRequest:
     db_collections: dict[str, list[str]] = field(default_factory=dict)
     suffix: str = ""
     renames: dict[str, str] = field(default_factory=dict)  # "c1": "c2", "db1.c1": "db2.c2", "db1.*": "db2.*"
+    plan: RestorePlan | None = None  # the upstream's restorePlan: not with a suffix or renames
+    # keep only the targets it allows, matched after the suffix, the renames or the plan (core.requests' CollFilter)
+    filter: dict[str, list[str]] | None = None
+    skip_params: SkipParams = SkipParams()
+    max_shard_num: int = 0  # at most this many shards per restored collection (0: as backed up)
+    use_auto_index: bool = False  # recreate vector indexes as AUTOINDEX (same metric), as the upstream's useAutoIndex
+    root_path: str = ""  # the backup is under another root of the backup store (the API's path); "": the config's
     drop_exist_collection: bool = False
     meta_only: bool = False
     restore_index: bool = False
@@ -55,6 +108,42 @@ class _Target:
     source: Collection
     db: str
     name: str
+    override: CollectionOverride = CollectionOverride()
+    skip: SkipParams = SkipParams()
+    max_shard_num: int = 0
+    auto_index: bool = False
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        """The backed-up schema as the new collection gets it: skipped field params left out, description overridden."""
+        schema = encode(self.source.schema)
+        for f in schema.get("fields", []):
+            for key, skipped in (
+                ("type_params", self.skip.field_type_params),
+                ("index_params", self.skip.field_index_params),
+            ):
+                f[key] = [kv for kv in f.get(key, []) if kv.get("key") not in skipped]
+        if self.override.description:
+            schema["description"] = self.override.description
+        return schema
+
+    @property
+    def shards_num(self) -> int:
+        shards = self.override.shard_num or self.source.shards_num
+        return min(shards, self.max_shard_num) if self.max_shard_num and shards else shards
+
+    @property
+    def properties(self) -> list[tuple[str, str]]:
+        skipped = self.skip.collection_properties
+        return [(p.key, p.value) for p in self.source.properties if p.key not in skipped]
+
+    def index_params(self, index: IndexInfo) -> dict[str, str]:
+        """The index as recreated: skipped keys left out; a vector index as AUTOINDEX when asked."""
+        params = {k: v for k, v in index.params.items() if k not in self.skip.index_params}
+        vector = any(f.name == index.field_name and f.data_type in _VECTOR_TYPES for f in self.source.schema.fields)
+        if self.auto_index and vector:
+            return {"index_type": "AUTOINDEX"} | ({"metric_type": m} if (m := params.get("metric_type")) else {})
+        return params
 
 
 @dataclass
@@ -84,45 +173,29 @@ def _source_db(c: Collection) -> str:
 
 
 def plan_targets(info: BackupInfo, request: RestoreRequest) -> list[_Target]:
-    chosen = info.collection_backups
-    named = list(request.collections)
-    for db, colls in request.db_collections.items():
-        in_db = [c.collection_name for c in info.collection_backups if _source_db(c) == db]
-        if not in_db:
-            raise NotFound(f"backup {info.name} holds no collection of database {db}")
-        named += [name if "." in name else f"{db}.{name}" for name in (colls or in_db)]
-    if named:
-        chosen = []
-        for item in named:
-            db, _, name = item.strip().rpartition(".")
-            matches = [
-                c for c in info.collection_backups if c.collection_name == name and (not db or _source_db(c) == db)
-            ]
-            if not matches:
-                raise NotFound(
-                    f"collection {item} is not in backup {info.name}; it holds: "
-                    + ", ".join(f"{_source_db(c)}.{c.collection_name}" for c in info.collection_backups)
-                )
-            chosen += [c for c in matches if c not in chosen]
+    """Where each chosen collection of the backup goes, as the upstream plans it: choose (collection
+    names, db_collections), name the targets (a suffix, renames or a restorePlan), then keep the targets
+    a filter allows (matched against the new names). Anything malformed or matching nothing is refused."""
     if request.suffix and request.renames:
         raise InvalidRequest("give either a suffix or a rename map, not both")
-    targets = []
-    for c in chosen:
-        db, name = _source_db(c), c.collection_name
-        new_db, new_name = db, name + request.suffix
-        for old, new in request.renames.items():
-            if old in (name, f"{db}.{name}") or old == f"{db}.*":
-                if old.endswith(".*"):
-                    new_db = new[:-2] if new.endswith(".*") else new
-                    new_name = name
-                else:
-                    new_db, _, new_name = new.rpartition(".") if "." in new else (db, "", new)
-                break
-        if not _DB_NAME.fullmatch(new_db) or not _COLLECTION_NAME.fullmatch(new_name):
+    if request.plan is not None and (request.suffix or request.renames):
+        raise InvalidRequest("give either restorePlan or a suffix / rename map (collection_suffix, collection_renames)")
+    if request.plan is not None and request.plan.filter is not None and request.filter is not None:
+        raise InvalidRequest("give the filter of the targets once: restorePlan.filter or db_collections_after_rename")
+    if request.max_shard_num < 0:
+        raise InvalidRequest(f"maxShardNum must be 0 or more, not {request.max_shard_num}")
+    chosen = _chosen(info, request)
+    if request.plan is not None:
+        targets = _planned(info, chosen, request.plan)
+    else:
+        targets = [_renamed(c, request) for c in chosen]
+    targets = _kept(targets, request.filter if request.filter is not None else getattr(request.plan, "filter", None))
+    for t in targets:
+        if not _DB_NAME.fullmatch(t.db) or not _COLLECTION_NAME.fullmatch(t.name):
             raise InvalidRequest(
-                f"invalid target name {new_db}.{new_name}: use a letter or '_' first, then letters, digits or '_'"
+                f"invalid target name {t.db}.{t.name}: use a letter or '_' first, then letters, digits or '_'"
             )
-        targets.append(_Target(c, new_db, new_name))
+        t.skip, t.max_shard_num, t.auto_index = request.skip_params, request.max_shard_num, request.use_auto_index
     if request.load:  # Milvus loads only indexed collections: refuse now rather than after the import
         if not request.restore_index:
             raise InvalidRequest(
@@ -138,6 +211,88 @@ def plan_targets(info: BackupInfo, request: RestoreRequest) -> list[_Target]:
             f"two collections would be restored to {', '.join(sorted(duplicates))}; use a suffix or a rename map"
         )
     return targets
+
+
+def _chosen(info: BackupInfo, request: RestoreRequest) -> list[Collection]:
+    """The backup's collections the request names (collection names, db_collections), or all of them."""
+    named = list(request.collections)
+    for db, colls in request.db_collections.items():
+        in_db = [c.collection_name for c in info.collection_backups if _source_db(c) == db]
+        if not in_db:
+            raise NotFound(f"backup {info.name} holds no collection of database {db}")
+        named += [name if "." in name else f"{db}.{name}" for name in (colls or in_db)]
+    if not named:
+        return list(info.collection_backups)
+    chosen: list[Collection] = []
+    for item in named:
+        db, _, name = item.strip().rpartition(".")
+        matches = [c for c in info.collection_backups if c.collection_name == name and (not db or _source_db(c) == db)]
+        if not matches:
+            raise NotFound(
+                f"collection {item} is not in backup {info.name}; it holds: "
+                + ", ".join(f"{_source_db(c)}.{c.collection_name}" for c in info.collection_backups)
+            )
+        chosen += [c for c in matches if c not in chosen]
+    return chosen
+
+
+def _renamed(c: Collection, request: RestoreRequest) -> _Target:
+    db, name = _source_db(c), c.collection_name
+    new_db, new_name = db, name + request.suffix
+    for old, new in request.renames.items():
+        if old in (name, f"{db}.{name}") or old == f"{db}.*":
+            if old.endswith(".*"):
+                new_db = new[:-2] if new.endswith(".*") else new
+                new_name = name
+            else:
+                new_db, _, new_name = new.rpartition(".") if "." in new else (db, "", new)
+            break
+    return _Target(c, new_db, new_name)
+
+
+def _planned(info: BackupInfo, chosen: list[Collection], plan: RestorePlan) -> list[_Target]:
+    """Targets by a restorePlan: a collection of a mapped database goes to each of its target databases,
+    under the name its mapping gives (with that mapping's overrides), else its own; others stay where they were."""
+    held = {(_source_db(c), c.collection_name) for c in info.collection_backups}
+    for i, m in enumerate(plan.mapping):
+        where = f"restorePlan.mapping[{i}]"
+        if not m.source or not m.target:
+            raise InvalidRequest(f"{where}: give both the source and the target database")
+        if not any(db == m.source for db, _ in held):
+            raise NotFound(f"{where}: backup {info.name} holds no collection of database {m.source}")
+        for j, cm in enumerate(m.colls):
+            if not cm.source or not cm.target:
+                raise InvalidRequest(f"{where}.colls[{j}]: give both the source and the target collection")
+            if (m.source, cm.source) not in held:
+                raise NotFound(f"{where}.colls[{j}]: collection {m.source}.{cm.source} is not in backup {info.name}")
+            if cm.override.shard_num < 0:
+                raise InvalidRequest(f"{where}.colls[{j}].override.shardNum must be 0 or more")
+    targets = []
+    for c in chosen:
+        db, name = _source_db(c), c.collection_name
+        mappings = [m for m in plan.mapping if m.source == db]
+        if not mappings:
+            targets.append(_Target(c, db, name))
+        for m in mappings:
+            named = next((x for x in m.colls if x.source == name), None)
+            if named is None:
+                targets.append(_Target(c, m.target, name))
+            else:
+                targets.append(_Target(c, m.target, named.target, named.override))
+    return targets
+
+
+def _kept(targets: list[_Target], collection_filter: dict[str, list[str]] | None) -> list[_Target]:
+    if collection_filter is None:
+        return targets
+    kept = [t for t in targets if filter_allows(collection_filter, t.db, t.name)]
+    if not kept:
+        raise NotFound(
+            f"the filter {describe_filter(collection_filter)} matches none of the restore's targets "
+            f"({', '.join(f'{t.db}.{t.name}' for t in targets)}); it is matched against the names after "
+            "the suffix, renames or plan"
+        )
+    return kept
 
 
 class _Restore:
@@ -188,10 +343,10 @@ class _Restore:
         milvus.create_collection(
             target.db,
             target.name,
-            encode(src.schema),
-            src.shards_num,
+            target.schema,
+            target.shards_num,
             src.consistency_level,
-            [(p.key, p.value) for p in src.properties],
+            target.properties,
         )
         self.created.append((target.db, target.name))
         self._check_field_ids(target)
@@ -210,7 +365,9 @@ class _Restore:
         if self.request.restore_index:
             self.reporter.phase(Phase.INDEX, label)
             for index in src.index_infos:
-                milvus.create_index(target.db, target.name, index.field_name, index.index_name, index.params)
+                milvus.create_index(
+                    target.db, target.name, index.field_name, index.index_name, target.index_params(index)
+                )
                 self.reporter.log(f"{label}: index {index.index_name} ({index.index_type}) on {index.field_name}")
         if self.request.load:
             self.reporter.phase(Phase.LOAD, label, message=f"loading {label}")

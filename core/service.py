@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from milvus_backup.core.backup import BackupRequest, default_backup_name
+from milvus_backup.core.backup import BackupRequest, Strategy, default_backup_name
 from milvus_backup.core.catalog import BackupSummary
 from milvus_backup.core.check import CheckReport, CheckStep
 from milvus_backup.core.config import DEFAULT_CONFIG_PATH, Config, load_config
@@ -39,8 +39,18 @@ from milvus_backup.core.jobs import (
 from milvus_backup.core.meta import BackupInfo, BackupState, Collection, Field, encode
 from milvus_backup.core.milvus import CollectionSummary
 from milvus_backup.core.paths import check_backup_name
-from milvus_backup.core.requests import parse_db_collections
-from milvus_backup.core.restore import RestoreRequest, TargetPreview, parse_renames, preview_targets
+from milvus_backup.core.requests import CollFilter, filter_from_map, parse_db_collections, parse_filter
+from milvus_backup.core.restore import (
+    CollectionMapping,
+    CollectionOverride,
+    DatabaseMapping,
+    RestorePlan,
+    RestoreRequest,
+    SkipParams,
+    TargetPreview,
+    parse_renames,
+    preview_targets,
+)
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -54,12 +64,16 @@ __all__ = [
     "Cancelled",
     "CheckReport",
     "CheckStep",
+    "CollFilter",
     "Collection",
+    "CollectionMapping",
+    "CollectionOverride",
     "CollectionShare",
     "CollectionSummary",
     "CollectionTask",
     "Config",
     "ConfigError",
+    "DatabaseMapping",
     "Field",
     "InvalidRequest",
     "Job",
@@ -71,17 +85,22 @@ __all__ = [
     "Phase",
     "Problem",
     "Progress",
+    "RestorePlan",
     "RestoreRequest",
+    "SkipParams",
     "StorageError",
+    "Strategy",
     "TargetPreview",
     "TaskState",
     "VerifyReport",
     "check_backup_name",
     "default_backup_name",
     "encode",
+    "filter_from_map",
     "load_config",
     "open_service",
     "parse_db_collections",
+    "parse_filter",
     "parse_renames",
     "preview_targets",
 ]

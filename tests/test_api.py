@@ -257,6 +257,35 @@ def test_the_walkthrough_scripts_round_trip_their_data(sandbox, server):
         _delete(server, name)
 
 
+def test_the_upstream_clients_current_payloads_are_served(sandbox, server):
+    """Bodies as the upstream's own test client sends them today: newer fields, hints included."""
+    name, suffix = f"cur_{_uid()}", f"_cur{_uid()}"
+    try:
+        created = server.post(
+            "create",
+            {"async": False, "backup_name": name, "collection_names": ["books"], "rbac": True, "strategy": ""},
+        )
+        assert created["code"] == 0 and created["msg"] == "success", created
+        restored = server.post(
+            "restore",
+            {
+                "async": False,
+                "backup_name": name,
+                "collection_suffix": suffix,
+                "useV2Restore": True,
+                "rbac": True,
+                "skipParams": {"collectionProperties": [], "fieldIndexParams": [], "fieldTypeParams": []},
+            },
+        )
+        assert restored["code"] == 0 and restored["msg"] == "success", restored
+        [task] = restored["data"]["collection_restore_tasks"]
+        assert task["target_collection_name"] == f"books{suffix}"
+        assert task["restored_rows"] == len(demo_collection("books").expected_rows())
+    finally:
+        drop_if_exists(sandbox.milvus_uri, "default", f"books{suffix}")
+        _delete(server, name)
+
+
 # -- answers -----------------------------------------------------------------------------------------
 
 
@@ -389,25 +418,32 @@ def test_wrong_methods_and_paths_get_the_envelope_too(server):
     assert no_path["http"] == 404 and no_path["code"] == 404 and "no such endpoint" in no_path["msg"]
 
 
-def test_go_only_fields_are_served_when_empty_and_refused_when_set(sandbox, server):
+def test_unsupported_upstream_fields_are_served_when_empty_and_refused_when_set(sandbox, server):
     before = _keys(sandbox, "backup/")
-    refused = server.post("create", {"backup_name": "go_only", "bucket_name": "other", "rbac": True})
-    assert refused["code"] == 1 and refused["msg"].startswith("bucket_name, rbac: not supported")
+    refused = server.post("restore", {"backup_name": "go_only", "bucket_name": "other", "skipCreateCollection": True})
+    assert refused["code"] == 1 and refused["msg"].startswith("not supported: bucket_name, skipCreateCollection")
     assert "minio.backupBucketName" in refused["msg"]
-    refused = server.post("restore", {"backup_name": "go_only", "skipCreateCollection": True})
-    assert refused["code"] == 1 and "skipCreateCollection" in refused["msg"]
+    # create has no bucket_name upstream: a name in neither set is refused as before
+    unknown = server.post("create", {"backup_name": "go_only", "bucket_name": "other"})
+    assert unknown["code"] == 400 and "unknown field 'bucket_name'" in unknown["msg"]
     assert _keys(sandbox, "backup/") == before
-    # as a generated Go client sends them: empty, so ignored
+    # as a generated Go client sends every field: empty, so served
     empty = server.post(
         "create",
         {
             "backup_name": "no_such_backup_x",
             "collection_names": ["no_such_coll"],
-            "bucket_name": "",
-            "path": "",
             "rbac": False,
             "force": False,
+            "gc_pause_address": "",
+            "with_index_extra": False,
+            "backup_root_path": "",
+            "strategy": "",
         },
+    )
+    assert empty["code"] == 404, empty
+    empty = server.post(
+        "restore", {"backup_name": "no_such_backup_x", "bucket_name": "", "path": "", "truncateBinlogByTs": False}
     )
     assert empty["code"] == 404, empty
 

@@ -365,3 +365,72 @@ def test_ctrl_c_cancels_a_backup_and_leaves_nothing_complete(sandbox, base_confi
             proc.kill()
             proc.wait()
         _remove_backup(base_config, name)
+
+
+# -- the upstream's newer flags: --filter, --strategy, --rbac ---------------------------------------------
+
+
+def _all_collections(uri: str) -> set[str]:
+    found = set()
+    for db in ("default", "shop"):
+        client = MilvusClient(uri=uri, db_name=db)
+        found |= {f"{db}.{name}" for name in client.list_collections()}
+        client.close()
+    return found
+
+
+def test_filter_and_strategy_on_create_and_filter_after_the_suffix_on_restore(sandbox, base_config):
+    name, suffix, uri = f"flt_{_uid()}", f"_f{_uid()}", sandbox.milvus_uri
+    try:
+        made = _run(sandbox, "create", "-n", name, "--filter", "shop.*,books", "--strategy", "bulk_flush", "--json")
+        assert made.returncode == 0, made.stderr
+        info = json.loads(made.stdout)
+        assert sorted(f"{c['db_name']}.{c['collection_name']}" for c in info["collection_backups"]) == [
+            "default.books",
+            "shop.products",
+        ]
+        before = _all_collections(uri)
+        # the filter is matched against the names after the suffix: the old name matches nothing
+        missed = _run(sandbox, "restore", "-n", name, "-s", suffix, "--filter", "books")
+        assert missed.returncode == 1 and "matches none of the restore's targets" in _error_line(missed)
+        assert _all_collections(uri) == before
+        restored = _run(
+            sandbox, "restore", "-n", name, "-s", suffix, "--filter", f"books{suffix}", "--restore_index", "--load"
+        )
+        assert restored.returncode == 0, restored.stderr
+        assert _all_collections(uri) - before == {f"default.books{suffix}"}
+        assert_same_rows(fetch_rows(uri, "default", f"books{suffix}"), demo_collection("books"))
+    finally:
+        drop_if_exists(uri, "default", f"books{suffix}")
+        _remove_backup(base_config, name)
+
+
+@pytest.mark.parametrize(
+    "args,words",
+    [
+        (["--strategy", "fastest"], "unknown strategy 'fastest': use one of meta_only, skip_flush"),
+        (["--filter", "shop."], "the filter shop. matches no collection"),
+        (["--filter", "no_db.*"], "database no_db of the filter not found"),
+        (["--filter", "a-b"], "bad filter rule 'a-b'"),
+        (["--filter", "books", "-c", "books"], "either filter or collection names"),
+        (["--meta_only", "--strategy", "skip_flush"], "contradict each other"),
+    ],
+)
+def test_bad_filters_and_strategies_write_nothing(sandbox, args, words):
+    name = f"never_{_uid()}"
+    before = _keys(sandbox, "")
+    proc = _run(sandbox, "create", "-n", name, *args)
+    assert proc.returncode == 1
+    assert words in _error_line(proc)
+    assert _keys(sandbox, "") == before
+
+
+def test_rbac_is_taken_on_create_and_restore(sandbox, base_config):
+    name, suffix = f"rbac_{_uid()}", f"_rb{_uid()}"
+    try:
+        assert _run(sandbox, "create", "-n", name, "-c", "books", "--rbac", "--strategy", "meta_only").returncode == 0
+        proc = _run(sandbox, "restore", "-n", name, "-s", suffix, "--rbac", "--meta_only")
+        assert proc.returncode == 0, proc.stderr
+    finally:
+        drop_if_exists(sandbox.milvus_uri, "default", f"books{suffix}")
+        _remove_backup(base_config, name)

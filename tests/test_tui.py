@@ -115,8 +115,8 @@ def test_backup_and_restore_from_the_keyboard(sandbox, engine):
             await _cursor_to(pilot, app.backups_table, name)
             await pilot.press("r")
             await _until(pilot, lambda: isinstance(app.screen, RestoreDialog), "the restore dialog")
-            # focus: the collection tick, then suffix, renames, drop, index, load; ctrl+s starts
-            await pilot.press("tab", *suffix, "tab", "tab", "tab", "space", "tab", "space", "ctrl+s")
+            # focus: collection tick, suffix, renames, only, drop, index, load (no rbac here); ctrl+s starts
+            await pilot.press("tab", *suffix, "tab", "tab", "tab", "tab", "space", "tab", "space", "ctrl+s")
             await _until(pilot, lambda: len(app.watches) == 2, "the restore job")
             restore = next(w for w in app.watches.values() if w.job.kind is JobKind.RESTORE)
             bar: list[float] = []

@@ -99,6 +99,15 @@ def collection_view(c: Collection) -> RenderableType:
     return Group(head, parts, schema, indexes, Text(""))
 
 
+def rbac_summary(info: BackupInfo) -> str:
+    """What the meta's rbac part holds (users, roles, grants), or "none"."""
+    meta = info.rbac_meta
+    if meta is None:
+        return "none"
+    counts = [(len(meta.users), "users"), (len(meta.roles), "roles"), (len(meta.grants), "grants")]
+    return ", ".join(f"{n} {part}" for n, part in counts if n) or "none"
+
+
 def backup_view(info: BackupInfo, folder: str) -> RenderableType:
     try:
         state = BackupState(info.state_code).name.lower()
@@ -116,6 +125,7 @@ def backup_view(info: BackupInfo, folder: str) -> RenderableType:
     summary.add_row("ended", _when(info.end_time))
     summary.add_row("size", f"{humanize.naturalsize(info.size)} ({humanize.intcomma(info.size)} bytes)")
     summary.add_row("contents", f"{len(info.collection_backups)} collection(s), {humanize.intcomma(rows)} rows")
+    summary.add_row("rbac", rbac_summary(info))
     return Group(summary, Text(""), *(collection_view(c) for c in info.collection_backups))
 
 

@@ -27,9 +27,11 @@ from milvus_backup.core.service import (
     RestoreRequest,
     TargetPreview,
     check_backup_name,
+    parse_filter,
     parse_renames,
     preview_targets,
 )
+from milvus_backup.tui.details import rbac_summary
 from milvus_backup.tui.tables import FANCY, PLAIN, Symbols
 
 
@@ -169,7 +171,8 @@ class BackupDialog(ModalScreen[BackupRequest | None]):
 
 
 class RestoreDialog(ModalScreen[RestoreRequest | None]):
-    """Which collections, target names (suffix or renames), drop-existing, index, load — and a preview.
+    """Which collections, target names (suffix or renames), which targets (a filter over the new names),
+    drop-existing, index, load, RBAC (when the backup holds some) — and a preview.
     Enter in a field or ctrl+s starts; when it cannot start, it says why and stays open."""
 
     BINDINGS = [
@@ -198,9 +201,14 @@ class RestoreDialog(ModalScreen[RestoreRequest | None]):
             with Horizontal(classes="field"):
                 yield Label("Rename ")
                 yield Input(placeholder="old:new,db1.*:db2.*", id="renames", compact=True)
+            with Horizontal(classes="field"):
+                yield Label("Only   ")
+                yield Input(placeholder="new names: coll,db1.coll,db1.*", id="only", compact=True)
             yield Tick("Drop existing targets (asks first)", id="drop")
             yield Tick("Restore indexes", id="index")
             yield Tick("Load afterwards", id="load")
+            rbac = rbac_summary(self.info)
+            yield Tick(f"Restore RBAC ({rbac})", id="rbac", disabled=rbac == "none")
             yield Static(id="preview")
             with Horizontal(classes="buttons"):
                 yield Static(START_KEYS, classes="hint")
@@ -221,6 +229,8 @@ class RestoreDialog(ModalScreen[RestoreRequest | None]):
             drop_exist_collection=self.query_one("#drop", Checkbox).value,
             restore_index=self.query_one("#index", Checkbox).value,
             load=self.query_one("#load", Checkbox).value,
+            filter=parse_filter(only) if (only := self.query_one("#only", Input).value).strip() else None,
+            rbac=self.query_one("#rbac", Checkbox).value,
         )
 
     @on(Input.Changed)
