@@ -3,10 +3,12 @@
 The plan is made first (every collection's schema, partitions, indexes, segments and binlog objects),
 so the copy has exact byte and object totals. Binlogs are found by listing each persistent segment's
 folders in the Milvus bucket (Milvus 2.3 returns no paths); only the segments Milvus lists are
-copied, so binlogs that compaction left behind for GC are not restored twice. Each copy is read back
-and hashed (and compared with its source) for the integrity manifest, written after the other meta
-and before `backup_meta.json`, which comes last; a failed or cancelled backup is removed, and never
-gets that file.
+copied, so binlogs that compaction left behind for GC are not restored twice. Copies inside one store
+run server-side and are never read back: one listing of the backup's folder after the copies confirms
+each copy's size and ETag against its source's listing (a store that kept other bytes fails the
+backup); copies whose bytes stream through the tool are hashed on the way. What the store vouches for
+goes into the integrity manifest, written after the other meta and before `backup_meta.json`, which
+comes last; a failed or cancelled backup is removed, and never gets that file.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any
 
 from milvus_backup.core.context import Context
 from milvus_backup.core.errors import AlreadyExists, BackupToolError, InvalidRequest, NotFound, StorageError
-from milvus_backup.core.integrity import Entry, encode_manifest, hash_bytes, hash_object
+from milvus_backup.core.integrity import Entry, encode_manifest, hash_bytes, is_md5_etag
 from milvus_backup.core.jobs import Phase, Reporter
 from milvus_backup.core.meta import (
     BackupInfo,
@@ -44,7 +46,7 @@ from milvus_backup.core.meta import (
 from milvus_backup.core.milvus import DEFAULT_DB, Milvus, SegmentInfo, proto_to_dict
 from milvus_backup.core.paths import MANIFEST, META_DIR, META_WRITE_ORDER, MalformedKey, check_backup_name, join
 from milvus_backup.core.pause import pause_point
-from milvus_backup.core.storage import CopyTask
+from milvus_backup.core.storage import Copied, CopyTask, ObjectInfo
 
 log = logging.getLogger("milvus_backup")
 
@@ -109,8 +111,11 @@ class _CollectionPlan:
     copies: list[CopyTask]
 
 
-def _segment_binlogs(ctx: Context, seg: SegmentInfo) -> tuple[list[FieldBinlog], list[FieldBinlog]]:
-    """A segment's insert and delta binlogs, found by listing its folders in the Milvus bucket."""
+def _segment_binlogs(
+    ctx: Context, seg: SegmentInfo, etags: dict[str, str]
+) -> tuple[list[FieldBinlog], list[FieldBinlog]]:
+    """A segment's insert and delta binlogs, found by listing its folders in the Milvus bucket; the
+    listing's ETags go into `etags` by key, for the copies' confirmation."""
     by_field: dict[int, list[Binlog]] = {}
     prefix = ctx.milvus_layout.insert_segment(seg.collection_id, seg.partition_id, seg.segment_id)
     for obj in ctx.milvus_storage.list(prefix):
@@ -119,6 +124,7 @@ def _segment_binlogs(ctx: Context, seg: SegmentInfo) -> tuple[list[FieldBinlog],
         except MalformedKey:
             continue  # not a binlog
         by_field.setdefault(insert_log.field_id, []).append(Binlog(obj.key, obj.size, insert_log.log_id))
+        etags[obj.key] = obj.etag
     deltas = []
     dprefix = ctx.milvus_layout.delta_segment(seg.collection_id, seg.partition_id, seg.segment_id)
     for obj in ctx.milvus_storage.list(dprefix):
@@ -127,6 +133,7 @@ def _segment_binlogs(ctx: Context, seg: SegmentInfo) -> tuple[list[FieldBinlog],
         except MalformedKey:
             continue
         deltas.append(Binlog(obj.key, obj.size, delta_log.log_id))
+        etags[obj.key] = obj.etag
     if seg.num_rows and not by_field:
         raise StorageError(
             f"segment {seg.segment_id} has no binlogs under {ctx.milvus_storage.bucket}/{prefix}: check that "
@@ -163,7 +170,8 @@ def _plan_collection(
     if not meta_only:
         for seg in milvus.segments(db, coll):
             reporter.check_cancelled()
-            insert, delta = _segment_binlogs(ctx, seg)
+            etags: dict[str, str] = {}
+            insert, delta = _segment_binlogs(ctx, seg, etags)
             segment = Segment(
                 segment_id=seg.segment_id,
                 collection_id=seg.collection_id,
@@ -180,13 +188,21 @@ def _plan_collection(
             for fb in insert:
                 copies += [
                     CopyTask(
-                        b.log_path, layout.insert_binlog(name, cid, pid, sid, sid, fb.field_id, b.log_id), b.log_size
+                        b.log_path,
+                        layout.insert_binlog(name, cid, pid, sid, sid, fb.field_id, b.log_id),
+                        b.log_size,
+                        etags[b.log_path],
                     )
                     for b in fb.binlogs
                 ]
             for fb in delta:
                 copies += [
-                    CopyTask(b.log_path, layout.delta_binlog(name, cid, pid, sid, sid, b.log_id), b.log_size)
+                    CopyTask(
+                        b.log_path,
+                        layout.delta_binlog(name, cid, pid, sid, sid, b.log_id),
+                        b.log_size,
+                        etags[b.log_path],
+                    )
                     for b in fb.binlogs
                 ]
     partitions = []
@@ -257,12 +273,13 @@ def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_
             "",
             bytes_total=total,
             objects_total=len(copies),
-            message=f"copying {len(copies)} binlog(s), {total} bytes, each read back and hashed",
+            message=f"copying {len(copies)} binlog(s), {total} bytes",
         )
         wrote_anything = True
-        entries = _HashedCopies(ctx, name, reporter)
-        ctx.copy(ctx.milvus_storage, ctx.backup_storage, copies, reporter, after_copy=entries.add)
+        confirmations = _ConfirmedCopies(ctx, name, copies)
+        ctx.copy(ctx.milvus_storage, ctx.backup_storage, copies, reporter, after_copy=confirmations.add)
         reporter.check_cancelled()
+        entries = confirmations.confirm()
         reporter.phase(Phase.META, message="writing meta")
         collections = [p.meta for p in plans]
         info = BackupInfo(
@@ -278,7 +295,7 @@ def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_
             milvus_version=ctx.milvus.version(),
             database_backups=[Database(db_name=db) for db in sorted({c.db_name for c in collections})],
         )
-        write_meta(ctx, name, info, entries.entries)
+        write_meta(ctx, name, info, entries)
         reporter.add(rows=sum(c.num_rows for c in collections))
         reporter.log(f"backup {name} complete: {len(collections)} collection(s), {info.size} bytes")
         return info
@@ -288,30 +305,58 @@ def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_
         raise
 
 
-class _HashedCopies:
-    """Checks each binlog right after its copy, in the copy's worker: the copy is read back from the
-    backup store and hashed, and so is its source; they must match (a store that drops or changes bytes
-    fails the backup). The hashes go into the integrity manifest."""
+class _ConfirmedCopies:
+    """Confirms the binlog copies without reading them back, as the Go tool does: after the copies, one
+    listing of the backup's folder must show each copy with its source's size, and with the ETag the
+    copy reported (and, for a one-part copy inside one store, its source's ETag). A store that kept
+    other bytes than it was given fails the backup. Gives the manifest's entries: size, the ETag the
+    store vouches for, and the SHA-256 of bytes that streamed through the tool anyway."""
 
-    def __init__(self, ctx: Context, name: str, reporter: Reporter):
-        self.ctx, self.name, self.reporter = ctx, name, reporter
-        self.entries: dict[str, Entry] = {}
+    def __init__(self, ctx: Context, name: str, tasks: list[CopyTask]):
+        self.ctx, self.name = ctx, name
+        self.tasks = {task.dst_key: task for task in tasks}
+        self.copied: dict[str, Copied] = {}
         self._lock = threading.Lock()
 
-    def add(self, task: CopyTask) -> None:
-        storage, cancel = self.ctx.backup_storage, self.reporter.cancel_event
-        got = hash_object(storage, task.dst_key, cancel)
-        source = hash_object(self.ctx.milvus_storage, task.src_key, cancel)
-        if got != source:
-            what = f"{got.size} bytes" if got.size != source.size else "other bytes (SHA-256 differs)"
-            raise StorageError(
-                f"the copy {storage.describe(task.dst_key)} holds {what} than its source "
-                f"{task.src_key} ({source.size} bytes): the store did not keep what was written"
-            )
-        relative = self.ctx.backup_layout.relative_key(self.name, task.dst_key)
+    def add(self, task: CopyTask, copied: Copied) -> None:
+        """Called in the copy's worker after each copy."""
         with self._lock:
-            self.entries[relative] = got
+            self.copied[task.dst_key] = copied
         pause_point("backup:copy")
+
+    def confirm(self) -> dict[str, Entry]:
+        storage, layout = self.ctx.backup_storage, self.ctx.backup_layout
+        entries: dict[str, Entry] = {}
+        for obj in storage.list(layout.backup(self.name)):
+            task = self.tasks.get(obj.key)
+            if task is None:
+                continue
+            copied = self.copied[obj.key]
+            _check_copy(storage.describe(obj.key), task, copied, obj)
+            entries[layout.relative_key(self.name, obj.key)] = Entry(obj.size, copied.sha256 or None, obj.etag or None)
+        if len(entries) < len(self.tasks):
+            absent = next(key for key in self.tasks if layout.relative_key(self.name, key) not in entries)
+            raise StorageError(
+                f"the copy {storage.describe(absent)} is absent after it was written: the store did not keep "
+                "what was written"
+            )
+        return entries
+
+
+def _check_copy(where: str, task: CopyTask, copied: Copied, listed: ObjectInfo) -> None:
+    """Raise unless the listed copy is what its source's listing and its copy's answer promise."""
+    if listed.size != task.size:
+        what = f"{listed.size} bytes"
+    elif copied.etag and listed.etag and listed.etag != copied.etag:
+        what = f"other bytes (ETag {listed.etag}, the copy answered {copied.etag})"
+    elif copied.single_part and not copied.sha256 and is_md5_etag(task.etag) and listed.etag != task.etag:
+        what = f"other bytes (ETag {listed.etag or 'none'})"
+    else:
+        return
+    raise StorageError(
+        f"the copy {where} holds {what} than its source {task.src_key} ({task.size} bytes, ETag "
+        f"{task.etag or 'none'}): the store did not keep what was written"
+    )
 
 
 def write_meta(ctx: Context, name: str, info: BackupInfo, entries: dict[str, Entry] | None = None) -> None:

@@ -9,6 +9,7 @@ its transient failures retried (`retry`) and every failure mapped to a one-line 
 from __future__ import annotations
 
 import builtins
+import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -34,6 +35,21 @@ class Readable(Protocol):
 class ObjectInfo:
     key: str
     size: int
+    etag: str = ""  # the store's ETag, unquoted; "" where a store has none (a local folder)
+
+
+@dataclass(frozen=True)
+class Copied:
+    """What a copy can vouch for without reading the copy back.
+
+    A server-side copy reports the ETag the store gave the new object (bytes never pass through here);
+    a copy whose bytes stream through this process reports their SHA-256, hashed on the way.
+    `single_part` is False for a multipart (composed) copy, whose ETag is no digest of the whole object.
+    """
+
+    etag: str = ""
+    sha256: str = ""
+    single_part: bool = True
 
 
 class Storage(ABC):
@@ -84,17 +100,16 @@ class Storage(ABC):
         cannot be rewound): copy_from retries by reopening its source."""
         self._call("write", self.describe(key), lambda: self._put_stream(key, stream, length), retry=False)
 
-    def copy_from(self, src: Storage, src_key: str, dst_key: str, size: int, *, server_side: bool = True) -> None:
+    def copy_from(self, src: Storage, src_key: str, dst_key: str, size: int, *, server_side: bool = True) -> Copied:
         """Copy one object of `src` into this store: server-side when same_store (and allowed), else streamed.
 
         `size` is the object's size as listed; a streamed copy checks the source gives exactly that much.
-        server_side=False forces streaming, for `minio.crossStorage`.
+        server_side=False forces streaming, for `minio.crossStorage`. Returns what the copy vouches for.
         """
         where = f"{src.describe(src_key)} to {self.describe(dst_key)}"
         if server_side and self.same_store(src):
-            self._call("copy", where, lambda: self._server_copy(src, src_key, dst_key, size))
-        else:
-            self._call("copy", where, lambda: self._stream_copy(src, src_key, dst_key, size))
+            return self._call("copy", where, lambda: self._server_copy(src, src_key, dst_key, size))
+        return self._call("copy", where, lambda: self._stream_copy(src, src_key, dst_key, size))
 
     @abstractmethod
     def delete(self, key: str) -> None:
@@ -116,16 +131,18 @@ class Storage(ABC):
     # ---- what subclasses provide to the shared copy and retry logic
 
     @abstractmethod
-    def _put_stream(self, key: str, stream: Readable, length: int) -> None:
-        """put_stream without retry or error mapping."""
+    def _put_stream(self, key: str, stream: Readable, length: int) -> str:
+        """put_stream without retry or error mapping; returns the new object's ETag ("" if none)."""
 
     @abstractmethod
-    def _server_copy(self, src: Storage, src_key: str, dst_key: str, size: int) -> None:
+    def _server_copy(self, src: Storage, src_key: str, dst_key: str, size: int) -> Copied:
         """A copy inside the store; `src` is a store for which same_store(src) is True."""
 
-    def _stream_copy(self, src: Storage, src_key: str, dst_key: str, size: int) -> None:
+    def _stream_copy(self, src: Storage, src_key: str, dst_key: str, size: int) -> Copied:
         with src.open(src_key) as stream:
-            self._put_stream(dst_key, SourceReader(stream, src, src_key), size)
+            reader = HashingReader(SourceReader(stream, src, src_key))
+            etag = self._put_stream(dst_key, reader, size)
+        return Copied(etag=etag, sha256=reader.hexdigest())
 
     def _error(self, exc: BaseException, op: str, where: str) -> StorageError:
         """Turn a failure into the one line a user sees."""
@@ -156,6 +173,21 @@ class SourceReader:
             return self._stream.read(size) if size is not None and size >= 0 else self._stream.read()
         except Exception as exc:
             raise SourceReadError(exc, self._storage, self._key) from exc
+
+
+class HashingReader:
+    """Hashes what passes through it (SHA-256), so a streamed copy is hashed without a second read."""
+
+    def __init__(self, stream: Readable):
+        self._stream, self._digest = stream, hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._stream.read(size)
+        self._digest.update(chunk)
+        return chunk
+
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()
 
 
 def as_folder(prefix: str) -> str:

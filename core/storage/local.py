@@ -17,7 +17,16 @@ from pathlib import Path
 from typing import BinaryIO
 
 from milvus_backup.core.errors import StorageError
-from milvus_backup.core.storage.base import CHUNK_SIZE, ObjectInfo, Readable, Storage, as_folder, refuse_everything
+from milvus_backup.core.storage.base import (
+    CHUNK_SIZE,
+    Copied,
+    HashingReader,
+    ObjectInfo,
+    Readable,
+    Storage,
+    as_folder,
+    refuse_everything,
+)
 
 _TMP_PREFIX = ".partial-"  # temp files; never listed as objects
 
@@ -123,15 +132,19 @@ class LocalStorage(Storage):
                 f"local storage folder {self.base_dir} does not exist (create it, or fix the rootPath key)"
             )
 
-    def _put_stream(self, key: str, stream: Readable, length: int) -> None:
+    def _put_stream(self, key: str, stream: Readable, length: int) -> str:
         path = self._path(key)
         _atomic_write(path, lambda f: _copy_exactly(stream, f, length, str(path)))
+        return ""  # a folder has no ETags
 
-    def _server_copy(self, src: Storage, src_key: str, dst_key: str, size: int) -> None:
+    def _server_copy(self, src: Storage, src_key: str, dst_key: str, size: int) -> Copied:
+        # Between two folders the bytes pass through this process anyway: they are hashed on the way.
         assert isinstance(src, LocalStorage)
         src_path, dst_path = src._path(src_key), self._path(dst_key)
         with open(src_path, "rb") as source:
-            _atomic_write(dst_path, lambda f: shutil.copyfileobj(source, f, CHUNK_SIZE))
+            reader = HashingReader(source)
+            _atomic_write(dst_path, lambda f: shutil.copyfileobj(reader, f, CHUNK_SIZE))
+        return Copied(sha256=reader.hexdigest())
 
     # ---- paths
 

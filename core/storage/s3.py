@@ -27,7 +27,7 @@ from urllib3 import BaseHTTPResponse
 from milvus_backup.core.config import StorageConfig
 from milvus_backup.core.errors import StorageError
 from milvus_backup.core.storage import retry
-from milvus_backup.core.storage.base import ObjectInfo, Readable, Storage, as_folder, first, refuse_everything
+from milvus_backup.core.storage.base import Copied, ObjectInfo, Readable, Storage, as_folder, first, refuse_everything
 from milvus_backup.core.storage.errors import map_minio_error, one_line, short
 
 DELETE_BATCH = 1000  # S3 DeleteObjects takes at most 1000 keys
@@ -105,7 +105,7 @@ class MinioStorage(Storage):
                         continue
                     last = obj.object_name
                     failures = 0
-                    yield ObjectInfo(obj.object_name, int(obj.size or 0))
+                    yield ObjectInfo(obj.object_name, int(obj.size or 0), unquote(obj.etag))
                 return
             except Exception as exc:
                 failures += 1
@@ -134,7 +134,7 @@ class MinioStorage(Storage):
                 if exc.code in ("NoSuchKey", "NoSuchObject", "NotFound"):
                     return None
                 raise
-            return None if info.is_dir else ObjectInfo(key, int(info.size or 0))
+            return None if info.is_dir else ObjectInfo(key, int(info.size or 0), unquote(info.etag))
 
         return self._call("stat", self.describe(key), run)
 
@@ -213,34 +213,43 @@ class MinioStorage(Storage):
                 f"bucket {self.bucket} does not exist at {self.endpoint} (create it, or fix the bucketName key)"
             )
 
-    def _put_stream(self, key: str, stream: Readable, length: int) -> None:
+    def _put_stream(self, key: str, stream: Readable, length: int) -> str:
         # One part in flight per copy: copy_objects already runs many copies at once. minio types its
         # data argument BinaryIO but only calls read(), which every Readable has.
-        self._client.put_object(self.bucket, key, cast(BinaryIO, stream), length, num_parallel_uploads=1)
+        result = self._client.put_object(self.bucket, key, cast(BinaryIO, stream), length, num_parallel_uploads=1)
         if stream.read(1):  # the source was longer than listed: do not leave a truncated copy behind
             self._client.remove_object(self.bucket, key)
             raise StorageError(
                 f"write {self.describe(key)} failed: the source holds more than the expected "
                 f"{length} bytes (was it changed during the copy?)"
             )
+        return unquote(result.etag)
 
-    def _server_copy(self, src: Storage, src_key: str, dst_key: str, size: int) -> None:
+    def _server_copy(self, src: Storage, src_key: str, dst_key: str, size: int) -> Copied:
         assert isinstance(src, MinioStorage)
         if size <= min(self._threshold, MAX_PART_SIZE):
-            self._client.copy_object(self.bucket, dst_key, CopySource(src.bucket, src_key))
-            return
+            return self._copy_whole(src, src_key, dst_key)
         # The parts must cover the object as it is now, whatever size the caller listed.
         actual = int(self._client.stat_object(src.bucket, src_key).size or 0)
         parts = _parts(actual, self._threshold)
         if len(parts) <= 1:
-            self._client.copy_object(self.bucket, dst_key, CopySource(src.bucket, src_key))
-            return
+            return self._copy_whole(src, src_key, dst_key)
         sources = [ComposeSource(src.bucket, src_key, offset=offset, length=length) for offset, length in parts]
-        self._client.compose_object(self.bucket, dst_key, sources)
+        result = self._client.compose_object(self.bucket, dst_key, sources)
+        return Copied(etag=unquote(result.etag), single_part=False)
+
+    def _copy_whole(self, src: MinioStorage, src_key: str, dst_key: str) -> Copied:
+        result = self._client.copy_object(self.bucket, dst_key, CopySource(src.bucket, src_key))
+        return Copied(etag=unquote(getattr(result, "etag", None)))
 
     def _error(self, exc: BaseException, op: str, where: str) -> StorageError:
         mapped = map_minio_error(exc, op, where, self.endpoint, self.bucket)
         return mapped if mapped is not None else super()._error(exc, op, where)
+
+
+def unquote(etag: str | None) -> str:
+    """An ETag as S3 sends it ("\"abc\"") without its quotes; "" for none."""
+    return (etag or "").strip().strip('"')
 
 
 def _parts(size: int, threshold: int) -> list[tuple[int, int]]:
