@@ -14,15 +14,17 @@ comes last; a failed or cancelled backup is removed, and never gets that file.
 from __future__ import annotations
 
 import datetime
+import itertools
 import logging
 import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from milvus_backup.core.context import Context
 from milvus_backup.core.errors import AlreadyExists, BackupToolError, InvalidRequest, NotFound, StorageError
@@ -49,6 +51,9 @@ from milvus_backup.core.pause import pause_point
 from milvus_backup.core.storage import Copied, CopyTask, ObjectInfo
 
 log = logging.getLogger("milvus_backup")
+T = TypeVar("T")
+R = TypeVar("R")
+MAX_LISTINGS = 128  # segment folders listed at once, at most
 
 
 @dataclass
@@ -147,7 +152,14 @@ def _segment_binlogs(
 
 
 def _plan_collection(
-    ctx: Context, backup_id: str, name: str, db: str, coll: str, meta_only: bool, reporter: Reporter
+    ctx: Context,
+    backup_id: str,
+    name: str,
+    db: str,
+    coll: str,
+    meta_only: bool,
+    reporter: Reporter,
+    segment_pool: ThreadPoolExecutor,
 ) -> _CollectionPlan:
     milvus = ctx.milvus
     desc = milvus.describe(db, coll)
@@ -168,10 +180,10 @@ def _plan_collection(
     segments: dict[int, list[Segment]] = {}
     copies: list[CopyTask] = []
     if not meta_only:
-        for seg in milvus.segments(db, coll):
-            reporter.check_cancelled()
-            etags: dict[str, str] = {}
-            insert, delta = _segment_binlogs(ctx, seg, etags)
+        found = milvus.segments(db, coll)
+        etags: dict[str, str] = {}
+        listed = run_all(segment_pool, lambda seg: _segment_binlogs(ctx, seg, etags), found, reporter)
+        for seg, (insert, delta) in zip(found, listed, strict=True):
             segment = Segment(
                 segment_id=seg.segment_id,
                 collection_id=seg.collection_id,
@@ -241,6 +253,56 @@ def _plan_collection(
     return _CollectionPlan(meta, copies)
 
 
+def _plan_collections(
+    ctx: Context, backup_id: str, name: str, pairs: list[tuple[str, str]], meta_only: bool, reporter: Reporter
+) -> list[_CollectionPlan]:
+    """Plan (describe, flush, list the segments of) up to backup.parallelism.backupCollection collections
+    at once; their segments' folders are listed on one shared pool of backupSegment threads (at most
+    MAX_LISTINGS: the S3 client keeps that many connections, more threads would only wait)."""
+    settings = ctx.config.backup
+
+    def plan(pair: tuple[str, str]) -> _CollectionPlan:
+        db, coll = pair
+        reporter.phase(Phase.PREPARE, f"{db}.{coll}")
+        result = _plan_collection(ctx, backup_id, name, db, coll, meta_only, reporter, segment_pool)
+        reporter.log(
+            f"{db}.{coll}: {len(result.meta.segments())} segment(s), "
+            f"{len(result.copies)} binlog(s), {result.meta.size} bytes"
+        )
+        return result
+
+    with (
+        ThreadPoolExecutor(min(settings.backup_segment, MAX_LISTINGS), thread_name_prefix="segments") as segment_pool,
+        ThreadPoolExecutor(min(settings.backup_collection, len(pairs)), thread_name_prefix="collections") as pool,
+    ):
+        return run_all(pool, plan, pairs, reporter)
+
+
+def run_all(pool: ThreadPoolExecutor, fn: Callable[[T], R], items: Sequence[T], reporter: Reporter) -> list[R]:
+    """fn of each item on `pool`, the results in the items' order. Each starts with a cancel check;
+    at the first failure (a cancel included) what has not started is dropped, and the failure is
+    raised once what runs has finished, so nothing of this job is still at work after it returns."""
+    futures: list[Future[R]] = []
+
+    def checked(item: T) -> R:
+        reporter.check_cancelled()
+        return fn(item)
+
+    try:
+        futures = [pool.submit(checked, item) for item in items]
+        return [future.result() for future in futures]
+    except BaseException:
+        for future in futures:
+            future.cancel()
+        wait(futures)
+        raise
+
+
+def _interleaved(lists: list[list[CopyTask]]) -> list[CopyTask]:
+    """One copy of each collection in turn, so the collections' copies run side by side."""
+    return [task for batch in itertools.zip_longest(*lists) for task in batch if task is not None]
+
+
 def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_id: str | None = None) -> BackupInfo:
     """Carry out a backup (called in the job's thread). Returns the BackupInfo that was written."""
     name = check_backup_name(request.name)
@@ -258,15 +320,8 @@ def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_
         reporter.phase(Phase.PREPARE, message=f"planning backup {name} of {len(pairs)} collection(s)")
         if not request.meta_only and request.gc_pause is not False:
             _pause_gc(ctx, reporter, forced=bool(request.gc_pause))
-        plans = []
-        for db, coll in pairs:
-            reporter.phase(Phase.PREPARE, f"{db}.{coll}")
-            plans.append(_plan_collection(ctx, backup_id, name, db, coll, request.meta_only, reporter))
-            reporter.log(
-                f"{db}.{coll}: {len(plans[-1].meta.segments())} segment(s), "
-                f"{len(plans[-1].copies)} binlog(s), {plans[-1].meta.size} bytes"
-            )
-        copies = [task for plan in plans for task in plan.copies]
+        plans = _plan_collections(ctx, backup_id, name, pairs, request.meta_only, reporter)
+        copies = _interleaved([plan.copies for plan in plans])
         total = sum(t.size for t in copies)
         reporter.phase(
             Phase.COPY,
