@@ -73,8 +73,11 @@ class Storage(ABC):
         recursive=False leaves out objects below a further '/' after the prefix."""
 
     @abstractmethod
-    def list_dirs(self, prefix: str) -> builtins.list[str]:
-        """The immediate child folders of folder `prefix` that hold objects, as full keys ending in '/'."""
+    def list_dirs(self, prefix: str, holding_objects: bool = True) -> builtins.list[str]:
+        """The immediate child folders of folder `prefix` that hold objects, as full keys ending in '/'.
+
+        holding_objects=False answers with one delimiter listing, which may include a folder a store
+        keeps after its last object was deleted (SeaweedFS does); True checks each folder (a request each)."""
 
     @abstractmethod
     def stat(self, key: str) -> ObjectInfo | None:
@@ -86,6 +89,10 @@ class Storage(ABC):
     @abstractmethod
     def read(self, key: str) -> bytes:
         """The whole object. Raises ObjectNotFound (a StorageError) when it does not exist."""
+
+    def read_tagged(self, key: str) -> tuple[bytes, str]:
+        """The whole object and its ETag ("" where the store has none), in one request."""
+        return self.read(key), ""
 
     @abstractmethod
     def write(self, key: str, data: bytes) -> None:

@@ -62,13 +62,15 @@ class LocalStorage(Storage):
         for key, size in sorted(found):
             yield ObjectInfo(key, size)
 
-    def list_dirs(self, prefix: str) -> builtins.list[str]:
+    def list_dirs(self, prefix: str, holding_objects: bool = True) -> builtins.list[str]:
         folder = as_folder(prefix)
         path = self._folder_of(folder)
         if not path.is_dir():
             return []
         try:
-            names = sorted(e.name for e in os.scandir(path) if e.is_dir() and _holds_files(e.path))
+            names = sorted(
+                e.name for e in os.scandir(path) if e.is_dir() and (not holding_objects or _holds_files(e.path))
+            )
         except OSError as exc:
             raise self._error(exc, "list", self.describe(folder)) from exc
         return [f"{folder}{name}/" for name in names]

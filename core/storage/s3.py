@@ -114,14 +114,17 @@ class MinioStorage(Storage):
                 retry.log_retry("list", self.describe(prefix), exc, failures)
                 time.sleep(retry.backoff(failures))
 
-    def list_dirs(self, prefix: str) -> builtins.list[str]:
+    def list_dirs(self, prefix: str, holding_objects: bool = True) -> builtins.list[str]:
         folder = as_folder(prefix)
 
         def run() -> builtins.list[str]:
             return sorted(o.object_name for o in self._client.list_objects(self.bucket, prefix=folder) if o.is_dir)
 
+        folders = self._call("list", self.describe(folder), run)
+        if not holding_objects:
+            return folders
         # SeaweedFS keeps a folder after its last object is deleted: only folders with objects count.
-        return [d for d in self._call("list", self.describe(folder), run) if first(self.list(d)) is not None]
+        return [d for d in folders if first(self.list(d)) is not None]
 
     def stat(self, key: str) -> ObjectInfo | None:
         if not key or key.endswith("/"):
@@ -143,6 +146,17 @@ class MinioStorage(Storage):
             response = self._client.get_object(self.bucket, key)
             try:
                 return response.read()
+            finally:
+                response.close()
+                response.release_conn()
+
+        return self._call("read", self.describe(key), run)
+
+    def read_tagged(self, key: str) -> tuple[bytes, str]:
+        def run() -> tuple[bytes, str]:
+            response = self._client.get_object(self.bucket, key)
+            try:
+                return response.read(), unquote(response.headers.get("ETag"))
             finally:
                 response.close()
                 response.release_conn()
