@@ -12,7 +12,8 @@ always has one.
 the meta names), so backups made by the Go tool, which have no manifest, are checked by their meta
 sizes. The quick check is one listing of the backup's folder (existence, sizes, ETags); the full check
 also re-reads every object and compares its SHA-256 (or its MD5 with an ETag that is one).
-`check_objects` is the quick check of a few objects, for a restore to run just before it imports them.
+`check_objects` is the quick check of a few objects, for a restore to run just before it imports them;
+`check_staged` checks an object a restore copies anyway, from what the copy vouches for.
 Keys read from a manifest or a meta file are checked by `BackupLayout.object_key` and can never leave
 the backup's folder.
 """
@@ -46,7 +47,7 @@ from milvus_backup.core.paths import (
     log_id_of,
     relative_to,
 )
-from milvus_backup.core.storage import CHUNK_SIZE, ObjectInfo, Storage
+from milvus_backup.core.storage import CHUNK_SIZE, Copied, ObjectInfo, Storage
 
 if TYPE_CHECKING:
     from milvus_backup.core.context import Context
@@ -262,6 +263,20 @@ def check_objects(
     to_hash = _compare_listing(prefix, entries, listed, report, hash_unvouched=True, full=False)
     _hash_all(storage, to_hash, report, 1, cancel, None)
     return sorted(report.problems, key=lambda p: (p.key, p.kind))
+
+
+def check_staged(key: str, want: Entry, copied: Copied, size: int) -> Problem | None:
+    """A restore that stages (copies) a backup's object anyway can check it on the way, with no read of
+    its own: the copy's SHA-256 (bytes streamed through the tool) or its ETag (a server-side copy)
+    against the manifest's entry. Pass it as ctx.copy's after_copy; `size` is what was copied."""
+    if size != want.size:
+        kind = TRUNCATED if size < want.size else ALTERED
+        return Problem(key, kind, f"{size} bytes staged, expected {want.size}")
+    if want.sha256 and copied.sha256 and copied.sha256 != want.sha256:
+        return Problem(key, ALTERED, f"SHA-256 {copied.sha256[:16]}..., recorded {want.sha256[:16]}...")
+    if want.etag and copied.etag and copied.single_part and is_md5_etag(want.etag) and copied.etag != want.etag:
+        return Problem(key, ALTERED, f"the staged copy's ETag is {copied.etag[:40]}, recorded {want.etag[:40]}")
+    return None
 
 
 def _common_folder(keys: list[str]) -> str:

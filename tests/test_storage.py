@@ -589,3 +589,21 @@ def test_s3_check_errors_are_one_line_without_secrets(s3_storage_params):
     message = one_line(info.value)
     assert "secret key" in message and wrong_secret not in message
     assert not bad.same_store(missing) and missing.same_store(open_storage(s3_config(s3_storage_params, "x-bkt")))
+
+
+def test_check_staged_compares_what_a_copy_vouches_for_with_the_manifest(tmp_path):
+    from milvus_backup.core.integrity import Entry, check_staged
+
+    src, dst = LocalStorage(tmp_path / "backup"), LocalStorage(tmp_path / "stage")
+    src.write("b/binlogs/1", b"0123456789")
+    copied = dst.copy_from(src, "b/binlogs/1", "stage/1", 10, server_side=False)
+    good = Entry(10, hashlib.sha256(b"0123456789").hexdigest())
+    assert check_staged("b/binlogs/1", good, copied, 10) is None
+    bad = check_staged("b/binlogs/1", Entry(10, hashlib.sha256(b"other byte").hexdigest()), copied, 10)
+    assert bad is not None and bad.kind == "altered"
+    short = check_staged("b/binlogs/1", Entry(11, good.sha256), copied, 10)
+    assert short is not None and short.kind == "truncated"
+    md5 = hashlib.md5(b"0123456789").hexdigest()
+    assert check_staged("k", Entry(10, None, md5), Copied(etag=md5), 10) is None
+    moved = check_staged("k", Entry(10, None, md5), Copied(etag="0" * 32), 10)
+    assert moved is not None and moved.kind == "altered"
