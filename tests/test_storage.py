@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -607,3 +608,29 @@ def test_check_staged_compares_what_a_copy_vouches_for_with_the_manifest(tmp_pat
     assert check_staged("k", Entry(10, None, md5), Copied(etag=md5), 10) is None
     moved = check_staged("k", Entry(10, None, md5), Copied(etag="0" * 32), 10)
     assert moved is not None and moved.kind == "altered"
+
+
+def test_streamed_copies_share_a_bounded_memory_budget():
+    from milvus_backup.core.storage.base import ByteBudget
+
+    budget = ByteBudget(10)
+    lock, active, peak, entered = threading.Lock(), [0], [0], [0]
+    first_two = threading.Barrier(2, timeout=30)
+
+    def work(_: int) -> None:
+        with budget.hold(4):
+            with lock:
+                active[0] += 1
+                entered[0] += 1
+                peak[0] = max(peak[0], active[0])
+                early = entered[0] <= 2
+            if early:
+                first_two.wait()  # two shares of 4 fit in 10: both are inside together
+            with lock:
+                active[0] -= 1
+
+    with ThreadPoolExecutor(6) as pool:
+        list(pool.map(work, range(12)))
+    assert peak[0] == 2  # never a third: 12 bytes would be over the budget
+    with budget.hold(50):  # a share larger than the whole waits for everything else, then runs alone
+        pass

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import builtins
 import hashlib
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -22,7 +23,33 @@ from milvus_backup.core.storage.retry import retrying
 
 T = TypeVar("T")
 
-CHUNK_SIZE = 1024 * 1024  # streaming copies hold at most this much of an object (local side) in memory
+CHUNK_SIZE = 256 * 1024  # a streamed read's chunk, written to a folder as it comes
+STREAM_BUDGET = 24 * 1024 * 1024  # what all streamed copies of this process hold in memory at once, at most
+
+
+class ByteBudget:
+    """A bound on the bytes held at once by work running in parallel: each piece of work takes its share
+    before it starts and gives it back when done, so memory stays flat however many copies run."""
+
+    def __init__(self, total: int):
+        self.total, self._free = total, total
+        self._cond = threading.Condition()
+
+    @contextmanager
+    def hold(self, size: int) -> Iterator[None]:
+        size = min(size, self.total)  # a share larger than the whole waits for everything else
+        with self._cond:
+            self._cond.wait_for(lambda: self._free >= size)
+            self._free -= size
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._free += size
+                self._cond.notify_all()
+
+
+_stream_budget = ByteBudget(STREAM_BUDGET)
 
 
 class Readable(Protocol):
@@ -145,8 +172,10 @@ class Storage(ABC):
     def _server_copy(self, src: Storage, src_key: str, dst_key: str, size: int) -> Copied:
         """A copy inside the store; `src` is a store for which same_store(src) is True."""
 
+    stream_buffer: int = CHUNK_SIZE  # what one streamed write into this store holds in memory at most
+
     def _stream_copy(self, src: Storage, src_key: str, dst_key: str, size: int) -> Copied:
-        with src.open(src_key) as stream:
+        with _stream_budget.hold(min(size, self.stream_buffer)), src.open(src_key) as stream:
             reader = HashingReader(SourceReader(stream, src, src_key))
             etag = self._put_stream(dst_key, reader, size)
         return Copied(etag=etag, sha256=reader.hexdigest())

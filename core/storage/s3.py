@@ -40,6 +40,7 @@ class MinioStorage(Storage):
     """One bucket of a MinIO / S3 / SeaweedFS server."""
 
     kind = "minio"
+    stream_buffer = 2 * MIN_PART_SIZE  # minio reads a whole part (5 MiB) into memory, and may copy it once
 
     def __init__(self, cfg: StorageConfig, multipart_copy_threshold_mib: int = 500, max_connections: int = 128):
         self.bucket = cfg.bucket_name
