@@ -93,8 +93,10 @@ def resolve_collections(milvus: Milvus, request: BackupRequest) -> list[tuple[st
             raise NotFound("there are no collections to back up" + (f" in database {request.db}" if request.db else ""))
         return pairs
     unique = list(dict.fromkeys(pairs))
-    for db, name in unique:
-        if db not in milvus.list_databases() or name not in milvus.list_collections(db):
+    databases = set(milvus.list_databases())
+    in_milvus = {db: set(milvus.list_collections(db)) for db in {db for db, _ in unique} if db in databases}
+    for db, name in unique:  # two requests per database, not per collection
+        if name not in in_milvus.get(db, ()):
             raise NotFound(f"collection {db}.{name} not found in Milvus; `milvus-backup list-collections` shows them")
     return unique
 
