@@ -126,9 +126,15 @@ def tui_child(config_path: str, backups: int, spawned: float) -> None:
         app = MilvusBackupApp(open_service(load_config(config_path)))
         async with app.run_test(size=(120, 40)) as pilot:
             deadline = time.monotonic() + 120
-            while app.backups_table.row_count < backups or app.collections_table.row_count == 0:
+
+            def shown() -> bool:  # both tables filled with what the app loaded
+                loaded = len(app.backups)
+                return loaded > 0 and app.backups_table.row_count == loaded and app.collections_table.row_count > 0
+
+            while not shown():
                 assert time.monotonic() < deadline, (app.backups_table.row_count, backups)
                 await pilot.pause(0.01)
+            assert len(app.backups) >= backups - 5, (len(app.backups), backups)  # the listing was whole
             return time.time() - spawned
 
     print(json.dumps({"seconds": asyncio.run(run())}))
