@@ -9,6 +9,7 @@ its transient failures retried (`retry`) and every failure mapped to a one-line 
 from __future__ import annotations
 
 import builtins
+import ctypes
 import hashlib
 import threading
 from abc import ABC, abstractmethod
@@ -50,6 +51,21 @@ class ByteBudget:
 
 
 _stream_budget = ByteBudget(STREAM_BUDGET)
+_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter (malloc.h)
+
+
+def _return_large_buffers_to_the_system() -> None:
+    """Have glibc give every buffer of 1 MiB or more its own mapping, returned to the system when freed.
+    By default glibc raises that threshold after the first large free, and the parts of streamed copies
+    (5 MiB each, in many threads) then stay in per-thread heaps: a restore from a folder grew by 35 MiB
+    that way. Elsewhere (musl, macOS) this does nothing."""
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(_M_MMAP_THRESHOLD, 1024 * 1024)
+    except (OSError, AttributeError):
+        pass
+
+
+_return_large_buffers_to_the_system()
 
 
 class Readable(Protocol):
@@ -172,10 +188,12 @@ class Storage(ABC):
     def _server_copy(self, src: Storage, src_key: str, dst_key: str, size: int) -> Copied:
         """A copy inside the store; `src` is a store for which same_store(src) is True."""
 
-    stream_buffer: int = CHUNK_SIZE  # what one streamed write into this store holds in memory at most
+    def stream_memory(self, size: int) -> int:
+        """What one streamed write of `size` bytes into this store holds in memory at most."""
+        return min(size, CHUNK_SIZE)
 
     def _stream_copy(self, src: Storage, src_key: str, dst_key: str, size: int) -> Copied:
-        with _stream_budget.hold(min(size, self.stream_buffer)), src.open(src_key) as stream:
+        with _stream_budget.hold(self.stream_memory(size)), src.open(src_key) as stream:
             reader = HashingReader(SourceReader(stream, src, src_key))
             etag = self._put_stream(dst_key, reader, size)
         return Copied(etag=etag, sha256=reader.hexdigest())

@@ -40,7 +40,6 @@ class MinioStorage(Storage):
     """One bucket of a MinIO / S3 / SeaweedFS server."""
 
     kind = "minio"
-    stream_buffer = 2 * MIN_PART_SIZE  # minio reads a whole part (5 MiB) into memory, and may copy it once
 
     def __init__(self, cfg: StorageConfig, multipart_copy_threshold_mib: int = 500, max_connections: int = 128):
         self.bucket = cfg.bucket_name
@@ -88,6 +87,11 @@ class MinioStorage(Storage):
 
     def __repr__(self) -> str:
         return f"MinioStorage(endpoint={self.endpoint!r}, bucket={self.bucket!r})"
+
+    def stream_memory(self, size: int) -> int:
+        # minio reads a whole part (up to 5 MiB) into memory, growing it as it reads (copies), then signs
+        # and sends it: about three times the part at the peak
+        return 3 * min(size, MIN_PART_SIZE)
 
     def same_store(self, other: Storage) -> bool:
         return isinstance(other, MinioStorage) and other._identity == self._identity
