@@ -4,29 +4,33 @@ binlogs, then write the meta.
 The plan is made first (every collection's schema, partitions, indexes, segments and binlog objects),
 so the copy has exact byte and object totals. Binlogs are found by listing each persistent segment's
 folders in the Milvus bucket (Milvus 2.3 returns no paths); only the segments Milvus lists are
-copied, so binlogs that compaction left behind for GC are not restored twice. Each copy is read back
-and hashed (and compared with its source) for the integrity manifest, written after the other meta
-and before `backup_meta.json`, which comes last; a failed or cancelled backup is removed, and never
-gets that file.
+copied, so binlogs that compaction left behind for GC are not restored twice. Copies inside one store
+run server-side and are never read back: one listing of the backup's folder after the copies confirms
+each copy's size and ETag against its source's listing (a store that kept other bytes fails the
+backup); copies whose bytes stream through the tool are hashed on the way. What the store vouches for
+goes into the integrity manifest, written after the other meta and before `backup_meta.json`, which
+comes last; a failed or cancelled backup is removed, and never gets that file.
 """
 
 from __future__ import annotations
 
 import datetime
+import itertools
 import logging
 import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from milvus_backup.core.context import Context
 from milvus_backup.core.errors import AlreadyExists, BackupToolError, InvalidRequest, NotFound, StorageError
-from milvus_backup.core.integrity import Entry, encode_manifest, hash_bytes, hash_object
+from milvus_backup.core.integrity import Entry, encode_manifest, hash_bytes, is_md5_etag
 from milvus_backup.core.jobs import Phase, Reporter
 from milvus_backup.core.meta import (
     BackupInfo,
@@ -48,9 +52,12 @@ from milvus_backup.core.paths import MANIFEST, META_DIR, META_WRITE_ORDER, Malfo
 from milvus_backup.core.pause import pause_point
 from milvus_backup.core.rbac import backup_rbac
 from milvus_backup.core.requests import ALL, describe_filter, filter_allows
-from milvus_backup.core.storage import CopyTask
+from milvus_backup.core.storage import Copied, CopyTask, ObjectInfo
 
 log = logging.getLogger("milvus_backup")
+T = TypeVar("T")
+R = TypeVar("R")
+MAX_LISTINGS = 128  # segment folders listed at once, at most
 
 
 @dataclass
@@ -132,8 +139,10 @@ def resolve_collections(milvus: Milvus, request: BackupRequest) -> list[tuple[st
             raise NotFound("there are no collections to back up" + (f" in database {request.db}" if request.db else ""))
         return pairs
     unique = list(dict.fromkeys(pairs))
-    for db, name in unique:
-        if db not in milvus.list_databases() or name not in milvus.list_collections(db):
+    databases = set(milvus.list_databases())
+    in_milvus = {db: set(milvus.list_collections(db)) for db in {db for db, _ in unique} if db in databases}
+    for db, name in unique:  # two requests per database, not per collection
+        if name not in in_milvus.get(db, ()):
             raise NotFound(f"collection {db}.{name} not found in Milvus; `milvus-backup list-collections` shows them")
     return unique
 
@@ -176,8 +185,11 @@ class _CollectionPlan:
     copies: list[CopyTask]
 
 
-def _segment_binlogs(ctx: Context, seg: SegmentInfo) -> tuple[list[FieldBinlog], list[FieldBinlog]]:
-    """A segment's insert and delta binlogs, found by listing its folders in the Milvus bucket."""
+def _segment_binlogs(
+    ctx: Context, seg: SegmentInfo, etags: dict[str, str]
+) -> tuple[list[FieldBinlog], list[FieldBinlog]]:
+    """A segment's insert and delta binlogs, found by listing its folders in the Milvus bucket; the
+    listing's ETags go into `etags` by key, for the copies' confirmation."""
     by_field: dict[int, list[Binlog]] = {}
     prefix = ctx.milvus_layout.insert_segment(seg.collection_id, seg.partition_id, seg.segment_id)
     for obj in ctx.milvus_storage.list(prefix):
@@ -186,6 +198,7 @@ def _segment_binlogs(ctx: Context, seg: SegmentInfo) -> tuple[list[FieldBinlog],
         except MalformedKey:
             continue  # not a binlog
         by_field.setdefault(insert_log.field_id, []).append(Binlog(obj.key, obj.size, insert_log.log_id))
+        etags[obj.key] = obj.etag
     deltas = []
     dprefix = ctx.milvus_layout.delta_segment(seg.collection_id, seg.partition_id, seg.segment_id)
     for obj in ctx.milvus_storage.list(dprefix):
@@ -194,6 +207,7 @@ def _segment_binlogs(ctx: Context, seg: SegmentInfo) -> tuple[list[FieldBinlog],
         except MalformedKey:
             continue
         deltas.append(Binlog(obj.key, obj.size, delta_log.log_id))
+        etags[obj.key] = obj.etag
     if seg.num_rows and not by_field:
         raise StorageError(
             f"segment {seg.segment_id} has no binlogs under {ctx.milvus_storage.bucket}/{prefix}: check that "
@@ -214,6 +228,7 @@ def _plan_collection(
     coll: str,
     meta_only: bool,
     reporter: Reporter,
+    segment_pool: ThreadPoolExecutor,
     flushed_at: int | None = None,
 ) -> _CollectionPlan:
     """`flushed_at`: the flush timestamp when flushed already (0: not flushed at all); None flushes it now."""
@@ -236,9 +251,10 @@ def _plan_collection(
     segments: dict[int, list[Segment]] = {}
     copies: list[CopyTask] = []
     if not meta_only:
-        for seg in milvus.segments(db, coll):
-            reporter.check_cancelled()
-            insert, delta = _segment_binlogs(ctx, seg)
+        found = milvus.segments(db, coll)
+        etags: dict[str, str] = {}
+        listed = run_all(segment_pool, lambda seg: _segment_binlogs(ctx, seg, etags), found, reporter)
+        for seg, (insert, delta) in zip(found, listed, strict=True):
             segment = Segment(
                 segment_id=seg.segment_id,
                 collection_id=seg.collection_id,
@@ -255,13 +271,21 @@ def _plan_collection(
             for fb in insert:
                 copies += [
                     CopyTask(
-                        b.log_path, layout.insert_binlog(name, cid, pid, sid, sid, fb.field_id, b.log_id), b.log_size
+                        b.log_path,
+                        layout.insert_binlog(name, cid, pid, sid, sid, fb.field_id, b.log_id),
+                        b.log_size,
+                        etags[b.log_path],
                     )
                     for b in fb.binlogs
                 ]
             for fb in delta:
                 copies += [
-                    CopyTask(b.log_path, layout.delta_binlog(name, cid, pid, sid, sid, b.log_id), b.log_size)
+                    CopyTask(
+                        b.log_path,
+                        layout.delta_binlog(name, cid, pid, sid, sid, b.log_id),
+                        b.log_size,
+                        etags[b.log_path],
+                    )
                     for b in fb.binlogs
                 ]
     partitions = []
@@ -300,6 +324,63 @@ def _plan_collection(
     return _CollectionPlan(meta, copies)
 
 
+def _plan_collections(
+    ctx: Context,
+    backup_id: str,
+    name: str,
+    pairs: list[tuple[str, str]],
+    meta_only: bool,
+    reporter: Reporter,
+    flushed: dict[tuple[str, str], int | None],
+) -> list[_CollectionPlan]:
+    """Plan (describe, flush, list the segments of) up to backup.parallelism.backupCollection collections
+    at once; their segments' folders are listed on one shared pool of backupSegment threads (at most
+    MAX_LISTINGS: the S3 client keeps that many connections, more threads would only wait)."""
+    settings = ctx.config.backup
+
+    def plan(pair: tuple[str, str]) -> _CollectionPlan:
+        db, coll = pair
+        reporter.phase(Phase.PREPARE, f"{db}.{coll}")
+        result = _plan_collection(ctx, backup_id, name, db, coll, meta_only, reporter, segment_pool, flushed[db, coll])
+        reporter.plan_collection(f"{db}.{coll}", sum(t.size for t in result.copies), result.meta.num_rows)
+        reporter.log(
+            f"{db}.{coll}: {len(result.meta.segments())} segment(s), "
+            f"{len(result.copies)} binlog(s), {result.meta.size} bytes"
+        )
+        return result
+
+    with (
+        ThreadPoolExecutor(min(settings.backup_segment, MAX_LISTINGS), thread_name_prefix="segments") as segment_pool,
+        ThreadPoolExecutor(min(settings.backup_collection, len(pairs)), thread_name_prefix="collections") as pool,
+    ):
+        return run_all(pool, plan, pairs, reporter)
+
+
+def run_all(pool: ThreadPoolExecutor, fn: Callable[[T], R], items: Sequence[T], reporter: Reporter) -> list[R]:
+    """fn of each item on `pool`, the results in the items' order. Each starts with a cancel check;
+    at the first failure (a cancel included) what has not started is dropped, and the failure is
+    raised once what runs has finished, so nothing of this job is still at work after it returns."""
+    futures: list[Future[R]] = []
+
+    def checked(item: T) -> R:
+        reporter.check_cancelled()
+        return fn(item)
+
+    try:
+        futures = [pool.submit(checked, item) for item in items]
+        return [future.result() for future in futures]
+    except BaseException:
+        for future in futures:
+            future.cancel()
+        wait(futures)
+        raise
+
+
+def _interleaved(lists: list[list[CopyTask]]) -> list[CopyTask]:
+    """One copy of each collection in turn, so the collections' copies run side by side."""
+    return [task for batch in itertools.zip_longest(*lists) for task in batch if task is not None]
+
+
 def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_id: str | None = None) -> BackupInfo:
     """Carry out a backup (called in the job's thread). Returns the BackupInfo that was written."""
     name = check_backup_name(request.name)
@@ -320,29 +401,22 @@ def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_
         if not meta_only and request.gc_pause is not False:
             gc_paused = _pause_gc(ctx, reporter, request)
         flushed = _flush_first(ctx.milvus, pairs, strategy, reporter)
-        plans = []
-        for db, coll in pairs:
-            reporter.phase(Phase.PREPARE, f"{db}.{coll}")
-            plans.append(_plan_collection(ctx, backup_id, name, db, coll, meta_only, reporter, flushed[db, coll]))
-            reporter.plan_collection(f"{db}.{coll}", sum(t.size for t in plans[-1].copies), plans[-1].meta.num_rows)
-            reporter.log(
-                f"{db}.{coll}: {len(plans[-1].meta.segments())} segment(s), "
-                f"{len(plans[-1].copies)} binlog(s), {plans[-1].meta.size} bytes"
-            )
-        copies = [task for plan in plans for task in plan.copies]
+        plans = _plan_collections(ctx, backup_id, name, pairs, meta_only, reporter, flushed)
+        copies = _interleaved([plan.copies for plan in plans])
         total = sum(t.size for t in copies)
         reporter.phase(
             Phase.COPY,
             "",
             bytes_total=total,
             objects_total=len(copies),
-            message=f"copying {len(copies)} binlog(s), {total} bytes, each read back and hashed",
+            message=f"copying {len(copies)} binlog(s), {total} bytes",
         )
         wrote_anything = True
         owners = {t.dst_key: f"{db}.{coll}" for (db, coll), plan in zip(pairs, plans, strict=True) for t in plan.copies}
-        entries = _HashedCopies(ctx, name, reporter, owners)
-        ctx.copy(ctx.milvus_storage, ctx.backup_storage, copies, reporter, after_copy=entries.add)
+        confirmations = _ConfirmedCopies(ctx, name, copies, reporter, owners)
+        ctx.copy(ctx.milvus_storage, ctx.backup_storage, copies, reporter, after_copy=confirmations.add)
         reporter.check_cancelled()
+        entries = confirmations.confirm()
         reporter.phase(Phase.META, message="writing meta")
         collections = [p.meta for p in plans]
         info = BackupInfo(
@@ -359,7 +433,7 @@ def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_
             database_backups=[Database(db_name=db) for db in sorted({c.db_name for c in collections})],
             rbac_meta=backup_rbac(ctx.milvus, reporter) if request.rbac else None,
         )
-        write_meta(ctx, name, info, entries.entries)
+        write_meta(ctx, name, info, entries)
         reporter.add(rows=sum(c.num_rows for c in collections))
         reporter.log(f"backup {name} complete: {len(collections)} collection(s), {info.size} bytes")
         return info
@@ -372,32 +446,60 @@ def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_
             _gc_call(ctx, request, reporter, "resume", "resumed Milvus garbage collection")
 
 
-class _HashedCopies:
-    """Checks each binlog right after its copy, in the copy's worker: the copy is read back from the
-    backup store and hashed, and so is its source; they must match (a store that drops or changes bytes
-    fails the backup). The hashes go into the integrity manifest."""
+class _ConfirmedCopies:
+    """Confirms the binlog copies without reading them back, as the Go tool does: after the copies, one
+    listing of the backup's folder must show each copy with its source's size, and with the ETag the
+    copy reported (and, for a one-part copy inside one store, its source's ETag). A store that kept
+    other bytes than it was given fails the backup. Gives the manifest's entries: size, the ETag the
+    store vouches for, and the SHA-256 of bytes that streamed through the tool anyway."""
 
-    def __init__(self, ctx: Context, name: str, reporter: Reporter, owners: dict[str, str]):
+    def __init__(self, ctx: Context, name: str, tasks: list[CopyTask], reporter: Reporter, owners: dict[str, str]):
         self.ctx, self.name, self.reporter = ctx, name, reporter
         self.owners = owners  # each copy's key -> the "db.collection" it belongs to, for per-collection counts
-        self.entries: dict[str, Entry] = {}
+        self.tasks = {task.dst_key: task for task in tasks}
+        self.copied: dict[str, Copied] = {}
         self._lock = threading.Lock()
 
-    def add(self, task: CopyTask) -> None:
-        storage, cancel = self.ctx.backup_storage, self.reporter.cancel_event
-        got = hash_object(storage, task.dst_key, cancel)
-        source = hash_object(self.ctx.milvus_storage, task.src_key, cancel)
-        if got != source:
-            what = f"{got.size} bytes" if got.size != source.size else "other bytes (SHA-256 differs)"
-            raise StorageError(
-                f"the copy {storage.describe(task.dst_key)} holds {what} than its source "
-                f"{task.src_key} ({source.size} bytes): the store did not keep what was written"
-            )
-        relative = self.ctx.backup_layout.relative_key(self.name, task.dst_key)
+    def add(self, task: CopyTask, copied: Copied) -> None:
+        """Called in the copy's worker after each copy."""
         with self._lock:
-            self.entries[relative] = got
+            self.copied[task.dst_key] = copied
         self.reporter.collection_copied(self.owners[task.dst_key], task.size)
         pause_point("backup:copy")
+
+    def confirm(self) -> dict[str, Entry]:
+        storage, layout = self.ctx.backup_storage, self.ctx.backup_layout
+        entries: dict[str, Entry] = {}
+        for obj in storage.list(layout.backup(self.name)):
+            task = self.tasks.get(obj.key)
+            if task is None:
+                continue
+            copied = self.copied[obj.key]
+            _check_copy(storage.describe(obj.key), task, copied, obj)
+            entries[layout.relative_key(self.name, obj.key)] = Entry(obj.size, copied.sha256 or None, obj.etag or None)
+        if len(entries) < len(self.tasks):
+            absent = next(key for key in self.tasks if layout.relative_key(self.name, key) not in entries)
+            raise StorageError(
+                f"the copy {storage.describe(absent)} is absent after it was written: the store did not keep "
+                "what was written"
+            )
+        return entries
+
+
+def _check_copy(where: str, task: CopyTask, copied: Copied, listed: ObjectInfo) -> None:
+    """Raise unless the listed copy is what its source's listing and its copy's answer promise."""
+    if listed.size != task.size:
+        what = f"{listed.size} bytes"
+    elif copied.etag and listed.etag and listed.etag != copied.etag:
+        what = f"other bytes (ETag {listed.etag}, the copy answered {copied.etag})"
+    elif copied.single_part and not copied.sha256 and is_md5_etag(task.etag) and listed.etag != task.etag:
+        what = f"other bytes (ETag {listed.etag or 'none'})"
+    else:
+        return
+    raise StorageError(
+        f"the copy {where} holds {what} than its source {task.src_key} ({task.size} bytes, ETag "
+        f"{task.etag or 'none'}): the store did not keep what was written"
+    )
 
 
 def write_meta(ctx: Context, name: str, info: BackupInfo, entries: dict[str, Entry] | None = None) -> None:

@@ -3,11 +3,25 @@
 A folder under the backup root is a complete backup when `meta/backup_meta.json` exists; a folder
 without it is what an interrupted or failed backup left behind, listed as incomplete so it can be
 deleted. Backups written by zilliztech/milvus-backup are read the same way.
+
+A listing is one delimiter listing of the root and, for each backup, its `backup_meta.json` read in
+parallel; the rest of a summary (collections, times, from `collection_meta.json`) comes from a cache
+on this machine, keyed by the ETag of the `backup_meta.json` it was read with (a backup made again
+under the same name has another), so a listing costs one request per backup once it has been seen.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from milvus_backup.core.errors import NotFound, StorageError
 from milvus_backup.core.meta import BackupInfo, BackupState, MetaError, read_backup
@@ -21,7 +35,10 @@ from milvus_backup.core.paths import (
     backup_name_of,
     check_backup_name,
 )
-from milvus_backup.core.storage import Storage
+from milvus_backup.core.storage import ObjectNotFound, Storage
+
+log = logging.getLogger("milvus_backup")
+READERS = 32  # meta files read at once by a listing
 
 
 @dataclass(frozen=True)
@@ -73,45 +90,62 @@ class Catalog:
         return self.storage.exists(self.layout.meta(name, BACKUP_META))
 
     def list(self) -> list[BackupSummary]:
-        summaries = []
-        for name in self.names():
+        """Every backup folder's summary, by name; one delimiter listing, then the folders in parallel."""
+        root = self.layout.backups_root()
+        names = []
+        for prefix in self.storage.list_dirs(root, holding_objects=False):
+            name = backup_name_of(prefix, root)
             try:
-                # the top-level and collection files suffice; full_meta.json can be large
-                info = self.get(name, files=(BACKUP_META, COLLECTION_META))
-            except NotFound:
-                summaries.append(BackupSummary(name, "", "incomplete", 0, "", 0, 0, ()))
-                continue
-            except MetaError as exc:
-                summaries.append(BackupSummary(name, "", f"unreadable ({exc})", 0, "", 0, 0, ()))
-                continue
-            summaries.append(
-                BackupSummary(
-                    # the folder's name, which get, restore and delete take (a copied backup's meta keeps its old one)
-                    name=name,
-                    id=info.id,
-                    state=_state_name(info.state_code),
-                    size=info.size,
-                    milvus_version=info.milvus_version,
-                    end_time=info.end_time,
-                    # backup_meta.json has no times: the collections' backup time stands in for it
-                    start_time=info.start_time
-                    or max((c.backup_physical_timestamp for c in info.collection_backups), default=0),
-                    collections=tuple(f"{c.db_name or 'default'}.{c.collection_name}" for c in info.collection_backups),
-                )
-            )
-        return summaries
+                names.append(check_backup_name(name or ""))
+            except InvalidName:
+                continue  # not ours (the Go tool's temp folders, stray files)
+        cache = SummaryCache.for_store(self.storage.describe(root))
+        with ThreadPoolExecutor(max(1, min(READERS, len(names))), thread_name_prefix="catalog") as pool:
+            found = list(pool.map(lambda name: self._summary(name, cache), sorted(names)))
+        cache.save()
+        return [summary for summary in found if summary is not None]
+
+    def _summary(self, name: str, cache: SummaryCache) -> BackupSummary | None:
+        try:
+            raw, etag = self.storage.read_tagged(self.layout.meta(name, BACKUP_META))
+        except ObjectNotFound:
+            if not self.exists(name):
+                return None  # a folder the store keeps after its last object was deleted
+            return BackupSummary(name, "", "incomplete", 0, "", 0, 0, ())
+        cached = cache.get(name, etag)
+        if cached is not None:
+            return cached
+        files = {BACKUP_META: raw}
+        try:
+            files[COLLECTION_META] = self.storage.read(self.layout.meta(name, COLLECTION_META))
+        except ObjectNotFound:
+            pass
+        try:
+            info = read_backup(files)
+        except MetaError as exc:
+            return BackupSummary(name, "", f"unreadable ({exc})", 0, "", 0, 0, ())
+        summary = BackupSummary(
+            # the folder's name, which get, restore and delete take (a copied backup's meta keeps its old one)
+            name=name,
+            id=info.id,
+            state=_state_name(info.state_code),
+            size=info.size,
+            milvus_version=info.milvus_version,
+            end_time=info.end_time,
+            # backup_meta.json has no times: the collections' backup time stands in for it
+            start_time=info.start_time
+            or max((c.backup_physical_timestamp for c in info.collection_backups), default=0),
+            collections=tuple(f"{c.db_name or 'default'}.{c.collection_name}" for c in info.collection_backups),
+        )
+        cache.put(name, etag, summary)
+        return summary
 
     def get(self, name: str, files: tuple[str, ...] = (*META_WRITE_ORDER, CHANNEL_CP_META)) -> BackupInfo:
+        """The backup's meta: its few files read in parallel, whatever the number of backups."""
         check_backup_name(name)
-        found: dict[str, bytes] = {}
-        for filename in files:
-            key = self.layout.meta(name, filename)
-            try:
-                found[filename] = self.storage.read(key)
-            except StorageError:
-                if not self.storage.exists(key):
-                    continue
-                raise
+        with ThreadPoolExecutor(len(files), thread_name_prefix="meta") as pool:
+            read = dict(zip(files, pool.map(lambda filename: self._read_meta(name, filename), files), strict=True))
+        found = {filename: data for filename, data in read.items() if data is not None}
         if BACKUP_META not in found:
             if self.exists(name):
                 raise NotFound(
@@ -124,6 +158,15 @@ class Catalog:
             info.name = name
         return info
 
+    def _read_meta(self, name: str, filename: str) -> bytes | None:
+        key = self.layout.meta(name, filename)
+        try:
+            return self.storage.read(key)
+        except StorageError:
+            if not self.storage.exists(key):
+                return None
+            raise
+
     def delete(self, name: str) -> int:
         """Remove every object of the backup, backup_meta.json first so it stops looking complete."""
         if not self.exists(name):
@@ -134,3 +177,54 @@ class Catalog:
             self.storage.delete(marker)
             removed = 1
         return removed + self.storage.delete_prefix(self.layout.backup(name))
+
+
+class SummaryCache:
+    """Backup summaries kept on this machine between runs, each with the ETag of the `backup_meta.json`
+    it was made from: an entry is used only while that file still has that ETag. Stores without ETags
+    (local folders, whose files are cheap to read) are not cached. Losing the file costs only time."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self._old: dict[str, Any] = {}
+        self._new: dict[str, Any] = {}
+        if path is not None:
+            try:
+                loaded = json.loads(path.read_text(encoding="utf-8"))
+                self._old = loaded if isinstance(loaded, dict) else {}
+            except (OSError, ValueError):
+                self._old = {}
+
+    @classmethod
+    def for_store(cls, where: str) -> SummaryCache:
+        """The cache of the backups at `where` (a store's description: endpoint, bucket, root)."""
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "milvus-backup-py" / "catalog"
+        return cls(base / (hashlib.sha256(where.encode()).hexdigest()[:32] + ".json"))
+
+    def get(self, name: str, etag: str) -> BackupSummary | None:
+        entry = self._old.get(name)
+        if not etag or not isinstance(entry, dict) or entry.get("etag") != etag:
+            return None
+        try:
+            fields = dict(entry["summary"])
+            summary = BackupSummary(**{**fields, "collections": tuple(fields["collections"])})
+        except (KeyError, TypeError, ValueError):
+            return None
+        self._new[name] = entry
+        return summary
+
+    def put(self, name: str, etag: str, summary: BackupSummary) -> None:
+        if etag:
+            self._new[name] = {"etag": etag, "summary": dataclasses.asdict(summary)}
+
+    def save(self) -> None:
+        """Write what this listing used (entries of backups gone since are dropped), atomically."""
+        if self.path is None or self._new == self._old:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex}")
+            tmp.write_text(json.dumps(self._new, separators=(",", ":")), encoding="utf-8")
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            log.debug("could not write the listing cache %s: %s", self.path, exc)

@@ -13,7 +13,7 @@ from milvus_backup.core.errors import InvalidRequest
 from milvus_backup.core.jobs import Reporter
 from milvus_backup.core.milvus import Milvus
 from milvus_backup.core.paths import BackupLayout, MilvusLayout, check_backup_root
-from milvus_backup.core.storage import CopyTask, Storage, copy_objects, layout_root, open_storage
+from milvus_backup.core.storage import Copied, CopyTask, Storage, copy_objects, layout_root, open_storage
 
 
 class Context:
@@ -86,7 +86,7 @@ class Context:
         dst: Storage,
         tasks: Sequence[CopyTask],
         reporter: Reporter,
-        after_copy: Callable[[CopyTask], None] | None = None,
+        after_copy: Callable[[CopyTask, Copied], None] | None = None,
     ) -> None:
         """Copy objects with the configured parallelism, reporting bytes and objects, stopping on cancel."""
         copy_objects(

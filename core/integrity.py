@@ -1,15 +1,21 @@
 """Integrity of a backup: the manifest a backup writes, and the check (`verify`) that reads it back.
 
 Every backup records, in `meta/integrity_manifest.json` (an extra file the Go tool ignores), the size
-and SHA-256 of every object it wrote: each binlog, hashed by reading it back from the backup store
-after its copy, and each meta file but the manifest itself. The manifest is written after the other
-meta files and before `backup_meta.json`, so a complete backup always has one.
+of every object it wrote, plus what vouches for its bytes without reading them twice: for a copy made
+inside one S3 store, the ETag the store gave it (confirmed against the source's by one listing); for a
+copy whose bytes streamed through the tool (across stores, into or out of a folder) and for each meta
+file, the SHA-256 hashed on the way. Manifests of format 1 (a SHA-256 for every object) are still read.
+The manifest is written after the other meta files and before `backup_meta.json`, so a complete backup
+always has one.
 
 `verify_backup` checks a backup against its manifest and against its own meta (the binlogs and sizes
 the meta names), so backups made by the Go tool, which have no manifest, are checked by their meta
-sizes. The quick check is one listing of the backup's folder (existence and sizes); the full check also
-re-reads and re-hashes every object. Keys read from a manifest or a meta file are checked by
-`BackupLayout.object_key` and can never leave the backup's folder.
+sizes. The quick check is one listing of the backup's folder (existence, sizes, ETags); the full check
+also re-reads every object and compares its SHA-256 (or its MD5 with an ETag that is one).
+`check_objects` is the quick check of a few objects, for a restore to run just before it imports them;
+`check_staged` checks an object a restore copies anyway, from what the copy vouches for.
+Keys read from a manifest or a meta file are checked by `BackupLayout.object_key` and can never leave
+the backup's folder.
 """
 
 from __future__ import annotations
@@ -41,14 +47,16 @@ from milvus_backup.core.paths import (
     log_id_of,
     relative_to,
 )
-from milvus_backup.core.storage import CHUNK_SIZE, Storage
+from milvus_backup.core.storage import CHUNK_SIZE, Copied, ObjectInfo, Storage
 
 if TYPE_CHECKING:
     from milvus_backup.core.context import Context
     from milvus_backup.core.jobs import Reporter
 
-MANIFEST_FORMAT = "milvus-backup-py/integrity-manifest/1"
+MANIFEST_FORMAT = "milvus-backup-py/integrity-manifest/2"
+OLD_MANIFEST_FORMAT = "milvus-backup-py/integrity-manifest/1"  # read, never written: a SHA-256 for each object
 ALGORITHM = "sha256"
+_HEX = frozenset("0123456789abcdef")
 
 # The kinds of problem a check reports.
 MISSING = "missing"  # an object the backup should hold is absent
@@ -93,7 +101,7 @@ class VerifyReport:
         return not self.problems
 
     def summary(self) -> str:
-        how = "sizes and SHA-256" if self.full else "existence and sizes"
+        how = "sizes and digests" if self.full else "existence, sizes and ETags"
         state = "OK" if self.ok else f"DAMAGED, {len(self.problems)} problem(s)"
         return (
             f"backup {self.name}: {state} ({how} of {self.objects_checked} object(s), {self.bytes_checked} "
@@ -118,19 +126,35 @@ class VerifyReport:
 
 @dataclass(frozen=True)
 class Entry:
+    """What a backup knows about one of its objects: always the size; the ETag the store gave it (what
+    the store vouches for: a copy that never passed through this tool); the SHA-256 where the bytes did
+    pass through (a meta file, a copy streamed across stores or into a folder). Neither: a Go tool's
+    backup, known by its meta sizes only."""
+
     size: int
-    sha256: str | None  # None: size known from a Go tool's meta, no hash
+    sha256: str | None = None
+    etag: str | None = None
+
+
+@dataclass(frozen=True)
+class Digests:
+    """An object as read back: its size, SHA-256 and MD5 (an S3 ETag of a one-part object is its MD5)."""
+
+    size: int
+    sha256: str
+    md5: str
 
 
 def hash_bytes(data: bytes) -> Entry:
     return Entry(len(data), hashlib.sha256(data).hexdigest())
 
 
-def hash_object(storage: Storage, key: str, cancel: threading.Event | None = None) -> Entry:
-    """Size and SHA-256 of a stored object, read in chunks (constant memory); transient failures retried."""
+def read_digests(storage: Storage, key: str, cancel: threading.Event | None = None) -> Digests:
+    """Size, SHA-256 and MD5 of a stored object, read once in chunks (constant memory); transient
+    failures retried."""
 
-    def run() -> Entry | None:
-        digest, size = hashlib.sha256(), 0
+    def run() -> Digests | None:
+        sha256, md5, size = hashlib.sha256(), hashlib.md5(usedforsecurity=False), 0
         with storage.open(key) as stream:
             while True:
                 if cancel is not None and cancel.is_set():
@@ -138,54 +162,131 @@ def hash_object(storage: Storage, key: str, cancel: threading.Event | None = Non
                 chunk = stream.read(CHUNK_SIZE)
                 if not chunk:
                     break
-                digest.update(chunk)
+                sha256.update(chunk)
+                md5.update(chunk)
                 size += len(chunk)
-        return Entry(size, digest.hexdigest())
+        return Digests(size, sha256.hexdigest(), md5.hexdigest())
 
-    entry = storage._call("read", storage.describe(key), run)
-    if entry is None:
+    digests = storage._call("read", storage.describe(key), run)
+    if digests is None:
         raise Cancelled(f"reading {key} was cancelled")
-    return entry
+    return digests
+
+
+def is_md5_etag(etag: str | None) -> bool:
+    """True for the ETag of an object stored in one part, which S3 stores make the MD5 of its bytes
+    (a multipart object's ETag ends in '-<parts>' and is no digest of the whole)."""
+    return bool(etag) and len(etag or "") == 32 and all(c in _HEX for c in etag or "")
 
 
 def encode_manifest(name: str, entries: dict[str, Entry]) -> bytes:
     """The manifest's JSON; `entries` are keyed by the key relative to the backup's folder."""
-    objects = [{"key": k, "size": e.size, "sha256": e.sha256} for k, e in sorted(entries.items())]
+    objects = []
+    for key, entry in sorted(entries.items()):
+        item: dict[str, Any] = {"key": key, "size": entry.size}
+        if entry.etag:
+            item["etag"] = entry.etag
+        if entry.sha256:
+            item["sha256"] = entry.sha256
+        objects.append(item)
     return json.dumps(
         {"format": MANIFEST_FORMAT, "algorithm": ALGORITHM, "backup": name, "objects": objects}, separators=(",", ":")
     ).encode()
 
 
 def decode_manifest(raw: bytes) -> dict[str, Entry]:
-    """The manifest's entries by relative key. Raises MetaError (a clear line) on any malformed input,
-    UnsafeKey on a key that would leave the backup's folder."""
+    """The manifest's entries by relative key, of either format (1: a SHA-256 for every object; 2: an
+    ETag and/or a SHA-256). Raises MetaError (a clear line) on any malformed input, UnsafeKey on a key
+    that would leave the backup's folder."""
     try:
         data = json.loads(raw)
     except (ValueError, RecursionError) as exc:
         raise MetaError(f"{MANIFEST} is not valid JSON ({str(exc)[:120]})") from None
-    if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
-        raise MetaError(f"{MANIFEST} is not a manifest of format {MANIFEST_FORMAT}")
+    if not isinstance(data, dict) or data.get("format") not in (OLD_MANIFEST_FORMAT, MANIFEST_FORMAT):
+        raise MetaError(f"{MANIFEST} is not a manifest of format {MANIFEST_FORMAT} or {OLD_MANIFEST_FORMAT}")
     if data.get("algorithm") != ALGORITHM:
         raise MetaError(f"{MANIFEST} uses algorithm {str(data.get('algorithm'))[:40]!r}, not {ALGORITHM}")
     objects = data.get("objects")
     if not isinstance(objects, list):
         raise MetaError(f"{MANIFEST}: 'objects' should be a list")
+    sha_required = data["format"] == OLD_MANIFEST_FORMAT
     entries: dict[str, Entry] = {}
     for i, item in enumerate(objects):
         if not isinstance(item, dict):
             raise MetaError(f"{MANIFEST}: objects[{i}] should be an object")
-        key, size, sha = item.get("key"), item.get("size"), item.get("sha256")
+        key, size, sha, etag = item.get("key"), item.get("size"), item.get("sha256"), item.get("etag")
         if not isinstance(key, str):
             raise MetaError(f"{MANIFEST}: objects[{i}].key should be a string")
         check_relative_key(key)
         if isinstance(size, bool) or not isinstance(size, int) or size < 0:
             raise MetaError(f"{MANIFEST}: objects[{i}].size should be a non-negative integer")
-        if not isinstance(sha, str) or len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+        if (sha is not None or sha_required) and (
+            not isinstance(sha, str) or len(sha) != 64 or any(c not in _HEX for c in sha)
+        ):
             raise MetaError(f"{MANIFEST}: objects[{i}].sha256 should be 64 lowercase hex digits")
+        if etag is not None and (not isinstance(etag, str) or not 0 < len(etag) <= 128 or not etag.isprintable()):
+            raise MetaError(f"{MANIFEST}: objects[{i}].etag should be a short string")
+        if sha is None and etag is None:
+            raise MetaError(f"{MANIFEST}: objects[{i}] has neither an etag nor a sha256")
         if key in entries:
             raise MetaError(f"{MANIFEST}: {key} is listed twice")
-        entries[key] = Entry(size, sha)
+        entries[key] = Entry(size, sha, etag)
     return entries
+
+
+def load_manifest(storage: Storage, layout: BackupLayout, name: str) -> dict[str, Entry]:
+    """The manifest of backup `name` ({} when it has none: a Go tool's backup). Raises MetaError or
+    UnsafeKey when it cannot be trusted, StorageError when it cannot be read."""
+    key = layout.meta(name, MANIFEST)
+    if storage.stat(key) is None:
+        return {}
+    return decode_manifest(storage.read(key))
+
+
+def check_objects(
+    storage: Storage,
+    prefix: str,
+    entries: dict[str, Entry],
+    *,
+    cancel: threading.Event | None = None,
+) -> list[Problem]:
+    """Check some objects of a backup (keyed relative to `prefix`, the backup's folder, e.g. the
+    objects of one import group) just before they are used, quick where the manifest allows: one
+    listing of their common folder gives sizes and ETags; only objects whose entry has a SHA-256 but no
+    ETag (the store vouches for nothing: folders, streamed copies, old manifests) are read and hashed.
+    Returns the problems, none for intact objects."""
+    if not entries:
+        return []
+    common = _common_folder(list(entries))
+    listed = {relative_to(prefix, o.key): o for o in storage.list(prefix + common) if o.key[len(prefix) :] in entries}
+    report = VerifyReport(name=prefix, full=False)
+    to_hash = _compare_listing(prefix, entries, listed, report, hash_unvouched=True, full=False)
+    _hash_all(storage, to_hash, report, 1, cancel, None)
+    return sorted(report.problems, key=lambda p: (p.key, p.kind))
+
+
+def check_staged(key: str, want: Entry, copied: Copied, size: int) -> Problem | None:
+    """A restore that stages (copies) a backup's object anyway can check it on the way, with no read of
+    its own: the copy's SHA-256 (bytes streamed through the tool) or its ETag (a server-side copy)
+    against the manifest's entry. Pass it as ctx.copy's after_copy; `size` is what was copied."""
+    if size != want.size:
+        kind = TRUNCATED if size < want.size else ALTERED
+        return Problem(key, kind, f"{size} bytes staged, expected {want.size}")
+    if want.sha256 and copied.sha256 and copied.sha256 != want.sha256:
+        return Problem(key, ALTERED, f"SHA-256 {copied.sha256[:16]}..., recorded {want.sha256[:16]}...")
+    if want.etag and copied.etag and copied.single_part and is_md5_etag(want.etag) and copied.etag != want.etag:
+        return Problem(key, ALTERED, f"the staged copy's ETag is {copied.etag[:40]}, recorded {want.etag[:40]}")
+    return None
+
+
+def _common_folder(keys: list[str]) -> str:
+    first_key, last_key = min(keys), max(keys)
+    common = ""
+    for a, b in zip(first_key, last_key, strict=False):
+        if a != b:
+            break
+        common += a
+    return common.rpartition("/")[0] + "/" if "/" in common else ""
 
 
 # --------------------------------------------------------------------------- what the meta names
@@ -254,19 +355,25 @@ def verify_backup(
     name: str,
     full: bool = False,
     *,
+    hash_unvouched: bool = False,
     parallelism: int = 4,
     cancel: threading.Event | None = None,
     on_start: Callable[[int, int], None] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> VerifyReport:
-    """Check backup `name`: every object its manifest and its meta name exists with its size; with
-    full=True every object is re-read and its SHA-256 compared. Never raises for a damaged backup (the
-    report lists the problems); raises NotFound when there is no complete backup of that name.
+    """Check backup `name`: every object its manifest and its meta name exists with its size, and with
+    the ETag the manifest records (one listing: a rewritten object gets a new ETag from the store).
+    full=True also re-reads every object the manifest has a digest for, and compares its SHA-256, or,
+    for an object recorded by ETag only, its MD5 when that ETag is one (a one-part object); a multipart
+    ETag is no digest of the whole, so such an object is read whole and its size checked.
+    hash_unvouched=True (a restore's check) re-hashes only what the store does not vouch for: objects
+    with a SHA-256 but no ETag. Never raises for a damaged backup (the report lists the problems);
+    raises NotFound when there is no complete backup of that name.
 
     on_start(objects, bytes) announces the totals; on_progress(bytes, objects) reports each object.
     """
     prefix = layout.backup(name)
-    listed = {relative_to(prefix, o.key): o.size for o in storage.list(prefix)}
+    listed = {relative_to(prefix, o.key): o for o in storage.list(prefix)}
     if not listed:
         raise NotFound(f"backup {name} not found under {storage.bucket}/{layout.backups_root()}")
     if join(META_DIR, BACKUP_META) not in listed:
@@ -313,7 +420,7 @@ def verify_backup(
                 report.problems.append(
                     Problem(prefix + rel, INCONSISTENT, "named by the meta but not by the integrity manifest")
                 )
-            expected[rel] = Entry(meta_size, None)
+            expected[rel] = Entry(meta_size)
         elif have.size != meta_size:
             report.problems.append(
                 Problem(
@@ -325,42 +432,64 @@ def verify_backup(
     if report.source == "meta":
         for filename in meta_files:
             rel = join(META_DIR, filename)
-            expected.setdefault(rel, Entry(listed[rel], None))
+            expected.setdefault(rel, Entry(listed[rel].size))
 
     # Binlogs nobody names would be imported by a restore (it imports whole folders).
     for rel in sorted(listed):
         if is_binlog(rel) and rel not in expected:
             report.problems.append(
-                Problem(prefix + rel, UNEXPECTED, f"{listed[rel]} bytes that neither the manifest nor the meta names")
+                Problem(
+                    prefix + rel, UNEXPECTED, f"{listed[rel].size} bytes that neither the manifest nor the meta names"
+                )
             )
 
-    to_hash: list[tuple[str, int, str]] = []  # key, size, SHA-256
-    for rel, want in sorted(expected.items()):
-        key = prefix + rel
-        size = listed.get(rel)
-        if size is None:
-            report.problems.append(Problem(key, MISSING, f"expected {want.size} bytes, the object is absent"))
-            continue
-        report.objects_checked += 1
-        if size < want.size:
-            report.problems.append(Problem(key, TRUNCATED, f"{size} bytes, expected {want.size}"))
-        elif size > want.size:
-            report.problems.append(Problem(key, ALTERED, f"{size} bytes, expected {want.size}"))
-        elif full and want.sha256:
-            to_hash.append((key, want.size, want.sha256))
-            continue
-        report.bytes_checked += size
+    to_hash = _compare_listing(prefix, expected, listed, report, hash_unvouched=hash_unvouched, full=full)
     if on_start is not None:
-        on_start(len(to_hash), sum(size for _, size, _ in to_hash))
+        on_start(len(to_hash), sum(want.size for _, want in to_hash))
     if to_hash:
         _hash_all(storage, to_hash, report, parallelism, cancel, on_progress)
     report.problems.sort(key=lambda p: (p.key, p.kind))
     return report
 
 
+def _compare_listing(
+    prefix: str,
+    expected: dict[str, Entry],
+    listed: dict[str, ObjectInfo],
+    report: VerifyReport,
+    *,
+    hash_unvouched: bool,
+    full: bool,
+) -> list[tuple[str, Entry]]:
+    """The quick check of `expected` against one listing (problems go into `report`); returns the
+    objects that are to be read and hashed: all with a digest when `full`, those with a SHA-256 and
+    no ETag when `hash_unvouched`."""
+    to_hash: list[tuple[str, Entry]] = []
+    for rel, want in sorted(expected.items()):
+        key = prefix + rel
+        have = listed.get(rel)
+        if have is None:
+            report.problems.append(Problem(key, MISSING, f"expected {want.size} bytes, the object is absent"))
+            continue
+        report.objects_checked += 1
+        if have.size < want.size:
+            report.problems.append(Problem(key, TRUNCATED, f"{have.size} bytes, expected {want.size}"))
+        elif have.size > want.size:
+            report.problems.append(Problem(key, ALTERED, f"{have.size} bytes, expected {want.size}"))
+        elif want.etag and have.etag and have.etag != want.etag:
+            report.problems.append(
+                Problem(key, ALTERED, f"ETag {have.etag[:40]}, recorded {want.etag[:40]}: the object was rewritten")
+            )
+        elif (full and (want.sha256 or want.etag)) or (hash_unvouched and want.sha256 and not want.etag):
+            to_hash.append((key, want))
+            continue
+        report.bytes_checked += have.size
+    return to_hash
+
+
 def _hash_all(
     storage: Storage,
-    items: Iterable[tuple[str, int, str]],
+    items: Iterable[tuple[str, Entry]],
     report: VerifyReport,
     parallelism: int,
     cancel: threading.Event | None,
@@ -368,34 +497,24 @@ def _hash_all(
 ) -> None:
     lock = threading.Lock()
 
-    def check(item: tuple[str, int, str]) -> None:
-        key, want_size, want_sha256 = item
+    def check(item: tuple[str, Entry]) -> None:
+        key, want = item
         if cancel is not None and cancel.is_set():
             raise Cancelled(f"verify of backup {report.name} cancelled")
         try:
-            got = hash_object(storage, key, cancel)
+            got = read_digests(storage, key, cancel)
         except Cancelled:
             raise
         except StorageError as exc:
             with lock:
                 report.problems.append(Problem(key, MISSING, f"cannot be read: {exc}"))
             return
+        problem = _digest_problem(key, want, got)
         with lock:
             report.objects_hashed += 1
             report.bytes_checked += got.size
-            if got.size != want_size:
-                report.problems.append(
-                    Problem(
-                        key,
-                        TRUNCATED if got.size < want_size else ALTERED,
-                        f"read {got.size} bytes, expected {want_size}",
-                    )
-                )
-            elif got.sha256 != want_sha256:
-                got_sha256 = got.sha256 or ""  # hash_object always gives one
-                report.problems.append(
-                    Problem(key, ALTERED, f"SHA-256 {got_sha256[:16]}..., recorded {want_sha256[:16]}...")
-                )
+            if problem is not None:
+                report.problems.append(problem)
         if on_progress is not None:
             on_progress(got.size, 1)
 
@@ -404,15 +523,33 @@ def _hash_all(
             future.result()  # the first error (a cancel) is raised here, after the pool drains
 
 
-def run_verify(ctx: Context, name: str, full: bool, reporter: Reporter) -> VerifyReport:
+def _digest_problem(key: str, want: Entry, got: Digests) -> Problem | None:
+    """What is wrong with an object read back whole, against its entry; None when nothing is."""
+    if got.size != want.size:
+        kind = TRUNCATED if got.size < want.size else ALTERED
+        return Problem(key, kind, f"read {got.size} bytes, expected {want.size}")
+    if want.sha256 and got.sha256 != want.sha256:
+        return Problem(key, ALTERED, f"SHA-256 {got.sha256[:16]}..., recorded {want.sha256[:16]}...")
+    if not want.sha256 and is_md5_etag(want.etag) and got.md5 != want.etag:
+        return Problem(key, ALTERED, f"MD5 {got.md5[:16]}..., the recorded ETag is {(want.etag or '')[:16]}...")
+    return None
+
+
+def run_verify(
+    ctx: Context, name: str, full: bool, reporter: Reporter, *, hash_unvouched: bool = False
+) -> VerifyReport:
     """verify_backup as a job's work: a 'verify' phase with object and byte totals, cancellable."""
     check_backup_name(name)
-    reporter.phase(Phase.VERIFY, message=f"verifying backup {name} ({'re-hashing every object' if full else 'sizes'})")
+    how = "re-hashing every object" if full else "sizes and ETags"
+    if hash_unvouched and not full:
+        how += ", re-hashing what the store does not vouch for"
+    reporter.phase(Phase.VERIFY, message=f"verifying backup {name} ({how})")
     report = verify_backup(
         ctx.backup_storage,
         ctx.backup_layout,
         name,
         full,
+        hash_unvouched=hash_unvouched,
         parallelism=ctx.config.backup.copydata,
         cancel=reporter.cancel_event,
         on_start=lambda objects, size: reporter.phase(Phase.VERIFY, bytes_total=size, objects_total=objects),
@@ -425,6 +562,13 @@ def run_verify(ctx: Context, name: str, full: bool, reporter: Reporter) -> Verif
         reporter.log(f"... and {len(report.problems) - 20} more problem(s)")
     reporter.log(report.summary())
     return report
+
+
+def verify_for_restore(ctx: Context, name: str, reporter: Reporter) -> VerifyReport:
+    """A restore's check before it imports: sizes and ETags from one listing where the manifest records
+    ETags (the store vouches for those bytes), a re-hash only of objects known by SHA-256 alone (a local
+    folder's backup, a manifest of format 1). No full read of what the store vouches for."""
+    return run_verify(ctx, name, False, reporter, hash_unvouched=True)
 
 
 def refuse_damaged(report: VerifyReport) -> None:

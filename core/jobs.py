@@ -133,9 +133,14 @@ class Reporter:
         self._lock = threading.Lock()
         self.cancel_event = job.cancel_event
 
-    def _emit(self, **changes: Any) -> Progress:
-        with self._lock:
-            progress = replace(self._job.progress, elapsed=time.monotonic() - self._job.started, **changes)
+    def _emit(self, added: tuple[int, int, int] = (0, 0, 0), **changes: Any) -> Progress:
+        with self._lock:  # counts are added under the lock: workers in parallel never lose an update
+            p = self._job.progress
+            if any(added):
+                changes.update(
+                    bytes_done=p.bytes_done + added[0], objects_done=p.objects_done + added[1], rows=p.rows + added[2]
+                )
+            progress = replace(p, elapsed=time.monotonic() - self._job.started, **changes)
             self._job.progress = replace(progress, message="")
         self._job._notify(progress)
         return progress
@@ -162,14 +167,7 @@ class Reporter:
             self._job._log(message)
 
     def add(self, bytes_done: int = 0, objects_done: int = 0, rows: int = 0) -> None:
-        with self._lock:
-            p = self._job.progress
-            changes = {
-                "bytes_done": p.bytes_done + bytes_done,
-                "objects_done": p.objects_done + objects_done,
-                "rows": p.rows + rows,
-            }
-        self._emit(**changes)
+        self._emit((bytes_done, objects_done, rows))
 
     def log(self, message: str) -> None:
         self._job._log(message)

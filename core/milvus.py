@@ -15,29 +15,49 @@ import warnings
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
-
-from google.protobuf import json_format
-from pymilvus import connections
-from pymilvus.decorators import PyMilvusDeprecationWarning
-from pymilvus.exceptions import MilvusException
-from pymilvus.grpc_gen import common_pb2, milvus_pb2, schema_pb2
+from typing import TYPE_CHECKING, Any
 
 from milvus_backup.core.config import MilvusConfig
 from milvus_backup.core.errors import MilvusError, NotFound
 
-# connections.connect is the one ORM call used (it owns the stub's channel and auth); its notice is noise here.
-warnings.filterwarnings("ignore", category=PyMilvusDeprecationWarning)
+if TYPE_CHECKING:
+    from google.protobuf import json_format
+    from pymilvus import connections
+    from pymilvus.exceptions import MilvusException
+    from pymilvus.grpc_gen import common_pb2, milvus_pb2, schema_pb2
+
 _aliases = itertools.count()
-_LOAD_STATES = {
-    common_pb2.LoadStateNotExist: "NotExist",
-    common_pb2.LoadStateNotLoad: "NotLoad",
-    common_pb2.LoadStateLoading: "Loading",
-    common_pb2.LoadStateLoaded: "Loaded",
-}
-_IMPORT_DONE = {common_pb2.ImportCompleted}
-_IMPORT_FAILED = {common_pb2.ImportFailed, common_pb2.ImportFailedAndCleaned}
+_LOAD_STATES: dict[int, str] = {}
+_IMPORT_DONE: set[int] = set()
+_IMPORT_FAILED: set[int] = set()
 DEFAULT_DB = "default"
+SUMMARY_REQUESTS = 16  # requests in flight while the collections table is read
+
+
+def _import_pymilvus() -> None:
+    """Import pymilvus on the first connection, not with this module: it pulls in pandas and numpy
+    (about a second), which commands that never talk to Milvus (list, get, delete, verify) skip."""
+    global json_format, connections, MilvusException, common_pb2, milvus_pb2, schema_pb2
+    if _LOAD_STATES:
+        return
+    from google.protobuf import json_format
+    from pymilvus import connections
+    from pymilvus.decorators import PyMilvusDeprecationWarning
+    from pymilvus.exceptions import MilvusException
+    from pymilvus.grpc_gen import common_pb2, milvus_pb2, schema_pb2
+
+    # connections.connect is the one ORM call used (it owns the stub's channel and auth); its notice is noise.
+    warnings.filterwarnings("ignore", category=PyMilvusDeprecationWarning)
+    _IMPORT_DONE.add(common_pb2.ImportCompleted)
+    _IMPORT_FAILED.update({common_pb2.ImportFailed, common_pb2.ImportFailedAndCleaned})
+    _LOAD_STATES.update(
+        {
+            common_pb2.LoadStateNotExist: "NotExist",
+            common_pb2.LoadStateNotLoad: "NotLoad",
+            common_pb2.LoadStateLoading: "Loading",
+            common_pb2.LoadStateLoaded: "Loaded",
+        }
+    )
 
 
 @dataclass(frozen=True)
@@ -93,6 +113,7 @@ class Milvus:
     """One connection to a Milvus server."""
 
     def __init__(self, cfg: MilvusConfig, timeout: float = 30):
+        _import_pymilvus()
         self.cfg = cfg
         self.timeout = timeout
         self.alias = f"milvus-backup-{next(_aliases)}"
@@ -148,27 +169,46 @@ class Milvus:
         return sorted(resp.collection_names)
 
     def collection_summaries(self, db: str = DEFAULT_DB) -> list[CollectionSummary]:
+        """Every collection of `db` with its rows, load state, partitions and indexes: four requests per
+        collection, all sent at once (SUMMARY_REQUESTS in flight), not one after another."""
         resp = self._call(
             "ShowCollections", milvus_pb2.ShowCollectionsRequest(db_name=db), f"list collections of database {db}"
         )
         pairs = list(zip(resp.collection_names, resp.collection_ids, strict=False))
-        # Each summary takes several calls; one collection's calls run after each other, collections side by side.
-        with ThreadPoolExecutor(max_workers=min(8, len(pairs) or 1), thread_name_prefix="summary") as pool:
-            summaries = list(pool.map(lambda pair: self._summary(db, *pair), pairs))
+        if not pairs:
+            return []
+        with ThreadPoolExecutor(min(SUMMARY_REQUESTS, 4 * len(pairs)), thread_name_prefix="summaries") as pool:
+            asked = [
+                (
+                    name,
+                    cid,
+                    pool.submit(self.row_count, db, name),
+                    pool.submit(self.load_state, db, name),
+                    pool.submit(self.partitions, db, name),
+                    pool.submit(self._index_labels, db, name),
+                )
+                for name, cid in pairs
+            ]
+            # count(*) only where the collection is loaded: asked once its load state is known
+            live = {
+                name: pool.submit(self.count_rows, db, name)
+                for name, _, _, state, _, _ in asked
+                if state.result() == "Loaded"
+            }
+            summaries = [
+                CollectionSummary(
+                    db,
+                    name,
+                    cid,
+                    rows.result(),
+                    state.result(),
+                    len(parts.result()),
+                    labels.result(),
+                    live[name].result() if name in live else None,
+                )
+                for name, cid, rows, state, parts, labels in asked
+            ]
         return sorted(summaries, key=lambda c: c.name)
-
-    def _summary(self, db: str, name: str, cid: int) -> CollectionSummary:
-        load_state = self.load_state(db, name)
-        return CollectionSummary(
-            db,
-            name,
-            cid,
-            self.row_count(db, name),
-            load_state,
-            len(self.partitions(db, name)),
-            self._index_labels(db, name),
-            self.count_rows(db, name) if load_state == "Loaded" else None,
-        )
 
     def count_rows(self, db: str, name: str) -> int:
         """count(*) of a loaded collection: the rows a query sees, deletes applied (unlike `row_count`).

@@ -21,7 +21,7 @@ from typing import Any
 
 from milvus_backup.core.context import Context
 from milvus_backup.core.errors import AlreadyExists, BackupToolError, InvalidRequest, MilvusError, NotFound
-from milvus_backup.core.integrity import refuse_damaged, run_verify, verify_backup
+from milvus_backup.core.integrity import refuse_damaged, verify_backup, verify_for_restore
 from milvus_backup.core.jobs import CollectionTask, Phase, Reporter, TaskState
 from milvus_backup.core.meta import BackupInfo, BackupState, Collection, IndexInfo, Segment, encode
 from milvus_backup.core.milvus import DEFAULT_DB
@@ -581,7 +581,7 @@ def run_restore(
     info, targets = prepared or prepare_restore(ctx, request)
     tasks = tasks if tasks is not None else restore_tasks(targets)
     if request.verify == "full" and not request.meta_only:
-        refuse_damaged(run_verify(ctx, request.backup_name, True, reporter))
+        refuse_damaged(verify_for_restore(ctx, request.backup_name, reporter))
     reporter.phase(Phase.PREPARE, message=f"restoring {len(targets)} collection(s) from backup {info.name}")
     done = _Restore(ctx, request, reporter, restore_id or str(uuid.uuid4()), tasks).run(info, targets)
     if request.rbac:

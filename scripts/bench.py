@@ -1,31 +1,47 @@
-"""Time the tool against the raw operations underneath, on a running sandbox, in one run.
+"""Every row of issue 13's table, measured in one run on a running sandbox: the tool against the raw
+operation underneath, back to back, alternating which goes first, several rounds; median and spread.
 
-    .venv/bin/python scripts/bench.py [--config .sandbox/backup.yaml] [--rows 100000] [--dim 128] [--rounds 3]
+    .venv/bin/python scripts/bench.py [--config .sandbox/backup.yaml] [--rows 1000000] [--dim 128]
+                                      [--small 50] [--small-rows 2000] [--backups 1000] [--rounds 3]
 
-Each round: the tool's backup, then a raw parallel server-side copy of the same binlogs; the tool's
-restore, then raw backup-mode bulk imports of the same folders into an empty collection. The tool's
-backup and restore run in a child process each, which reports its peak RSS and the bytes it read
-(files, and what the S3 client received: what passed through the tool). Also times `verify`
-(quick and --full). Prints the figures and ratios; it asserts nothing about time (the machine is noisy).
+Rows: a backup in the same store (against a parallel server-side copy of the same binlogs) and the
+bytes read through the client for it; a backup into a local folder (against a parallel download); a
+restore (against backup-mode bulk imports of the same folders, all submitted at once) and a restore
+from a local folder; `--small` collections of `--small-rows` rows backed up as configured against one
+at a time (backupCollection=1) and restored against raw imports submitted all at once; `list --json`,
+GET /api/v1/list and the terminal app's first screen with `--backups` backups in the store (against
+one delimiter listing plus parallel GETs of each backup_meta.json); the start of `get` and `delete`.
+The tool's backups and restores run in a child process each, which reports its peak RSS and the
+bytes it read (files, and what the S3 client received). Times never go into pass/fail tests; this
+script asserts only that every operation did its job (row counts).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import io
 import json
 import random
 import resource
+import shutil
 import socket
+import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+import urllib.request
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import humanize
 from minio import Minio
+from minio.commonconfig import CopySource
+from minio.error import S3Error
 from pymilvus import DataType, MilvusClient
 
 from milvus_backup.core.backup import BackupRequest
@@ -35,8 +51,12 @@ from milvus_backup.core.jobs import JobState
 from milvus_backup.core.milvus import Milvus
 from milvus_backup.core.restore import RestoreRequest
 
+MIB = 1024 * 1024
 _socket_read = [0]
 _socket_lock = threading.Lock()
+
+
+# --------------------------------------------------------------------------- the child: one tool operation
 
 
 def _count_socket_reads() -> None:
@@ -60,137 +80,503 @@ def _read_bytes() -> int:
     return _socket_read[0]
 
 
-def child(config_path: str, what: str, backup: str, collection: str) -> None:
+def _peak_rss_mib() -> float:
+    """This process's peak RSS (VmHWM). Not getrusage's ru_maxrss: Linux carries that over from the
+    parent through fork and exec, so a child would report the (larger) bench process's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+def _child_config(config_path: str, spec: dict[str, Any]) -> Config:
+    config = load_config(config_path)
+    backup = config.backup
+    if spec.get("backup_collection"):
+        backup = backup.model_copy(update={"backup_collection": spec["backup_collection"]})
+    config = config.model_copy(update={"backup": backup})
+    if spec.get("local"):
+        local = config.backup_storage.model_copy(update={"storage_type": "local", "root_path": spec["local"]})
+        config = config.model_copy(update={"backup_storage": local})
+    return config
+
+
+def child(config_path: str, spec: dict[str, Any]) -> None:
     """One tool operation in this process; prints seconds, peak RSS and bytes read as JSON."""
     _count_socket_reads()
-    engine = Engine(load_config(config_path))
+    engine = Engine(_child_config(config_path, spec))
     read_before, t = _read_bytes(), time.perf_counter()
-    if what == "backup":
-        job: Any = engine.start_backup(BackupRequest(name=backup, collections=[collection]))
+    if spec["what"] == "backup":
+        job: Any = engine.start_backup(BackupRequest(name=spec["backup"], collections=spec["collections"]))
     else:
-        job = engine.start_restore(RestoreRequest(backup, suffix="_restored"))
+        job = engine.start_restore(RestoreRequest(spec["backup"], suffix=spec["suffix"]))
     assert job.wait() is JobState.SUCCESS, job.error
     took = time.perf_counter() - t
-    size = job.result.size if what == "backup" else sum(c.rows for c in job.result)
+    size = job.result.size if spec["what"] == "backup" else sum(c.rows for c in job.result)
     engine.close()
-    rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": took, "rss_mib": rss_mib, "read": _read_bytes() - read_before, "size": size}))
+    print(json.dumps({"seconds": took, "rss_mib": _peak_rss_mib(), "read": _read_bytes() - read_before, "size": size}))
 
 
-def _tool(args: argparse.Namespace, what: str, backup: str, collection: str) -> dict[str, Any]:
-    cmd = [sys.executable, __file__, "--config", args.config, "--child", what, backup, collection]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    return dict(json.loads(out.strip().splitlines()[-1]))
+def tui_child(config_path: str, backups: int, spawned: float) -> None:
+    """Open the app headless; print the seconds from this process's spawn to both tables filled."""
+    from milvus_backup.core.service import open_service
+    from milvus_backup.tui.app import MilvusBackupApp
+
+    async def run() -> float:
+        app = MilvusBackupApp(open_service(load_config(config_path)))
+        async with app.run_test(size=(120, 40)) as pilot:
+            deadline = time.monotonic() + 120
+
+            def shown() -> bool:  # both tables filled with what the app loaded
+                loaded = len(app.backups)
+                return loaded > 0 and app.backups_table.row_count == loaded and app.collections_table.row_count > 0
+
+            while not shown():
+                assert time.monotonic() < deadline, (app.backups_table.row_count, backups)
+                await pilot.pause(0.01)
+            assert len(app.backups) >= backups - 5, (len(app.backups), backups)  # the listing was whole
+            return time.time() - spawned
+
+    print(json.dumps({"seconds": asyncio.run(run())}))
 
 
-def _s3(config: Config) -> Minio:
-    s = config.storage
-    return Minio(s.endpoint, s.access_key_id, s.secret_access_key.get_secret_value(), secure=s.use_ssl)
+# --------------------------------------------------------------------------- the parent
 
 
-def raw_copy(config: Config, collection_id: int) -> tuple[float, int]:
-    """What a backup does at least: a parallel server-side copy of the collection's binlogs."""
-    from minio.commonconfig import CopySource
+@dataclass
+class Row:
+    label: str
+    tool: list[float] = field(default_factory=list)
+    raw: list[float] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)  # CPU seconds of the tool's side, where measured
 
-    s3, bucket, root = _s3(config), config.storage.bucket_name, config.storage.root_path
-    keys = [
-        o.object_name
-        for kind in ("insert_log", "delta_log")
-        for o in s3.list_objects(bucket, prefix=f"{root}/{kind}/{collection_id}/", recursive=True)
-    ]
+
+def _spread(values: list[float]) -> str:
+    if not values:
+        return "—"
+    return f"{statistics.median(values):.2f} s ({min(values):.2f}–{max(values):.2f})"
+
+
+def _ratio(row: Row) -> str:
+    if not row.tool or not row.raw:
+        return "—"
+    ratios = [t / r for t, r in zip(row.tool, row.raw, strict=False)]
+    return f"{statistics.median(ratios):.2f}× ({min(ratios):.2f}–{max(ratios):.2f})"
+
+
+def pair(round_no: int, tool: Callable[[], float], raw: Callable[[], float], row: Row) -> None:
+    """Run both sides back to back; odd rounds run the raw side first."""
+    if round_no % 2:
+        row.raw.append(raw())
+        row.tool.append(tool())
+    else:
+        row.tool.append(tool())
+        row.raw.append(raw())
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        self.config = load_config(args.config)
+        s = self.config.storage
+        self.s3 = Minio(s.endpoint, s.access_key_id, s.secret_access_key.get_secret_value(), secure=s.use_ssl)
+        self.bucket, self.root = s.bucket_name, s.root_path
+        self.backup_bucket, self.backup_root = (
+            self.config.backup_storage.bucket_name,
+            self.config.backup_storage.root_path,
+        )
+        self.client = MilvusClient(uri=self.config.milvus.uri)
+        self.rows: dict[str, Row] = {}
+        self.tmp = Path(tempfile.mkdtemp(prefix="bench-"))
+
+    def row(self, label: str) -> Row:
+        return self.rows.setdefault(label, Row(label))
+
+    # ---- data
+
+    def schema(self) -> Any:
+        schema = self.client.create_schema(auto_id=False)
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field("vec", DataType.FLOAT_VECTOR, dim=self.args.dim)
+        schema.add_field("text", DataType.VARCHAR, max_length=64)
+        return schema
+
+    def make_collection(self, name: str, rows: int) -> int:
+        if self.client.has_collection(name):
+            self.client.drop_collection(name)
+        self.client.create_collection(name, schema=self.schema())
+        rng = random.Random(7)
+        for start in range(0, rows, 5000):
+            batch = [
+                {"id": i, "vec": [rng.random() for _ in range(self.args.dim)], "text": f"row {i}"}
+                for i in range(start, min(rows, start + 5000))
+            ]
+            self.client.insert(name, batch)
+        self.client.flush(name)
+        return int(self.client.describe_collection(name)["collection_id"])
+
+    def binlogs(self, collection_ids: list[int]) -> list[str]:
+        return [
+            o.object_name
+            for cid in collection_ids
+            for kind in ("insert_log", "delta_log")
+            for o in self.s3.list_objects(self.bucket, prefix=f"{self.root}/{kind}/{cid}/", recursive=True)
+        ]
+
+    # ---- the tool, in a child process
+
+    def tool(self, **spec: Any) -> dict[str, Any]:
+        cmd = [sys.executable, __file__, "--config", self.args.config, "--child", json.dumps(spec)]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        return dict(json.loads(out.strip().splitlines()[-1]))
+
+    def cli(self, *args: str, label: str = "") -> float:
+        """Seconds a CLI command takes, start-up included; its CPU seconds go into the row's notes
+        (what a busy machine does not inflate)."""
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t = time.perf_counter()
+        cmd = [sys.executable, "-m", "milvus_backup.cli", "--config", self.args.config, *args]
+        subprocess.run(cmd, check=True, capture_output=True)
+        took = time.perf_counter() - t
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if label:
+            cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+            self.row(label).cpu.append(cpu)
+        return took
+
+    # ---- the raw operations
+
+    def raw_copy(self, keys: list[str]) -> float:
+        """What a backup does at least: a parallel server-side copy of the binlogs."""
+        t = time.perf_counter()
+        with ThreadPoolExecutor(self.config.backup.copydata) as pool:
+            list(
+                pool.map(lambda k: self.s3.copy_object(self.bucket, f"bench_raw/{k}", CopySource(self.bucket, k)), keys)
+            )
+        took = time.perf_counter() - t
+        for k in keys:
+            self.s3.remove_object(self.bucket, f"bench_raw/{k}")
+        return took
+
+    def raw_download(self, keys: list[str]) -> float:
+        """What a backup into a folder does at least: a parallel download of the binlogs."""
+        folder = self.tmp / "raw_download"
+        t = time.perf_counter()
+        with ThreadPoolExecutor(self.config.backup.copydata) as pool:
+            list(pool.map(lambda k: self.s3.fget_object(self.bucket, k, str(folder / k)), keys))
+        took = time.perf_counter() - t
+        shutil.rmtree(folder)
+        return took
+
+    def raw_import(self, backup: str, targets: dict[int, tuple[str, Any]]) -> float:
+        """What a restore does at least: backup-mode bulk imports of the backup's group folders, every
+        collection's, all submitted at once. `targets`: source collection ID -> (target name, schema)."""
+        base = f"{self.backup_root}/{backup}/binlogs/insert_log/"
+        groups: dict[int, set[str]] = {}
+        for o in self.s3.list_objects(self.backup_bucket, prefix=base, recursive=True):
+            parts = o.object_name[len(base) :].split("/")  # collection/partition/group/segment/field/log
+            groups.setdefault(int(parts[0]), set()).add(base + "/".join(parts[:3]) + "/")
+        for name, schema in targets.values():
+            if self.client.has_collection(name):
+                self.client.drop_collection(name)
+            self.client.create_collection(name, schema=schema)
+        milvus = Milvus(self.config.milvus)
+        t = time.perf_counter()
+        tasks = [
+            task
+            for cid, folders in groups.items()
+            for folder in sorted(folders)
+            for task in milvus.start_import("default", targets[cid][0], "_default", [folder, ""])
+        ]
+        while tasks:
+            time.sleep(0.1)
+            for task in list(tasks):
+                progress = milvus.import_progress(task)
+                assert progress.state != "failed", progress.reason
+                if progress.state == "completed":
+                    tasks.remove(task)
+        took = time.perf_counter() - t
+        milvus.close()
+        for name, _ in targets.values():
+            self.client.drop_collection(name)
+        return took
+
+    def raw_list(self) -> float:
+        """One delimiter listing of the backup root, then every backup_meta.json read in parallel."""
+        t = time.perf_counter()
+        prefixes = [o.object_name for o in self.s3.list_objects(self.backup_bucket, prefix=self.backup_root + "/")]
+
+        def get(prefix: str) -> bytes:
+            try:
+                response = self.s3.get_object(self.backup_bucket, prefix + "meta/backup_meta.json")
+            except S3Error:
+                return b""  # a folder SeaweedFS keeps after its last object went
+            try:
+                return response.read()
+            finally:
+                response.close()
+                response.release_conn()
+
+        with ThreadPoolExecutor(32) as pool:
+            list(pool.map(get, prefixes))
+        return time.perf_counter() - t
+
+    def raw_get(self, name: str) -> float:
+        """What `get` reads: the backup's five meta files."""
+        t = time.perf_counter()
+        for filename in ("backup_meta.json", "collection_meta.json", "partition_meta.json", "segment_meta.json"):
+            self.s3.get_object(self.backup_bucket, f"{self.backup_root}/{name}/meta/{filename}").read()
+        self.s3.get_object(self.backup_bucket, f"{self.backup_root}/{name}/meta/full_meta.json").read()
+        return time.perf_counter() - t
+
+    # ---- the rows
+
+    def big(self) -> None:
+        args = self.args
+        name = f"bench_{args.rows}"
+        cid = self.make_collection(name, args.rows)
+        keys = self.binlogs([cid])
+        for r in range(args.rounds):
+            self.big_round(r, name, cid, keys)
+        self.client.drop_collection(name)
+
+    def big_round(self, r: int, name: str, cid: int, keys: list[str]) -> None:
+        args, schema = self.args, self.schema()
+        backup = f"bench_{int(time.time())}_{r}"
+        result: dict[str, Any] = {}
+
+        def backup_tool() -> float:
+            result.update(self.tool(what="backup", backup=backup, collections=[name]))
+            return float(result["seconds"])
+
+        pair(r, backup_tool, lambda: self.raw_copy(keys), self.row("backup, same store"))
+        size = result["size"]
+        self.row("bytes read through the client per byte backed up").notes.append(
+            f"{result['read'] / MIB:.1f} MiB ({result['read'] / size:.3f} per byte); "
+            f"peak RSS {result['rss_mib']:.0f} MiB"
+        )
+        for full in (False, True):
+            t = time.perf_counter()
+            engine = Engine(self.config)
+            assert engine.verify_backup(backup, full=full).ok
+            engine.close()
+            self.row(f"verify {'--full' if full else '(quick)'}").tool.append(time.perf_counter() - t)
+
+        local = str(self.tmp / f"local_{r}")
+        local_result: dict[str, Any] = {}
+
+        def local_tool() -> float:
+            local_result.update(self.tool(what="backup", backup=backup, collections=[name], local=local))
+            return float(local_result["seconds"])
+
+        pair(r, local_tool, lambda: self.raw_download(keys), self.row("backup to a local folder"))
+        self.row("backup to a local folder").notes.append(
+            f"read {local_result['read'] / MIB:.0f} MiB ({local_result['read'] / size:.2f} per byte), "
+            f"peak RSS {local_result['rss_mib']:.0f} MiB"
+        )
+
+        restored: dict[str, Any] = {}
+
+        def restore_tool() -> float:
+            restored.update(self.tool(what="restore", backup=backup, suffix="_restored"))
+            assert restored["size"] == args.rows, restored
+            self.client.drop_collection(name + "_restored")
+            return float(restored["seconds"])
+
+        def restore_raw() -> float:
+            return self.raw_import(backup, {cid: ("bench_raw_import", schema)})
+
+        pair(r, restore_tool, restore_raw, self.row("restore (default check)"))
+        self.row("restore (default check)").notes.append(
+            f"read {restored['read'] / MIB:.0f} MiB, peak RSS {restored['rss_mib']:.0f} MiB"
+        )
+        local_restore = self.tool(what="restore", backup=backup, suffix="_restored", local=local)
+        assert local_restore["size"] == args.rows, local_restore
+        self.client.drop_collection(name + "_restored")
+        row = self.row("restore from a local folder")
+        row.tool.append(local_restore["seconds"])
+        row.notes.append(f"read {local_restore['read'] / MIB:.0f} MiB, peak RSS {local_restore['rss_mib']:.0f} MiB")
+        engine = Engine(self.config)
+        engine.delete_backup(backup)
+        engine.close()
+        shutil.rmtree(local)
+
+    def small(self) -> None:
+        args = self.args
+        names = [f"bench_small_{i:03d}" for i in range(args.small)]
+        ids = {n: self.make_collection(n, args.small_rows) for n in names}
+        for r in range(args.rounds):
+            self.small_round(r, names, ids)
+        for n in names:
+            self.client.drop_collection(n)
+
+    def small_round(self, r: int, names: list[str], ids: dict[str, int]) -> None:
+        args, schema = self.args, self.schema()
+        backup = f"bench_small_{int(time.time())}_{r}"
+        parallel = f"{backup}_p"
+        serial = f"{backup}_s"
+
+        def tool_parallel() -> float:
+            return float(self.tool(what="backup", backup=parallel, collections=names)["seconds"])
+
+        def tool_serial() -> float:
+            return float(self.tool(what="backup", backup=serial, collections=names, backup_collection=1)["seconds"])
+
+        pair(r, tool_parallel, tool_serial, self.row(f"backup of {args.small} small collections vs one at a time"))
+        copy_row = self.row(f"backup of {args.small} small collections vs raw copy")
+        copy_row.tool.append(self.rows[f"backup of {args.small} small collections vs one at a time"].tool[-1])
+        copy_row.raw.append(self.raw_copy(self.binlogs(list(ids.values()))))
+
+        def restore_tool() -> float:
+            result = self.tool(what="restore", backup=parallel, suffix="_r")
+            assert result["size"] == args.small * args.small_rows, result
+            for n in names:
+                self.client.drop_collection(n + "_r")
+            return float(result["seconds"])
+
+        targets = {cid: (f"{n}_raw", schema) for n, cid in ids.items()}
+        pair(r, restore_tool, lambda: self.raw_import(parallel, targets), self.row(f"restore of {args.small} small"))
+        engine = Engine(self.config)
+        engine.delete_backup(parallel)
+        engine.delete_backup(serial)
+        engine.close()
+
+    def listing(self) -> None:
+        args = self.args
+        name = "bench_fake_src"
+        self.make_collection(name, 100)
+        engine = Engine(self.config)
+        if engine.ctx.catalog.exists(name):  # left by an interrupted run
+            engine.delete_backup(name)
+        assert engine.start_backup(BackupRequest(name=name, collections=[name])).wait() is JobState.SUCCESS
+        prefix = f"{self.backup_root}/{name}/meta/"
+        metas = {
+            o.object_name[len(prefix) :]: self.s3.get_object(self.backup_bucket, o.object_name).read()
+            for o in self.s3.list_objects(self.backup_bucket, prefix=prefix)
+        }
+        fakes = [f"bench_fake_{i:05d}" for i in range(args.backups - 1)]
+
+        def make(fake: str) -> None:
+            for filename, data in metas.items():
+                key = f"{self.backup_root}/{fake}/meta/{filename}"
+                self.s3.put_object(self.backup_bucket, key, io.BytesIO(data), len(data))
+
+        with ThreadPoolExecutor(32) as pool:
+            list(pool.map(make, fakes))
+        total = len(engine.list_backups())  # also fills the listing cache
+        cold = self.cli("list", "--json")
+        self.row(f"`list --json`, {total} backups").notes.append(f"first run of the CLI {cold:.2f} s (cache warm)")
+        port = _free_port()
+        server = subprocess.Popen(
+            [sys.executable, "-m", "milvus_backup.cli", "--config", args.config, "server", "-p", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            _wait_for(f"http://127.0.0.1:{port}/api/v1/hello")
+            listed = f"`list --json`, {total} backups"
+            for r in range(args.rounds):
+                pair(r, lambda: self.cli("list", "--json", label=listed), self.raw_list, self.row(listed))
+                pair(
+                    r,
+                    lambda: _http_get(f"http://127.0.0.1:{port}/api/v1/list"),
+                    self.raw_list,
+                    self.row("GET /api/v1/list"),
+                )
+                self.row("the app's first screen").tool.append(self._tui(total))
+                pair(
+                    r,
+                    lambda: self.cli("get", "-n", fakes[0], label="`get -n NAME`"),
+                    lambda: self.raw_get(fakes[0]),
+                    self.row("`get -n NAME`"),
+                )
+                self.row("`delete -n NAME`").tool.append(
+                    self.cli("delete", "-n", fakes[-1 - r], label="`delete -n NAME`")
+                )
+                self.row("`--help`").tool.append(self.cli("--help", label="`--help`"))
+        finally:
+            server.terminate()
+            server.wait(30)
+        for fake in fakes:
+            for filename in metas:
+                self.s3.remove_object(self.backup_bucket, f"{self.backup_root}/{fake}/meta/{filename}")
+        engine.delete_backup(name)
+        engine.close()
+        self.client.drop_collection(name)
+
+    def _tui(self, backups: int) -> float:
+        cmd = [sys.executable, __file__, "--config", self.args.config, "--tui", str(backups), str(time.time())]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        return float(json.loads(out.strip().splitlines()[-1])["seconds"])
+
+    def report(self) -> str:
+        a = self.args
+        lines = [
+            f"rows {a.rows:,} x {a.dim}-d + varchar; {a.small} small collections x {a.small_rows:,} rows; "
+            f"{a.backups:,} backups to list; {a.rounds} rounds; median (min–max)",
+            "",
+            "| run | tool | raw operation | ratio | notes |",
+            "|---|---|---|---|---|",
+        ]
+        for row in self.rows.values():
+            notes = "; ".join(dict.fromkeys(row.notes))
+            if row.cpu:
+                notes = f"CPU {_spread(row.cpu)}" + (f"; {notes}" if notes else "")
+            lines.append(f"| {row.label} | {_spread(row.tool)} | {_spread(row.raw)} | {_ratio(row)} | {notes} |")
+        return "\n".join(lines)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_for(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2).read()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def _http_get(url: str) -> float:
     t = time.perf_counter()
-    with ThreadPoolExecutor(config.backup.copydata) as pool:
-        list(pool.map(lambda k: s3.copy_object(bucket, f"bench_raw/{k}", CopySource(bucket, k)), keys))
-    took = time.perf_counter() - t
-    for k in keys:
-        s3.remove_object(bucket, f"bench_raw/{k}")
-    return took, len(keys)
-
-
-def raw_import(config: Config, client: MilvusClient, schema: Any, backup: str) -> tuple[float, int]:
-    """What a restore does at least: backup-mode bulk imports of the backup's group folders."""
-    s3, bucket = _s3(config), config.backup_storage.bucket_name
-    base = f"{config.backup_storage.root_path}/{backup}/binlogs/insert_log/"
-    groups: set[str] = set()
-    for o in s3.list_objects(bucket, prefix=base, recursive=True):
-        parts = o.object_name[len(base) :].split("/")  # collection/partition/group/segment/field/log
-        groups.add(base + "/".join(parts[:3]) + "/")
-    target = "bench_raw_import"
-    if client.has_collection(target):
-        client.drop_collection(target)
-    client.create_collection(target, schema=schema)
-    milvus = Milvus(config.milvus)
-    t = time.perf_counter()
-    tasks = [task for g in sorted(groups) for task in milvus.start_import("default", target, "_default", [g, ""])]
-    rows = 0
-    while tasks:
-        time.sleep(0.3)
-        for task in list(tasks):
-            progress = milvus.import_progress(task)
-            assert progress.state != "failed", progress.reason
-            if progress.state == "completed":
-                rows += progress.row_count
-                tasks.remove(task)
-    took = time.perf_counter() - t
-    milvus.close()
-    client.drop_collection(target)
-    return took, rows
+    with urllib.request.urlopen(url, timeout=120) as response:
+        assert json.loads(response.read())["code"] == 0
+    return time.perf_counter() - t
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--config", default=".sandbox/backup.yaml")
-    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--dim", type=int, default=128)
+    parser.add_argument("--small", type=int, default=50, help="small collections")
+    parser.add_argument("--small-rows", type=int, default=2000)
+    parser.add_argument("--backups", type=int, default=1000, help="backups in the store when listing")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--child", nargs=3, metavar=("WHAT", "BACKUP", "COLLECTION"), help=argparse.SUPPRESS)
+    parser.add_argument("--only", choices=["big", "small", "listing"], action="append", help="run only these parts")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--tui", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        return child(args.config, *args.child)
-    config = load_config(args.config)
-    name = f"bench_{args.rows}"
-    client = MilvusClient(uri=config.milvus.uri)
-    for coll in (name, name + "_restored"):
-        if client.has_collection(coll):
-            client.drop_collection(coll)
-    schema = client.create_schema(auto_id=False)
-    schema.add_field("id", DataType.INT64, is_primary=True)
-    schema.add_field("vec", DataType.FLOAT_VECTOR, dim=args.dim)
-    client.create_collection(name, schema=schema)
-    rng = random.Random(7)
-    for start in range(0, args.rows, 5000):
-        rows = [{"id": i, "vec": [rng.random() for _ in range(args.dim)]} for i in range(start, start + 5000)]
-        client.insert(name, rows[: max(0, args.rows - start)])
-    client.flush(name)
-    collection_id = client.describe_collection(name)["collection_id"]
-    engine = Engine(config)
-    mib = 1024 * 1024
-    for round_no in range(1, args.rounds + 1):
-        backup = f"bench_{int(time.time())}_{round_no}"
-        b = _tool(args, "backup", backup, name)
-        copy_s, objects = raw_copy(config, collection_id)
-        print(
-            f"[{round_no}] backup {b['seconds']:.2f} s ({humanize.naturalsize(b['size'])}, {objects} binlogs) vs raw "
-            f"server-side copy {copy_s:.2f} s: {b['seconds'] / copy_s:.1f}x; client read {b['read'] / mib:.1f} MiB "
-            f"({b['read'] / max(1, b['size']):.2f} bytes per byte backed up); peak RSS {b['rss_mib']:.0f} MiB"
-        )
-        for full in (False, True):
-            t = time.perf_counter()
-            report = engine.verify_backup(backup, full=full)
-            assert report.ok, report.to_dict()
-            print(f"[{round_no}] verify {'--full' if full else '(quick)'}: {time.perf_counter() - t:.2f} s")
-        r = _tool(args, "restore", backup, name)
-        import_s, imported = raw_import(config, client, schema, backup)
-        assert imported == r["size"] == args.rows, (imported, r["size"])
-        print(
-            f"[{round_no}] restore {r['seconds']:.2f} s ({r['size']} rows) vs raw bulk import {import_s:.2f} s: "
-            f"{r['seconds'] / import_s:.1f}x; client read {r['read'] / mib:.1f} MiB; peak RSS {r['rss_mib']:.0f} MiB"
-        )
-        engine.delete_backup(backup)
-        client.drop_collection(name + "_restored")
-    client.drop_collection(name)
-    engine.close()
-    client.close()
+        return child(args.config, json.loads(args.child))
+    if args.tui:
+        return tui_child(args.config, int(args.tui[0]), float(args.tui[1]))
+    bench = Bench(args)
+    try:
+        for part in args.only or ["big", "small", "listing"]:
+            getattr(bench, part)()
+            print(bench.report(), flush=True)
+    finally:
+        shutil.rmtree(bench.tmp, ignore_errors=True)
+        bench.client.close()
 
 
 if __name__ == "__main__":

@@ -19,12 +19,20 @@ from minio import Minio
 from milvus_backup.core.backup import BackupRequest
 from milvus_backup.core.engine import Engine
 from milvus_backup.core.errors import Cancelled, NotFound
-from milvus_backup.core.integrity import MANIFEST_FORMAT, DamagedBackup, decode_manifest
+from milvus_backup.core.integrity import (
+    MANIFEST_FORMAT,
+    DamagedBackup,
+    check_objects,
+    decode_manifest,
+    load_manifest,
+    verify_backup,
+)
 from milvus_backup.core.jobs import JobState
 from milvus_backup.core.paths import BACKUP_META, FULL_META, MANIFEST, META_WRITE_ORDER
 from milvus_backup.core.restore import RestoreRequest
 from milvus_backup.sandbox.demo import demo_collection
 from tests.conftest import assert_same_rows, drop_if_exists, fetch_rows, with_backup_storage
+from tests.faults import Rule, access_denied, inject
 
 pytestmark = pytest.mark.integration
 
@@ -76,14 +84,18 @@ def _binlogs(sandbox, name: str) -> list[str]:
 # --------------------------------------------------------------------------- what a backup records
 
 
-def test_the_manifest_records_size_and_sha256_of_every_other_object(sandbox, backup):
+def test_the_manifest_records_what_vouches_for_every_other_object(sandbox, backup):
+    # binlogs copied inside the store: size and the store's ETag (their MD5); meta files: size and SHA-256
     stored = _objects(sandbox, f"backup/{backup}/")
     prefix = f"backup/{backup}/"
     manifest = decode_manifest(stored[prefix + f"meta/{MANIFEST}"])
     assert set(manifest) == {k[len(prefix) :] for k in stored} - {f"meta/{MANIFEST}"}
     for rel, entry in manifest.items():
         data = stored[prefix + rel]
-        assert (entry.size, entry.sha256) == (len(data), hashlib.sha256(data).hexdigest()), rel
+        if rel.startswith("binlogs/"):
+            assert (entry.size, entry.etag, entry.sha256) == (len(data), hashlib.md5(data).hexdigest(), None), rel
+        else:
+            assert (entry.size, entry.etag, entry.sha256) == (len(data), None, hashlib.sha256(data).hexdigest()), rel
     assert any(rel.startswith("binlogs/insert_log/") for rel in manifest)
     # the Go tool's own files are exactly as before: the same five, backup_meta.json with its keys only
     meta = sorted(k[len(prefix) + 5 :] for k in stored if k.startswith(prefix + "meta/"))
@@ -102,6 +114,81 @@ def test_verify_of_an_intact_backup_is_ok_quick_and_full(sandbox, engine, backup
         assert report.objects_hashed == (report.objects_checked if full else 0)
         data = json.loads(json.dumps(report.to_dict()))
         assert data["ok"] is True and data["problems"] == [] and data["objects_checked"] == report.objects_checked
+
+
+def test_a_same_store_backup_never_reads_a_binlog(sandbox, base_config):
+    # every read of a binlog, source or copy, would fail the backup: the copies are confirmed by a listing
+    engine = Engine(base_config)
+    name = f"integ_{_uid()}"
+    try:
+        faults = inject(engine.ctx.milvus_storage, [Rule("get_object", access_denied, times=0, match="_log/")])
+        _run(engine.start_backup(BackupRequest(name=name, collections=["hello_milvus", "books"])))
+        assert faults.injected["get_object"] == 0
+    finally:
+        engine.ctx.milvus_storage._client = faults._client
+        engine.delete_backup(name)
+        engine.close()
+
+
+def _old_manifest(sandbox, name: str) -> bytes:
+    """The manifest a backup of format 1 has: a SHA-256 for every object."""
+    prefix = f"backup/{name}/"
+    objects = [
+        {"key": key[len(prefix) :], "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        for key, data in sorted(_objects(sandbox, prefix).items())
+        if not key.endswith(MANIFEST)
+    ]
+    doc = {"format": "milvus-backup-py/integrity-manifest/1", "algorithm": "sha256", "backup": name, "objects": objects}
+    return json.dumps(doc).encode()
+
+
+def test_an_old_manifest_with_sha256_everywhere_still_verifies(sandbox, engine, backup):
+    _put(sandbox, f"backup/{backup}/meta/{MANIFEST}", _old_manifest(sandbox, backup))
+    for full in (False, True):
+        report = engine.verify_backup(backup, full=full)
+        assert report.ok and report.source == "manifest", report.to_dict()
+    key = _target_key(sandbox, backup, "binlog")
+    _damage(sandbox, key, "flip")
+    assert engine.verify_backup(backup).ok  # no ETag recorded: same size, only a re-hash sees it
+    full = engine.verify_backup(backup, full=True)
+    assert [(p.key, p.kind) for p in full.problems] == [(key, "altered")]
+    # a restore's check re-hashes what the store does not vouch for: here, everything
+    ctx = engine.ctx
+    before_restore = verify_backup(ctx.backup_storage, ctx.backup_layout, backup, hash_unvouched=True)
+    assert [(p.key, p.kind) for p in before_restore.problems] == [(key, "altered")]
+
+
+def test_a_full_verify_compares_an_etag_only_object_with_its_md5(sandbox, base_config, backup, tmp_path):
+    # the S3 backup moved into a folder (which has no ETags): its binlogs are known by ETag only
+    for key, data in _objects(sandbox, f"backup/{backup}/").items():
+        path = tmp_path / "backups" / key[len("backup/") :]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    engine = Engine(with_backup_storage(base_config, storage_type="local", root_path=str(tmp_path / "backups")))
+    try:
+        assert engine.verify_backup(backup, full=True).ok
+        binlog = sorted((tmp_path / "backups" / backup / "binlogs").rglob("*"))[-1]
+        binlog.write_bytes(_flip(binlog.read_bytes()))
+        assert engine.verify_backup(backup).ok  # no ETags in a folder: same size
+        report = engine.verify_backup(backup, full=True)
+        key = binlog.relative_to(tmp_path / "backups").as_posix()
+        assert [(p.key, p.kind) for p in report.problems] == [(key, "altered")]
+        assert "MD5" in report.problems[0].detail
+    finally:
+        engine.close()
+
+
+def test_check_objects_checks_one_group_quick_where_the_manifest_allows(sandbox, engine, backup):
+    ctx = engine.ctx
+    prefix = ctx.backup_layout.backup(backup)
+    manifest = load_manifest(ctx.backup_storage, ctx.backup_layout, backup)
+    group = {rel: e for rel, e in manifest.items() if rel.startswith("binlogs/insert_log/")}
+    assert group and check_objects(ctx.backup_storage, prefix, group) == []
+    keys = sorted(prefix + rel for rel in group)
+    _damage(sandbox, keys[0], "flip")
+    _damage(sandbox, keys[-1], "delete")
+    problems = check_objects(ctx.backup_storage, prefix, group)
+    assert [(p.key, p.kind) for p in problems] == [(keys[0], "altered"), (keys[-1], "missing")]
 
 
 def test_verify_of_a_missing_or_invalid_name_is_refused(engine):
@@ -135,7 +222,7 @@ def _damage(sandbox, key: str, fault: str) -> None:
 
 # (fault, object, kind seen by the quick check or None, kind seen by the full check)
 FAULTS = [
-    ("flip", "binlog", None, "altered"),
+    ("flip", "binlog", "altered", "altered"),  # a rewrite gets a new ETag: one listing sees it
     ("truncate", "binlog", "truncated", "truncated"),
     ("delete", "binlog", "missing", "missing"),
     ("grow", "binlog", "altered", "altered"),
@@ -286,7 +373,7 @@ def test_cli_verify_names_each_damaged_object_and_exits_non_zero(sandbox, backup
     _damage(sandbox, keys[2], "delete")
     quick = _cli(sandbox, "verify", "-n", backup)
     assert quick.returncode == 1
-    assert keys[1] in quick.stdout and keys[2] in quick.stdout and keys[0] not in quick.stdout
+    assert keys[0] in quick.stdout and keys[1] in quick.stdout and keys[2] in quick.stdout
     full = _cli(sandbox, "verify", "-n", backup, "--full", "--json")
     assert full.returncode == 1, full.stderr
     report = json.loads(full.stdout)

@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from milvus_backup.core.config import StorageConfig
 from milvus_backup.core.errors import Cancelled, StorageError
 from milvus_backup.core.storage import (
     CHUNK_SIZE,
+    Copied,
     CopyTask,
     LocalStorage,
     MinioStorage,
@@ -173,8 +175,10 @@ def test_local_copy_between_two_folders(tmp_path):
     payload = os.urandom(3 * CHUNK_SIZE + 17)
     src.write("seg/1", payload)
     assert dst.same_store(src)
-    dst.copy_from(src, "seg/1", "copied/1", len(payload))
+    copied = dst.copy_from(src, "seg/1", "copied/1", len(payload))
     assert dst.read("copied/1") == payload
+    # the bytes passed through this process: hashed on the way, never read again
+    assert copied == Copied(sha256=hashlib.sha256(payload).hexdigest())
     with pytest.raises(ObjectNotFound):
         dst.copy_from(src, "seg/missing", "copied/2", 5)
     assert not dst.exists("copied/2") and temp_files(dst.base_dir) == []
@@ -183,8 +187,8 @@ def test_local_copy_between_two_folders(tmp_path):
 def test_streamed_copy_checks_the_size(tmp_path):
     src, dst = LocalStorage(tmp_path / "src"), LocalStorage(tmp_path / "dst")
     src.write("obj", b"0123456789")
-    dst.copy_from(src, "obj", "same", 10, server_side=False)
-    assert dst.read("same") == b"0123456789"
+    copied = dst.copy_from(src, "obj", "same", 10, server_side=False)
+    assert dst.read("same") == b"0123456789" and copied.sha256 == hashlib.sha256(b"0123456789").hexdigest()
     for wrong in (11, 9):
         with pytest.raises(StorageError) as info:
             dst.copy_from(src, "obj", f"bad{wrong}", wrong, server_side=False)
@@ -232,7 +236,7 @@ class SlowLocal(LocalStorage):
             self.peak = max(self.peak, self.active)
         try:
             time.sleep(self.delay)
-            super().copy_from(src, src_key, dst_key, size, server_side=server_side)
+            return super().copy_from(src, src_key, dst_key, size, server_side=server_side)
         finally:
             with self.lock:
                 self.active -= 1
@@ -292,11 +296,11 @@ def test_copy_objects_cancel_before_start(tmp_path):
 
 
 def test_copy_objects_cancel_seen_by_after_copy_is_a_cancel_not_a_failure(tmp_path):
-    # the backup's read-back hashing (after_copy) notices a cancel mid-read and raises Cancelled
+    # a check after each copy (after_copy) that notices a cancel raises Cancelled
     src, dst = LocalStorage(tmp_path / "s"), LocalStorage(tmp_path / "d")
     cancel = threading.Event()
 
-    def after_copy(task):
+    def after_copy(task, copied):
         cancel.set()
         raise Cancelled("reading was cancelled")
 
@@ -459,16 +463,20 @@ def test_s3_write_read_list_stat(s3):
     }
     for key, value in data.items():
         s3.write(key, value)
-    assert list(s3.list("files/insert_log/")) == [
-        ObjectInfo("files/insert_log/1/2/3/100/1", 10),
-        ObjectInfo("files/insert_log/1/2/3/101/1", 2),
-        ObjectInfo("files/insert_log/1/2/4/100/1", 3),
+
+    def md5(data: bytes) -> str:
+        return hashlib.md5(data).hexdigest()
+
+    assert list(s3.list("files/insert_log/")) == [  # with each object's ETag, unquoted
+        ObjectInfo("files/insert_log/1/2/3/100/1", 10, md5(b"a" * 10)),
+        ObjectInfo("files/insert_log/1/2/3/101/1", 2, md5(b"bb")),
+        ObjectInfo("files/insert_log/1/2/4/100/1", 3, md5(b"ccc")),
     ]
     assert [o.key for o in s3.list("files/", recursive=False)] == ["files/x"]
     assert s3.list_dirs("files/insert_log/1/2/") == ["files/insert_log/1/2/3/", "files/insert_log/1/2/4/"]
     assert s3.list_dirs("files") == ["files/delta_log/", "files/insert_log/"]
     assert s3.read("files/insert_log/1/2/4/100/1") == b"ccc"
-    assert s3.stat("files/x") == ObjectInfo("files/x", 1) and s3.exists("files/x")
+    assert s3.stat("files/x") == ObjectInfo("files/x", 1, md5(b"x")) and s3.exists("files/x")
     assert s3.stat("files/nope") is None and s3.stat("files/insert_log/") is None
     with pytest.raises(StorageError) as info:
         s3.read("files/nope")
@@ -481,9 +489,13 @@ def test_s3_server_side_copy_within_and_across_buckets(s3_storage_params, s3):
     payload = os.urandom(300_000)
     s3.write("files/seg/1", payload)
     assert s3.same_store(other) and other.same_store(s3)
-    s3.copy_from(s3, "files/seg/1", "backup/b/seg/1", len(payload))
-    other.copy_from(s3, "files/seg/1", "backup/b/seg/1", len(payload))
+    within = s3.copy_from(s3, "files/seg/1", "backup/b/seg/1", len(payload))
+    across = other.copy_from(s3, "files/seg/1", "backup/b/seg/1", len(payload))
     assert s3.read("backup/b/seg/1") == payload and other.read("backup/b/seg/1") == payload
+    # server-side: nothing hashed here; the store's ETag of the copy (the MD5 of a one-part object), as listed
+    md5 = hashlib.md5(payload).hexdigest()
+    assert within == across == Copied(etag=md5)
+    assert [(o.key, o.size, o.etag) for o in other.list("backup/b/")] == [("backup/b/seg/1", len(payload), md5)]
     with pytest.raises(ObjectNotFound):
         other.copy_from(s3, "files/seg/none", "backup/b/seg/2", 1)
 
@@ -508,10 +520,13 @@ def test_s3_to_local_and_local_to_s3_streaming(s3, tmp_path):
     payload = os.urandom(7 * 1024 * 1024 + 3)  # more than one chunk and one S3 part
     s3.write("files/seg/1", payload)
     assert not local.same_store(s3) and not s3.same_store(local)
-    local.copy_from(s3, "files/seg/1", "b/seg/1", len(payload))
+    down = local.copy_from(s3, "files/seg/1", "b/seg/1", len(payload))
     assert (tmp_path / "backups" / "b" / "seg" / "1").read_bytes() == payload
-    s3.copy_from(local, "b/seg/1", "restored/seg/1", len(payload))
+    up = s3.copy_from(local, "b/seg/1", "restored/seg/1", len(payload))
     assert s3.read("restored/seg/1") == payload and s3.stat("restored/seg/1").size == len(payload)
+    # streamed both ways: hashed on the way; the upload also reports the ETag the store gave it
+    assert down.sha256 == up.sha256 == hashlib.sha256(payload).hexdigest()
+    assert up.etag == s3.stat("restored/seg/1").etag != ""
     assert temp_files(local.base_dir) == []
 
 
@@ -575,3 +590,47 @@ def test_s3_check_errors_are_one_line_without_secrets(s3_storage_params):
     message = one_line(info.value)
     assert "secret key" in message and wrong_secret not in message
     assert not bad.same_store(missing) and missing.same_store(open_storage(s3_config(s3_storage_params, "x-bkt")))
+
+
+def test_check_staged_compares_what_a_copy_vouches_for_with_the_manifest(tmp_path):
+    from milvus_backup.core.integrity import Entry, check_staged
+
+    src, dst = LocalStorage(tmp_path / "backup"), LocalStorage(tmp_path / "stage")
+    src.write("b/binlogs/1", b"0123456789")
+    copied = dst.copy_from(src, "b/binlogs/1", "stage/1", 10, server_side=False)
+    good = Entry(10, hashlib.sha256(b"0123456789").hexdigest())
+    assert check_staged("b/binlogs/1", good, copied, 10) is None
+    bad = check_staged("b/binlogs/1", Entry(10, hashlib.sha256(b"other byte").hexdigest()), copied, 10)
+    assert bad is not None and bad.kind == "altered"
+    short = check_staged("b/binlogs/1", Entry(11, good.sha256), copied, 10)
+    assert short is not None and short.kind == "truncated"
+    md5 = hashlib.md5(b"0123456789").hexdigest()
+    assert check_staged("k", Entry(10, None, md5), Copied(etag=md5), 10) is None
+    moved = check_staged("k", Entry(10, None, md5), Copied(etag="0" * 32), 10)
+    assert moved is not None and moved.kind == "altered"
+
+
+def test_streamed_copies_share_a_bounded_memory_budget():
+    from milvus_backup.core.storage.base import ByteBudget
+
+    budget = ByteBudget(10)
+    lock, active, peak, entered = threading.Lock(), [0], [0], [0]
+    first_two = threading.Barrier(2, timeout=30)
+
+    def work(_: int) -> None:
+        with budget.hold(4):
+            with lock:
+                active[0] += 1
+                entered[0] += 1
+                peak[0] = max(peak[0], active[0])
+                early = entered[0] <= 2
+            if early:
+                first_two.wait()  # two shares of 4 fit in 10: both are inside together
+            with lock:
+                active[0] -= 1
+
+    with ThreadPoolExecutor(6) as pool:
+        list(pool.map(work, range(12)))
+    assert peak[0] == 2  # never a third: 12 bytes would be over the budget
+    with budget.hold(50):  # a share larger than the whole waits for everything else, then runs alone
+        pass

@@ -19,7 +19,7 @@ failed and what to check (`errors`). Credentials never appear in a message, a lo
 """
 
 from milvus_backup.core.errors import StorageError
-from milvus_backup.core.storage.base import CHUNK_SIZE, ObjectInfo, Readable, Storage
+from milvus_backup.core.storage.base import CHUNK_SIZE, Copied, ObjectInfo, Readable, Storage
 from milvus_backup.core.storage.errors import ObjectNotFound
 from milvus_backup.core.storage.factory import layout_root, open_storage
 from milvus_backup.core.storage.local import LocalStorage
@@ -28,6 +28,7 @@ from milvus_backup.core.storage.s3 import MinioStorage
 
 __all__ = [
     "CHUNK_SIZE",
+    "Copied",
     "CopyTask",
     "LocalStorage",
     "MinioStorage",

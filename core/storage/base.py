@@ -9,9 +9,12 @@ its transient failures retried (`retry`) and every failure mapped to a one-line 
 from __future__ import annotations
 
 import builtins
+import ctypes
+import hashlib
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -21,7 +24,48 @@ from milvus_backup.core.storage.retry import retrying
 
 T = TypeVar("T")
 
-CHUNK_SIZE = 1024 * 1024  # streaming copies hold at most this much of an object (local side) in memory
+CHUNK_SIZE = 256 * 1024  # a streamed read's chunk, written to a folder as it comes
+STREAM_BUDGET = 24 * 1024 * 1024  # what all streamed copies of this process hold in memory at once, at most
+
+
+class ByteBudget:
+    """A bound on the bytes held at once by work running in parallel: each piece of work takes its share
+    before it starts and gives it back when done, so memory stays flat however many copies run."""
+
+    def __init__(self, total: int):
+        self.total, self._free = total, total
+        self._cond = threading.Condition()
+
+    @contextmanager
+    def hold(self, size: int) -> Iterator[None]:
+        size = min(size, self.total)  # a share larger than the whole waits for everything else
+        with self._cond:
+            self._cond.wait_for(lambda: self._free >= size)
+            self._free -= size
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._free += size
+                self._cond.notify_all()
+
+
+_stream_budget = ByteBudget(STREAM_BUDGET)
+_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter (malloc.h)
+
+
+def _return_large_buffers_to_the_system() -> None:
+    """Have glibc give every buffer of 1 MiB or more its own mapping, returned to the system when freed.
+    By default glibc raises that threshold after the first large free, and the parts of streamed copies
+    (5 MiB each, in many threads) then stay in per-thread heaps: a restore from a folder grew by 35 MiB
+    that way. Elsewhere (musl, macOS) this does nothing."""
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(_M_MMAP_THRESHOLD, 1024 * 1024)
+    except (OSError, AttributeError):
+        pass
+
+
+_return_large_buffers_to_the_system()
 
 
 class Readable(Protocol):
@@ -34,6 +78,21 @@ class Readable(Protocol):
 class ObjectInfo:
     key: str
     size: int
+    etag: str = ""  # the store's ETag, unquoted; "" where a store has none (a local folder)
+
+
+@dataclass(frozen=True)
+class Copied:
+    """What a copy can vouch for without reading the copy back.
+
+    A server-side copy reports the ETag the store gave the new object (bytes never pass through here);
+    a copy whose bytes stream through this process reports their SHA-256, hashed on the way.
+    `single_part` is False for a multipart (composed) copy, whose ETag is no digest of the whole object.
+    """
+
+    etag: str = ""
+    sha256: str = ""
+    single_part: bool = True
 
 
 class Storage(ABC):
@@ -57,8 +116,11 @@ class Storage(ABC):
         recursive=False leaves out objects below a further '/' after the prefix."""
 
     @abstractmethod
-    def list_dirs(self, prefix: str) -> builtins.list[str]:
-        """The immediate child folders of folder `prefix` that hold objects, as full keys ending in '/'."""
+    def list_dirs(self, prefix: str, holding_objects: bool = True) -> builtins.list[str]:
+        """The immediate child folders of folder `prefix` that hold objects, as full keys ending in '/'.
+
+        holding_objects=False answers with one delimiter listing, which may include a folder a store
+        keeps after its last object was deleted (SeaweedFS does); True checks each folder (a request each)."""
 
     @abstractmethod
     def stat(self, key: str) -> ObjectInfo | None:
@@ -70,6 +132,10 @@ class Storage(ABC):
     @abstractmethod
     def read(self, key: str) -> bytes:
         """The whole object. Raises ObjectNotFound (a StorageError) when it does not exist."""
+
+    def read_tagged(self, key: str) -> tuple[bytes, str]:
+        """The whole object and its ETag ("" where the store has none), in one request."""
+        return self.read(key), ""
 
     @abstractmethod
     def write(self, key: str, data: bytes) -> None:
@@ -84,17 +150,16 @@ class Storage(ABC):
         cannot be rewound): copy_from retries by reopening its source."""
         self._call("write", self.describe(key), lambda: self._put_stream(key, stream, length), retry=False)
 
-    def copy_from(self, src: Storage, src_key: str, dst_key: str, size: int, *, server_side: bool = True) -> None:
+    def copy_from(self, src: Storage, src_key: str, dst_key: str, size: int, *, server_side: bool = True) -> Copied:
         """Copy one object of `src` into this store: server-side when same_store (and allowed), else streamed.
 
         `size` is the object's size as listed; a streamed copy checks the source gives exactly that much.
-        server_side=False forces streaming, for `minio.crossStorage`.
+        server_side=False forces streaming, for `minio.crossStorage`. Returns what the copy vouches for.
         """
         where = f"{src.describe(src_key)} to {self.describe(dst_key)}"
         if server_side and self.same_store(src):
-            self._call("copy", where, lambda: self._server_copy(src, src_key, dst_key, size))
-        else:
-            self._call("copy", where, lambda: self._stream_copy(src, src_key, dst_key, size))
+            return self._call("copy", where, lambda: self._server_copy(src, src_key, dst_key, size))
+        return self._call("copy", where, lambda: self._stream_copy(src, src_key, dst_key, size))
 
     @abstractmethod
     def delete(self, key: str) -> None:
@@ -116,16 +181,22 @@ class Storage(ABC):
     # ---- what subclasses provide to the shared copy and retry logic
 
     @abstractmethod
-    def _put_stream(self, key: str, stream: Readable, length: int) -> None:
-        """put_stream without retry or error mapping."""
+    def _put_stream(self, key: str, stream: Readable, length: int) -> str:
+        """put_stream without retry or error mapping; returns the new object's ETag ("" if none)."""
 
     @abstractmethod
-    def _server_copy(self, src: Storage, src_key: str, dst_key: str, size: int) -> None:
+    def _server_copy(self, src: Storage, src_key: str, dst_key: str, size: int) -> Copied:
         """A copy inside the store; `src` is a store for which same_store(src) is True."""
 
-    def _stream_copy(self, src: Storage, src_key: str, dst_key: str, size: int) -> None:
-        with src.open(src_key) as stream:
-            self._put_stream(dst_key, SourceReader(stream, src, src_key), size)
+    def stream_memory(self, size: int) -> int:
+        """What one streamed write of `size` bytes into this store holds in memory at most."""
+        return min(size, CHUNK_SIZE)
+
+    def _stream_copy(self, src: Storage, src_key: str, dst_key: str, size: int) -> Copied:
+        with _stream_budget.hold(self.stream_memory(size)), src.open(src_key) as stream:
+            reader = HashingReader(SourceReader(stream, src, src_key))
+            etag = self._put_stream(dst_key, reader, size)
+        return Copied(etag=etag, sha256=reader.hexdigest())
 
     def _error(self, exc: BaseException, op: str, where: str) -> StorageError:
         """Turn a failure into the one line a user sees."""
@@ -156,6 +227,21 @@ class SourceReader:
             return self._stream.read(size) if size is not None and size >= 0 else self._stream.read()
         except Exception as exc:
             raise SourceReadError(exc, self._storage, self._key) from exc
+
+
+class HashingReader:
+    """Hashes what passes through it (SHA-256), so a streamed copy is hashed without a second read."""
+
+    def __init__(self, stream: Readable):
+        self._stream, self._digest = stream, hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._stream.read(size)
+        self._digest.update(chunk)
+        return chunk
+
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()
 
 
 def as_folder(prefix: str) -> str:

@@ -17,7 +17,16 @@ from pathlib import Path
 from typing import BinaryIO
 
 from milvus_backup.core.errors import StorageError
-from milvus_backup.core.storage.base import CHUNK_SIZE, ObjectInfo, Readable, Storage, as_folder, refuse_everything
+from milvus_backup.core.storage.base import (
+    CHUNK_SIZE,
+    Copied,
+    HashingReader,
+    ObjectInfo,
+    Readable,
+    Storage,
+    as_folder,
+    refuse_everything,
+)
 
 _TMP_PREFIX = ".partial-"  # temp files; never listed as objects
 
@@ -45,21 +54,26 @@ class LocalStorage(Storage):
         return str(self.base_dir / key) if key else str(self.base_dir)
 
     def list(self, prefix: str, recursive: bool = True) -> Iterator[ObjectInfo]:
+        # One folder's entries at a time, in key order: memory stays flat however many files there are.
         folder = self._folder_of(prefix)
         try:
-            found = self._scan(folder, prefix, recursive)
+            for key, size in self._scan(
+                folder, self._key_of(str(folder)) if folder != self.base_dir else "", recursive
+            ):
+                if key.startswith(prefix):
+                    yield ObjectInfo(key, size)
         except OSError as exc:
             raise self._error(exc, "list", self.describe(prefix)) from exc
-        for key, size in sorted(found):
-            yield ObjectInfo(key, size)
 
-    def list_dirs(self, prefix: str) -> builtins.list[str]:
+    def list_dirs(self, prefix: str, holding_objects: bool = True) -> builtins.list[str]:
         folder = as_folder(prefix)
         path = self._folder_of(folder)
         if not path.is_dir():
             return []
         try:
-            names = sorted(e.name for e in os.scandir(path) if e.is_dir() and _holds_files(e.path))
+            names = sorted(
+                e.name for e in os.scandir(path) if e.is_dir() and (not holding_objects or _holds_files(e.path))
+            )
         except OSError as exc:
             raise self._error(exc, "list", self.describe(folder)) from exc
         return [f"{folder}{name}/" for name in names]
@@ -123,15 +137,19 @@ class LocalStorage(Storage):
                 f"local storage folder {self.base_dir} does not exist (create it, or fix the rootPath key)"
             )
 
-    def _put_stream(self, key: str, stream: Readable, length: int) -> None:
+    def _put_stream(self, key: str, stream: Readable, length: int) -> str:
         path = self._path(key)
         _atomic_write(path, lambda f: _copy_exactly(stream, f, length, str(path)))
+        return ""  # a folder has no ETags
 
-    def _server_copy(self, src: Storage, src_key: str, dst_key: str, size: int) -> None:
+    def _server_copy(self, src: Storage, src_key: str, dst_key: str, size: int) -> Copied:
+        # Between two folders the bytes pass through this process anyway: they are hashed on the way.
         assert isinstance(src, LocalStorage)
         src_path, dst_path = src._path(src_key), self._path(dst_key)
         with open(src_path, "rb") as source:
-            _atomic_write(dst_path, lambda f: shutil.copyfileobj(source, f, CHUNK_SIZE))
+            reader = HashingReader(source)
+            _atomic_write(dst_path, lambda f: shutil.copyfileobj(reader, f, CHUNK_SIZE))
+        return Copied(sha256=reader.hexdigest())
 
     # ---- paths
 
@@ -152,24 +170,33 @@ class LocalStorage(Storage):
     def _key_of(self, path: str) -> str:
         return Path(path).relative_to(self.base_dir).as_posix()
 
-    def _scan(self, folder: Path, prefix: str, recursive: bool) -> builtins.list[tuple[str, int]]:
-        found: builtins.list[tuple[str, int]] = []
-        if not folder.is_dir():
-            return found
-        walk = os.walk(folder, onerror=_raise_unless_gone) if recursive else [_one_level(folder)]
-        for root, _dirs, files in walk:
-            for name in files:
-                if name.startswith(_TMP_PREFIX):
-                    continue
-                full = os.path.join(root, name)
-                key = self._key_of(full)
-                if not key.startswith(prefix):
-                    continue
-                try:
-                    found.append((key, os.stat(full).st_size))
-                except FileNotFoundError:  # deleted while we listed
-                    continue
-        return found
+    def _scan(self, folder: Path, key: str, recursive: bool) -> Iterator[tuple[str, int]]:
+        """(key, size) of the files below `folder` (whose key is `key`), sorted by key as S3 sorts:
+        a folder's entries are ordered by name, a sub-folder's name taken with its '/'."""
+        try:
+            entries = list(os.scandir(folder))
+        except (FileNotFoundError, NotADirectoryError):
+            return  # gone while we listed, or never there
+        named = []
+        for entry in entries:
+            try:
+                is_dir = entry.is_dir(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if is_dir:
+                named.append((entry.name + "/", entry))
+            elif not entry.name.startswith(_TMP_PREFIX):
+                named.append((entry.name, entry))
+        for name, entry in sorted(named, key=lambda item: item[0]):
+            child = f"{key}/{name}" if key else name
+            if name.endswith("/"):
+                if recursive:
+                    yield from self._scan(Path(entry.path), child.rstrip("/"), recursive)
+                continue
+            try:
+                yield child, entry.stat().st_size
+            except FileNotFoundError:  # deleted while we listed
+                continue
 
     def _remove_leftovers(self, folder: Path) -> None:
         """Temp files a crashed writer left behind, which would keep the folder alive."""
@@ -238,11 +265,6 @@ def _copy_exactly(source: Readable, target: BinaryIO, length: int, where: str) -
 
 def _holds_files(folder: str) -> bool:
     return any(any(not name.startswith(_TMP_PREFIX) for name in files) for _root, _dirs, files in os.walk(folder))
-
-
-def _one_level(folder: Path) -> tuple[str, list[str], list[str]]:
-    files = [e.name for e in os.scandir(folder) if e.is_file()]
-    return str(folder), [], files
 
 
 def _raise_unless_gone(exc: OSError) -> None:

@@ -10,7 +10,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from milvus_backup.core.errors import Cancelled, StorageError
-from milvus_backup.core.storage.base import Storage
+from milvus_backup.core.storage.base import Copied, Storage
 from milvus_backup.core.storage.errors import short
 
 
@@ -19,6 +19,7 @@ class CopyTask:
     src_key: str
     dst_key: str
     size: int
+    etag: str = ""  # the source's ETag as listed, when the store gives one: a same-store copy must keep it
 
 
 def copy_objects(
@@ -30,7 +31,7 @@ def copy_objects(
     cancel: threading.Event | None = None,
     *,
     server_side: bool = True,
-    after_copy: Callable[[CopyTask], None] | None = None,
+    after_copy: Callable[[CopyTask, Copied], None] | None = None,
 ) -> None:
     """Copy every task's object from `src` to `dst` with at most `parallelism` copies at a time.
 
@@ -38,16 +39,16 @@ def copy_objects(
     When `cancel` is set, copies in flight finish, no new one starts, and Cancelled is raised. The first
     failure stops new copies too and is raised as a StorageError once the copies in flight are done.
     server_side=False forces streaming copies (`minio.crossStorage`).
-    after_copy(task), when given, runs in the worker right after each copy (before its progress is
-    reported), e.g. to read the copy back and hash it; its failure fails the copy.
+    after_copy(task, copied), when given, runs in the worker right after each copy (before its progress
+    is reported) with what the copy vouches for (`Copied`); its failure fails the copy.
     """
     if parallelism < 1:
         raise ValueError("parallelism must be at least 1")
 
     def copy_one(task: CopyTask) -> None:
-        dst.copy_from(src, task.src_key, task.dst_key, task.size, server_side=server_side)
+        copied = dst.copy_from(src, task.src_key, task.dst_key, task.size, server_side=server_side)
         if after_copy is not None:
-            after_copy(task)
+            after_copy(task, copied)
         if on_progress is not None:
             on_progress(task.size, 1)
 
@@ -75,7 +76,7 @@ def copy_objects(
                 error = future.exception()
                 if error is None:
                     done_count += 1
-                elif isinstance(error, Cancelled):  # after_copy saw the cancel while it read
+                elif isinstance(error, Cancelled):  # after_copy saw the cancel
                     cancelled = True
                 elif failure is None:
                     failure = task, error

@@ -27,7 +27,7 @@ from urllib3 import BaseHTTPResponse
 from milvus_backup.core.config import StorageConfig
 from milvus_backup.core.errors import StorageError
 from milvus_backup.core.storage import retry
-from milvus_backup.core.storage.base import ObjectInfo, Readable, Storage, as_folder, first, refuse_everything
+from milvus_backup.core.storage.base import Copied, ObjectInfo, Readable, Storage, as_folder, first, refuse_everything
 from milvus_backup.core.storage.errors import map_minio_error, one_line, short
 
 DELETE_BATCH = 1000  # S3 DeleteObjects takes at most 1000 keys
@@ -88,6 +88,11 @@ class MinioStorage(Storage):
     def __repr__(self) -> str:
         return f"MinioStorage(endpoint={self.endpoint!r}, bucket={self.bucket!r})"
 
+    def stream_memory(self, size: int) -> int:
+        # minio reads a whole part (up to 5 MiB) into memory, growing it as it reads (copies), then signs
+        # and sends it: about three times the part at the peak
+        return 3 * min(size, MIN_PART_SIZE)
+
     def same_store(self, other: Storage) -> bool:
         return isinstance(other, MinioStorage) and other._identity == self._identity
 
@@ -105,7 +110,7 @@ class MinioStorage(Storage):
                         continue
                     last = obj.object_name
                     failures = 0
-                    yield ObjectInfo(obj.object_name, int(obj.size or 0))
+                    yield ObjectInfo(obj.object_name, int(obj.size or 0), unquote(obj.etag))
                 return
             except Exception as exc:
                 failures += 1
@@ -114,14 +119,17 @@ class MinioStorage(Storage):
                 retry.log_retry("list", self.describe(prefix), exc, failures)
                 time.sleep(retry.backoff(failures))
 
-    def list_dirs(self, prefix: str) -> builtins.list[str]:
+    def list_dirs(self, prefix: str, holding_objects: bool = True) -> builtins.list[str]:
         folder = as_folder(prefix)
 
         def run() -> builtins.list[str]:
             return sorted(o.object_name for o in self._client.list_objects(self.bucket, prefix=folder) if o.is_dir)
 
+        folders = self._call("list", self.describe(folder), run)
+        if not holding_objects:
+            return folders
         # SeaweedFS keeps a folder after its last object is deleted: only folders with objects count.
-        return [d for d in self._call("list", self.describe(folder), run) if first(self.list(d)) is not None]
+        return [d for d in folders if first(self.list(d)) is not None]
 
     def stat(self, key: str) -> ObjectInfo | None:
         if not key or key.endswith("/"):
@@ -134,7 +142,7 @@ class MinioStorage(Storage):
                 if exc.code in ("NoSuchKey", "NoSuchObject", "NotFound"):
                     return None
                 raise
-            return None if info.is_dir else ObjectInfo(key, int(info.size or 0))
+            return None if info.is_dir else ObjectInfo(key, int(info.size or 0), unquote(info.etag))
 
         return self._call("stat", self.describe(key), run)
 
@@ -143,6 +151,17 @@ class MinioStorage(Storage):
             response = self._client.get_object(self.bucket, key)
             try:
                 return response.read()
+            finally:
+                response.close()
+                response.release_conn()
+
+        return self._call("read", self.describe(key), run)
+
+    def read_tagged(self, key: str) -> tuple[bytes, str]:
+        def run() -> tuple[bytes, str]:
+            response = self._client.get_object(self.bucket, key)
+            try:
+                return response.read(), unquote(response.headers.get("ETag"))
             finally:
                 response.close()
                 response.release_conn()
@@ -213,34 +232,43 @@ class MinioStorage(Storage):
                 f"bucket {self.bucket} does not exist at {self.endpoint} (create it, or fix the bucketName key)"
             )
 
-    def _put_stream(self, key: str, stream: Readable, length: int) -> None:
+    def _put_stream(self, key: str, stream: Readable, length: int) -> str:
         # One part in flight per copy: copy_objects already runs many copies at once. minio types its
         # data argument BinaryIO but only calls read(), which every Readable has.
-        self._client.put_object(self.bucket, key, cast(BinaryIO, stream), length, num_parallel_uploads=1)
+        result = self._client.put_object(self.bucket, key, cast(BinaryIO, stream), length, num_parallel_uploads=1)
         if stream.read(1):  # the source was longer than listed: do not leave a truncated copy behind
             self._client.remove_object(self.bucket, key)
             raise StorageError(
                 f"write {self.describe(key)} failed: the source holds more than the expected "
                 f"{length} bytes (was it changed during the copy?)"
             )
+        return unquote(result.etag)
 
-    def _server_copy(self, src: Storage, src_key: str, dst_key: str, size: int) -> None:
+    def _server_copy(self, src: Storage, src_key: str, dst_key: str, size: int) -> Copied:
         assert isinstance(src, MinioStorage)
         if size <= min(self._threshold, MAX_PART_SIZE):
-            self._client.copy_object(self.bucket, dst_key, CopySource(src.bucket, src_key))
-            return
+            return self._copy_whole(src, src_key, dst_key)
         # The parts must cover the object as it is now, whatever size the caller listed.
         actual = int(self._client.stat_object(src.bucket, src_key).size or 0)
         parts = _parts(actual, self._threshold)
         if len(parts) <= 1:
-            self._client.copy_object(self.bucket, dst_key, CopySource(src.bucket, src_key))
-            return
+            return self._copy_whole(src, src_key, dst_key)
         sources = [ComposeSource(src.bucket, src_key, offset=offset, length=length) for offset, length in parts]
-        self._client.compose_object(self.bucket, dst_key, sources)
+        result = self._client.compose_object(self.bucket, dst_key, sources)
+        return Copied(etag=unquote(result.etag), single_part=False)
+
+    def _copy_whole(self, src: MinioStorage, src_key: str, dst_key: str) -> Copied:
+        result = self._client.copy_object(self.bucket, dst_key, CopySource(src.bucket, src_key))
+        return Copied(etag=unquote(getattr(result, "etag", None)))
 
     def _error(self, exc: BaseException, op: str, where: str) -> StorageError:
         mapped = map_minio_error(exc, op, where, self.endpoint, self.bucket)
         return mapped if mapped is not None else super()._error(exc, op, where)
+
+
+def unquote(etag: str | None) -> str:
+    """An ETag as S3 sends it ("\"abc\"") without its quotes; "" for none."""
+    return (etag or "").strip().strip('"')
 
 
 def _parts(size: int, threshold: int) -> list[tuple[int, int]]:
