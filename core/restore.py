@@ -192,6 +192,7 @@ class _Restore:
             [(p.key, p.value) for p in src.properties],
         )
         self.created.append((target.db, target.name))
+        task.created = True
         self._check_field_ids(target)
         partition_key = any(f.is_partition_key for f in src.schema.fields)
         if not partition_key:
@@ -320,7 +321,8 @@ class _Restore:
                     self._check_unit_rows(unit, progress.row_count, label)
                     imported += progress.row_count
                     self.reporter.add(objects_done=1, rows=progress.row_count)
-                    pause_point("restore:import")
+                    pause_point("restore:import", self.reporter.cancel_event)
+                    self.reporter.check_cancelled()
         self.reporter.phase(Phase.VERIFY, label)
         count = milvus.row_count(target.db, target.name)
         if count != imported:
@@ -398,7 +400,12 @@ def preview_targets(info: BackupInfo, request: RestoreRequest, existing: set[str
 
 
 def restore_tasks(targets: list[_Target]) -> list[CollectionTask]:
-    return [CollectionTask(f"{_source_db(t.source)}.{t.source.collection_name}", t.db, t.name) for t in targets]
+    return [
+        CollectionTask(
+            f"{_source_db(t.source)}.{t.source.collection_name}", t.db, t.name, expected_rows=t.source.num_rows
+        )
+        for t in targets
+    ]
 
 
 def run_restore(

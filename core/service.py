@@ -25,6 +25,7 @@ from milvus_backup.core.errors import (
     StorageError,
 )
 from milvus_backup.core.integrity import Problem, VerifyReport
+from milvus_backup.core.job_records import CancelOutcome, RecordedJob
 from milvus_backup.core.jobs import CollectionTask, Job, JobKind, JobState, Listener, Phase, Progress, TaskState
 from milvus_backup.core.meta import BackupInfo, BackupState, Collection, Field, encode
 from milvus_backup.core.milvus import CollectionSummary
@@ -41,6 +42,7 @@ __all__ = [
     "BackupState",
     "BackupSummary",
     "BackupToolError",
+    "CancelOutcome",
     "Cancelled",
     "CheckReport",
     "CheckStep",
@@ -60,6 +62,7 @@ __all__ = [
     "Phase",
     "Problem",
     "Progress",
+    "RecordedJob",
     "RestoreRequest",
     "StorageError",
     "TargetPreview",
@@ -116,6 +119,16 @@ class BackupService(Protocol):
         ...
 
     def job(self, job_id: str) -> Job[Any] | None: ...
+
+    def list_jobs(self) -> list[Job[Any]]:
+        """Every job of every process on this config (from their records), newest first; jobs of other
+        processes are `RecordedJob`s, `interrupted` when their process went away mid-job."""
+        ...
+
+    def cancel_job(self, job_id: str) -> CancelOutcome:
+        """Stop a job wherever it runs (another process sees the request within a few seconds); for an
+        interrupted job, remove what it left. NotFound for an unknown id, InvalidRequest for an ended job."""
+        ...
 
     def backup_job(self, name: str = "", job_id: str = "") -> Job[BackupInfo] | None: ...
 

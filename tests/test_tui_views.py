@@ -23,6 +23,7 @@ from milvus_backup.core.service import (
     BackupService,
     BackupState,
     BackupSummary,
+    CancelOutcome,
     CheckReport,
     Collection,
     CollectionSummary,
@@ -178,6 +179,12 @@ class FixedEngine:
 
     def job(self, job_id: str) -> Job[Any] | None:
         return None
+
+    def list_jobs(self) -> list[Job[Any]]:
+        return []
+
+    def cancel_job(self, job_id: str) -> CancelOutcome:
+        raise NotFound(f"job {job_id} not found")
 
     def backup_job(self, name: str = "", job_id: str = "") -> Job[BackupInfo] | None:
         return None
