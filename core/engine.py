@@ -215,7 +215,8 @@ class Engine:
                 job_id=job_id,
             )
             self._register(job)
-        JobRecorder(job, self.job_records, [f"{db}.{name}" for db, name in pairs]).start()
+        job.targets = [f"{db}.{name}" for db, name in pairs]
+        JobRecorder(job, self.job_records).start()
         return job.start()
 
     def _register(self, job: Job[Any]) -> None:

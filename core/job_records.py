@@ -59,9 +59,9 @@ def overall_percent(job: Job[Any]) -> int:
     return min(99, int(100 * job.progress.fraction))
 
 
-def record_of(job: Job[Any], targets: list[str]) -> dict[str, Any]:
+def record_of(job: Job[Any]) -> dict[str, Any]:
     """The job as its record holds it (without the heartbeat, added when written)."""
-    p = job.progress
+    p, targets = job.progress, list(job.targets)
     if job.kind is JobKind.RESTORE:
         collections = [
             {
@@ -128,6 +128,11 @@ def record_state(record: dict[str, Any], now: float | None = None) -> JobState:
     if record.get("host") == HOST and isinstance(pid, int) and pid != os.getpid() and not _pid_alive(pid):
         return JobState.INTERRUPTED
     return JobState.RUNNING
+
+
+def job_view(job: Job[Any]) -> dict[str, Any]:
+    """Any job, of this process or another, as `jobs --json` and `GET /api/v1/jobs` list it."""
+    return listing_view(job.record if isinstance(job, RecordedJob) else {**record_of(job), "heartbeat": time.time()})
 
 
 def listing_view(record: dict[str, Any]) -> dict[str, Any]:
@@ -277,13 +282,11 @@ class JobRecorder:
         self,
         job: Job[Any],
         records: JobRecords,
-        targets: list[str] | None = None,
         restore_records: RestoreRecords | None = None,
         beat: float = BEAT_SECONDS,
     ):
         self.job = job
         self.records = records
-        self.targets = list(targets or [])
         self.restore_records = restore_records
         self.beat = beat
         self._stop = threading.Event()
@@ -319,7 +322,7 @@ class JobRecorder:
             job.cancel()
 
     def _write(self, force: bool = False) -> None:
-        record = record_of(self.job, self.targets)
+        record = record_of(self.job)
         now = time.time()
         due = force or record != self._last or now - self._last_at >= REWRITE_SECONDS
         if due and self._guarded(lambda: self.records.write({**record, "heartbeat": now})):

@@ -194,6 +194,7 @@ class Job(Generic[T]):
         self.end_time = 0
         self.result: T | None = None
         self.tasks: list[CollectionTask] = tasks or []  # per collection, updated by the work as it goes
+        self.targets: list[str] = []  # "db.name" of a backup's collections, for its record
         self.error: str = ""
         self.exception: BaseException | None = None  # what stopped the job, for callers that re-raise it
         self.lines: list[str] = []

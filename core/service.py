@@ -25,7 +25,7 @@ from milvus_backup.core.errors import (
     StorageError,
 )
 from milvus_backup.core.integrity import Problem, VerifyReport
-from milvus_backup.core.job_records import CancelOutcome, RecordedJob
+from milvus_backup.core.job_records import CancelOutcome, RecordedJob, job_view
 from milvus_backup.core.jobs import CollectionTask, Job, JobKind, JobState, Listener, Phase, Progress, TaskState
 from milvus_backup.core.meta import BackupInfo, BackupState, Collection, Field, encode
 from milvus_backup.core.milvus import CollectionSummary
@@ -71,6 +71,7 @@ __all__ = [
     "check_backup_name",
     "default_backup_name",
     "encode",
+    "job_view",
     "load_config",
     "open_service",
     "parse_db_collections",
