@@ -20,7 +20,14 @@ from milvus_backup.core.config import Config
 from milvus_backup.core.context import Context
 from milvus_backup.core.errors import AlreadyExists, InvalidRequest, NotFound
 from milvus_backup.core.integrity import VerifyReport, run_verify
-from milvus_backup.core.job_records import CancelOutcome, JobRecorder, JobRecords, RecordedJob, record_state
+from milvus_backup.core.job_records import (
+    CancelOutcome,
+    JobRecorder,
+    JobRecords,
+    RecordedJob,
+    record_is_final,
+    record_state,
+)
 from milvus_backup.core.jobs import CollectionTask, Job, JobKind, JobState, Listener
 from milvus_backup.core.meta import BackupInfo, BackupState
 from milvus_backup.core.milvus import CollectionSummary
@@ -36,6 +43,7 @@ class Engine:
         self.config = config
         self.ctx = Context(config)
         self._jobs: dict[str, Job[Any]] = {}
+        self._final_records: dict[str, dict[str, Any]] = {}  # records no process writes again: read once
         self._lock = threading.Lock()  # one backup job per name: the check and the registration are one step
 
     def close(self) -> None:
@@ -88,8 +96,11 @@ class Engine:
         """Every job any process on this config ran or runs, newest first: this process's live, the
         others' from their records (`RecordedJob`s, interrupted when their process is gone)."""
         local = self.jobs()
-        ids = {j.id for j in local}
-        others = [RecordedJob(r, self.cancel_job) for r in self.job_records.list() if r["id"] not in ids]
+        records = self.job_records
+        ids = [i for i in records.ids() if i not in self._jobs]
+        fresh = {r["id"]: r for r in records.list([i for i in ids if i not in self._final_records])}
+        self._final_records.update({i: r for i, r in fresh.items() if record_is_final(r)})
+        others = [RecordedJob(r, self.cancel_job) for i in ids if (r := fresh.get(i) or self._final_records.get(i))]
         return sorted([*local, *others], key=lambda j: j.start_time, reverse=True)
 
     def cancel_job(self, job_id: str) -> CancelOutcome:

@@ -135,6 +135,12 @@ def job_view(job: Job[Any]) -> dict[str, Any]:
     return listing_view(job.record if isinstance(job, RecordedJob) else {**record_of(job), "heartbeat": time.time()})
 
 
+def record_is_final(record: dict[str, Any]) -> bool:
+    """A record no process will write again: ended in its process, or interrupted and cleaned up."""
+    state = str(record.get("state"))
+    return state in ("success", "failed", "cancelled") or (state == "interrupted" and bool(record.get("cleaned")))
+
+
 def listing_view(record: dict[str, Any]) -> dict[str, Any]:
     """A record as `jobs --json` and `GET /api/v1/jobs` list it: its state as read now, no log."""
     state = record_state(record)
@@ -170,9 +176,13 @@ class JobRecords:
             raise StorageError(f"job record {self.storage.describe(key)} is not a job record")
         return record
 
-    def list(self) -> list[dict[str, Any]]:
-        """Every readable record (one that is not is logged and skipped: it must not hide the others)."""
-        ids = [i for o in self.storage.list(job_records_root(self.root)) if (i := job_id_of(o.key, self.root))]
+    def ids(self) -> list[str]:
+        return [i for o in self.storage.list(job_records_root(self.root)) if (i := job_id_of(o.key, self.root))]
+
+    def list(self, ids: list[str] | None = None) -> list[dict[str, Any]]:
+        """The records of `ids` (default: all) that can be read; one that cannot is logged and skipped, so
+        it never hides the others."""
+        ids = self.ids() if ids is None else ids
 
         def read(job_id: str) -> dict[str, Any] | None:
             try:
@@ -240,7 +250,7 @@ class RecordedJob(Job[None]):
             rows=int(record.get("rows_done") or 0),
             elapsed=max(0.0, (self.end_time or time.time()) - self.start_time),
         )
-        self._cancel = cancel
+        self.request_cancel = cancel  # a face may route it (the app sends it from a worker thread)
         if state.finished:
             self._done.set()
 
@@ -248,7 +258,7 @@ class RecordedJob(Job[None]):
         raise RuntimeError("a recorded job runs in its own process")
 
     def cancel(self) -> None:
-        self._cancel(self.id)
+        self.request_cancel(self.id)
 
 
 def _never_run(reporter: object) -> None:
