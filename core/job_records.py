@@ -69,7 +69,7 @@ def record_of(job: Job[Any]) -> dict[str, Any]:
                 "target": t.target,
                 "state": t.state.value,
                 "rows": t.rows,
-                "expected_rows": t.expected_rows,
+                "rows_total": t.rows_total,
                 "created": t.created,
             }
             for t in job.tasks
@@ -91,7 +91,7 @@ def record_of(job: Job[Any]) -> dict[str, Any]:
         "objects_done": p.objects_done,
         "objects_total": p.objects_total,
         "rows_done": p.rows,
-        "rows_total": sum(t.expected_rows for t in job.tasks),
+        "rows_total": sum(t.rows_total for t in job.tasks),
         "collections": collections,
         "host": HOST,
         "pid": os.getpid(),
@@ -217,7 +217,7 @@ class RecordedJob(Job[None]):
                 *_split_target(c.get("target", "")),
                 rows=int(c.get("rows") or 0),
                 state=_task_state(c.get("state")),
-                expected_rows=int(c.get("expected_rows") or 0),
+                rows_total=int(c.get("rows_total") or 0),
                 created=bool(c.get("created")),
             )
             for c in record.get("collections") or []

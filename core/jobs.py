@@ -76,7 +76,7 @@ class CollectionTask:
     target_name: str
     rows: int = 0
     state: TaskState = TaskState.PENDING
-    expected_rows: int = 0  # what the backup holds for it
+    rows_total: int = 0  # the rows the backup holds for it
     created: bool = False  # the restore created the target: undoing it (or an interrupted job's clean-up) drops it
 
     @property

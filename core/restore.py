@@ -401,9 +401,7 @@ def preview_targets(info: BackupInfo, request: RestoreRequest, existing: set[str
 
 def restore_tasks(targets: list[_Target]) -> list[CollectionTask]:
     return [
-        CollectionTask(
-            f"{_source_db(t.source)}.{t.source.collection_name}", t.db, t.name, expected_rows=t.source.num_rows
-        )
+        CollectionTask(f"{_source_db(t.source)}.{t.source.collection_name}", t.db, t.name, rows_total=t.source.num_rows)
         for t in targets
     ]
 

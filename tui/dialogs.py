@@ -290,7 +290,7 @@ class QuitDialog(ModalScreen[str | None]):
     BINDINGS = [
         Binding("l", "answer('leave')", "Leave running"),
         Binding("c", "answer('cancel')", "Cancel jobs"),
-        Binding("escape,s", "answer(None)", "Stay"),
+        Binding("escape,s,n", "answer(None)", "Stay"),
     ]
 
     def __init__(self, running: list[str]):
