@@ -327,7 +327,7 @@ def test_the_app_restore_goes_on_after_tmux_kill_session_and_a_new_app_sees_it_f
 
         def wait(condition: Callable[[], bool], what: str) -> None:
             try:
-                _until(condition, what, timeout=60)
+                _until(condition, what)
             except AssertionError as exc:
                 raise AssertionError(f"{exc}; the screen:\n{screen()}") from None
 
