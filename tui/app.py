@@ -68,6 +68,14 @@ class JobFinished(Message):
         self.job_id = job_id
 
 
+class OtherJobs(Message):
+    """Jobs of other processes, read from their records by a poll."""
+
+    def __init__(self, jobs: list[RecordedJob]):
+        super().__init__()
+        self.jobs = jobs
+
+
 def describe_targets(config: Config) -> str:
     """Which Milvus and which bucket, for the header: "Milvus host:port → endpoint/bucket/root"."""
     milvus = f"Milvus {config.milvus.address}:{config.milvus.port}"
@@ -495,11 +503,13 @@ class MilvusBackupApp(App[None]):
             log.warning("could not list the jobs of other processes: %s", exc)
             return
         if not get_current_worker().is_cancelled:
-            self.call_from_thread(self._show_other_jobs, [j for j in jobs if isinstance(j, RecordedJob)])
+            # posted, not call_from_thread: a poll that ends while the app shuts down (a hang-up) must not
+            # wait forever for an event loop that has stopped, holding the process up at exit
+            self.post_message(OtherJobs([j for j in jobs if isinstance(j, RecordedJob)]))
 
-    def _show_other_jobs(self, jobs: list[RecordedJob]) -> None:
+    def on_other_jobs(self, message: OtherJobs) -> None:
         """Other processes' jobs join the jobs screen; one that ends while the app watches is announced."""
-        for job in jobs:
+        for job in message.jobs:
             if job.id in self.watches:
                 continue
             job.request_cancel = self._cancel_elsewhere
