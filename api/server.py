@@ -60,6 +60,7 @@ from milvus_backup.core.service import (
     check_backup_name,
     encode,
     filter_from_map,
+    job_view,
     parse_db_collections,
 )
 
@@ -515,6 +516,20 @@ def create_app(engine: BackupService, token: str | None = None) -> FastAPI:
         if not id:
             return _envelope(PARAMETER_ERROR, "give id, the id the restore answered with: get_restore?id=<id>")
         return _envelope(OK, "success", engine.get_restore(id), requestId)
+
+    @app.get(f"{BASE}/jobs", response_model=Envelope, summary="Every job of every process on this config")
+    def jobs() -> JSONResponse:
+        """Backups, restores and verifies, newest first, as `milvus-backup jobs --json` lists them."""
+        return _envelope(OK, "success", [job_view(job) for job in engine.list_jobs()])
+
+    @app.post(f"{BASE}/cancel", response_model=Envelope, summary="Cancel a job, in whichever process it runs")
+    def cancel(id: str = Query("")) -> JSONResponse:
+        """A running job stops at its next step (within a few seconds) and cleans up; for an interrupted
+        job, what it left is removed. 404 for an unknown id, 400 for a job that has already ended."""
+        if not id:
+            return _envelope(PARAMETER_ERROR, "give id, the id `jobs` lists: cancel?id=<id>")
+        outcome = engine.cancel_job(id)
+        return _envelope(OK, outcome.message, {"id": outcome.job_id, "state": outcome.state})
 
     @app.get(
         f"{BASE}/verify",

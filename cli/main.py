@@ -119,6 +119,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("check", help="check Milvus and both stores (a probe write, copy and delete)", parents=[as_json])
 
+    sub.add_parser(
+        "jobs", help="list the backups, restores and verifies of every process on this config", parents=[as_json]
+    )
+    cancel = sub.add_parser(
+        "cancel",
+        help="cancel a running job, in whichever process it runs; for an interrupted job, remove what it left",
+        parents=[as_json],
+    )
+    cancel.add_argument("id", help="the job's id (`milvus-backup jobs` lists them)")
+
     server = sub.add_parser("server", help="serve the HTTP API (/api/v1/..., Swagger UI at /api/v1/docs/index.html)")
     server.add_argument("-p", "--port", type=int, default=8080, help="port (default 8080)")
     server.add_argument(
@@ -176,21 +186,34 @@ def _setup_log(config: Config) -> None:
 
 
 def _run_job(job: Job[Any], printer: ProgressPrinter) -> int:
-    """Wait for a job; Ctrl-C cancels it and waits for its clean-up."""
+    """Wait for a job; Ctrl-C cancels it and waits for its clean-up. A hang-up (the SSH link or the tmux
+    session went away) does not: the job runs to its end with no terminal, its record showing it to
+    `milvus-backup jobs` anywhere, and the process exits when it is done."""
     from milvus_backup.core.service import JobState
 
-    previous = signal.getsignal(signal.SIGINT)
+    previous = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGHUP)
 
     def on_interrupt(signum: int, frame: object) -> None:
         print("\ncancelling (the job stops at its next step and cleans up)...", file=sys.stderr, flush=True)
         job.cancel()
 
+    def on_hangup(signum: int, frame: object) -> None:
+        detach_from_terminal()
+        logging.getLogger("milvus_backup").warning(
+            "terminal hung up: %s %s (job %s) goes on to its end; `milvus-backup jobs` shows it",
+            job.kind,
+            job.name,
+            job.id,
+        )
+
     signal.signal(signal.SIGINT, on_interrupt)
+    signal.signal(signal.SIGHUP, on_hangup)
     try:
         while job.wait(0.2) is JobState.RUNNING:
             pass
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGINT, previous[0])
+        signal.signal(signal.SIGHUP, previous[1])
         printer.close()  # the bar is gone before the verdict is printed
     if job.state is JobState.SUCCESS:
         return EXIT_OK
@@ -432,6 +455,43 @@ def cmd_restore(engine: BackupService, args: argparse.Namespace, printer: Progre
     return code
 
 
+def cmd_jobs(engine: BackupService, args: argparse.Namespace) -> int:
+    from milvus_backup.core.service import job_view
+
+    views = [job_view(job) for job in engine.list_jobs()]
+    if args.json:
+        _print_json(views)
+        return EXIT_OK
+    if not views:
+        print("no jobs yet: create, restore or verify start one")
+        return EXIT_OK
+    rows = [
+        [
+            v["id"],
+            v["kind"],
+            v["backup_name"],
+            v["state"],
+            f"{v['progress']}%",
+            v["phase"],
+            _when(v["start_time"]),
+            _when(v["end_time"]),
+            f"{v['host']}:{v['pid']}",
+        ]
+        for v in views
+    ]
+    print(_table(rows, ["ID", "KIND", "BACKUP", "STATE", "DONE", "PHASE", "STARTED (UTC)", "ENDED (UTC)", "HOST:PID"]))
+    return EXIT_OK
+
+
+def cmd_cancel(engine: BackupService, args: argparse.Namespace) -> int:
+    outcome = engine.cancel_job(args.id)
+    if args.json:
+        _print_json({"id": outcome.job_id, "state": outcome.state, "message": outcome.message})
+    else:
+        print(outcome.message)
+    return EXIT_OK
+
+
 def cmd_verify(engine: BackupService, args: argparse.Namespace, printer: ProgressPrinter) -> int:
     """Exit 0 when the backup is intact, 1 when damaged (every problem named on stdout) or not found."""
     job = engine.start_verify(args.name, full=args.full, listeners=[] if args.json else [printer])
@@ -479,6 +539,8 @@ def _dispatch(engine: BackupService, args: argparse.Namespace) -> int:
         "list": cmd_list,
         "get": cmd_get,
         "delete": cmd_delete,
+        "jobs": cmd_jobs,
+        "cancel": cmd_cancel,
     }
     if cmd in reads:
         return reads[cmd](engine, args)
@@ -502,6 +564,15 @@ def _error_code(exc: Exception) -> int:
         raise exc
     print(f"error: {exc}", file=sys.stderr)
     return code
+
+
+def detach_from_terminal() -> None:
+    """Point stdin, stdout and stderr at /dev/null: the terminal is gone, and a write to it would fail
+    (EIO) in whichever thread made it. The log file still gets every line."""
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 def _reader_gone() -> int:

@@ -9,6 +9,7 @@ starts, so a caller gets the error at once and nothing has been written.
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from typing import Any
 
@@ -23,12 +24,20 @@ from milvus_backup.core.catalog import BackupSummary
 from milvus_backup.core.check import CheckReport, run_check
 from milvus_backup.core.config import Config
 from milvus_backup.core.context import Context
-from milvus_backup.core.errors import AlreadyExists, InvalidRequest
+from milvus_backup.core.errors import AlreadyExists, InvalidRequest, NotFound
 from milvus_backup.core.integrity import VerifyReport, run_verify
-from milvus_backup.core.jobs import CollectionTask, Job, JobKind, Listener
-from milvus_backup.core.meta import BackupInfo
+from milvus_backup.core.job_records import (
+    CancelOutcome,
+    JobRecorder,
+    JobRecords,
+    RecordedJob,
+    record_is_final,
+    record_state,
+)
+from milvus_backup.core.jobs import CollectionTask, Job, JobKind, JobState, Listener
+from milvus_backup.core.meta import BackupInfo, BackupState
 from milvus_backup.core.milvus import CollectionSummary
-from milvus_backup.core.paths import check_backup_name, check_restore_id
+from milvus_backup.core.paths import check_backup_name, check_job_id, check_restore_id, restore_temp_root
 from milvus_backup.core.records import RestoreRecords, restore_view
 from milvus_backup.core.restore import RestoreRequest, prepare_restore, restore_tasks, run_restore
 
@@ -40,6 +49,7 @@ class Engine:
         self.config = config
         self.ctx = Context(config)
         self._jobs: dict[str, Job[Any]] = {}
+        self._final_records: dict[str, dict[str, Any]] = {}  # records no process writes again: read once
         self._lock = threading.Lock()  # one backup job per name: the check and the registration are one step
 
     def close(self) -> None:
@@ -84,6 +94,90 @@ class Engine:
         """The jobs of this process, running or finished, newest first."""
         return sorted(self._jobs.values(), key=lambda j: j.started, reverse=True)
 
+    @property
+    def job_records(self) -> JobRecords:
+        return JobRecords(self.ctx.milvus_storage, self.ctx.milvus_layout.root)
+
+    def list_jobs(self) -> list[Job[Any]]:
+        """Every job any process on this config ran or runs, newest first: this process's live, the
+        others' from their records (`RecordedJob`s, interrupted when their process is gone)."""
+        local = self.jobs()
+        records = self.job_records
+        ids = [i for i in records.ids() if i not in self._jobs]
+        fresh = {r["id"]: r for r in records.list([i for i in ids if i not in self._final_records])}
+        self._final_records.update({i: r for i, r in fresh.items() if record_is_final(r)})
+        others = [RecordedJob(r, self.cancel_job) for i in ids if (r := fresh.get(i) or self._final_records.get(i))]
+        return sorted([*local, *others], key=lambda j: j.start_time, reverse=True)
+
+    def cancel_job(self, job_id: str) -> CancelOutcome:
+        """Stop a running job, whichever process runs it; for an interrupted one, remove what it left."""
+        check_job_id(job_id)
+        job = self._jobs.get(job_id)
+        if job is not None:
+            return self._cancel_here(job)
+        record = self.job_records.read(job_id)
+        state = record_state(record)
+        what = f"{record.get('kind')} {record.get('backup_name')}"
+        if state is JobState.RUNNING:
+            self.job_records.request_cancel(job_id)
+            return CancelOutcome(
+                job_id,
+                "cancelling",
+                f"cancel requested: {what} (on {record.get('host')}, pid {record.get('pid')}) stops at its next "
+                "step, within a few seconds, and cleans up",
+            )
+        if state is JobState.INTERRUPTED:
+            return CancelOutcome(job_id, state.value, self._clean_interrupted(record))
+        raise InvalidRequest(f"{what} has already ended ({state.value}); there is nothing to cancel")
+
+    @staticmethod
+    def _cancel_here(job: Job[Any]) -> CancelOutcome:
+        if job.state.finished:
+            raise InvalidRequest(f"{job.kind} {job.name} has already ended ({job.state}); there is nothing to cancel")
+        job.cancel()
+        return CancelOutcome(job.id, "cancelling", f"cancelling {job.kind} {job.name}: it stops at its next step")
+
+    def _clean_interrupted(self, record: dict[str, Any]) -> str:
+        """Remove what an interrupted job left, as its own clean-up would have: a backup's incomplete
+        folder; a restore's staged binlogs and the collections it had created. Said in its record."""
+        if record.get("cleaned"):
+            return f"{record['kind']} {record['backup_name']} was interrupted; its leftovers were already removed"
+        done = []
+        name = str(record["backup_name"])
+        if (
+            record["kind"] == JobKind.BACKUP
+            and self.ctx.catalog.exists(name)
+            and not self.ctx.catalog.is_complete(name)
+        ):
+            done.append(f"removed the incomplete backup {name} ({self.ctx.catalog.delete(name)} objects)")
+        if record["kind"] == JobKind.RESTORE:
+            for c in record.get("collections") or []:
+                db, _, collection = str(c.get("target", "")).rpartition(".")
+                if c.get("created") and self.ctx.milvus.has_collection(db, collection):
+                    self.ctx.milvus.drop_collection(db, collection)
+                    done.append(f"dropped {db}.{collection}, which it had created")
+            self.ctx.milvus_storage.delete_prefix(restore_temp_root(self.ctx.milvus_layout.root, record["id"]))
+            done.append("removed its staged binlogs")
+        said = "; ".join(done) or "it had left nothing to remove"
+        lines = [*record.get("log", []), f"interrupted; clean-up: {said}"]
+        ended = record.get("end_time") or int(float(record.get("heartbeat") or time.time()))
+        self.job_records.write(
+            {**record, "state": JobState.INTERRUPTED.value, "end_time": ended, "cleaned": True, "log": lines}
+        )
+        if record["kind"] == JobKind.RESTORE:
+            self._fail_restore_record(record["id"], f"interrupted: {said}")
+        return f"{record['kind']} {name} was interrupted: {said}"
+
+    def _fail_restore_record(self, restore_id: str, error: str) -> None:
+        try:
+            view = self.restore_records.read(restore_id)
+        except NotFound:
+            return
+        view.update(
+            state_code=int(BackupState.FAIL), errorMessage=error, end_time=view.get("end_time") or int(time.time())
+        )
+        self.restore_records.write(view)
+
     def job(self, job_id: str) -> Job[Any] | None:
         return self._jobs.get(job_id)
 
@@ -110,14 +204,22 @@ class Engine:
         job = self._jobs.get(restore_id)
         if job is not None and job.kind is JobKind.RESTORE:
             return restore_view(job)
-        return self.restore_records.read(restore_id)
+        view = self.restore_records.read(restore_id)
+        if view.get("state_code") == BackupState.EXECUTING:  # its process may be gone: its job record says
+            try:
+                record = self.job_records.read(restore_id)
+            except NotFound:  # a restore recorded before job records existed
+                return view
+            if record_state(record) is JobState.INTERRUPTED:
+                view.update(state_code=int(BackupState.FAIL), errorMessage=RecordedJob(record, self.cancel_job).error)
+        return view
 
     # -- jobs ------------------------------------------------------------------------------------
     def start_backup(self, request: BackupRequest, listeners: list[Listener] | None = None) -> Job[BackupInfo]:
         request.name = check_backup_name(request.name or default_backup_name())
         check_request(request)
         ctx = self.ctx.with_backup_root(request.root_path) if request.root_path else self.ctx
-        resolve_collections(ctx.milvus, request)  # unknown collections fail here, before the job
+        pairs = resolve_collections(ctx.milvus, request)  # unknown collections fail here, before the job
         with self._lock:
             if self.running_backup(request.name):
                 raise AlreadyExists(f"backup {request.name} is being created right now; choose another name")
@@ -132,6 +234,8 @@ class Engine:
                 job_id=job_id,
             )
             self._register(job)
+        job.targets = [f"{db}.{name}" for db, name in pairs]
+        JobRecorder(job, self.job_records).start()
         return job.start()
 
     def _register(self, job: Job[Any]) -> None:
@@ -150,6 +254,7 @@ class Engine:
         job = Job(JobKind.VERIFY, name, lambda r: run_verify(self.ctx, name, full, r), listeners)
         with self._lock:
             self._register(job)
+        JobRecorder(job, self.job_records).start()
         return job.start()
 
     def verify_backup(self, name: str, full: bool = False, listeners: list[Listener] | None = None) -> VerifyReport:
@@ -164,7 +269,8 @@ class Engine:
     def start_restore(
         self, request: RestoreRequest, listeners: list[Listener] | None = None, restore_id: str | None = None
     ) -> Job[list[CollectionTask]]:
-        """Start a restore; its record (get_restore) is kept in the Milvus bucket from start to end."""
+        """Start a restore; its records (get_restore's, and its job record) are kept in the Milvus bucket
+        from start to end."""
         records = self.restore_records
         if restore_id is not None:
             check_restore_id(restore_id)
@@ -181,9 +287,11 @@ class Engine:
             tasks=tasks,
         )
         with self._lock:  # an id is taken by a job of this process or by any record in storage
-            if restore_id is not None and (restore_id in self._jobs or records.exists(restore_id)):
+            if restore_id is not None and (
+                restore_id in self._jobs or records.exists(restore_id) or self.job_records.exists(restore_id)
+            ):
                 raise AlreadyExists(f"restore id {restore_id} is taken; give another id or none")
             records.write(restore_view(job))
             self._register(job)
-        job.listeners.append(records.recorder(job))
+        JobRecorder(job, self.job_records, restore_records=records).start()
         return job.start()

@@ -36,6 +36,7 @@ class JobState(StrEnum):
     SUCCESS = "success"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"  # its process went away mid-job (read from a record whose heartbeat stopped)
 
     @property
     def finished(self) -> bool:
@@ -77,6 +78,7 @@ class CollectionTask:
     state: TaskState = TaskState.PENDING
     bytes_total: int = 0  # the collection's size in the backup, so a face can weigh it against the others
     rows_total: int = 0  # the rows the backup holds for it
+    created: bool = False  # the restore created the target: undoing it (or an interrupted job's clean-up) drops it
 
     @property
     def target(self) -> str:
@@ -213,10 +215,12 @@ class Job(Generic[T]):
         self.result: T | None = None
         self.tasks: list[CollectionTask] = tasks or []  # per collection, updated by the work as it goes
         self.shares: dict[str, CollectionShare] = {}  # per collection of a backup, as `plan_collection` declared
+        self.targets: list[str] = []  # "db.name" of a backup's collections, for its record
         self.error: str = ""
         self.exception: BaseException | None = None  # what stopped the job, for callers that re-raise it
         self.lines: list[str] = []
         self._work = work
+        self._on_end: list[Callable[[], None]] = []
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"{kind}-{name}", daemon=True)
 
@@ -233,6 +237,10 @@ class Job(Generic[T]):
         if not self.state.finished and not self.cancel_event.is_set():
             self.cancel_event.set()
             self._log(f"cancel requested for {self.kind} {self.name}")
+
+    def on_end(self, hook: Callable[[], None]) -> None:
+        """Run `hook` in the job's thread once it has finished, before `wait` returns (a record's last write)."""
+        self._on_end.append(hook)
 
     def wait(self, timeout: float | None = None) -> JobState:
         self._done.wait(timeout)
@@ -278,4 +286,9 @@ class Job(Generic[T]):
         else:
             self._finish(JobState.SUCCESS, f"{self.kind} {self.name} finished")
         finally:
+            for hook in self._on_end:
+                try:
+                    hook()
+                except Exception:  # the job's outcome stands whatever a hook does
+                    log.exception("end of job hook failed")
             self._done.set()

@@ -317,6 +317,39 @@ def restore_record(milvus_root: str, restore_id: str) -> str:
     return join(milvus_root, "backup_restore_records", check_restore_id(restore_id) + ".json")
 
 
+JOB_RECORDS = "backup_job_records"
+
+
+def job_records_root(milvus_root: str) -> str:
+    """Where every job's record (and a request to cancel it) lives in the Milvus bucket, beside the restore
+    records: every process on the same config finds them there, and nothing goes under the backup root."""
+    return as_prefix(join(milvus_root, JOB_RECORDS))
+
+
+def job_record(milvus_root: str, job_id: str) -> str:
+    return join(job_records_root(milvus_root), check_job_id(job_id) + ".json")
+
+
+def job_cancel_request(milvus_root: str, job_id: str) -> str:
+    """An empty object asking the job's own process to cancel it: not a field of the record, which only
+    its owner writes (a field would be overwritten by the owner's next write)."""
+    return join(job_records_root(milvus_root), check_job_id(job_id) + ".cancel")
+
+
+def job_id_of(key: str, milvus_root: str) -> str | None:
+    """The id of a job record's key, or None for any other key (a cancel request, a stray object)."""
+    name = key[len(job_records_root(milvus_root)) :] if key.startswith(job_records_root(milvus_root)) else ""
+    job_id = name.removesuffix(".json")
+    return job_id if name.endswith(".json") and _RESTORE_ID.fullmatch(job_id) else None
+
+
+def check_job_id(job_id: str) -> str:
+    """Return `job_id` if it may name a job record (restore ids are job ids), else raise InvalidRequest."""
+    if not isinstance(job_id, str) or not _RESTORE_ID.fullmatch(job_id):
+        raise InvalidRequest(f"invalid job id {job_id!r}: use 1 to 64 letters, digits, '_' or '-'")
+    return job_id
+
+
 def probe_key(root: str, probe_id: str) -> str:
     """A short-lived object `check` writes, copies and deletes: a file directly under the root, never a
     folder, so it can never be listed as a backup."""

@@ -2,8 +2,10 @@
 
 With `MILVUS_BACKUP_PAUSE_AT=<point>` (several: comma-separated) and `MILVUS_BACKUP_PAUSE_FILE=<path>`
 in the environment, a job reaching that point appends the point's name to the file and then waits
-until the process is killed. The crash tests (`kill -9` at each phase) use it instead of sleeping and
-hoping. Without the variable, which is never set outside tests, `pause_point` does nothing.
+until the process is killed, the job is cancelled (when the point is given its cancel event), or the
+file named by `MILVUS_BACKUP_RESUME_FILE` appears. The crash tests (`kill -9` at each phase), the cancel
+and the hang-up tests use it instead of sleeping and hoping. Without the variable, which is never set
+outside tests, `pause_point` does nothing.
 
 Points: `backup:copy` (the first binlog was copied, more are to come), `backup:meta` (the level meta
 files and full_meta.json are written), `backup:final` (the integrity manifest is written, backup_meta.json
@@ -17,10 +19,11 @@ import threading
 
 PAUSE_AT = "MILVUS_BACKUP_PAUSE_AT"
 PAUSE_FILE = "MILVUS_BACKUP_PAUSE_FILE"
+RESUME_FILE = "MILVUS_BACKUP_RESUME_FILE"
 _forever = threading.Event()
 
 
-def pause_point(point: str) -> None:
+def pause_point(point: str, cancel: threading.Event | None = None) -> None:
     wanted = os.environ.get(PAUSE_AT)
     if not wanted or point not in wanted.split(","):
         return
@@ -28,4 +31,7 @@ def pause_point(point: str) -> None:
     if path:
         with open(path, "a", encoding="utf-8") as f:
             f.write(point + "\n")
-    _forever.wait()
+    resume = os.environ.get(RESUME_FILE)
+    while not (resume and os.path.exists(resume)):
+        if (cancel if cancel is not None else _forever).wait(0.1):
+            return

@@ -2,19 +2,18 @@
 
 A backup describes itself (its meta files); a restore leaves only collections behind. So each restore
 writes a small JSON record to the Milvus bucket (`<rootPath>/backup_restore_records/<id>.json`, see
-`core.paths.restore_record`) when it starts, as it moves from one step to the next, and when it ends.
+`core.paths.restore_record`) when it starts, when it changes (at most once a second, by the job's
+`core.job_records.JobRecorder`) and when it ends.
 The record is the HTTP API's `get_restore` answer, in the Go tool's field names and state codes.
 """
 
 from __future__ import annotations
 
 import json
-import threading
-import time
 from typing import Any
 
 from milvus_backup.core.errors import NotFound, StorageError
-from milvus_backup.core.jobs import Job, JobState, Listener, Progress, TaskState
+from milvus_backup.core.jobs import Job, JobState, Progress, TaskState
 from milvus_backup.core.meta import BackupState
 from milvus_backup.core.paths import check_restore_id, restore_record
 from milvus_backup.core.storage import ObjectNotFound, Storage
@@ -24,6 +23,7 @@ _JOB_STATE = {
     JobState.SUCCESS: BackupState.SUCCESS,
     JobState.FAILED: BackupState.FAIL,
     JobState.CANCELLED: BackupState.FAIL,
+    JobState.INTERRUPTED: BackupState.FAIL,
 }
 _TASK_STATE = {
     "pending": BackupState.INITIAL,
@@ -113,27 +113,3 @@ class RestoreRecords:
                 f"but {type(view).__name__}"
             )
         return view
-
-    def recorder(self, job: Job[Any], interval: float = 2.0) -> Listener:
-        """A job listener that keeps the job's record current: at each new step, at most every
-        `interval` seconds in between, and always at the end."""
-        lock = threading.Lock()
-        last_step: tuple[str, str] | None = None
-        last_at = 0.0
-
-        def on_progress(p: Progress) -> None:
-            nonlocal last_step, last_at
-            step = (p.phase, p.collection)
-            now = time.monotonic()
-            if not p.state.finished and step == last_step and now - last_at < interval:
-                return
-            # copy workers report from many threads: one write at a time, and busy ones skip (not the last)
-            if not lock.acquire(blocking=p.state.finished):
-                return
-            try:
-                last_step, last_at = step, now
-                self.write(restore_view(job, p))
-            finally:
-                lock.release()
-
-        return on_progress

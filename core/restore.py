@@ -349,6 +349,7 @@ class _Restore:
             target.properties,
         )
         self.created.append((target.db, target.name))
+        task.created = True
         self._check_field_ids(target)
         partition_key = any(f.is_partition_key for f in src.schema.fields)
         if not partition_key:
@@ -479,7 +480,8 @@ class _Restore:
                     self._check_unit_rows(unit, progress.row_count, label)
                     imported += progress.row_count
                     self.reporter.add(objects_done=1, rows=progress.row_count)
-                    pause_point("restore:import")
+                    pause_point("restore:import", self.reporter.cancel_event)
+                    self.reporter.check_cancelled()
         self.reporter.phase(Phase.VERIFY, label)
         count = milvus.row_count(target.db, target.name)
         if count != imported:

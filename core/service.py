@@ -25,6 +25,7 @@ from milvus_backup.core.errors import (
     StorageError,
 )
 from milvus_backup.core.integrity import Problem, VerifyReport
+from milvus_backup.core.job_records import CancelOutcome, RecordedJob, job_view
 from milvus_backup.core.jobs import (
     CollectionShare,
     CollectionTask,
@@ -61,6 +62,7 @@ __all__ = [
     "BackupState",
     "BackupSummary",
     "BackupToolError",
+    "CancelOutcome",
     "Cancelled",
     "CheckReport",
     "CheckStep",
@@ -85,6 +87,7 @@ __all__ = [
     "Phase",
     "Problem",
     "Progress",
+    "RecordedJob",
     "RestorePlan",
     "RestoreRequest",
     "SkipParams",
@@ -97,6 +100,7 @@ __all__ = [
     "default_backup_name",
     "encode",
     "filter_from_map",
+    "job_view",
     "load_config",
     "open_service",
     "parse_db_collections",
@@ -146,6 +150,16 @@ class BackupService(Protocol):
         ...
 
     def job(self, job_id: str) -> Job[Any] | None: ...
+
+    def list_jobs(self) -> list[Job[Any]]:
+        """Every job of every process on this config (from their records), newest first; jobs of other
+        processes are `RecordedJob`s, `interrupted` when their process went away mid-job."""
+        ...
+
+    def cancel_job(self, job_id: str) -> CancelOutcome:
+        """Stop a job wherever it runs (another process sees the request within a few seconds); for an
+        interrupted job, remove what it left. NotFound for an unknown id, InvalidRequest for an ended job."""
+        ...
 
     def backup_job(self, name: str = "", job_id: str = "") -> Job[BackupInfo] | None: ...
 

@@ -688,3 +688,56 @@ def test_verify_names_a_damaged_object(sandbox, server):
         assert server.get("verify", backup_name="../x")["code"] == 400
     finally:
         _delete(server, name)
+
+
+def test_jobs_lists_every_process_s_jobs_and_cancel_stops_one_in_another_process(sandbox, server, tmp_path):
+    """The server's own backup and a restore the CLI runs (held in its import) are both listed; the
+    restore is cancelled through the API and its process stops and drops what it created."""
+    from milvus_backup.core.pause import PAUSE_AT, PAUSE_FILE
+
+    name, suffix = f"apijobs_{_uid()}", f"_apij{_uid()}"
+    marker = tmp_path / "paused"
+    proc = None
+    try:
+        info = _ok(server.post("create", {"backup_name": name, "collection_names": ["shop.products"]}))
+        command = [sys.executable, "-m", "milvus_backup.cli", "--config", str(sandbox.config_path)]
+        proc = subprocess.Popen(
+            [*command, "restore", "-n", name, "-s", suffix],
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=_env(**{PAUSE_AT: "restore:import", PAUSE_FILE: str(marker)}),
+        )
+        deadline = time.monotonic() + 180
+        while not marker.is_file():
+            assert proc.poll() is None and time.monotonic() < deadline, "the restore never reached its import"
+            time.sleep(0.1)
+        jobs = {j["id"]: j for j in _ok(server.get("jobs"))}
+        assert jobs[info["id"]]["kind"] == "backup" and jobs[info["id"]]["state"] == "success"
+        [restore] = [j for j in jobs.values() if j["pid"] == proc.pid]
+        assert (restore["kind"], restore["backup_name"], restore["state"], restore["phase"]) == (
+            "restore",
+            name,
+            "running",
+            "import",
+        )
+        assert 0 <= restore["progress"] < 100 and restore["host"] and restore["end_time"] == 0
+        cancelled = server.call("POST", "cancel", params={"id": restore["id"]})
+        body = _envelope(cancelled)
+        assert body["code"] == 0 and "cancel requested" in body["msg"], body
+        assert body["data"] == {"id": restore["id"], "state": "cancelling"}
+        assert proc.wait(120) == 130
+        after = {j["id"]: j for j in _ok(server.get("jobs"))}[restore["id"]]
+        assert after["state"] == "cancelled" and after["end_time"] >= after["start_time"]
+        assert not MilvusClient(uri=sandbox.milvus_uri, db_name="shop").has_collection("products" + suffix)
+        again = _envelope(server.call("POST", "cancel", params={"id": restore["id"]}))
+        assert again["code"] == 400 and "already ended" in again["msg"]
+        assert _envelope(server.call("POST", "cancel", params={"id": "nosuchjob"}))["code"] == 404
+        assert _envelope(server.call("POST", "cancel"))["code"] == 400
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        drop_if_exists(sandbox.milvus_uri, "shop", "products" + suffix)
+        _delete(server, name)

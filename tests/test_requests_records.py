@@ -8,6 +8,7 @@ import pytest
 
 from milvus_backup.core.backup import BackupRequest, resolve_collections
 from milvus_backup.core.errors import InvalidRequest, NotFound
+from milvus_backup.core.job_records import JobRecorder, JobRecords
 from milvus_backup.core.jobs import CollectionTask, Job, JobKind, JobState, Phase, TaskState
 from milvus_backup.core.meta import BackupInfo, Collection
 from milvus_backup.core.paths import BackupLayout, check_restore_id, probe_key, restore_record
@@ -133,11 +134,11 @@ def test_a_restore_view_follows_the_job_and_its_record_is_written_at_each_step(t
     tasks = [CollectionTask("default.a", "default", "a_r"), CollectionTask("default.b", "default", "b_r")]
     job, gate = _restore_job("ok", tasks)
     records = RestoreRecords(LocalStorage(tmp_path), "files")
-    job.listeners.append(records.recorder(job, interval=0))
+    recorder = JobRecorder(job, JobRecords(LocalStorage(tmp_path), "files"), restore_records=records, beat=0.01)
     start = restore_view(job)
     assert (start["state_code"], start["progress"], start["end_time"]) == (1, 0, 0)
     assert [t["state_code"] for t in start["collection_restore_tasks"]] == [0, 0]
-    records.write(start)
+    recorder.start()
     assert records.read("rid") == start
     job.start()
     gate.set()
@@ -156,7 +157,7 @@ def test_a_failed_restore_keeps_its_error_in_the_record(tmp_path):
     tasks = [CollectionTask("default.a", "default", "a_r")]
     job, gate = _restore_job("fail", tasks)
     records = RestoreRecords(LocalStorage(tmp_path), "files")
-    job.listeners.append(records.recorder(job))
+    JobRecorder(job, JobRecords(LocalStorage(tmp_path), "files"), restore_records=records).start()
     job.start()
     gate.set()
     assert job.wait(10) is JobState.FAILED

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -16,13 +19,15 @@ import pytest
 from minio import Minio
 from pymilvus import MilvusClient
 from rich.console import Console
+from textual.command import CommandList, CommandPalette
 
 from milvus_backup.core import restore as restore_module
+from milvus_backup.core.pause import PAUSE_AT, PAUSE_FILE, RESUME_FILE
 from milvus_backup.core.service import BackupRequest, BackupService, Config, JobKind, JobState, open_service
 from milvus_backup.sandbox.demo import demo_collection
 from milvus_backup.tui.app import MilvusBackupApp
 from milvus_backup.tui.details import BackupDetailsScreen, backup_view
-from milvus_backup.tui.dialogs import BackupDialog, ConfirmDialog, RestoreDialog
+from milvus_backup.tui.dialogs import BackupDialog, ConfirmDialog, QuitDialog, RestoreDialog
 from milvus_backup.tui.jobs import JobsScreen
 from milvus_backup.tui.tables import FANCY, SyncTable
 from tests.conftest import assert_same_rows, drop_if_exists, fetch_rows
@@ -154,7 +159,7 @@ def test_cancel_a_running_restore(sandbox, engine, monkeypatch):
     before = engine.get_backup(name)
     reached, release = threading.Event(), threading.Event()
 
-    def held(point: str) -> None:
+    def held(point: str, *_: object) -> None:
         if point == "restore:import":
             reached.set()
             release.wait(120)
@@ -324,10 +329,68 @@ def test_unreachable_milvus_says_where(sandbox, base_config: Config):
         engine.close()
 
 
-def test_quit_asks_while_a_job_runs(sandbox, engine):
-    """q, ctrl+q and the palette's Quit all ask while a restore runs; a cancel answered after the
-    restore ended says it came too late."""
+async def _quit_from_the_palette(app, pilot) -> None:
+    """ctrl+p, "quit", and enter once the palette offers its Quit first."""
+    await pilot.press("ctrl+p")
+    await _until(pilot, lambda: isinstance(app.screen, CommandPalette), "the command palette")
+    await pilot.press(*"quit")
+
+    def offered() -> bool:
+        options = app.screen.query_one(CommandList)
+        return options.option_count > 0 and str(options.get_option_at_index(0).prompt).startswith("Quit")
+
+    await _until(pilot, offered, "Quit offered first")
+    if app.screen.query_one(CommandList).highlighted is None:
+        await pilot.press("down")
+    await pilot.press("enter")
+
+
+def test_every_way_of_quitting_asks_while_a_job_runs_and_leaving_lets_it_finish(sandbox, engine, tmp_path, monkeypatch):
+    """q, ctrl+q and the palette's Quit ask the same question; staying changes nothing, and "leave
+    running" (the default) closes the app while the restore goes on to bring back every row."""
     name, suffix = "tui_quit", "_quit"
+    _made_backup(engine, name, ["shop.products"])
+    marker, resume = tmp_path / "paused", tmp_path / "resume"
+    monkeypatch.setenv(PAUSE_AT, "restore:import")  # held after its first import until `resume` exists
+    monkeypatch.setenv(PAUSE_FILE, str(marker))
+    monkeypatch.setenv(RESUME_FILE, str(resume))
+    app = MilvusBackupApp(engine, refresh_seconds=0)
+
+    async def scenario():
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            await _loaded(app, pilot)
+            await _start_restore(app, pilot, name, suffix)
+            await _until(pilot, lambda: marker.is_file(), "the restore to reach its import")
+            for ask in ("q", "ctrl+q", "palette"):
+                if ask == "palette":
+                    await _quit_from_the_palette(app, pilot)
+                else:
+                    await pilot.press(ask)
+                await _until(pilot, lambda: isinstance(app.screen, QuitDialog), f"the quit question after {ask}")
+                await pilot.press("escape")  # stay
+                await _until(pilot, lambda: not isinstance(app.screen, QuitDialog), "the question to close")
+                assert app.is_running and app.quit_choice == ""
+            await pilot.press("q")
+            await _until(pilot, lambda: isinstance(app.screen, QuitDialog), "the quit question")
+            await pilot.press("enter")  # the focused default: leave running
+            return next(iter(app.watches.values())).job
+
+    try:
+        job = asyncio.run(scenario())
+        assert app.quit_choice == "leave"
+        assert not job.state.finished, "leaving must not stop the job"
+        resume.touch()
+        assert job.wait(300) is JobState.SUCCESS, job.error
+        [task] = job.tasks  # the restore counted the rows in Milvus against those it imported
+        assert (task.target, task.rows) == ("shop.products" + suffix, len(demo_collection("products").expected_rows()))
+    finally:
+        drop_if_exists(sandbox.milvus_uri, "shop", "products" + suffix)
+        engine.delete_backup(name)
+
+
+def test_a_cancel_that_comes_after_success_says_it_came_too_late(sandbox, engine):
+    """c asks first; answered only after the restore ended, it says the cancel came too late."""
+    name, suffix = "tui_late_cancel", "_late"
     _made_backup(engine, name, ["hello_milvus", "books"])
     app = MilvusBackupApp(engine, refresh_seconds=0)
 
@@ -336,15 +399,6 @@ def test_quit_asks_while_a_job_runs(sandbox, engine):
             await _loaded(app, pilot)
             await _start_restore(app, pilot, name, suffix)
             watch = next(iter(app.watches.values()))
-            for keys in (["q"], ["ctrl+q"], ["ctrl+p", *"Quit"]):
-                await pilot.press(*keys)
-                if keys[0] == "ctrl+p":  # the palette searches as it is typed into
-                    await pilot.pause(0.5)
-                    await pilot.press("enter")
-                await _until(pilot, lambda: isinstance(app.screen, ConfirmDialog), f"the quit question ({keys[0]})")
-                await pilot.press("n")
-                await pilot.pause()
-                assert app.is_running and not watch.job.cancel_event.is_set()
             await pilot.press("j", "c")
             await _until(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the cancel question")
             await _until(pilot, lambda: watch.job.state.finished, "the restore to finish")
@@ -357,6 +411,88 @@ def test_quit_asks_while_a_job_runs(sandbox, engine):
         _run(scenario)
     finally:
         drop_if_exists(sandbox.milvus_uri, "default", "hello_milvus" + suffix, "books" + suffix)
+        engine.delete_backup(name)
+
+
+def test_quitting_with_cancel_jobs_cancels_and_cleans_up(sandbox, engine, tmp_path, monkeypatch):
+    name, suffix = "tui_quit_cancel", "_qc"
+    _made_backup(engine, name, ["shop.products"])
+    marker = tmp_path / "paused"
+    monkeypatch.setenv(PAUSE_AT, "restore:import")  # held after its first import, until cancelled
+    monkeypatch.setenv(PAUSE_FILE, str(marker))
+    app = MilvusBackupApp(engine, refresh_seconds=0)
+
+    async def scenario():
+        async with app.run_test(size=SIZE) as pilot:
+            await _loaded(app, pilot)
+            await _start_restore(app, pilot, name, suffix)
+            await _until(pilot, lambda: marker.is_file(), "the restore to reach its import")
+            await pilot.press("q")
+            await _until(pilot, lambda: isinstance(app.screen, QuitDialog), "the quit question")
+            await pilot.press("c")
+            return next(iter(app.watches.values())).job
+
+    try:
+        job = asyncio.run(scenario())
+        assert app.quit_choice == "cancel"
+        assert job.wait(120) is JobState.CANCELLED, job.error
+        assert "products" + suffix not in {c.name for c in engine.list_collections("shop")}
+    finally:
+        drop_if_exists(sandbox.milvus_uri, "shop", "products" + suffix)
+        engine.delete_backup(name)
+
+
+def test_a_job_of_another_process_is_listed_and_cancelled_with_c(sandbox, engine, tmp_path):
+    """The jobs screen lists a restore the CLI runs (held in its import) and `c` stops it there."""
+    name, suffix = "tui_other", "_other"
+    _made_backup(engine, name, ["shop.products"])
+    marker = tmp_path / "paused"
+    env = {k: v for k, v in os.environ.items() if k not in (PAUSE_AT, PAUSE_FILE)}
+    command = [sys.executable, "-m", "milvus_backup.cli", "--config", str(sandbox.config_path)]
+    proc = subprocess.Popen(
+        [*command, "restore", "-n", name, "-s", suffix],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**env, PAUSE_AT: "restore:import", PAUSE_FILE: str(marker)},
+    )
+    app = MilvusBackupApp(engine, refresh_seconds=0, jobs_poll_seconds=0.3)
+
+    async def scenario():
+        async with app.run_test(size=SIZE) as pilot:
+            await _loaded(app, pilot)
+            await _until(pilot, lambda: marker.is_file(), "the CLI's restore to reach its import")
+
+            def theirs():
+                return [
+                    w
+                    for w in app.all_watches.values()
+                    if getattr(w.job, "pid", 0) == proc.pid and not w.job.state.finished
+                ]
+
+            await _until(pilot, theirs, "the CLI's restore on the jobs list")
+            [watch] = theirs()
+            await pilot.press("j")
+            table = app.screen.query_one("#job-table")
+            await _until(pilot, lambda: watch.job.id in table.rows, "its row on the jobs screen")
+            table.move_cursor(row=table.get_row_index(watch.job.id))
+            await pilot.pause()
+            await pilot.press("c")
+            await pilot.pause()
+            if isinstance(app.screen, ConfirmDialog):  # when `c` asks first
+                await pilot.press("y")
+            await _until(pilot, lambda: app.all_watches[watch.job.id].job.state.finished, "the restore to stop")
+            return app.all_watches[watch.job.id].job.state
+
+    try:
+        assert asyncio.run(scenario()) is JobState.CANCELLED
+        assert proc.wait(120) == 130
+        assert "products" + suffix not in {c.name for c in engine.list_collections("shop")}
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        drop_if_exists(sandbox.milvus_uri, "shop", "products" + suffix)
         engine.delete_backup(name)
 
 

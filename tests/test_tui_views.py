@@ -24,6 +24,7 @@ from milvus_backup.core.service import (
     BackupService,
     BackupState,
     BackupSummary,
+    CancelOutcome,
     CheckReport,
     Collection,
     CollectionShare,
@@ -46,7 +47,7 @@ from milvus_backup.core.service import (
     preview_targets,
 )
 from milvus_backup.tui.app import MilvusBackupApp
-from milvus_backup.tui.dialogs import ConfirmDialog, RestoreDialog
+from milvus_backup.tui.dialogs import ConfirmDialog, QuitDialog, RestoreDialog
 from milvus_backup.tui.jobs import JobsScreen, JobWatch
 from milvus_backup.tui.tables import FANCY, SyncTable, backup_rows
 
@@ -183,6 +184,12 @@ class FixedEngine:
 
     def job(self, job_id: str) -> Job[Any] | None:
         return None
+
+    def list_jobs(self) -> list[Job[Any]]:
+        return []
+
+    def cancel_job(self, job_id: str) -> CancelOutcome:
+        raise NotFound(f"job {job_id} not found")
 
     def backup_job(self, name: str = "", job_id: str = "") -> Job[BackupInfo] | None:
         return None
@@ -799,9 +806,9 @@ def test_every_way_of_quitting_asks_while_a_job_runs() -> None:
                 if keys[0] == "ctrl+p":
                     await pilot.press("enter")
                     await pilot.pause(0.3)
-                assert isinstance(app.screen, ConfirmDialog), keys
-                assert "running" in app.screen.question
-                await pilot.press("n")
+                assert isinstance(app.screen, QuitDialog), keys
+                assert app.screen.running, "the question names the running job"
+                await pilot.press("n")  # stay
                 await pilot.pause()
                 assert app.is_running
 

@@ -44,11 +44,12 @@ from milvus_backup.core.service import (
     JobState,
     Listener,
     Progress,
+    RecordedJob,
     RestoreRequest,
     default_backup_name,
 )
 from milvus_backup.tui.details import BackupDetailsScreen
-from milvus_backup.tui.dialogs import BackupDialog, ConfirmDialog, HelpScreen, RestoreDialog
+from milvus_backup.tui.dialogs import BackupDialog, ConfirmDialog, HelpScreen, QuitDialog, RestoreDialog
 from milvus_backup.tui.jobs import JobsScreen, JobWatch
 from milvus_backup.tui.tables import (
     BACKUP_COLUMNS,
@@ -70,6 +71,14 @@ class JobFinished(Message):
     def __init__(self, job_id: str):
         super().__init__()
         self.job_id = job_id
+
+
+class OtherJobs(Message):
+    """Jobs of other processes, read from their records by a poll."""
+
+    def __init__(self, jobs: list[RecordedJob]):
+        super().__init__()
+        self.jobs = jobs
 
 
 PLAIN_TERMS = {"vt100", "vt102", "vt220", "dumb"}
@@ -127,6 +136,7 @@ class MilvusBackupApp(App[None]):
         refresh_seconds: float = 15.0,
         default_name: Callable[[], str] = default_backup_name,
         plain: bool | None = None,
+        jobs_poll_seconds: float = 2.0,
     ):
         super().__init__()
         self.plain = plain_terminal(os.environ) if plain is None else plain
@@ -140,7 +150,12 @@ class MilvusBackupApp(App[None]):
         self.marked: set[str] = set()
         self.collections: list[CollectionSummary] = []
         self.backups: dict[str, BackupSummary] = {}
-        self.watches: dict[str, JobWatch] = {}  # changed on the UI thread only
+        self.watches: dict[str, JobWatch] = {}  # jobs this app started; changed on the UI thread only
+        self.other_watches: dict[str, JobWatch] = {}  # jobs of other processes, from their records
+        self.all_watches: dict[str, JobWatch] = {}  # both, this app's first: what the jobs screen lists
+        self.jobs_poll_seconds = jobs_poll_seconds
+        self.quit_choice = ""  # "leave" or "cancel" when quitting while jobs ran
+        self.hung_up = False  # the terminal went away (SIGHUP): the app closed, its jobs go on
         self._announced: set[str] = set()  # jobs whose end was notified
         self.errors: dict[str, str] = {}  # "milvus"/"backups" -> the last failure
         self._filter_target: SyncTable | None = None
@@ -184,7 +199,10 @@ class MilvusBackupApp(App[None]):
         if self.refresh_seconds:
             self.set_interval(self.refresh_seconds, self.action_refresh)
         self.set_interval(0.5, self._update_jobline)
-        try:  # the SSH session went away: stop the jobs cleanly instead of dying mid-copy
+        if self.jobs_poll_seconds:
+            self._poll_jobs()
+            self.set_interval(self.jobs_poll_seconds, self._poll_jobs)
+        try:  # the SSH session or the tmux session went away: close the app, let the jobs finish
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._terminal_gone)
         except (NotImplementedError, RuntimeError, ValueError):
             pass
@@ -486,6 +504,8 @@ class MilvusBackupApp(App[None]):
         """A job the app started joins `watches`, here on the UI thread, the only one that changes it."""
         job = watch.job
         self.watches[job.id] = watch
+        self.other_watches.pop(job.id, None)  # a poll may have read its record first
+        self._list_watches()
         self.notify(f"{watch.kind_label.capitalize()} {job.name} started; j shows its progress.")
         if job.kind is JobKind.BACKUP:  # the marks were for this backup: a next one starts from none
             self.action_unmark_all()
@@ -527,7 +547,9 @@ class MilvusBackupApp(App[None]):
         )
 
     def action_jobs(self) -> None:
-        self.push_screen(JobsScreen(self.watches, clock=self.clock, ask_cancel=self.ask_cancel, symbols=self.symbols))
+        self.push_screen(
+            JobsScreen(self.all_watches, clock=self.clock, ask_cancel=self.ask_cancel, symbols=self.symbols)
+        )
 
     def action_cancel_job(self) -> None:
         """Cancel a running job: the one selected on the jobs screen, else the newest running one."""
@@ -560,6 +582,55 @@ class MilvusBackupApp(App[None]):
                 self.notify(f"Cancelling {watch.kind_label} {job.name}: it stops at its next step and cleans up.")
 
         self.push_screen(ConfirmDialog(question, yes="Cancel the job", danger=True), answered)
+
+    @work(thread=True, exclusive=True, group="jobs", exit_on_error=False)
+    def _poll_jobs(self) -> None:
+        """Read every process's jobs from their records (the engine re-reads only those still running)."""
+        try:
+            jobs = self.engine.list_jobs()
+        except BackupToolError as exc:  # the store is down: the refresh's alert says so; try again later
+            log.warning("could not list the jobs of other processes: %s", exc)
+            return
+        if not get_current_worker().is_cancelled:
+            # posted, not call_from_thread: a poll that ends while the app shuts down (a hang-up) must not
+            # wait forever for an event loop that has stopped, holding the process up at exit
+            self.post_message(OtherJobs([j for j in jobs if isinstance(j, RecordedJob)]))
+
+    def on_other_jobs(self, message: OtherJobs) -> None:
+        """Other processes' jobs join the jobs screen; one that ends while the app watches is announced."""
+        for job in message.jobs:
+            if job.id in self.watches:
+                continue
+            job.request_cancel = self._cancel_elsewhere
+            watch = self.other_watches.get(job.id)
+            if watch is None:
+                watch = self.other_watches[job.id] = JobWatch(job)
+                if job.state.finished:  # it ended before this app saw it: nothing to announce
+                    self._announced.add(job.id)
+            was_running = not watch.job.state.finished
+            watch.job = job
+            watch.on_progress(job.progress)
+            if was_running and job.state.finished:
+                self._announce(watch)
+        self._list_watches()
+        self._update_jobline()
+
+    def _list_watches(self) -> None:
+        """What the jobs screen lists, in place (the screen holds this dict): this app's jobs first."""
+        merged = {**self.watches, **{k: w for k, w in self.other_watches.items() if k not in self.watches}}
+        if list(merged) != list(self.all_watches):
+            self.all_watches.clear()
+        self.all_watches.update(merged)
+
+    def _cancel_elsewhere(self, job_id: str) -> None:
+        """`c` on another process's job: the request goes through storage, off the UI thread."""
+        self._request_cancel(job_id)
+
+    @work(thread=True, group="actions", exit_on_error=False)
+    def _request_cancel(self, job_id: str) -> None:
+        outcome = self._attempt("cancel", lambda: self.engine.cancel_job(job_id))
+        if outcome is not None:
+            self.call_from_thread(self.notify, outcome.message, timeout=10)
 
     # -- filter, help, quit ----------------------------------------------------------------------
     def action_filter(self) -> None:
@@ -602,30 +673,36 @@ class MilvusBackupApp(App[None]):
 
     def action_quit_app(self) -> None:
         """The one way out: q, ctrl+q and the palette's Quit all come here, and ask while a job runs."""
-        running = [w.job for w in self.watches.values() if not w.job.state.finished]
+        running = self.running_jobs()
         if not running:
             self.exit()
             return
-        question = (
-            f"{len(running)} job(s) running ({', '.join(f'{j.kind} {j.name}' for j in running)}). "
-            "Quit and cancel them? Each removes what it wrote."
-        )
+        if isinstance(self.screen, QuitDialog):
+            return
 
-        def answered(yes: bool | None) -> None:
-            if yes:
+        def answered(choice: str | None) -> None:
+            if choice is None:
+                return
+            self.quit_choice = choice
+            if choice == "cancel":
                 self.cancel_jobs()
-                self.exit()
+            self.exit()
 
-        self.push_screen(ConfirmDialog(question, yes="Cancel jobs and quit", danger=True), answered)
+        self.push_screen(QuitDialog([f"{j.kind} {j.name}" for j in running]), answered)
+
+    def running_jobs(self) -> list[Job[Any]]:
+        """This app's jobs that have not ended (other processes' are theirs to finish)."""
+        return [w.job for w in self.watches.values() if not w.job.state.finished]
 
     def cancel_jobs(self) -> list[Job[Any]]:
-        running = [w.job for w in self.watches.values() if not w.job.state.finished]
+        running = self.running_jobs()
         for job in running:
             job.cancel()
         return running
 
     def _terminal_gone(self) -> None:
-        log.warning("terminal hung up: cancelling %d running job(s) and exiting", len(self.cancel_jobs()))
+        self.hung_up = True
+        log.warning("terminal hung up: the app closes; %d running job(s) go on to their end", len(self.running_jobs()))
         self.exit()
 
     # -- command palette -------------------------------------------------------------------------
@@ -692,17 +769,66 @@ def _log_to_file_only(config: Config) -> None:
 
 
 def run_tui(config: Config) -> int:
-    """Open the app on `config`; on the way out, wait for cancelled jobs to clean up."""
+    """Open the app on `config`. On the way out, jobs still running go on to their end in this process
+    (quit with "leave running", or a hang-up) or are cancelled and cleaned up (quit with "cancel jobs",
+    Ctrl-C afterwards, or the app crashing)."""
     from milvus_backup.core.service import open_service
 
     _log_to_file_only(config)
     engine = open_service(config)
     app = MilvusBackupApp(engine)
+    ended_well = False
     try:
-        app.run()
+        try:
+            app.run()
+        except OSError:  # restoring a terminal that has gone away (EIO): nothing is left to restore
+            if not app.hung_up:
+                raise
+        ended_well = True
+        if app.hung_up:
+            detach_from_terminal()
+        _see_through(app.running_jobs(), app.hung_up)
     finally:
-        leftovers = app.cancel_jobs()
-        for job in leftovers:
+        if not ended_well:
+            for job in app.cancel_jobs():
+                job.wait(120)
+        for job in app.running_jobs():  # cancelled by the quit question or by Ctrl-C: let them clean up
             job.wait(120)
         engine.close()
     return 0
+
+
+def detach_from_terminal() -> None:
+    """Point stdin, stdout and stderr at /dev/null: the terminal is gone, and writing to it would fail."""
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
+
+
+def _see_through(jobs: list[Job[Any]], hung_up: bool) -> None:
+    """Keep this process alive until `jobs` end: their threads live here, and their records keep being
+    written, so any app, `milvus-backup jobs` or the API follows them. Ctrl-C cancels them; a hang-up
+    only silences this process."""
+    if not jobs:
+        return
+    if not hung_up:
+        print(
+            f"{len(jobs)} job(s) go on in this process (pid {os.getpid()}) until they end: "
+            + ", ".join(f"{j.kind} {j.name} ({j.id})" for j in jobs)
+            + ".\nClosing this terminal does not stop them; `milvus-backup jobs` shows them from anywhere, "
+            "`milvus-backup cancel ID` stops one. Ctrl-C here cancels them.",
+            flush=True,
+        )
+
+    def on_interrupt(signum: int, frame: object) -> None:
+        print("cancelling (each job stops at its next step and cleans up)...", flush=True)
+        for job in jobs:
+            job.cancel()
+
+    signal.signal(signal.SIGINT, on_interrupt)
+    signal.signal(signal.SIGHUP, lambda signum, frame: detach_from_terminal())
+    for job in jobs:
+        while not job.wait(0.5).finished:
+            pass
+        print(f"{job.kind} {job.name}: {job.state}" + (f" ({job.error})" if job.error else ""), flush=True)

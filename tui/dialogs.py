@@ -342,3 +342,41 @@ class HelpScreen(ModalScreen[None]):
             yield Label("Keys", classes="title")
             yield Static(keys)
             yield Static("escape closes", classes="hint")
+
+
+class QuitDialog(ModalScreen[str | None]):
+    """Quitting while jobs of this app run: leave them running (the default: they go on in this process,
+    without the app, to their end), cancel them, or stay. Dismisses with "leave", "cancel" or None."""
+
+    BINDINGS = [
+        Binding("l", "answer('leave')", "Leave running"),
+        Binding("c", "answer('cancel')", "Cancel jobs"),
+        Binding("escape,s,n", "answer(None)", "Stay"),
+    ]
+
+    def __init__(self, running: list[str]):
+        super().__init__(classes="dialog-screen")
+        self.running = running
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog", id="quit"):
+            yield Static(
+                f"{len(self.running)} job(s) running: {', '.join(self.running)}.\n"
+                "Leave them running: they go on to their end without the app (a new app, `milvus-backup jobs` "
+                "or the API shows them). Or cancel them: each stops and removes what it wrote.",
+                classes="question",
+            )
+            with Horizontal(classes="buttons"):
+                yield Button("Leave running (l)", id="leave", variant="primary", compact=True)
+                yield Button("Cancel jobs (c)", id="cancel", variant="error", compact=True)
+                yield Button("Stay (s)", id="stay", compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#leave", Button).focus()  # the default: a quit never throws work away
+
+    def action_answer(self, answer: str | None) -> None:
+        self.dismiss(answer)
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id if event.button.id in ("leave", "cancel") else None)

@@ -398,6 +398,7 @@ def state_text(state: JobState) -> Text:
         JobState.SUCCESS: "green",
         JobState.FAILED: "bold red",
         JobState.CANCELLED: "magenta",
+        JobState.INTERRUPTED: "bold red",
     }.get(state, "")
     return Text(state.value, style=style)
 
