@@ -47,7 +47,7 @@ from milvus_backup.core.service import (
     preview_targets,
 )
 from milvus_backup.tui.app import MilvusBackupApp
-from milvus_backup.tui.dialogs import ConfirmDialog, QuitDialog, RestoreDialog
+from milvus_backup.tui.dialogs import QuitDialog, RestoreDialog
 from milvus_backup.tui.jobs import JobsScreen, JobWatch
 from milvus_backup.tui.tables import FANCY, SyncTable, backup_rows
 
