@@ -60,6 +60,10 @@ class Engine:
     def get_backup(self, name: str) -> BackupInfo:
         return self.ctx.catalog.get(name)
 
+    def busy_imports(self) -> int:
+        """Import tasks queued or running in Milvus now (anyone's): a restore started now queues behind them."""
+        return self.ctx.milvus.busy_imports()
+
     def backup_exists(self, name: str) -> bool:
         """Anything stored under that name, complete or not (an interrupted backup's leftovers count)."""
         return self.ctx.catalog.exists(name)

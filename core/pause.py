@@ -7,7 +7,10 @@ hoping. Without the variable, which is never set outside tests, `pause_point` do
 
 Points: `backup:copy` (the first binlog was copied, more are to come), `backup:meta` (the level meta
 files and full_meta.json are written), `backup:final` (the integrity manifest is written, backup_meta.json
-is not), `restore:import` (the target collection exists and its first import finished).
+is not), `restore:import` (the target collection exists and its first import finished; a cancel of the
+job releases it), `restore:swap:intent` (a drop-existing restore wrote its swap intent, nothing is
+renamed yet), `restore:swap:aside` (the old collection was renamed aside, the target name is free),
+`restore:swap:renamed` (the restored collection holds the target name; aliases not moved, old not dropped).
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ PAUSE_FILE = "MILVUS_BACKUP_PAUSE_FILE"
 _forever = threading.Event()
 
 
-def pause_point(point: str) -> None:
+def pause_point(point: str, until: threading.Event | None = None) -> None:
+    """Hold here when the tests ask for `point`: until the process is killed, or `until` is set (a
+    job's cancel event, so an in-process test can cancel a job held here)."""
     wanted = os.environ.get(PAUSE_AT)
     if not wanted or point not in wanted.split(","):
         return
@@ -28,4 +33,4 @@ def pause_point(point: str) -> None:
     if path:
         with open(path, "a", encoding="utf-8") as f:
             f.write(point + "\n")
-    _forever.wait()
+    (until or _forever).wait()

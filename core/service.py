@@ -30,7 +30,7 @@ from milvus_backup.core.meta import BackupInfo, BackupState, Collection, Field, 
 from milvus_backup.core.milvus import CollectionSummary
 from milvus_backup.core.paths import check_backup_name
 from milvus_backup.core.requests import parse_db_collections
-from milvus_backup.core.restore import RestoreRequest, TargetPreview, parse_renames, preview_targets
+from milvus_backup.core.restore import RestoreRequest, TargetPreview, busy_message, parse_renames, preview_targets
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -65,6 +65,7 @@ __all__ = [
     "TargetPreview",
     "TaskState",
     "VerifyReport",
+    "busy_message",
     "check_backup_name",
     "default_backup_name",
     "encode",
@@ -99,6 +100,10 @@ class BackupService(Protocol):
     def list_backups(self) -> list[BackupSummary]: ...
 
     def get_backup(self, name: str) -> BackupInfo: ...
+
+    def busy_imports(self) -> int:
+        """Import tasks queued or running in Milvus now: a restore's preview says "this restore will queue"."""
+        ...
 
     def backup_exists(self, name: str) -> bool: ...
 
