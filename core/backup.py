@@ -45,6 +45,8 @@ from milvus_backup.core.milvus import DEFAULT_DB, Milvus, SegmentInfo, proto_to_
 from milvus_backup.core.paths import MANIFEST, META_DIR, META_WRITE_ORDER, MalformedKey, check_backup_name, join
 from milvus_backup.core.pause import pause_point
 from milvus_backup.core.storage import CopyTask
+from milvus_backup.core.versions import META_KEY as UNTESTED_META_KEY
+from milvus_backup.core.versions import check_backup_source
 
 log = logging.getLogger("milvus_backup")
 
@@ -235,11 +237,14 @@ def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_
             f"{ctx.backup_layout.backups_root()}; choose another name or delete it first"
         )
     pairs = resolve_collections(ctx.milvus, request)
+    untested = check_backup_source(ctx.milvus.version(), ctx.config.backup.allow_untested_milvus)
     started = int(time.time())
     backup_id = backup_id or str(uuid.uuid4())
     wrote_anything = False
     try:
         reporter.phase(Phase.PREPARE, message=f"planning backup {name} of {len(pairs)} collection(s)")
+        for warning in untested:
+            reporter.log(warning)
         if not request.meta_only and request.gc_pause is not False:
             _pause_gc(ctx, reporter, forced=bool(request.gc_pause))
         plans = []
@@ -277,6 +282,8 @@ def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_
             size=sum(c.size for c in collections),
             milvus_version=ctx.milvus.version(),
             database_backups=[Database(db_name=db) for db in sorted({c.db_name for c in collections})],
+            # the guard was off for this backup: say so in its meta (the Go tool ignores keys it does not know)
+            extra={UNTESTED_META_KEY: True} if ctx.config.backup.allow_untested_milvus else {},
         )
         write_meta(ctx, name, info, entries.entries)
         reporter.add(rows=sum(c.num_rows for c in collections))

@@ -25,6 +25,7 @@ from milvus_backup.core.milvus import CollectionSummary
 from milvus_backup.core.paths import check_backup_name, check_restore_id
 from milvus_backup.core.records import RestoreRecords, restore_view
 from milvus_backup.core.restore import RestoreRequest, prepare_restore, restore_tasks, run_restore
+from milvus_backup.core.versions import check_backup_source
 
 KEEP_FINISHED_JOBS = 200  # a long-running server forgets older finished jobs (storage still has their state)
 
@@ -114,6 +115,7 @@ class Engine:
     def start_backup(self, request: BackupRequest, listeners: list[Listener] | None = None) -> Job[BackupInfo]:
         request.name = check_backup_name(request.name or default_backup_name())
         resolve_collections(self.ctx.milvus, request)  # unknown collections fail here, before the job
+        check_backup_source(self.ctx.milvus.version(), self.config.backup.allow_untested_milvus)
         with self._lock:
             if self.running_backup(request.name):
                 raise AlreadyExists(f"backup {request.name} is being created right now; choose another name")

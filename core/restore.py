@@ -43,6 +43,7 @@ from milvus_backup.core.paths import BackupLayout, restore_temp_root
 from milvus_backup.core.pause import pause_point
 from milvus_backup.core.storage import CopyTask, ObjectInfo
 from milvus_backup.core.swap import Swap, SwapIntents, finish, finish_interrupted
+from milvus_backup.core.versions import check_restore_target
 
 log = logging.getLogger("milvus_backup")
 _COLLECTION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
@@ -502,6 +503,7 @@ def prepare_restore(ctx: Context, request: RestoreRequest) -> tuple[BackupInfo, 
     if request.verify not in ("full", "quick"):
         raise InvalidRequest(f"verify must be 'full' or 'quick', not {request.verify!r}")
     targets = plan_targets(info, request)
+    _version_warnings(ctx, info, request)  # refuses an untested or older Milvus unless overridden
     # sizes at once, before the job starts; the full check is the job's first phase
     refuse_damaged(verify_backup(ctx.backup_storage, ctx.backup_layout, request.backup_name, full=False))
     milvus = ctx.milvus
@@ -549,6 +551,12 @@ def preview_targets(info: BackupInfo, request: RestoreRequest, existing: set[str
     ]
 
 
+def _version_warnings(ctx: Context, info: BackupInfo, request: RestoreRequest) -> list[str]:
+    return check_restore_target(
+        ctx.milvus.version(), info.milvus_version, request.backup_name, ctx.config.backup.allow_untested_milvus
+    )
+
+
 def busy_message(busy: int) -> str:
     return f"Milvus is busy with {busy} import(s); this restore will queue behind them"
 
@@ -571,6 +579,8 @@ def run_restore(
     if request.verify == "full" and not request.meta_only:
         refuse_damaged(run_verify(ctx, request.backup_name, True, reporter))
     reporter.phase(Phase.PREPARE, message=f"restoring {len(targets)} collection(s) from backup {info.name}")
+    for warning in _version_warnings(ctx, info, request):
+        reporter.log(warning)
     busy = ctx.milvus.busy_imports() if not request.meta_only else 0
     if busy:
         reporter.log(busy_message(busy))
