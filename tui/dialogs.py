@@ -25,6 +25,7 @@ from milvus_backup.core.service import (
     BackupToolError,
     RestoreRequest,
     TargetPreview,
+    busy_message,
     check_backup_name,
     parse_renames,
     preview_targets,
@@ -144,11 +145,12 @@ class RestoreDialog(ModalScreen[RestoreRequest | None]):
 
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
 
-    def __init__(self, info: BackupInfo, backup_name: str, existing: set[str]):
+    def __init__(self, info: BackupInfo, backup_name: str, existing: set[str], busy_imports: int = 0):
         super().__init__(classes="dialog-screen")
         self.info = info
         self.backup_name = backup_name
         self.existing = existing
+        self.busy_imports = busy_imports  # Milvus's import tasks of others: this restore would queue behind them
         self.sources = [f"{c.db_name or 'default'}.{c.collection_name}" for c in info.collection_backups]
         self.preview: list[TargetPreview] = []
 
@@ -214,6 +216,8 @@ class RestoreDialog(ModalScreen[RestoreRequest | None]):
             else:
                 lines.append("EXISTS: choose a suffix or drop existing\n", style="bold yellow")
                 blocked = True
+        if self.busy_imports:
+            lines.append(busy_message(self.busy_imports) + "\n", style="yellow")
         widget.update(lines)
         start.disabled = blocked
 
@@ -224,6 +228,7 @@ class RestoreDialog(ModalScreen[RestoreRequest | None]):
             return
         request = self.request()
         doomed = [p.target for p in self.preview if p.exists]
+        request.confirmed_existing = doomed  # the job replaces these and refuses any other it finds
         if not doomed:
             self.dismiss(request)
             return
