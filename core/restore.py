@@ -192,14 +192,14 @@ class _Restore:
                 self.reporter.check_cancelled()
                 task.state = TaskState.RESTORING
                 self._restore_collection(info, target, task)
+                task.state = TaskState.SUCCESS  # restored and checked (a replacement is swapped in at the end)
             self.reporter.check_cancelled()  # the last moment a cancel leaves every existing collection as it was
             self._swap_all()
-            for task in self.tasks:
-                task.state = TaskState.SUCCESS
             return self.tasks
         except BaseException:
+            undone = not self.swapping  # _undo drops every collection this restore made, finished ones too
             for task in self.tasks:
-                if task.state is TaskState.RESTORING:
+                if task.state is TaskState.RESTORING or (undone and task.state is TaskState.SUCCESS):
                     task.state = TaskState.FAILED
             self._wait_for_imports()
             self._undo()
