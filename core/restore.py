@@ -42,7 +42,7 @@ from milvus_backup.core.milvus import DEFAULT_DB
 from milvus_backup.core.paths import BackupLayout, restore_temp_root
 from milvus_backup.core.pause import pause_point
 from milvus_backup.core.storage import CopyTask, ObjectInfo
-from milvus_backup.core.swap import Swap, SwapIntents, finish, finish_interrupted
+from milvus_backup.core.swap import RESTORING, SWAPPING, Swap, SwapIntents, finish, finish_interrupted
 from milvus_backup.core.versions import check_restore_target
 
 log = logging.getLogger("milvus_backup")
@@ -213,6 +213,8 @@ class _Restore:
         self.reporter.phase(Phase.CREATE, label, message=f"restoring {task.source} as {label}")
         work = self._work_name(target)
         partition_key = any(f.is_partition_key for f in src.schema.fields)
+        if work != target.name:  # recorded before it exists: a kill from here on leaves it findable
+            self._plan_swap(target, work)
         milvus.create_database(target.db)
         milvus.create_collection(
             target.db,
@@ -224,6 +226,9 @@ class _Restore:
             num_partitions=len(src.partition_backups) if partition_key else 0,
         )
         self.created.append((target.db, work))
+        if work != target.name:
+            self.swaps[-1].new_id = milvus.collection_id(target.db, work)
+            self.intents.write(self.id, self.swaps, RESTORING)
         self._check_field_ids(target, work)
         self._create_partitions(target, work, partition_key)
         if not self.request.meta_only:
@@ -242,8 +247,6 @@ class _Restore:
         if self.request.load:
             self.reporter.phase(Phase.LOAD, label, message=f"loading {label}")
             milvus.load(target.db, work)
-        if work != target.name:
-            self._plan_swap(target, work)
         self.reporter.log(f"{label}: restored {task.rows} row(s)")
 
     def _work_name(self, target: _Target) -> str:
@@ -417,10 +420,11 @@ class _Restore:
                 restored=work,
                 aside=f"{target.name[:200]}_replaced_{self.tag}",
                 old_id=milvus.collection_id(target.db, target.name),
-                new_id=milvus.collection_id(target.db, work),
+                new_id=0,  # until the temporary collection exists
                 aliases=milvus.aliases(target.db, target.name),
             )
         )
+        self.intents.write(self.id, self.swaps, RESTORING)
 
     def _swap_all(self) -> None:
         """Every restored collection is whole and checked: now replace the existing ones (see core.swap)."""
@@ -429,7 +433,7 @@ class _Restore:
         self.reporter.phase(Phase.SWAP, message=f"replacing {len(self.swaps)} existing collection(s)")
         for swap in self.swaps:  # their aliases may have changed while the restore ran
             swap.aliases = self.ctx.milvus.aliases(swap.db, swap.target)
-        self.intents.write(self.id, self.swaps)
+        self.intents.write(self.id, self.swaps, SWAPPING)
         self.swapping = True
         pause_point("restore:swap:intent")
         for swap in self.swaps:
@@ -474,14 +478,21 @@ class _Restore:
             return
         if self.created:
             self.reporter.phase(Phase.CLEANUP, message=f"removing {len(self.created)} collection(s) this restore made")
+        left = []
         for db, name in reversed(self.created):
             try:
                 self.ctx.milvus.drop_collection(db, name)
                 self.reporter.log(f"dropped {db}.{name}, which this restore had created")
             except BackupToolError as exc:
+                left.append(name)
                 self.reporter.log(f"could not drop {db}.{name} ({exc}); drop it by hand")
         if self.swaps:
             self.reporter.log("every existing collection this restore was to replace is as it was")
+            if not left:  # else the record stays, and the next restore of the target drops what is left
+                try:
+                    self.intents.remove(self.id)
+                except BackupToolError as exc:  # harmless: the next restore finds nothing left to drop
+                    self.reporter.log(f"could not remove the restore's swap record ({exc})")
 
     def _remove_staged(self) -> None:
         if self.ctx.config.backup.keep_temp_files:

@@ -15,6 +15,10 @@ The collection IDs in the intent say which collection holds which name at any mo
 can tell where a killed swap stopped and complete it. It always goes forward: the restored collection
 was whole and checked before the intent was written. If it has vanished (dropped by hand), the old
 collection is renamed back instead. The next restore of the same target finishes such a swap first.
+
+The intent is first written (stage "restoring") before the temporary collection is created, so a
+restore killed while it fills one leaves a record of it too: the next restore of that target drops
+the temporary collection (the old one was never touched) instead of leaving it behind.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from milvus_backup.core.pause import pause_point
 from milvus_backup.core.storage import ObjectNotFound, Storage
 
 Say = Callable[[str], None]
+RESTORING = "restoring"  # temporary collections being filled; the old ones untouched
+SWAPPING = "swapping"  # every temporary collection is whole and checked; the swap has begun
 
 
 @dataclass
@@ -56,20 +62,20 @@ class SwapIntents:
         self.storage = storage
         self.root = milvus_root
 
-    def write(self, restore_id: str, swaps: list[Swap]) -> None:
-        body = {"restore_id": restore_id, "swaps": [asdict(s) for s in swaps]}
+    def write(self, restore_id: str, swaps: list[Swap], stage: str = SWAPPING) -> None:
+        body = {"restore_id": restore_id, "stage": stage, "swaps": [asdict(s) for s in swaps]}
         self.storage.write(swap_intent(self.root, restore_id), json.dumps(body).encode())
 
     def remove(self, restore_id: str) -> None:
         self.storage.delete(swap_intent(self.root, restore_id))
 
-    def pending(self) -> dict[str, list[Swap]]:
-        """restore id -> its swaps, for every intent left behind (by a killed restore, or one running now)."""
-        found: dict[str, list[Swap]] = {}
+    def pending(self) -> dict[str, tuple[str, list[Swap]]]:
+        """restore id -> (stage, swaps), for every intent left behind (by a killed restore, or one running now)."""
+        found: dict[str, tuple[str, list[Swap]]] = {}
         for obj in self.storage.list(swap_intents_root(self.root) + "/"):
             try:
                 body = json.loads(self.storage.read(obj.key))
-                found[str(body["restore_id"])] = [Swap(**s) for s in body["swaps"]]
+                found[str(body["restore_id"])] = (str(body.get("stage", SWAPPING)), [Swap(**s) for s in body["swaps"]])
             except (ObjectNotFound, ValueError, KeyError, TypeError):
                 continue  # removed meanwhile, or not ours: nothing to finish
         return found
@@ -116,15 +122,27 @@ def finish(milvus: Milvus, swap: Swap, say: Say) -> None:
     )
 
 
+def discard(milvus: Milvus, swap: Swap, say: Say) -> None:
+    """Drop the temporary collection of a restore that stopped before its swap (the old one is untouched)."""
+    ids = _ids(milvus, swap.db, swap.restored)
+    if swap.restored in ids and swap.new_id in (0, ids[swap.restored]):  # 0: killed before it was recorded
+        milvus.drop_collection(swap.db, swap.restored)
+        say(f"{swap.label}: dropped {swap.restored}, left half-filled by an interrupted restore")
+
+
 def finish_interrupted(milvus: Milvus, intents: SwapIntents, targets: set[str], say: Say) -> None:
-    """Finish every swap left behind that touches one of `targets` ("db.name"), then forget its intent."""
-    for restore_id, swaps in intents.pending().items():
+    """Finish every swap left behind that touches one of `targets` ("db.name"), or drop the temporary
+    collections of a restore that stopped before its swap; then forget the intent."""
+    for restore_id, (stage, swaps) in intents.pending().items():
         if not any(s.label in targets for s in swaps):
             continue
-        say(f"restore {restore_id} was interrupted while replacing collections; finishing its swap first")
+        if stage == RESTORING:
+            say(f"restore {restore_id} was interrupted before replacing collections; removing what it left")
+        else:
+            say(f"restore {restore_id} was interrupted while replacing collections; finishing its swap first")
         try:
             for swap in swaps:
-                finish(milvus, swap, say)
+                (discard if stage == RESTORING else finish)(milvus, swap, say)
         except BackupToolError as exc:
             raise BackupToolError(
                 f"could not finish the interrupted swap of restore {restore_id} ({exc}); "

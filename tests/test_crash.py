@@ -5,8 +5,9 @@ and says so in a file; the test waits for that file, then sends SIGKILL. Afterwa
 never complete: `list` shows it incomplete, get/verify/restore refuse it, `delete` removes every object,
 and the same name works again. A killed restore leaves the backup untouched, the target absent or
 partial, and a rerun with --drop_exist_collection brings back every row. A drop-existing restore killed
-during its swap leaves the old or the restored collection whole under the target name (or aside, named
-in its swap intent), and a rerun finishes the swap.
+mid-import keeps the old collection whole, and a rerun drops the half-filled temporary one; killed during
+its swap, it leaves the old or the restored collection whole under the target name (or aside, named in
+its swap intent), and a rerun finishes the swap.
 """
 
 from __future__ import annotations
@@ -230,6 +231,44 @@ def test_a_drop_existing_restore_killed_during_its_swap_loses_nothing_and_a_reru
             for a in milvus.aliases("default", n):
                 client.drop_alias(a)
             client.drop_collection(n)
+        client.close()
+        if engine.ctx.catalog.exists(name):
+            engine.delete_backup(name)
+        engine.close()
+
+
+def test_a_drop_existing_restore_killed_mid_import_leaves_the_old_collection_and_a_rerun_cleans_up(
+    sandbox, base_config, tmp_path
+):
+    name = f"crash_fill_{uuid.uuid4().hex[:6]}"
+    target = "books_fill"
+    engine = Engine(base_config)
+    milvus = engine.ctx.milvus
+    client = MilvusClient(uri=sandbox.milvus_uri)
+    args = ("restore", "-n", name, "-r", f"books:{target}", "--restore_index", "--load", "--verify", "quick")
+    try:
+        job = engine.start_backup(BackupRequest(name=name, collections=["books"]))
+        assert job.wait(300) is JobState.SUCCESS, job.error
+        assert _cli(sandbox, *args).returncode == 0
+        client.delete(target, ids=[demo_collection("books").make_row(i)["isbn"] for i in range(100, 110)])
+        client.flush(target)
+        old_id = milvus.collection_id("default", target)
+        old_rows = fetch_rows(sandbox.milvus_uri, "default", target)
+
+        _kill_at(sandbox, tmp_path, "restore:import", *args, "--drop_exist_collection")
+
+        assert milvus.collection_id("default", target) == old_id  # the old one serves, whole
+        assert fetch_rows(sandbox.milvus_uri, "default", target) == old_rows
+        half = [n for n in milvus.list_collections() if n.startswith(f"{target}_restoring_")]
+        assert len(half) == 1  # the half-filled temporary collection, named in the swap record
+
+        rerun = _cli(sandbox, *args, "--drop_exist_collection")
+        assert rerun.returncode == 0, rerun.stderr
+        assert [n for n in milvus.list_collections() if n.startswith(target)] == [target]  # half[0] is gone
+        assert_same_rows(fetch_rows(sandbox.milvus_uri, "default", target), demo_collection("books"))
+        assert list(engine.ctx.milvus_storage.list(swap_intents_root(engine.ctx.milvus_layout.root) + "/")) == []
+    finally:
+        drop_if_exists(sandbox.milvus_uri, "default", *[n for n in milvus.list_collections() if n.startswith(target)])
         client.close()
         if engine.ctx.catalog.exists(name):
             engine.delete_backup(name)

@@ -12,7 +12,7 @@ import pytest
 
 from milvus_backup.core.milvus import Milvus
 from milvus_backup.core.storage.local import LocalStorage
-from milvus_backup.core.swap import Swap, SwapIntents, finish, finish_interrupted
+from milvus_backup.core.swap import RESTORING, SWAPPING, Swap, SwapIntents, finish, finish_interrupted
 
 OLD, NEW = 11, 22
 
@@ -86,13 +86,24 @@ def test_a_target_holding_neither_is_left_alone():
 def test_intents_round_trip_and_only_those_touching_the_targets_are_finished(tmp_path):
     intents = SwapIntents(LocalStorage(tmp_path), "files")
     other = Swap("default", "u", "u_restoring_y", "u_replaced_y", 5, 6)
-    intents.write("r1", [SWAP])
-    intents.write("r2", [other])
-    assert intents.pending() == {"r1": [SWAP], "r2": [other]}
+    intents.write("r1", [SWAP], SWAPPING)
+    intents.write("r2", [other], SWAPPING)
+    assert intents.pending() == {"r1": (SWAPPING, [SWAP]), "r2": (SWAPPING, [other])}
 
     milvus: Any = FakeMilvus(
         {"t_replaced_x": OLD, "t_restoring_x": NEW, "u": 5, "u_restoring_y": 6}, {"a": "t_replaced_x"}
     )
     finish_interrupted(milvus, intents, {"default.t"}, lambda line: None)
     assert milvus.collections == {"t": NEW, "u": 5, "u_restoring_y": 6}
-    assert intents.pending() == {"r2": [other]}
+    assert intents.pending() == {"r2": (SWAPPING, [other])}
+
+
+def test_a_restore_killed_before_its_swap_leaves_a_temporary_collection_the_next_one_drops(tmp_path):
+    intents = SwapIntents(LocalStorage(tmp_path), "files")
+    intents.write("r1", [SWAP], RESTORING)
+    milvus: Any = FakeMilvus({"t": OLD, "t_restoring_x": NEW}, {"a": "t"})
+    said: list[str] = []
+    finish_interrupted(milvus, intents, {"default.t"}, said.append)
+    assert milvus.collections == {"t": OLD} and milvus.alias_to == {"a": OLD}  # the old one untouched
+    assert intents.pending() == {}
+    assert "dropped t_restoring_x" in said[-1]
