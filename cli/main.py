@@ -30,7 +30,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
 # SIGPIPE ends (128 + 13), so `set -o pipefail` scripts see what they would see from cat or grep.
 EXIT_PIPE = 141
 TOKEN_ENV = "MILVUS_BACKUP_API_TOKEN"
-UNTESTED_HELP = "go ahead on a Milvus version this tool is not proven against (2.3.x), or into an older one; warns"
+UNTESTED_HELP = "go on with a Milvus this tool is not proven on (backup 2.2.x/2.3.x, restore 2.3.x) or older; warns"
 
 
 class _Parser(argparse.ArgumentParser):

@@ -34,7 +34,14 @@ def test_a_proven_milvus_passes_without_a_word(version):
     assert check_restore_target(version, "v2.3.0", "b", allow_untested=False) == []
 
 
-@pytest.mark.parametrize("version", ["v2.5.4", "v2.2.16", "v3.0.0", "nonsense", ""])
+def test_milvus_2_2_is_proven_as_a_backup_source_only():
+    assert check_backup_source("v2.2.16", allow_untested=False) == []
+    assert check_restore_target("v2.3.5", "v2.2.16", "b", allow_untested=False) == []  # the upgrade path
+    with pytest.raises(UntestedMilvus, match=r"restore into Milvus v2\.2\.16.*supported: 2\.3\.x\)"):
+        check_restore_target("v2.2.16", "v2.2.16", "b", allow_untested=False)
+
+
+@pytest.mark.parametrize("version", ["v2.5.4", "v2.4.0", "v3.0.0", "nonsense", ""])
 def test_an_untested_milvus_is_refused_in_one_line_naming_it_and_the_range(version):
     for check in (
         lambda allow: check_backup_source(version, allow),
