@@ -30,6 +30,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
 # SIGPIPE ends (128 + 13), so `set -o pipefail` scripts see what they would see from cat or grep.
 EXIT_PIPE = 141
 TOKEN_ENV = "MILVUS_BACKUP_API_TOKEN"
+UNTESTED_HELP = "go on with a Milvus this tool is not proven on (backup 2.2.x/2.3.x, restore 2.3.x) or older; warns"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -79,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
         "or serial_flush (the default: flush each collection in turn)",
     )
     create.add_argument("--rbac", action="store_true", help="also back up users, roles and grants (no passwords)")
+    create.add_argument("--allow-untested-milvus", action="store_true", help=UNTESTED_HELP)
 
     sub.add_parser("list", help="list the backups in the backup store", parents=[as_json])
     get = sub.add_parser("get", help="show a backup's meta as JSON", parents=[as_json])
@@ -96,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("--restore_index", action="store_true", help="recreate the indexes")
     restore.add_argument("--meta_only", action="store_true", help="recreate collections without data")
     restore.add_argument("--load", action="store_true", help="load the collections afterwards")
+    restore.add_argument("--allow-untested-milvus", action="store_true", help=UNTESTED_HELP)
     restore.add_argument(
         "--filter",
         default=None,
@@ -162,6 +165,8 @@ def _config(args: argparse.Namespace) -> Config:
     if path is None and Path("configs/backup.yaml").is_file():
         path = "configs/backup.yaml"
     config = load_config(path)
+    if getattr(args, "allow_untested_milvus", False):  # create and restore: the config key, for one command
+        config = config.model_copy(update={"backup": config.backup.model_copy(update={"allow_untested_milvus": True})})
     _setup_log(config)
     return config
 

@@ -53,6 +53,8 @@ from milvus_backup.core.pause import pause_point
 from milvus_backup.core.rbac import backup_rbac
 from milvus_backup.core.requests import ALL, describe_filter, filter_allows
 from milvus_backup.core.storage import Copied, CopyTask, ObjectInfo
+from milvus_backup.core.versions import META_KEY as UNTESTED_META_KEY
+from milvus_backup.core.versions import check_backup_source
 
 log = logging.getLogger("milvus_backup")
 T = TypeVar("T")
@@ -392,11 +394,14 @@ def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_
         )
     strategy = check_request(request)
     pairs = resolve_collections(ctx.milvus, request)
+    untested = check_backup_source(ctx.milvus.version(), ctx.config.backup.allow_untested_milvus)
     started = int(time.time())
     backup_id = backup_id or str(uuid.uuid4())
     wrote_anything = gc_paused = False
     try:
         reporter.phase(Phase.PREPARE, message=f"planning backup {name} of {len(pairs)} collection(s)")
+        for warning in untested:
+            reporter.log(warning)
         meta_only = strategy is Strategy.META_ONLY
         if not meta_only and request.gc_pause is not False:
             gc_paused = _pause_gc(ctx, reporter, request)
@@ -432,6 +437,8 @@ def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_
             milvus_version=ctx.milvus.version(),
             database_backups=[Database(db_name=db) for db in sorted({c.db_name for c in collections})],
             rbac_meta=backup_rbac(ctx.milvus, reporter) if request.rbac else None,
+            # the guard was off for this backup: say so in its meta (the Go tool ignores keys it does not know)
+            extra={UNTESTED_META_KEY: True} if ctx.config.backup.allow_untested_milvus else {},
         )
         write_meta(ctx, name, info, entries)
         reporter.add(rows=sum(c.num_rows for c in collections))

@@ -229,6 +229,10 @@ class BackupSettings(_Frozen, BaseModel):
     restore_collection: Count = _key("backup.parallelism.restoreCollection", 2, "BACKUP_PARALLELISM_RESTORE_COLLECTION")
     import_job: Count = _key("backup.parallelism.importJob", 768)
     keep_temp_files: Flag = _key("backup.keepTempFiles", False, "BACKUP_KEEP_TEMP_FILES")
+    # a restore whose imports Milvus has not started after this many seconds says it is queued
+    import_queued_notice: Count = _key("backup.importQueuedNoticeSeconds", 30)
+    # back up from / restore into a Milvus version this tool has not been proven against (core.versions)
+    allow_untested_milvus: Flag = _key("backup.allowUntestedMilvus", False, "BACKUP_ALLOW_UNTESTED_MILVUS")
     gc_pause_enable: Flag = _key("backup.gcPause.enable", True, "BACKUP_GC_PAUSE_ENABLE")
     gc_pause_address: Text = _key("backup.gcPause.address", "http://localhost:9091", "BACKUP_GC_PAUSE_ADDRESS")
     # the password of each user a restore with rbac creates (a backup holds none); empty: users are not created

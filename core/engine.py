@@ -40,6 +40,7 @@ from milvus_backup.core.milvus import CollectionSummary
 from milvus_backup.core.paths import check_backup_name, check_job_id, check_restore_id, restore_temp_root
 from milvus_backup.core.records import RestoreRecords, restore_view
 from milvus_backup.core.restore import RestoreRequest, prepare_restore, restore_tasks, run_restore
+from milvus_backup.core.versions import check_backup_source
 
 KEEP_FINISHED_JOBS = 200  # a long-running server forgets older finished jobs (storage still has their state)
 
@@ -75,6 +76,10 @@ class Engine:
 
     def get_backup(self, name: str) -> BackupInfo:
         return self.ctx.catalog.get(name)
+
+    def busy_imports(self) -> int:
+        """Import tasks queued or running in Milvus now (anyone's): a restore started now queues behind them."""
+        return self.ctx.milvus.busy_imports()
 
     def backup_exists(self, name: str) -> bool:
         """Anything stored under that name, complete or not (an interrupted backup's leftovers count)."""
@@ -220,6 +225,7 @@ class Engine:
         check_request(request)
         ctx = self.ctx.with_backup_root(request.root_path) if request.root_path else self.ctx
         pairs = resolve_collections(ctx.milvus, request)  # unknown collections fail here, before the job
+        check_backup_source(ctx.milvus.version(), self.config.backup.allow_untested_milvus)
         with self._lock:
             if self.running_backup(request.name):
                 raise AlreadyExists(f"backup {request.name} is being created right now; choose another name")

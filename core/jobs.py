@@ -54,6 +54,7 @@ class Phase(StrEnum):
     VERIFY = "verify"
     INDEX = "index"
     LOAD = "load"
+    SWAP = "swap"  # a drop-existing restore puts the restored collections in place of the old ones
     CLEANUP = "cleanup"
     DONE = "done"
 

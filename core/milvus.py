@@ -30,6 +30,10 @@ _aliases = itertools.count()
 _LOAD_STATES: dict[int, str] = {}
 _IMPORT_DONE: set[int] = set()
 _IMPORT_FAILED: set[int] = set()
+# Pending: queued for a DataNode. Started: a DataNode is reading the files (Milvus 2.3 runs one import per
+# DataNode at a time and cannot stop it). Persisted and Flushed: the DataNode has written the segments
+# and is free again; only the index/flush wait of the coordinator remains.
+_IMPORT_HOLDS_DATANODE: set[int] = set()
 DEFAULT_DB = "default"
 SUMMARY_REQUESTS = 16  # requests in flight while the collections table is read
 
@@ -49,6 +53,7 @@ def _import_pymilvus() -> None:
     # connections.connect is the one ORM call used (it owns the stub's channel and auth); its notice is noise.
     warnings.filterwarnings("ignore", category=PyMilvusDeprecationWarning)
     _IMPORT_DONE.add(common_pb2.ImportCompleted)
+    _IMPORT_HOLDS_DATANODE.update({common_pb2.ImportPending, common_pb2.ImportStarted})
     _IMPORT_FAILED.update({common_pb2.ImportFailed, common_pb2.ImportFailedAndCleaned})
     _LOAD_STATES.update(
         {
@@ -85,6 +90,20 @@ class ImportProgress:
     state: str  # "pending" | "running" | "completed" | "failed"
     row_count: int
     reason: str
+    holds_datanode: bool = False  # pending or started: it occupies (or waits for) Milvus's import slot
+
+    @property
+    def finished(self) -> bool:
+        return self.state in ("completed", "failed")
+
+
+@dataclass(frozen=True)
+class ImportTask:
+    """An import task Milvus knows of (ours or anyone's), as ListImportTasks reports it."""
+
+    task_id: int
+    collection_id: int
+    progress: ImportProgress
 
 
 def _check(resp: Any, what: str) -> Any:
@@ -332,8 +351,12 @@ class Milvus:
         shards_num: int,
         consistency_level: int,
         properties: Iterable[tuple[str, str]] = (),
+        num_partitions: int = 0,
     ) -> None:
-        """Create from a schema in the backup's JSON form. Field IDs are assigned by Milvus in field order."""
+        """Create from a schema in the backup's JSON form. Field IDs are assigned by Milvus in field order.
+
+        `num_partitions` (partition-key collections): Milvus makes that many partitions `_default_0`...,
+        and hashes each key to one of them, so the same count gives the same names and the same rows in each."""
         proto = schema_pb2.CollectionSchema()
         json_format.ParseDict(schema, proto, ignore_unknown_fields=True)
         proto.name = name
@@ -353,6 +376,7 @@ class Milvus:
                 shards_num=shards_num or 1,
                 consistency_level=consistency_level,
                 properties=[common_pb2.KeyValuePair(key=k, value=v) for k, v in properties],
+                num_partitions=num_partitions,
             ),
             f"create collection {db}.{name}",
         )
@@ -420,16 +444,7 @@ class Milvus:
         resp = self._call(
             "GetImportState", milvus_pb2.GetImportStateRequest(task=task_id), f"get state of import task {task_id}"
         )
-        infos = {kv.key: kv.value for kv in resp.infos}
-        if resp.state in _IMPORT_DONE:
-            state = "completed"
-        elif resp.state in _IMPORT_FAILED:
-            state = "failed"
-        elif resp.state == common_pb2.ImportPending:
-            state = "pending"
-        else:
-            state = "running"
-        return ImportProgress(state, resp.row_count, infos.get("failed_reason", ""))
+        return _import_progress(resp)
 
     # -- RBAC (core.rbac) ------------------------------------------------------------------------
     # Milvus 2.3 has no BackupRBAC/RestoreRBAC call (2.4.10 added them): users, roles and grants are
@@ -499,3 +514,54 @@ class Milvus:
             ),
             f"grant {privilege} on {object_type} {db}.{object_name} to role {role}",
         )
+
+    def import_tasks(self, limit: int = 0) -> list[ImportTask]:
+        """Every import task Milvus still remembers (it forgets them after its ImportTaskRetention)."""
+        resp = self._call("ListImportTasks", milvus_pb2.ListImportTasksRequest(limit=limit), "list import tasks")
+        return [ImportTask(t.id, t.collection_id, _import_progress(t)) for t in resp.tasks]
+
+    def busy_imports(self) -> int:
+        """How many import tasks are queued or running in Milvus now: a new import waits behind them."""
+        return sum(1 for t in self.import_tasks() if t.progress.holds_datanode)
+
+    # -- names -----------------------------------------------------------------------------------
+    def collection_id(self, db: str, name: str) -> int:
+        return int(self.describe(db, name).collectionID)
+
+    def rename_collection(self, db: str, old: str, new: str) -> None:
+        self._call(
+            "RenameCollection",
+            milvus_pb2.RenameCollectionRequest(db_name=db, oldName=old, newName=new),
+            f"rename collection {db}.{old} to {new}",
+        )
+
+    def aliases(self, db: str, name: str) -> list[str]:
+        return sorted(self.describe(db, name).aliases)
+
+    def create_alias(self, db: str, collection: str, alias: str) -> None:
+        self._call(
+            "CreateAlias",
+            milvus_pb2.CreateAliasRequest(db_name=db, collection_name=collection, alias=alias),
+            f"create alias {alias} of {db}.{collection}",
+        )
+
+    def alter_alias(self, db: str, collection: str, alias: str) -> None:
+        """Point an existing alias at another collection (one step: readers never find it missing)."""
+        self._call(
+            "AlterAlias",
+            milvus_pb2.AlterAliasRequest(db_name=db, collection_name=collection, alias=alias),
+            f"point alias {alias} at {db}.{collection}",
+        )
+
+
+def _import_progress(resp: Any) -> ImportProgress:
+    infos = {kv.key: kv.value for kv in resp.infos}
+    if resp.state in _IMPORT_DONE:
+        state = "completed"
+    elif resp.state in _IMPORT_FAILED:
+        state = "failed"
+    elif resp.state == common_pb2.ImportPending:
+        state = "pending"
+    else:
+        state = "running"
+    return ImportProgress(state, resp.row_count, infos.get("failed_reason", ""), resp.state in _IMPORT_HOLDS_DATANODE)

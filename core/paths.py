@@ -350,6 +350,15 @@ def check_job_id(job_id: str) -> str:
     return job_id
 
 
+def swap_intents_root(milvus_root: str) -> str:
+    """Where a drop-existing restore writes what it is about to swap, before the first step (see core.swap)."""
+    return join(milvus_root, "backup_restore_swaps")
+
+
+def swap_intent(milvus_root: str, restore_id: str) -> str:
+    return join(swap_intents_root(milvus_root), check_restore_id(restore_id) + ".json")
+
+
 def probe_key(root: str, probe_id: str) -> str:
     """A short-lived object `check` writes, copies and deletes: a file directly under the root, never a
     folder, so it can never be listed as a backup."""

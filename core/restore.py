@@ -4,10 +4,25 @@ Milvus reads import files from its own bucket only, so when the backup lives els
 bucket, another store, a local folder) each collection's binlogs are first staged under a temporary
 prefix of the Milvus bucket and removed afterwards. An import of a missing prefix "succeeds" with
 0 rows, so the restore checks the rows itself. Everything is checked before the first change: a
-target that exists is refused unless the user asked to drop it, and the backup must pass `verify`
+target that exists is refused unless the user asked to replace it, and the backup must pass `verify`
 (sizes before the job starts, then by default a full re-hash as the job's first phase: Milvus 2.3.5
-panics on a corrupt binlog). A failed or cancelled restore drops
-the collections it created itself and nothing else; the backup is only ever read.
+panics on a corrupt binlog).
+
+Every collection kind of Milvus 2.3.5 comes back: a partition-key collection is created with the same
+number of partitions (so Milvus names them `_default_0`... as before and hashes each key to the same
+one), and every import names its partition, which a backup-mode import requires.
+
+An existing target (`drop_exist_collection`) is never dropped up front: the restore fills a temporary
+collection, checks it (rows, indexes, load), and only then swaps it in (core.swap: old renamed aside,
+new renamed to the target, aliases moved, old dropped; a durable intent lets a later restore finish a
+swap that a kill interrupted). A target that appears after the plan was checked is refused, never
+replaced. Aliases recorded in the backup are not recreated: they would take the name from whatever
+collection serves it now; the replaced collection's aliases move to the restored one.
+
+A failed or cancelled restore drops the collections it created itself and nothing else, after Milvus
+has finished with the import tasks it started (Milvus 2.3 cannot stop an import, and a running one holds
+its only DataNode: the next restore would otherwise queue behind an orphan for its 15 minutes). The
+backup is only ever read.
 """
 
 from __future__ import annotations
@@ -30,6 +45,8 @@ from milvus_backup.core.pause import pause_point
 from milvus_backup.core.rbac import restore_rbac
 from milvus_backup.core.requests import describe_filter, filter_allows
 from milvus_backup.core.storage import CopyTask, ObjectInfo
+from milvus_backup.core.swap import RESTORING, SWAPPING, Swap, SwapIntents, finish, finish_interrupted
+from milvus_backup.core.versions import check_restore_target
 
 log = logging.getLogger("milvus_backup")
 _COLLECTION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
@@ -80,6 +97,10 @@ class SkipParams:
     index_params: tuple[str, ...] = ()
 
 
+# Milvus expires an import task after ImportTaskExpiration (900 s by default): waiting longer is pointless
+_IMPORT_END_TIMEOUT = 960.0
+
+
 @dataclass
 class RestoreRequest:
     backup_name: str
@@ -101,6 +122,9 @@ class RestoreRequest:
     load: bool = False
     verify: str = "full"  # checked before anything is created: "full" re-hashes every object, "quick" sizes only
     rbac: bool = False  # also restore the backup's users, roles and grants, after the collections (core.rbac)
+    # the targets ("db.name") the user saw existing when confirming (a face's preview); None: not asked.
+    # A target that exists at the start but is not in it is refused, never replaced.
+    confirmed_existing: list[str] | None = None
 
 
 @dataclass
@@ -112,6 +136,7 @@ class _Target:
     skip: SkipParams = SkipParams()
     max_shard_num: int = 0
     auto_index: bool = False
+    existed: bool = False  # the target was there when the plan was checked: only then may it be replaced
 
     @property
     def schema(self) -> dict[str, Any]:
@@ -309,11 +334,16 @@ class _Restore:
         self.reporter = reporter
         self.id = restore_id
         self.tasks = tasks
+        self.tag = uuid.uuid4().hex[:8]  # names this restore's temporary collections
         self.created: list[tuple[str, str]] = []
+        self.swaps: list[Swap] = []
+        self.swapping = False  # the intent is written: from here on the next restore finishes the swap
+        self.imports: dict[int, str] = {}  # Milvus import task id -> the collection it imports into
         self.staged_prefixes: list[str] = []
         # Milvus imports from its own bucket: stage the binlogs there unless the backup already is there.
         self.staging = ctx.backup_storage is not ctx.milvus_storage
         self.temp_layout = BackupLayout(restore_temp_root(ctx.config.storage.root_path, restore_id))
+        self.intents = SwapIntents(ctx.milvus_storage, ctx.milvus_layout.root)
 
     def run(self, info: BackupInfo, targets: list[_Target]) -> list[CollectionTask]:
         try:
@@ -321,12 +351,16 @@ class _Restore:
                 self.reporter.check_cancelled()
                 task.state = TaskState.RESTORING
                 self._restore_collection(info, target, task)
-                task.state = TaskState.SUCCESS
+                task.state = TaskState.SUCCESS  # restored and checked (a replacement is swapped in at the end)
+            self.reporter.check_cancelled()  # the last moment a cancel leaves every existing collection as it was
+            self._swap_all()
             return self.tasks
         except BaseException:
+            undone = not self.swapping  # _undo drops every collection this restore made, finished ones too
             for task in self.tasks:
-                if task.state is TaskState.RESTORING:
+                if task.state is TaskState.RESTORING or (undone and task.state is TaskState.SUCCESS):
                     task.state = TaskState.FAILED
+            self._wait_for_imports()
             self._undo()
             raise
         finally:
@@ -336,49 +370,80 @@ class _Restore:
     def _restore_collection(self, info: BackupInfo, target: _Target, task: CollectionTask) -> None:
         milvus, src, label = self.ctx.milvus, target.source, f"{target.db}.{target.name}"
         self.reporter.phase(Phase.CREATE, label, message=f"restoring {task.source} as {label}")
-        if milvus.has_collection(target.db, target.name):
-            self.reporter.log(f"dropping existing {label} (drop_exist_collection)")
-            milvus.drop_collection(target.db, target.name)
+        work = self._work_name(target)
+        partition_key = any(f.is_partition_key for f in src.schema.fields)
+        if work != target.name:  # recorded before it exists: a kill from here on leaves it findable
+            self._plan_swap(target, work)
         milvus.create_database(target.db)
         milvus.create_collection(
             target.db,
-            target.name,
+            work,
             target.schema,
             target.shards_num,
             src.consistency_level,
             target.properties,
+            num_partitions=len(src.partition_backups) if partition_key else 0,
         )
-        self.created.append((target.db, target.name))
-        task.created = True
-        self._check_field_ids(target)
-        partition_key = any(f.is_partition_key for f in src.schema.fields)
-        if not partition_key:
-            existing = {name for name, _ in milvus.partitions(target.db, target.name)}
-            for part in src.partition_backups:
-                if part.partition_name not in existing:
-                    milvus.create_partition(target.db, target.name, part.partition_name)
+        self.created.append((target.db, work))
+        # only a collection made under the target's own name is the record's to drop after a kill; a
+        # temporary one (drop-existing) is found again through the swap record (core.swap)
+        task.created = work == target.name
+        if work != target.name:
+            self.swaps[-1].new_id = milvus.collection_id(target.db, work)
+            self.intents.write(self.id, self.swaps, RESTORING)
+        self._check_field_ids(target, work)
+        self._create_partitions(target, work, partition_key)
         if not self.request.meta_only:
             # the folder the user named, not the name inside the meta: a copied backup keeps its old one
-            units = self._import_units(self.request.backup_name, src, partition_key)
+            units = self._import_units(self.request.backup_name, src)
             if self.staging:
                 units = self._stage(units, label)
-            task.rows = self._import(target, units, label)
+            task.rows = self._import(target.db, work, units, label)
         if self.request.restore_index:
             self.reporter.phase(Phase.INDEX, label)
             for index in src.index_infos:
-                milvus.create_index(
-                    target.db, target.name, index.field_name, index.index_name, target.index_params(index)
-                )
+                milvus.create_index(target.db, work, index.field_name, index.index_name, target.index_params(index))
                 self.reporter.log(f"{label}: index {index.index_name} ({index.index_type}) on {index.field_name}")
+            if len(milvus.indexes(target.db, work)) < len(src.index_infos):
+                raise MilvusError(f"{label}: Milvus lists fewer indexes than the backup holds; the restore stopped")
         if self.request.load:
             self.reporter.phase(Phase.LOAD, label, message=f"loading {label}")
-            milvus.load(target.db, target.name)
+            milvus.load(target.db, work)
         self.reporter.log(f"{label}: restored {task.rows} row(s)")
 
-    def _check_field_ids(self, target: _Target) -> None:
+    def _work_name(self, target: _Target) -> str:
+        """The name to restore into: the target's own, or a temporary one when an existing target is replaced.
+
+        A target that exists now but did not when the user confirmed the plan is somebody else's: refused."""
+        label = f"{target.db}.{target.name}"
+        if not self.ctx.milvus.has_collection(target.db, target.name):
+            return target.name
+        if not target.existed:
+            raise AlreadyExists(
+                f"{label} was created after this restore was planned; it is left alone. "
+                "Restore again to see it in the plan (and replace it with --drop_exist_collection)"
+            )
+        return f"{target.name[:200]}_restoring_{self.tag}"
+
+    def _create_partitions(self, target: _Target, work: str, partition_key: bool) -> None:
+        milvus, src = self.ctx.milvus, target.source
+        existing = {name for name, _ in milvus.partitions(target.db, work)}
+        if partition_key:  # Milvus made them from num_partitions; the imports name them
+            missing = [p.partition_name for p in src.partition_backups if p.partition_name not in existing]
+            if missing:
+                raise MilvusError(
+                    f"{target.db}.{target.name}: Milvus made partitions {sorted(existing)} for the partition key, "
+                    f"the backup has {missing} too; its binlogs cannot be imported"
+                )
+            return
+        for part in src.partition_backups:
+            if part.partition_name not in existing:
+                milvus.create_partition(target.db, work, part.partition_name)
+
+    def _check_field_ids(self, target: _Target, work: str) -> None:
         """Binlog folders are named by field ID: the new collection must number its fields the same way."""
         backed_up = {f.name: f.field_id for f in target.source.schema.fields if not f.is_dynamic and f.field_id}
-        created = {f.name: f.fieldID for f in self.ctx.milvus.describe(target.db, target.name).schema.fields}
+        created = {f.name: f.fieldID for f in self.ctx.milvus.describe(target.db, work).schema.fields}
         wrong = [n for n, fid in backed_up.items() if created.get(n) != fid]
         if wrong:
             raise MilvusError(
@@ -386,7 +451,7 @@ class _Restore:
                 "its binlogs cannot be imported"
             )
 
-    def _import_units(self, name: str, src: Collection, partition_key: bool) -> list[_ImportUnit]:
+    def _import_units(self, name: str, src: Collection) -> list[_ImportUnit]:
         storage, layout = self.ctx.backup_storage, self.ctx.backup_layout
         units = []
         for part in src.partition_backups:
@@ -400,7 +465,7 @@ class _Restore:
                 delta = layout.delta_group(name, cid, pid, group_id or None)
                 objects = list(storage.list(insert)) if group_id else []
                 if objects:
-                    units.append(self._unit(part.partition_name, insert, delta, rows, objects, partition_key))
+                    units.append(self._unit(part.partition_name, insert, delta, rows, objects))
                     continue
                 # The oldest layout has no group folder: import each segment's folder by itself.
                 for seg in segs:
@@ -412,18 +477,14 @@ class _Restore:
                             f"backup {name} has no binlogs for segment {seg.segment_id} of "
                             f"{_source_db(src)}.{src.collection_name}: the backup is damaged"
                         )
-                    units.append(
-                        self._unit(
-                            part.partition_name, seg_insert, seg_delta, seg.num_of_rows, seg_objects, partition_key
-                        )
-                    )
+                    units.append(self._unit(part.partition_name, seg_insert, seg_delta, seg.num_of_rows, seg_objects))
         return [u for u in units if u.expected_rows or u.objects]
 
-    def _unit(
-        self, partition: str, insert: str, delta: str, rows: int, objects: list[ObjectInfo], partition_key: bool
-    ) -> _ImportUnit:
+    def _unit(self, partition: str, insert: str, delta: str, rows: int, objects: list[ObjectInfo]) -> _ImportUnit:
+        # Every unit names its partition: Milvus 2.3.5 refuses a backup-mode import without one, also for
+        # partition-key collections (whose partitions _default_0... the new collection has by the same names).
         deltas = list(self.ctx.backup_storage.list(delta))
-        return _ImportUnit("" if partition_key else partition, insert, delta if deltas else "", rows, objects + deltas)
+        return _ImportUnit(partition, insert, delta if deltas else "", rows, objects + deltas)
 
     def _stage(self, units: list[_ImportUnit], label: str) -> list[_ImportUnit]:
         """Copy the binlogs into a temporary prefix of the Milvus bucket; the units then point there."""
@@ -453,40 +514,54 @@ class _Restore:
             for u in units
         ]
 
-    def _import(self, target: _Target, units: list[_ImportUnit], label: str) -> int:
+    def _import(self, db: str, work: str, units: list[_ImportUnit], label: str) -> int:
         milvus = self.ctx.milvus
         self.reporter.phase(
             Phase.IMPORT, label, objects_total=len(units), message=f"{label}: importing {len(units)} segment group(s)"
         )
         limit = max(1, self.ctx.config.backup.import_job)
+        queued_notice = self.ctx.config.backup.import_queued_notice
         pending = list(units)
         running: dict[int, _ImportUnit] = {}
         imported = 0
+        started = time.monotonic()
+        any_started = told_queued = False
         while pending or running:
             self.reporter.check_cancelled()
             while pending and len(running) < limit:
                 unit = pending.pop(0)
-                for task_id in milvus.start_import(
-                    target.db, target.name, unit.partition, [unit.insert_prefix, unit.delta_prefix]
-                ):
+                for task_id in milvus.start_import(db, work, unit.partition, [unit.insert_prefix, unit.delta_prefix]):
                     running[task_id] = unit
+                    self.imports[task_id] = label
             time.sleep(0.3)
             for task_id, unit in list(running.items()):
                 progress = milvus.import_progress(task_id)
+                any_started = any_started or progress.state != "pending"
                 if progress.state == "failed":
                     raise MilvusError(f"import of {unit.insert_prefix} into {label} failed: {progress.reason}")
                 if progress.state == "completed":
-                    del running[task_id]
+                    del running[task_id], self.imports[task_id]
                     self._check_unit_rows(unit, progress.row_count, label)
                     imported += progress.row_count
                     self.reporter.add(objects_done=1, rows=progress.row_count)
                     pause_point("restore:import", self.reporter.cancel_event)
                     self.reporter.check_cancelled()
+            if not any_started and not told_queued and time.monotonic() - started > queued_notice:
+                told_queued = True
+                self.reporter.phase(
+                    Phase.IMPORT,
+                    label,
+                    message=f"{label}: import queued: Milvus DataNode busy with {self._others_busy()} other "
+                    f"import(s); Milvus starts this one when they end",
+                )
         self.reporter.phase(Phase.VERIFY, label)
-        count = milvus.row_count(target.db, target.name)
+        count = milvus.row_count(db, work)
         if count != imported:
             raise MilvusError(f"{label} holds {count} rows after import but {imported} were imported")
         return imported
+
+    def _others_busy(self) -> int:
+        return max(0, self.ctx.milvus.busy_imports() - len(self.imports))
 
     @staticmethod
     def _check_unit_rows(unit: _ImportUnit, imported: int, label: str) -> None:
@@ -498,14 +573,89 @@ class _Restore:
                 f"{unit.expected_rows}; the restore is incomplete"
             )
 
+    # -- replacing existing collections ----------------------------------------------------------
+    def _plan_swap(self, target: _Target, work: str) -> None:
+        milvus = self.ctx.milvus
+        self.swaps.append(
+            Swap(
+                db=target.db,
+                target=target.name,
+                restored=work,
+                aside=f"{target.name[:200]}_replaced_{self.tag}",
+                old_id=milvus.collection_id(target.db, target.name),
+                new_id=0,  # until the temporary collection exists
+                aliases=milvus.aliases(target.db, target.name),
+            )
+        )
+        self.intents.write(self.id, self.swaps, RESTORING)
+
+    def _swap_all(self) -> None:
+        """Every restored collection is whole and checked: now replace the existing ones (see core.swap)."""
+        if not self.swaps:
+            return
+        self.reporter.phase(Phase.SWAP, message=f"replacing {len(self.swaps)} existing collection(s)")
+        for swap in self.swaps:  # their aliases may have changed while the restore ran
+            swap.aliases = self.ctx.milvus.aliases(swap.db, swap.target)
+        self.intents.write(self.id, self.swaps, SWAPPING)
+        self.swapping = True
+        pause_point("restore:swap:intent")
+        for swap in self.swaps:
+            finish(self.ctx.milvus, swap, self.reporter.log)
+            self.created.remove((swap.db, swap.restored))  # it is the target now: a later failure keeps it
+        self.intents.remove(self.id)
+
     # -- cleanup ---------------------------------------------------------------------------------
+    def _wait_for_imports(self) -> None:
+        """Milvus 2.3 cannot stop an import, and a running one holds its only DataNode: dropping the
+        collection under it leaves it running to its timeout (15 min) while every later import queues.
+        So wait until this restore's tasks are done with the DataNode, then clean up."""
+        milvus, waiting = self.ctx.milvus, dict(self.imports)
+        deadline = time.monotonic() + _IMPORT_END_TIMEOUT
+        told = 0
+        while waiting and time.monotonic() < deadline:
+            for task_id in list(waiting):
+                try:
+                    progress = milvus.import_progress(task_id)
+                except BackupToolError:
+                    continue  # Milvus does not answer: try again until the deadline
+                if progress.finished or not progress.holds_datanode:
+                    del waiting[task_id]
+            if waiting and len(waiting) != told:
+                told = len(waiting)
+                self.reporter.phase(
+                    Phase.CLEANUP,
+                    message=f"waiting for {told} Milvus import task(s) to end; Milvus 2.3 cannot stop them",
+                )
+            if waiting:
+                time.sleep(0.5)
+        if waiting:
+            self.reporter.log(f"import task(s) {sorted(waiting)} still hold Milvus's DataNode; cleaning up anyway")
+        self.imports.clear()
+
     def _undo(self) -> None:
+        if self.swapping:  # never drop what an interrupted swap will need: the intent names it
+            self.reporter.log(
+                "the swap of the restored collections stopped half-way; restoring again finishes it "
+                "(each target holds either its old or its restored collection)"
+            )
+            return
+        if self.created:
+            self.reporter.phase(Phase.CLEANUP, message=f"removing {len(self.created)} collection(s) this restore made")
+        left = []
         for db, name in reversed(self.created):
             try:
                 self.ctx.milvus.drop_collection(db, name)
                 self.reporter.log(f"dropped {db}.{name}, which this restore had created")
             except BackupToolError as exc:
+                left.append(name)
                 self.reporter.log(f"could not drop {db}.{name} ({exc}); drop it by hand")
+        if self.swaps:
+            self.reporter.log("every existing collection this restore was to replace is as it was")
+            if not left:  # else the record stays, and the next restore of the target drops what is left
+                try:
+                    self.intents.remove(self.id)
+                except BackupToolError as exc:  # harmless: the next restore finds nothing left to drop
+                    self.reporter.log(f"could not remove the restore's swap record ({exc})")
 
     def _remove_staged(self) -> None:
         if self.ctx.config.backup.keep_temp_files:
@@ -527,15 +677,32 @@ def prepare_restore(ctx: Context, request: RestoreRequest) -> tuple[BackupInfo, 
     if request.verify not in ("full", "quick"):
         raise InvalidRequest(f"verify must be 'full' or 'quick', not {request.verify!r}")
     targets = plan_targets(info, request)
+    _version_warnings(ctx, info, request)  # refuses an untested or older Milvus unless overridden
     # sizes at once, before the job starts; the full check is the job's first phase
     refuse_damaged(verify_backup(ctx.backup_storage, ctx.backup_layout, request.backup_name, full=False))
     milvus = ctx.milvus
-    taken = [f"{t.db}.{t.name}" for t in targets if milvus.has_collection(t.db, t.name)]
+    # a restore killed while it replaced these targets: finish that first, so each holds a whole collection
+    finish_interrupted(
+        milvus,
+        SwapIntents(ctx.milvus_storage, ctx.milvus_layout.root),
+        {f"{t.db}.{t.name}" for t in targets},
+        lambda line: log.warning("%s", line),
+    )
+    for t in targets:
+        t.existed = milvus.has_collection(t.db, t.name)
+    taken = [f"{t.db}.{t.name}" for t in targets if t.existed]
     if taken and not request.drop_exist_collection:
         raise AlreadyExists(
             f"collection(s) {', '.join(taken)} already exist; use a suffix (-s), a rename (-r) "
             "or --drop_exist_collection"
         )
+    if request.confirmed_existing is not None:
+        unconfirmed = sorted(set(taken) - set(request.confirmed_existing))
+        if unconfirmed:
+            raise AlreadyExists(
+                f"collection(s) {', '.join(unconfirmed)} appeared after the restore was confirmed; "
+                "nothing was changed: look at the plan again"
+            )
     return info, targets
 
 
@@ -556,6 +723,16 @@ def preview_targets(info: BackupInfo, request: RestoreRequest, existing: set[str
         )
         for t in plan_targets(info, request)
     ]
+
+
+def _version_warnings(ctx: Context, info: BackupInfo, request: RestoreRequest) -> list[str]:
+    return check_restore_target(
+        ctx.milvus.version(), info.milvus_version, request.backup_name, ctx.config.backup.allow_untested_milvus
+    )
+
+
+def busy_message(busy: int) -> str:
+    return f"Milvus is busy with {busy} import(s); this restore will queue behind them"
 
 
 def restore_tasks(targets: list[_Target]) -> list[CollectionTask]:
@@ -585,6 +762,11 @@ def run_restore(
     if request.verify == "full" and not request.meta_only:
         refuse_damaged(verify_for_restore(ctx, request.backup_name, reporter))
     reporter.phase(Phase.PREPARE, message=f"restoring {len(targets)} collection(s) from backup {info.name}")
+    for warning in _version_warnings(ctx, info, request):
+        reporter.log(warning)
+    busy = ctx.milvus.busy_imports() if not request.meta_only else 0
+    if busy:
+        reporter.log(busy_message(busy))
     done = _Restore(ctx, request, reporter, restore_id or str(uuid.uuid4()), tasks).run(info, targets)
     if request.rbac:
         restore_rbac(ctx.milvus, info.rbac_meta, ctx.config.backup.rbac_user_password.get_secret_value(), reporter)

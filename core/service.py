@@ -49,6 +49,7 @@ from milvus_backup.core.restore import (
     RestoreRequest,
     SkipParams,
     TargetPreview,
+    busy_message,
     parse_renames,
     preview_targets,
 )
@@ -96,6 +97,7 @@ __all__ = [
     "TargetPreview",
     "TaskState",
     "VerifyReport",
+    "busy_message",
     "check_backup_name",
     "default_backup_name",
     "encode",
@@ -133,6 +135,10 @@ class BackupService(Protocol):
     def list_backups(self) -> list[BackupSummary]: ...
 
     def get_backup(self, name: str) -> BackupInfo: ...
+
+    def busy_imports(self) -> int:
+        """Import tasks queued or running in Milvus now: a restore's preview says "this restore will queue"."""
+        ...
 
     def backup_exists(self, name: str) -> bool: ...
 

@@ -270,7 +270,7 @@ def _sample(key_path: str) -> tuple[str, object]:
     leaf = key_path.rsplit(".", 1)[1].lower()
     if leaf.endswith("port"):
         return "4321", 4321
-    if leaf.endswith(("usessl", "useiam", "keeptempfiles", "enable")):
+    if leaf.endswith(("usessl", "useiam", "keeptempfiles", "enable", "allowuntestedmilvus")):
         return "true", True
     if leaf.endswith("storagetype"):
         return "s3", "s3"

@@ -4,7 +4,10 @@ The CLI runs in a subprocess with the documented test hook (core/pause.py): it s
 and says so in a file; the test waits for that file, then sends SIGKILL. Afterwards a killed backup is
 never complete: `list` shows it incomplete, get/verify/restore refuse it, `delete` removes every object,
 and the same name works again. A killed restore leaves the backup untouched, the target absent or
-partial, and a rerun with --drop_exist_collection brings back every row.
+partial, and a rerun with --drop_exist_collection brings back every row. A drop-existing restore killed
+mid-import keeps the old collection whole, and a rerun drops the half-filled temporary one; killed during
+its swap, it leaves the old or the restored collection whole under the target name (or aside, named in
+its swap intent), and a rerun finishes the swap.
 """
 
 from __future__ import annotations
@@ -19,12 +22,13 @@ from pathlib import Path
 
 import pytest
 from minio import Minio
+from pymilvus import MilvusClient
 
 from milvus_backup.core.backup import BackupRequest
 from milvus_backup.core.config import ENV_OVERRIDES
 from milvus_backup.core.engine import Engine
 from milvus_backup.core.jobs import JobState
-from milvus_backup.core.paths import BACKUP_META, MANIFEST
+from milvus_backup.core.paths import BACKUP_META, MANIFEST, swap_intents_root
 from milvus_backup.core.pause import PAUSE_AT, PAUSE_FILE
 from milvus_backup.sandbox.demo import demo_collection
 from tests.conftest import assert_same_rows, drop_if_exists, fetch_rows
@@ -169,6 +173,103 @@ def test_a_restore_killed_mid_import_leaves_the_backup_untouched_and_a_rerun_suc
         assert _objects(sandbox, f"backup/{name}/") == before
     finally:
         drop_if_exists(sandbox.milvus_uri, "default", target)
+        if engine.ctx.catalog.exists(name):
+            engine.delete_backup(name)
+        engine.close()
+
+
+@pytest.mark.parametrize("point", ["restore:swap:intent", "restore:swap:aside", "restore:swap:renamed"])
+def test_a_drop_existing_restore_killed_during_its_swap_loses_nothing_and_a_rerun_recovers(
+    sandbox, base_config, tmp_path, point
+):
+    name = f"crash_swap_{uuid.uuid4().hex[:6]}"
+    target = f"books_swap_{point.rsplit(':', 1)[1]}"
+    alias = f"{target}_alias"
+    engine = Engine(base_config)
+    milvus = engine.ctx.milvus
+    client = MilvusClient(uri=sandbox.milvus_uri)
+    books = demo_collection("books")
+    args = ("restore", "-n", name, "-r", f"books:{target}", "--restore_index", "--load", "--verify", "quick")
+
+    def names() -> dict[str, int]:
+        return {n: milvus.collection_id("default", n) for n in milvus.list_collections() if n.startswith(target)}
+
+    try:
+        job = engine.start_backup(BackupRequest(name=name, collections=["books"]))
+        assert job.wait(300) is JobState.SUCCESS, job.error
+        assert _cli(sandbox, *args).returncode == 0  # the "old" collection: ten rows fewer, and an alias
+        client.delete(target, ids=[books.make_row(i)["isbn"] for i in range(100, 110)])
+        client.flush(target)
+        client.create_alias(target, alias)
+        old_id = milvus.collection_id("default", target)
+        old_rows = fetch_rows(sandbox.milvus_uri, "default", target)
+
+        _kill_at(sandbox, tmp_path, point, *args, "--drop_exist_collection")
+
+        left = names()
+        aside = next((n for n in left if "_replaced_" in n), None)
+        restored = next((n for n in left if "_restoring_" in n), None)
+        if point == "restore:swap:intent":  # nothing renamed yet: the old one serves, whole
+            assert left[target] == old_id and aside is None and restored is not None
+            assert len(fetch_rows(sandbox.milvus_uri, "default", target)) == len(old_rows)
+        elif point == "restore:swap:aside":  # the name is free; both are whole under their own names
+            assert target not in left and left[aside] == old_id and restored is not None
+            assert len(fetch_rows(sandbox.milvus_uri, "default", aside)) == len(old_rows)
+            assert_same_rows(fetch_rows(sandbox.milvus_uri, "default", restored), books)
+        else:  # the restored one holds the name; the old one waits aside
+            assert left[target] != old_id and left[aside] == old_id and restored is None
+            assert_same_rows(fetch_rows(sandbox.milvus_uri, "default", target), books)
+
+        rerun = _cli(sandbox, *args, "--drop_exist_collection")
+        assert rerun.returncode == 0, rerun.stderr
+        assert list(names()) == [target]  # nothing aside, nothing half-restored
+        assert_same_rows(fetch_rows(sandbox.milvus_uri, "default", target), books)
+        assert milvus.aliases("default", target) == [alias]
+        assert list(engine.ctx.milvus_storage.list(swap_intents_root(engine.ctx.milvus_layout.root) + "/")) == []
+    finally:
+        for n in [n for n in milvus.list_collections() if n.startswith(target)]:
+            for a in milvus.aliases("default", n):
+                client.drop_alias(a)
+            client.drop_collection(n)
+        client.close()
+        if engine.ctx.catalog.exists(name):
+            engine.delete_backup(name)
+        engine.close()
+
+
+def test_a_drop_existing_restore_killed_mid_import_leaves_the_old_collection_and_a_rerun_cleans_up(
+    sandbox, base_config, tmp_path
+):
+    name = f"crash_fill_{uuid.uuid4().hex[:6]}"
+    target = "books_fill"
+    engine = Engine(base_config)
+    milvus = engine.ctx.milvus
+    client = MilvusClient(uri=sandbox.milvus_uri)
+    args = ("restore", "-n", name, "-r", f"books:{target}", "--restore_index", "--load", "--verify", "quick")
+    try:
+        job = engine.start_backup(BackupRequest(name=name, collections=["books"]))
+        assert job.wait(300) is JobState.SUCCESS, job.error
+        assert _cli(sandbox, *args).returncode == 0
+        client.delete(target, ids=[demo_collection("books").make_row(i)["isbn"] for i in range(100, 110)])
+        client.flush(target)
+        old_id = milvus.collection_id("default", target)
+        old_rows = fetch_rows(sandbox.milvus_uri, "default", target)
+
+        _kill_at(sandbox, tmp_path, "restore:import", *args, "--drop_exist_collection")
+
+        assert milvus.collection_id("default", target) == old_id  # the old one serves, whole
+        assert fetch_rows(sandbox.milvus_uri, "default", target) == old_rows
+        half = [n for n in milvus.list_collections() if n.startswith(f"{target}_restoring_")]
+        assert len(half) == 1  # the half-filled temporary collection, named in the swap record
+
+        rerun = _cli(sandbox, *args, "--drop_exist_collection")
+        assert rerun.returncode == 0, rerun.stderr
+        assert [n for n in milvus.list_collections() if n.startswith(target)] == [target]  # half[0] is gone
+        assert_same_rows(fetch_rows(sandbox.milvus_uri, "default", target), demo_collection("books"))
+        assert list(engine.ctx.milvus_storage.list(swap_intents_root(engine.ctx.milvus_layout.root) + "/")) == []
+    finally:
+        drop_if_exists(sandbox.milvus_uri, "default", *[n for n in milvus.list_collections() if n.startswith(target)])
+        client.close()
         if engine.ctx.catalog.exists(name):
             engine.delete_backup(name)
         engine.close()

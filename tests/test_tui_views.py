@@ -172,6 +172,9 @@ class FixedEngine:
     def existing_collections(self) -> set[str]:
         return {"default.books", "default.hello_milvus", "shop.products"}
 
+    def busy_imports(self) -> int:
+        return 0
+
     def check(self) -> CheckReport:
         raise InvalidRequest("the snapshot engine has nothing to check")
 

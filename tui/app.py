@@ -318,12 +318,13 @@ class MilvusBackupApp(App[None]):
     def _open_restore(self, name: str) -> None:
         """The backup and Milvus's collections for the restore dialog; a newer dialog or screen asked for wins."""
         found = self._attempt(
-            f"restore from {name}", lambda: (self.engine.get_backup(name), self.engine.existing_collections())
+            f"restore from {name}",
+            lambda: (self.engine.get_backup(name), self.engine.existing_collections(), self.engine.busy_imports()),
         )
         if found is not None:
-            info, existing = found
+            info, existing, busy = found
             self._show_unless_replaced(
-                lambda: self.push_screen(RestoreDialog(info, name, existing), self._start_restore)
+                lambda: self.push_screen(RestoreDialog(info, name, existing, busy), self._start_restore)
             )
 
     @work(thread=True, exclusive=True, group="open", exit_on_error=False)

@@ -26,6 +26,7 @@ from milvus_backup.core.service import (
     BackupToolError,
     RestoreRequest,
     TargetPreview,
+    busy_message,
     check_backup_name,
     parse_filter,
     parse_renames,
@@ -180,11 +181,12 @@ class RestoreDialog(ModalScreen[RestoreRequest | None]):
         Binding("ctrl+s", "start", "Start", priority=True),
     ]
 
-    def __init__(self, info: BackupInfo, backup_name: str, existing: set[str]):
+    def __init__(self, info: BackupInfo, backup_name: str, existing: set[str], busy_imports: int = 0):
         super().__init__(classes="dialog-screen")
         self.info = info
         self.backup_name = backup_name
         self.existing = existing
+        self.busy_imports = busy_imports  # Milvus's import tasks of others: this restore would queue behind them
         self.sources = [f"{c.db_name or 'default'}.{c.collection_name}" for c in info.collection_backups]
         self.preview: list[TargetPreview] = []
         self.blocked = ""  # why it cannot start now, or ""
@@ -266,6 +268,8 @@ class RestoreDialog(ModalScreen[RestoreRequest | None]):
             if not any(rename_matches(old, source) for source in chosen):
                 lines.append(f"rename {old}: matches no chosen collection\n", style="bold yellow")
                 blockers.append(f"the rename rule {old} matches no chosen collection: fix or remove it")
+        if self.busy_imports:
+            lines.append(busy_message(self.busy_imports) + "\n", style="yellow")
         widget.update(lines)
         self.blocked = blockers[0] if blockers else ""
         start.disabled = bool(blockers)
@@ -282,6 +286,7 @@ class RestoreDialog(ModalScreen[RestoreRequest | None]):
             return
         request = self.request()
         doomed = [p.target for p in self.preview if p.exists]
+        request.confirmed_existing = doomed  # the job replaces these and refuses any other it finds
         if not doomed:
             self.dismiss(request)
             return

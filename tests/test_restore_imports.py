@@ -1,0 +1,87 @@
+"""The restore's dealings with Milvus's import queue, on a fake Milvus (unit tests of core.restore).
+
+The real-Milvus side (a cancel mid-import, then the next restore) is in test_restore_safety.py; here the
+states Milvus 2.3 cannot be made to hold on demand: an import that stays queued, one that keeps the
+DataNode after a cancel.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any, cast
+
+from milvus_backup.core.context import Context
+from milvus_backup.core.jobs import Job, JobKind, Reporter
+from milvus_backup.core.milvus import ImportProgress
+from milvus_backup.core.restore import RestoreRequest, _ImportUnit, _Restore
+
+QUEUED = ImportProgress("pending", 0, "", holds_datanode=True)
+RUNNING = ImportProgress("running", 0, "", holds_datanode=True)
+PERSISTED = ImportProgress("running", 0, "", holds_datanode=False)  # the DataNode is free again
+
+
+class FakeMilvus:
+    def __init__(self, answer):
+        self.answer = answer  # task id -> the next ImportProgress
+        self.dropped: list[str] = []
+
+    def start_import(self, db: str, collection: str, partition: str, files: list[str]) -> list[int]:
+        assert partition == "p1"  # every import names its partition
+        return [7]
+
+    def import_progress(self, task_id: int) -> ImportProgress:
+        return self.answer(task_id)
+
+    def busy_imports(self) -> int:
+        return 3  # two of others, and ours
+
+    def row_count(self, db: str, name: str) -> int:
+        return 5
+
+    def drop_collection(self, db: str, name: str) -> None:
+        self.dropped.append(f"{db}.{name}")
+
+
+def _restore(milvus: FakeMilvus) -> tuple[_Restore, Job[Any]]:
+    backup = SimpleNamespace(import_job=768, import_queued_notice=1, keep_temp_files=False)
+    ctx = SimpleNamespace(
+        milvus=milvus,
+        config=SimpleNamespace(backup=backup, storage=SimpleNamespace(root_path="files")),
+        backup_storage=None,
+        milvus_storage=None,
+        milvus_layout=SimpleNamespace(root="files"),
+    )
+    job: Job[Any] = Job(JobKind.RESTORE, "b", lambda r: None)
+    return _Restore(cast(Context, ctx), RestoreRequest("b"), Reporter(job), "rid", []), job
+
+
+def test_an_import_milvus_has_not_started_says_it_is_queued_instead_of_sitting_at_zero():
+    restore: _Restore
+    job: Job[Any]
+
+    def answer(task_id: int) -> ImportProgress:
+        told = any("import queued: Milvus DataNode busy" in line for line in job.lines)
+        return ImportProgress("completed", 5, "") if told else QUEUED
+
+    restore, job = _restore(FakeMilvus(answer))
+    unit = _ImportUnit("p1", "insert/", "", 5, [])
+    assert restore._import("default", "c", [unit], "default.c") == 5
+    queued = [line for line in job.lines if "import queued" in line]
+    assert queued == [
+        "default.c: import queued: Milvus DataNode busy with 2 other import(s); Milvus starts this one when they end"
+    ]
+
+
+def test_a_cancelled_restore_waits_for_its_imports_to_leave_the_datanode_before_dropping():
+    states = iter([RUNNING, RUNNING, PERSISTED])
+    milvus = FakeMilvus(lambda task_id: next(states))
+    restore, job = _restore(milvus)
+    restore.imports = {7: "default.c"}
+    restore.created = [("default", "c")]
+    restore._wait_for_imports()
+    assert next(states, None) is None  # asked until the task was done with the DataNode
+    assert milvus.dropped == []  # nothing dropped while waiting
+    restore._undo()
+    assert milvus.dropped == ["default.c"]
+    waiting = job.lines.index("waiting for 1 Milvus import task(s) to end; Milvus 2.3 cannot stop them")
+    assert waiting < job.lines.index("dropped default.c, which this restore had created")
