@@ -20,6 +20,13 @@ from milvus_backup.sandbox.demo import DemoCollection, load_demo
 from milvus_backup.sandbox.servers import Sandbox, SandboxState, free_port
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked `compacts` run last. Milvus 2.3.5's manual compaction of one collection also rewrote the
+    demo collections' segments in the session sandbox (books came out with its deletes merged: 647 rows and
+    no delete logs where every later backup of it expects 650 and delta logs)."""
+    items.sort(key=lambda item: item.get_closest_marker("compacts") is not None)  # a stable sort: order kept
+
+
 @pytest.fixture(scope="session")
 def sandbox(tmp_path_factory) -> SandboxState:
     directory = Path(os.environ.get("TEST_SANDBOX_DIR") or tmp_path_factory.mktemp("sandbox"))

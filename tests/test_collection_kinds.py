@@ -20,7 +20,7 @@ from milvus_backup.core.jobs import JobState
 from milvus_backup.core.restore import RestoreRequest
 from tests.conftest import drop_if_exists, fetch_rows
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.compacts]  # its compaction reaches other collections
 
 BACKUP = "kinds"
 SUFFIX = "_kinds"
