@@ -524,9 +524,6 @@ class Sandbox:
             # The embedded etcd otherwise listens on 2379/2380 whatever etcd.endpoints says.
             "etcd.config.path": str(data / "configs" / "embedEtcd.yaml"),
             "common.security.authorizationEnabled": state.auth,
-            # No compaction unless asked for (a manual compaction still runs): Milvus otherwise rewrites the demo
-            # collections' segments at a moment of its own, and a backup's rows and delete logs change under it.
-            "dataCoord.compaction.enableAutoCompaction": False,
         }
         if state.milvus_storage == "local":
             overrides["common.storageType"] = "local"
