@@ -100,17 +100,34 @@ class MinioStorage(Storage):
         return f"s3://{self.bucket}/{key} at {self.endpoint}"
 
     def list(self, prefix: str, recursive: bool = True) -> Iterator[ObjectInfo]:
-        # A listing is many requests; after a transient failure it resumes after the last key it gave.
+        for info in self._listing(prefix, "" if recursive else "/"):
+            if not info.key.endswith("/"):
+                yield info
+
+    def list_rolled(self, prefix: str, delimiter: str) -> Iterator[ObjectInfo]:
+        folders: set[str] = set()
+        for info in self._listing(prefix, delimiter):
+            if info.key.endswith("/"):  # a listing resumed after a folder may give it again
+                if info.key in folders:
+                    continue
+                folders.add(info.key)
+            yield info
+
+    def _listing(self, prefix: str, delimiter: str) -> Iterator[ObjectInfo]:
+        """One ListObjectsV2 with `delimiter` ("" for none); rolled-up prefixes come as keys ending in '/'.
+        A listing is many requests; after a transient failure it resumes after the last key it gave."""
         last: str | None = None
         failures = 0
         while True:
             try:
-                for obj in self._client.list_objects(self.bucket, prefix=prefix, recursive=recursive, start_after=last):
-                    if obj.is_dir or obj.object_name.endswith("/"):
-                        continue
-                    last = obj.object_name
+                # the public list_objects knows only "/" as a delimiter; S3 takes any string
+                for obj in self._client._list_objects(
+                    self.bucket, prefix=prefix, delimiter=delimiter or None, start_after=last, encoding_type="url"
+                ):
+                    key = obj.object_name or ""
+                    last = max(last or "", key)  # a page gives its objects, then its folders
                     failures = 0
-                    yield ObjectInfo(obj.object_name, int(obj.size or 0), unquote(obj.etag))
+                    yield ObjectInfo(key, int(obj.size or 0), unquote(obj.etag))
                 return
             except Exception as exc:
                 failures += 1
