@@ -159,7 +159,8 @@ class MilvusBackupApp(App[None]):
         self._announced: set[str] = set()  # jobs whose end was notified
         self.errors: dict[str, str] = {}  # "milvus"/"backups" -> the last failure
         self._filter_target: SyncTable | None = None
-        self.loaded = asyncio.Event()  # set after the first refresh (tests wait on it)
+        self._answered: set[str] = set()  # "milvus"/"backups": the sources that answered (or failed) once
+        self.loaded = asyncio.Event()  # set once both have (tests wait on it)
 
     # -- layout ----------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -230,42 +231,50 @@ class MilvusBackupApp(App[None]):
 
     # -- data ------------------------------------------------------------------------------------
     def action_refresh(self) -> None:
-        self._load()
+        # Two workers, so each table fills as soon as its source answers: the backup store often answers
+        # long before a first Milvus connection does (and the other way round with many backups).
+        self._load_collections()
+        self._load_backups()
 
-    @work(thread=True, exclusive=True, group="refresh", exit_on_error=False)
-    def _load(self) -> None:
-        """List collections and backups (a worker thread); a newer refresh replaces this one."""
-        collections: list[CollectionSummary] | None = None
-        backups: list[BackupSummary] | None = None
+    @work(thread=True, exclusive=True, group="refresh-collections", exit_on_error=False)
+    def _load_collections(self) -> None:
+        """List the collections (a worker thread); a newer refresh replaces this one."""
         errors: dict[str, str] = {}
+        collections = self._listed("milvus", self.engine.list_collections, errors)
+        self._show_unless_replaced(lambda: self._show_data(collections, None, errors))
+
+    @work(thread=True, exclusive=True, group="refresh-backups", exit_on_error=False)
+    def _load_backups(self) -> None:
+        """List the backups (a worker thread); a newer refresh replaces this one."""
+        errors: dict[str, str] = {}
+        backups = self._listed("backups", self.engine.list_backups, errors)
+        self._show_unless_replaced(lambda: self._show_data(None, backups, errors))
+
+    def _listed(self, source: str, call: Callable[[], list[T]], errors: dict[str, str]) -> list[T] | None:
+        """What `call` lists, or None with the failure put in `errors[source]`."""
         try:
-            collections = self.engine.list_collections()
+            return call()
         except BackupToolError as exc:
-            errors["milvus"] = str(exc)
+            errors[source] = str(exc)
         except Exception as exc:
-            log.exception("listing collections failed")
-            errors["milvus"] = f"unexpected error: {type(exc).__name__}: {exc}"
-        if get_current_worker().is_cancelled:  # replaced while Milvus answered: the newer refresh lists both
-            return
-        try:
-            backups = self.engine.list_backups()
-        except BackupToolError as exc:
-            errors["backups"] = str(exc)
-        except Exception as exc:
-            log.exception("listing backups failed")
-            errors["backups"] = f"unexpected error: {type(exc).__name__}: {exc}"
-        self._show_unless_replaced(lambda: self._show_data(collections, backups, errors))
+            log.exception("listing %s failed", source)
+            errors[source] = f"unexpected error: {type(exc).__name__}: {exc}"
+        return None
 
     def _show_data(
         self, collections: list[CollectionSummary] | None, backups: list[BackupSummary] | None, errors: dict[str, str]
     ) -> None:
+        """Show what a listing answered: the tables it brought, and the failures of the sources it asked."""
         if not self.collections_table_present():  # a refresh that ends after the app began to close
             return
+        answered = set(errors)
         if collections is not None:
+            answered.add("milvus")
             self.collections = collections
             self.marked &= {collection_key(c) for c in collections}
             self.collections_table.sync(collection_rows(collections, self.marked, self.symbols))
         if backups is not None:
+            answered.add("backups")
             self.backups = {b.name: b for b in backups}
             self.backups_table.sync(backup_rows(backups, self.clock))
         for source, message in errors.items():
@@ -276,12 +285,14 @@ class MilvusBackupApp(App[None]):
                     severity="error",
                     timeout=10,
                 )
-        self.errors = errors
+        self.errors = {source: m for source, m in self.errors.items() if source not in answered} | errors
         alert = self.query_one("#alert", Static)
-        alert.update("\n".join(f"{self.symbols.cross} {m}  - ctrl+r retries" for m in errors.values()))
-        alert.display = bool(errors)
+        alert.update("\n".join(f"{self.symbols.cross} {m}  - ctrl+r retries" for m in self.errors.values()))
+        alert.display = bool(self.errors)
         self.refresh_bindings()
-        self.loaded.set()
+        self._answered |= answered
+        if self._answered >= {"milvus", "backups"}:
+            self.loaded.set()
 
     # -- worker plumbing: these run in a worker thread and reach the UI through call_from_thread ---
     def _show_unless_replaced(self, show: Callable[[], object]) -> None:
