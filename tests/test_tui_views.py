@@ -922,3 +922,37 @@ def test_the_screen_fills_each_table_as_its_source_answers() -> None:
             assert not app.backups_table.hint.display
 
     asyncio.run(scenario())
+
+
+def test_a_hung_up_app_that_cannot_close_ends_its_process_once_its_jobs_end(monkeypatch) -> None:
+    """The exit watchdog: Textual may block for good closing a terminal that went away."""
+    import logging
+    import os
+    from types import SimpleNamespace
+
+    ended: list[int] = []
+    monkeypatch.setattr(os, "_exit", ended.append)
+    monkeypatch.setattr(logging, "shutdown", lambda: None)
+    asked, finish = threading.Event(), threading.Event()
+
+    class RunningJob:
+        def wait(self, timeout: float | None = None) -> JobState:
+            asked.set()
+            assert finish.wait(30), "the test never let the job end"
+            return JobState.SUCCESS
+
+    app = _app()
+    app.close_grace = 0.01  # the app "did not close" at once
+    app.watches["j1"] = SimpleNamespace(job=RunningJob())  # type: ignore[assignment]
+    watchdog = threading.Thread(target=app._end_if_stuck)
+    watchdog.start()
+    assert asked.wait(30)  # the watchdog waits for the job ...
+    assert ended == []  # ... and does not end the process under it
+    finish.set()
+    watchdog.join(30)
+    assert ended == [0]
+
+    closed = _app()
+    closed.closed.set()  # the app closed as it should: the watchdog leaves
+    closed._end_if_stuck()
+    assert ended == [0]

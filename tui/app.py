@@ -14,6 +14,7 @@ import asyncio
 import logging
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -156,6 +157,8 @@ class MilvusBackupApp(App[None]):
         self.jobs_poll_seconds = jobs_poll_seconds
         self.quit_choice = ""  # "leave" or "cancel" when quitting while jobs ran
         self.hung_up = False  # the terminal went away (SIGHUP): the app closed, its jobs go on
+        self.closed = threading.Event()  # app.run() returned (set by run_tui)
+        self.close_grace = 10.0  # seconds the app has to close after a hang-up before the process ends anyway
         self._announced: set[str] = set()  # jobs whose end was notified
         self.errors: dict[str, str] = {}  # "milvus"/"backups" -> the last failure
         self._filter_target: SyncTable | None = None
@@ -716,6 +719,20 @@ class MilvusBackupApp(App[None]):
         self.hung_up = True
         log.warning("terminal hung up: the app closes; %d running job(s) go on to their end", len(self.running_jobs()))
         self.exit()
+        threading.Thread(target=self._end_if_stuck, name="exit-watchdog", daemon=True).start()
+
+    def _end_if_stuck(self) -> None:
+        """After a hang-up, end the process if the app has not closed within `close_grace` seconds, once
+        this app's jobs have ended (their records are final when they do). Textual can block for good
+        while closing a terminal that is gone (its writer thread waits on the dead tty, and the app's
+        shutdown waits on a full queue to it): seen under tmux."""
+        if self.closed.wait(self.close_grace):
+            return
+        log.warning("the app did not close after the hang-up: this process ends once its jobs have")
+        for job in [w.job for w in list(self.watches.values())]:
+            job.wait()
+        logging.shutdown()
+        os._exit(0)
 
     # -- command palette -------------------------------------------------------------------------
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
@@ -796,6 +813,8 @@ def run_tui(config: Config) -> int:
         except OSError:  # restoring a terminal that has gone away (EIO): nothing is left to restore
             if not app.hung_up:
                 raise
+        finally:
+            app.closed.set()
         ended_well = True
         if app.hung_up:
             detach_from_terminal()
