@@ -14,6 +14,7 @@ only backups not seen before are read, in parallel. A local folder has no ETags:
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import hashlib
 import json
@@ -97,26 +98,50 @@ class Catalog:
         with their ETags, its binlogs rolled up into one entry ("/binlogs/" as the delimiter): a backup
         seen before under the same ETag costs nothing more; the others are read in parallel."""
         root = self.layout.backups_root()
-        folders: dict[str, ObjectInfo | None] = {}  # backup name -> its backup_meta.json, if there is one
-        for info in self.storage.list_rolled(root, f"/{BINLOG_DIR}/"):
-            name = _folder_name(root, info.key)
-            if name is not None:
-                marker = info if info.key == self.layout.meta(name, BACKUP_META) else None
-                folders[name] = folders.get(name) or marker
         cache = SummaryCache.for_store(self.storage.describe(root))
-        found = {name: cache.get(name, m.etag) if m else _incomplete(name) for name, m in folders.items()}
+        folders = self._rolled_listing(root)
+        if folders is None:  # a store that cannot: a listing of the folders, then each backup_meta.json read
+            found: dict[str, BackupSummary | None] = dict.fromkeys(self._folder_names(root))
+        else:
+            found = {name: cache.get(name, m.etag) if m else _incomplete(name) for name, m in folders.items()}
         unread = sorted(name for name, summary in found.items() if summary is None)
         with ThreadPoolExecutor(max(1, min(READERS, len(unread))), thread_name_prefix="catalog") as pool:
             found.update(zip(unread, pool.map(lambda name: self._summary(name, cache), unread), strict=True))
         cache.save()
         return [summary for _name, summary in sorted(found.items()) if summary is not None]
 
+    def _rolled_listing(self, root: str) -> dict[str, ObjectInfo | None] | None:
+        """Each backup folder's `backup_meta.json` as listed (None for a folder without one), or None when
+        the store does not honour "/binlogs/" as a delimiter (S3 allows any string; some servers fail
+        it, answer as if it were "/", or page it wrongly)."""
+        delimiter = f"/{BINLOG_DIR}/"
+        folders: dict[str, ObjectInfo | None] = {}
+        try:
+            for info in self.storage.list_rolled(root, delimiter):
+                if info.key.endswith("/") and not info.key.endswith(delimiter):
+                    raise StorageError(f"rolled up at {info.key!r}, not at {delimiter!r}")
+                name = _folder_name(root, info.key)
+                if name is not None:
+                    marker = info if info.key == self.layout.meta(name, BACKUP_META) else None
+                    folders[name] = folders.get(name) or marker
+        except StorageError as exc:
+            log.info("listing %s with delimiter %r failed (%s): reading each backup", root, delimiter, exc)
+            return None
+        return folders
+
+    def _folder_names(self, root: str) -> builtins.list[str]:
+        folders = self.storage.list_dirs(root, holding_objects=False)
+        return [name for prefix in folders if (name := _folder_name(root, prefix))]
+
     def _summary(self, name: str, cache: SummaryCache) -> BackupSummary | None:
-        """The summary read from the backup's meta files (and kept in `cache` under the ETag read)."""
+        """The summary from the cache by the ETag read, else read from the backup's meta files (and kept)."""
         try:
             raw, etag = self.storage.read_tagged(self.layout.meta(name, BACKUP_META))
-        except ObjectNotFound:  # deleted since the listing
+        except ObjectNotFound:  # deleted since the listing, or a folder the store keeps after its last object
             return _incomplete(name) if self.exists(name) else None
+        cached = cache.get(name, etag)
+        if cached is not None:
+            return cached
         files = {BACKUP_META: raw}
         try:
             files[COLLECTION_META] = self.storage.read(self.layout.meta(name, COLLECTION_META))

@@ -16,7 +16,7 @@ import pytest
 from minio import Minio
 
 from milvus_backup.core.catalog import Catalog
-from milvus_backup.core.errors import NotFound
+from milvus_backup.core.errors import NotFound, StorageError
 from milvus_backup.core.paths import BACKUP_META, COLLECTION_META
 from milvus_backup.core.storage import LocalStorage, MinioStorage, ObjectInfo
 
@@ -192,3 +192,30 @@ def test_minio_crypto_loads_when_first_used():
         "assert sys.modules['minio.crypto'].DecryptReader\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+class SlashOnly(LocalStorage):
+    """A store that answers any delimiter as if it were "/" (a folder per backup, no meta files)."""
+
+    def list_rolled(self, prefix, delimiter):
+        return iter([ObjectInfo(d, 0) for d in self.list_dirs(prefix, holding_objects=False)])
+
+
+class NoDelimiter(LocalStorage):
+    """A store that refuses delimiters other than "/" (as some S3 servers answer: NotImplemented)."""
+
+    def list_rolled(self, prefix, delimiter):
+        raise StorageError("list failed: NotImplemented")
+
+
+@pytest.mark.parametrize("store", [SlashOnly, NoDelimiter])
+def test_a_store_that_cannot_roll_up_is_listed_backup_by_backup(tmp_path, monkeypatch, store):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    local = store(tmp_path / "store")
+    local.write(f"root/b0/meta/{BACKUP_META}", b'{"id":"id-b0","name":"b0","state_code":2}')
+    local.write("root/b0/binlogs/insert_log/1/2/3/4/5", b"x")
+    local.write("root/half/binlogs/insert_log/1/2/3/4/5", b"x")
+    assert [(b.name, b.id, b.state) for b in Catalog(local, _layout("root")).list()] == [
+        ("b0", "id-b0", "success"),
+        ("half", "", "incomplete"),
+    ]

@@ -148,12 +148,22 @@ class MinioStorage(Storage):
         }
         if start_after:
             query["start-after"] = start_after
+        tokens: set[str] = set()
         while True:
-            page = ElementTree.fromstring(self._client._execute("GET", self.bucket, query_params=query).data)
+            try:
+                response = self._client._execute("GET", self.bucket, query_params=query)
+            except S3Error as exc:
+                if exc.code == "NotImplemented":  # a server that knows no delimiter but "/": not worth a retry
+                    raise StorageError(f"the store cannot list with delimiter {delimiter!r}: {exc.code}") from exc
+                raise
+            page = ElementTree.fromstring(response.data)
             yield from _entries(page)
             token = _text(page, "NextContinuationToken")
             if _text(page, "IsTruncated").lower() != "true" or not token:
                 return
+            if token in tokens:  # MinIO has paged other delimiters than "/" so (minio/minio#20682)
+                raise StorageError(f"the store gave the same continuation token twice (delimiter {delimiter!r})")
+            tokens.add(token)
             query["continuation-token"] = token
 
     def list_dirs(self, prefix: str, holding_objects: bool = True) -> builtins.list[str]:
