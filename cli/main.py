@@ -532,7 +532,6 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(engine: BackupService, args: argparse.Namespace) -> int:
-    from milvus_backup.cli.progress import ProgressPrinter
     from milvus_backup.core.service import InvalidRequest
 
     cmd = args.command
@@ -551,6 +550,8 @@ def _dispatch(engine: BackupService, args: argparse.Namespace) -> int:
         return reads[cmd](engine, args)
     jobs = {"create": cmd_create, "restore": cmd_restore, "verify": cmd_verify}
     if cmd in jobs:
+        from milvus_backup.cli.progress import ProgressPrinter  # rich: only commands that show progress
+
         return jobs[cmd](engine, args, ProgressPrinter())
     raise InvalidRequest(f"unknown command {cmd}")
 

@@ -80,11 +80,22 @@ class FaultyClient:
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._client, name)
+        if name == "_execute":  # MinioStorage reads listings page by page through _execute
+            return self._faulty("list_objects", attr, _is_listing, lazy=False)
+        return self._faulty(name, attr, lazy=name == "list_objects")
+
+    def _faulty(
+        self, name: str, attr: Any, applies: Callable[[dict], bool] = lambda kwargs: True, lazy: bool = False
+    ) -> Any:
+        """`attr` (the client's method) failing as the rules for `name` say; a `lazy` method (minio's
+        list_objects, a generator) fails when first iterated, as it would."""
         rules = [(i, r) for i, r in enumerate(self._rules) if r.method == name]
         if not rules or not callable(attr):
             return attr
 
         def call(*args: Any, **kwargs: Any) -> Any:
+            if not applies(kwargs):
+                return attr(*args, **kwargs)
             key = _key_of(name, args, kwargs)
             for index, rule in rules:
                 if rule.match and rule.match not in key:
@@ -102,7 +113,7 @@ class FaultyClient:
                     return result
                 if rule.mid_stream:
                     return _CutStream(attr(*args, **kwargs), rule.error(name, key))
-                if name == "list_objects":
+                if lazy:
                     return _failing_iter(rule.error(name, key))
                 raise rule.error(name, key)
             return attr(*args, **kwargs)
@@ -125,9 +136,13 @@ def _failing_iter(error: Exception):
     yield  # makes this a generator, as list_objects is
 
 
+def _is_listing(kwargs: dict) -> bool:
+    return "list-type" in (kwargs.get("query_params") or {})
+
+
 def _key_of(method: str, args: tuple, kwargs: dict) -> str:
     if method == "list_objects":
-        return str(kwargs.get("prefix", ""))
+        return str(kwargs.get("prefix", (kwargs.get("query_params") or {}).get("prefix", "")))
     return str(args[1]) if len(args) > 1 else str(kwargs.get("object_name", ""))
 
 

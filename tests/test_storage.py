@@ -478,6 +478,14 @@ def test_s3_write_read_list_stat(s3):
     assert s3.read("files/insert_log/1/2/4/100/1") == b"ccc"
     assert s3.stat("files/x") == ObjectInfo("files/x", 1, md5(b"x")) and s3.exists("files/x")
     assert s3.stat("files/nope") is None and s3.stat("files/insert_log/") is None
+    odd = "files/odd/a b+c&d%20é.json"  # listed keys come URL-encoded: each must come back as written
+    s3.write(odd, b"{}")
+    assert sorted(s3.list_rolled("files/", "/2/"), key=lambda o: o.key) == [
+        ObjectInfo("files/delta_log/1/2/", 0),
+        ObjectInfo("files/insert_log/1/2/", 0),
+        ObjectInfo(odd, 2, md5(b"{}")),
+        ObjectInfo("files/x", 1, md5(b"x")),
+    ]
     with pytest.raises(StorageError) as info:
         s3.read("files/nope")
     assert isinstance(info.value, ObjectNotFound) and "files/nope" in one_line(info.value)

@@ -8,6 +8,7 @@ the real Milvus and S3 is tests/test_tui.py.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -49,7 +50,7 @@ from milvus_backup.core.service import (
 from milvus_backup.tui.app import MilvusBackupApp
 from milvus_backup.tui.dialogs import QuitDialog, RestoreDialog
 from milvus_backup.tui.jobs import JobsScreen, JobWatch
-from milvus_backup.tui.tables import FANCY, SyncTable, backup_rows
+from milvus_backup.tui.tables import FANCY, SyncTable, backup_rows, collection_key
 
 SnapCompare = Callable[..., bool]  # pytest-textual-snapshot's fixture
 NOW = 1_795_000_000.0  # a fixed "now" for "3 hours ago"
@@ -878,3 +879,80 @@ def test_plain_terminal_gets_no_colour_and_ascii(monkeypatch: pytest.MonkeyPatch
             assert all(ord(ch) < 128 for ch in text if ch not in "\n"), {ch for ch in text if ord(ch) >= 128}
 
     asyncio.run(scenario())
+
+
+class HeldBackupsEngine(FixedEngine):
+    """The backup listing answers only when the test lets it (a slow store with many backups)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+        self.asked = threading.Event()
+
+    def list_backups(self) -> list[BackupSummary]:
+        self.asked.set()
+        assert self.release.wait(30), "the test never released the backup listing"
+        return super().list_backups()
+
+
+def test_the_screen_fills_each_table_as_its_source_answers() -> None:
+    async def scenario() -> None:
+        engine = HeldBackupsEngine()
+        app = MilvusBackupApp(engine, clock=lambda: NOW, refresh_seconds=0, jobs_poll_seconds=0)
+        async with app.run_test(size=(120, 40)) as pilot:
+
+            async def collections_shown() -> None:
+                while not (engine.asked.is_set() and app.collections_table.row_count == 4):
+                    await pilot.pause(0.01)
+
+            try:  # with the tables loaded one after the other, the collections would wait for the backups
+                await asyncio.wait_for(collections_shown(), 10)
+            except BaseException:
+                engine.release.set()  # a failed test must not leave the listing thread waiting
+                raise
+            assert {str(k.value) for k in app.collections_table.rows} == {
+                collection_key(c) for c in engine.list_collections()
+            }
+            assert app.backups_table.row_count == 0 and "loading" in str(app.backups_table.hint.render())
+            assert not app.loaded.is_set()
+            engine.release.set()
+            await asyncio.wait_for(app.loaded.wait(), 10)
+            await pilot.pause()
+            assert [str(k.value) for k in app.backups_table.rows] == [b.name for b in engine.list_backups()]
+            assert not app.backups_table.hint.display
+
+    asyncio.run(scenario())
+
+
+def test_a_hung_up_app_that_cannot_close_ends_its_process_once_its_jobs_end(monkeypatch) -> None:
+    """The exit watchdog: Textual may block for good closing a terminal that went away."""
+    import logging
+    import os
+    from types import SimpleNamespace
+
+    ended: list[int] = []
+    monkeypatch.setattr(os, "_exit", ended.append)
+    monkeypatch.setattr(logging, "shutdown", lambda: None)
+    asked, finish = threading.Event(), threading.Event()
+
+    class RunningJob:
+        def wait(self, timeout: float | None = None) -> JobState:
+            asked.set()
+            assert finish.wait(30), "the test never let the job end"
+            return JobState.SUCCESS
+
+    app = _app()
+    app.close_grace = 0.01  # the app "did not close" at once
+    app.watches["j1"] = SimpleNamespace(job=RunningJob())  # type: ignore[assignment]
+    watchdog = threading.Thread(target=app._end_if_stuck)
+    watchdog.start()
+    assert asked.wait(30)  # the watchdog waits for the job ...
+    assert ended == []  # ... and does not end the process under it
+    finish.set()
+    watchdog.join(30)
+    assert ended == [0]
+
+    closed = _app()
+    closed.closed.set()  # the app closed as it should: the watchdog leaves
+    closed._end_if_stuck()
+    assert ended == [0]

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -156,10 +157,13 @@ class MilvusBackupApp(App[None]):
         self.jobs_poll_seconds = jobs_poll_seconds
         self.quit_choice = ""  # "leave" or "cancel" when quitting while jobs ran
         self.hung_up = False  # the terminal went away (SIGHUP): the app closed, its jobs go on
+        self.closed = threading.Event()  # app.run() returned (set by run_tui)
+        self.close_grace = 10.0  # seconds the app has to close after a hang-up before the process ends anyway
         self._announced: set[str] = set()  # jobs whose end was notified
         self.errors: dict[str, str] = {}  # "milvus"/"backups" -> the last failure
         self._filter_target: SyncTable | None = None
-        self.loaded = asyncio.Event()  # set after the first refresh (tests wait on it)
+        self._answered: set[str] = set()  # "milvus"/"backups": the sources that answered (or failed) once
+        self.loaded = asyncio.Event()  # set once both have (tests wait on it)
 
     # -- layout ----------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -230,42 +234,50 @@ class MilvusBackupApp(App[None]):
 
     # -- data ------------------------------------------------------------------------------------
     def action_refresh(self) -> None:
-        self._load()
+        # Two workers, so each table fills as soon as its source answers: the backup store often answers
+        # long before a first Milvus connection does (and the other way round with many backups).
+        self._load_collections()
+        self._load_backups()
 
-    @work(thread=True, exclusive=True, group="refresh", exit_on_error=False)
-    def _load(self) -> None:
-        """List collections and backups (a worker thread); a newer refresh replaces this one."""
-        collections: list[CollectionSummary] | None = None
-        backups: list[BackupSummary] | None = None
+    @work(thread=True, exclusive=True, group="refresh-collections", exit_on_error=False)
+    def _load_collections(self) -> None:
+        """List the collections (a worker thread); a newer refresh replaces this one."""
         errors: dict[str, str] = {}
+        collections = self._listed("milvus", self.engine.list_collections, errors)
+        self._show_unless_replaced(lambda: self._show_data(collections, None, errors))
+
+    @work(thread=True, exclusive=True, group="refresh-backups", exit_on_error=False)
+    def _load_backups(self) -> None:
+        """List the backups (a worker thread); a newer refresh replaces this one."""
+        errors: dict[str, str] = {}
+        backups = self._listed("backups", self.engine.list_backups, errors)
+        self._show_unless_replaced(lambda: self._show_data(None, backups, errors))
+
+    def _listed(self, source: str, call: Callable[[], list[T]], errors: dict[str, str]) -> list[T] | None:
+        """What `call` lists, or None with the failure put in `errors[source]`."""
         try:
-            collections = self.engine.list_collections()
+            return call()
         except BackupToolError as exc:
-            errors["milvus"] = str(exc)
+            errors[source] = str(exc)
         except Exception as exc:
-            log.exception("listing collections failed")
-            errors["milvus"] = f"unexpected error: {type(exc).__name__}: {exc}"
-        if get_current_worker().is_cancelled:  # replaced while Milvus answered: the newer refresh lists both
-            return
-        try:
-            backups = self.engine.list_backups()
-        except BackupToolError as exc:
-            errors["backups"] = str(exc)
-        except Exception as exc:
-            log.exception("listing backups failed")
-            errors["backups"] = f"unexpected error: {type(exc).__name__}: {exc}"
-        self._show_unless_replaced(lambda: self._show_data(collections, backups, errors))
+            log.exception("listing %s failed", source)
+            errors[source] = f"unexpected error: {type(exc).__name__}: {exc}"
+        return None
 
     def _show_data(
         self, collections: list[CollectionSummary] | None, backups: list[BackupSummary] | None, errors: dict[str, str]
     ) -> None:
+        """Show what a listing answered: the tables it brought, and the failures of the sources it asked."""
         if not self.collections_table_present():  # a refresh that ends after the app began to close
             return
+        answered = set(errors)
         if collections is not None:
+            answered.add("milvus")
             self.collections = collections
             self.marked &= {collection_key(c) for c in collections}
             self.collections_table.sync(collection_rows(collections, self.marked, self.symbols))
         if backups is not None:
+            answered.add("backups")
             self.backups = {b.name: b for b in backups}
             self.backups_table.sync(backup_rows(backups, self.clock))
         for source, message in errors.items():
@@ -276,12 +288,14 @@ class MilvusBackupApp(App[None]):
                     severity="error",
                     timeout=10,
                 )
-        self.errors = errors
+        self.errors = {source: m for source, m in self.errors.items() if source not in answered} | errors
         alert = self.query_one("#alert", Static)
-        alert.update("\n".join(f"{self.symbols.cross} {m}  - ctrl+r retries" for m in errors.values()))
-        alert.display = bool(errors)
+        alert.update("\n".join(f"{self.symbols.cross} {m}  - ctrl+r retries" for m in self.errors.values()))
+        alert.display = bool(self.errors)
         self.refresh_bindings()
-        self.loaded.set()
+        self._answered |= answered
+        if self._answered >= {"milvus", "backups"}:
+            self.loaded.set()
 
     # -- worker plumbing: these run in a worker thread and reach the UI through call_from_thread ---
     def _show_unless_replaced(self, show: Callable[[], object]) -> None:
@@ -705,6 +719,20 @@ class MilvusBackupApp(App[None]):
         self.hung_up = True
         log.warning("terminal hung up: the app closes; %d running job(s) go on to their end", len(self.running_jobs()))
         self.exit()
+        threading.Thread(target=self._end_if_stuck, name="exit-watchdog", daemon=True).start()
+
+    def _end_if_stuck(self) -> None:
+        """After a hang-up, end the process if the app has not closed within `close_grace` seconds, once
+        this app's jobs have ended (their records are final when they do). Textual can block for good
+        while closing a terminal that is gone (its writer thread waits on the dead tty, and the app's
+        shutdown waits on a full queue to it): seen under tmux."""
+        if self.closed.wait(self.close_grace):
+            return
+        log.warning("the app did not close after the hang-up: this process ends once its jobs have")
+        for job in [w.job for w in list(self.watches.values())]:
+            job.wait()
+        logging.shutdown()
+        os._exit(0)
 
     # -- command palette -------------------------------------------------------------------------
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
@@ -785,6 +813,8 @@ def run_tui(config: Config) -> int:
         except OSError:  # restoring a terminal that has gone away (EIO): nothing is left to restore
             if not app.hung_up:
                 raise
+        finally:
+            app.closed.set()
         ended_well = True
         if app.hung_up:
             detach_from_terminal()

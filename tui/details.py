@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime
 
 import humanize
-from pymilvus import DataType  # type: ignore[import-untyped, unused-ignore]  # no type information shipped
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -28,6 +27,9 @@ def _when(seconds: int) -> str:
 
 
 def _type_name(number: int) -> str:
+    # pymilvus (and pandas with it) loads when a details screen first opens, not with the app: ~1 s of start
+    from pymilvus import DataType  # type: ignore[import-untyped, unused-ignore]  # no type information shipped
+
     try:
         return str(DataType(number).name)
     except ValueError:

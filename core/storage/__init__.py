@@ -16,9 +16,11 @@ failed and what to check (`errors`). Credentials never appear in a message, a lo
     parallel_copy.py  CopyTask and copy_objects: many copies on a bounded pool
     retry.py          which failures are retried, how often, how long to wait
     errors.py         ObjectNotFound and the one-line messages of minio's and the OS's failures
+    _lazy_minio_crypto.py  keeps minio's admin-API crypto from loading with minio (start-up time)
 """
 
 from milvus_backup.core.errors import StorageError
+from milvus_backup.core.storage import _lazy_minio_crypto  # noqa: F401 - before minio is first imported
 from milvus_backup.core.storage.base import CHUNK_SIZE, Copied, ObjectInfo, Readable, Storage
 from milvus_backup.core.storage.errors import ObjectNotFound
 from milvus_backup.core.storage.factory import layout_root, open_storage

@@ -116,6 +116,14 @@ class Storage(ABC):
         recursive=False leaves out objects below a further '/' after the prefix."""
 
     @abstractmethod
+    def list_rolled(self, prefix: str, delimiter: str) -> Iterator[ObjectInfo]:
+        """Objects under `prefix`, as S3's ListObjects with `delimiter` gives them: every key holding the
+        delimiter after the prefix rolls up into one entry, the key up to and including the delimiter's
+        first occurrence, with size 0 (a folder: its key ends with the delimiter, which ends with '/').
+        Listing a backup root with delimiter "/binlogs/" answers every backup's meta files in one
+        listing, however many binlogs they have. Not sorted; a rolled-up folder shows once."""
+
+    @abstractmethod
     def list_dirs(self, prefix: str, holding_objects: bool = True) -> builtins.list[str]:
         """The immediate child folders of folder `prefix` that hold objects, as full keys ending in '/'.
 

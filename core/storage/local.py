@@ -54,12 +54,19 @@ class LocalStorage(Storage):
         return str(self.base_dir / key) if key else str(self.base_dir)
 
     def list(self, prefix: str, recursive: bool = True) -> Iterator[ObjectInfo]:
+        yield from self._listing(prefix, recursive, "")
+
+    def list_rolled(self, prefix: str, delimiter: str) -> Iterator[ObjectInfo]:
+        if not delimiter.endswith("/"):
+            raise ValueError(f"a folder's delimiter ends with '/': {delimiter!r}")
+        yield from self._listing(prefix, True, delimiter)
+
+    def _listing(self, prefix: str, recursive: bool, delimiter: str) -> Iterator[ObjectInfo]:
         # One folder's entries at a time, in key order: memory stays flat however many files there are.
         folder = self._folder_of(prefix)
+        start = self._key_of(str(folder)) if folder != self.base_dir else ""
         try:
-            for key, size in self._scan(
-                folder, self._key_of(str(folder)) if folder != self.base_dir else "", recursive
-            ):
+            for key, size in self._scan(folder, start, recursive, (prefix, delimiter)):
                 if key.startswith(prefix):
                     yield ObjectInfo(key, size)
         except OSError as exc:
@@ -170,9 +177,13 @@ class LocalStorage(Storage):
     def _key_of(self, path: str) -> str:
         return Path(path).relative_to(self.base_dir).as_posix()
 
-    def _scan(self, folder: Path, key: str, recursive: bool) -> Iterator[tuple[str, int]]:
+    def _scan(
+        self, folder: Path, key: str, recursive: bool, rolled: tuple[str, str] = ("", "")
+    ) -> Iterator[tuple[str, int]]:
         """(key, size) of the files below `folder` (whose key is `key`), sorted by key as S3 sorts:
-        a folder's entries are ordered by name, a sub-folder's name taken with its '/'."""
+        a folder's entries are ordered by name, a sub-folder's name taken with its '/'. With `rolled`
+        (prefix, delimiter), a sub-folder whose key holds the delimiter after the prefix is given as
+        itself (size 0) when it holds files, and not entered: what S3's delimiter listing does."""
         try:
             entries = list(os.scandir(folder))
         except (FileNotFoundError, NotADirectoryError):
@@ -187,11 +198,15 @@ class LocalStorage(Storage):
                 named.append((entry.name + "/", entry))
             elif not entry.name.startswith(_TMP_PREFIX):
                 named.append((entry.name, entry))
+        prefix, delimiter = rolled
         for name, entry in sorted(named, key=lambda item: item[0]):
             child = f"{key}/{name}" if key else name
             if name.endswith("/"):
-                if recursive:
-                    yield from self._scan(Path(entry.path), child.rstrip("/"), recursive)
+                if delimiter and child.startswith(prefix) and delimiter in child[len(prefix) :]:
+                    if _holds_files(entry.path):
+                        yield child, 0
+                elif recursive:
+                    yield from self._scan(Path(entry.path), child.rstrip("/"), recursive, rolled)
                 continue
             try:
                 yield child, entry.stat().st_size

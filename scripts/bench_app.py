@@ -1,0 +1,41 @@
+"""The terminal app's start, for scripts/bench.py: run in a process of its own that imports what
+`milvus-backup` imports to open the app, and nothing else (bench.py itself loads pymilvus).
+
+    python scripts/bench_app.py CONFIG BACKUPS SPAWNED
+
+Opens the app headless and prints, as JSON, the seconds from SPAWNED (the parent's clock when it
+started this process) to the first screen drawn (tables saying "loading..."), to each table filled
+with what the app loaded (at least BACKUPS - 5 backups: the listing was whole), and to both ("seconds").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+
+from milvus_backup.core.service import load_config, open_service
+from milvus_backup.tui.app import MilvusBackupApp
+
+
+async def run(config_path: str, backups: int, spawned: float) -> dict[str, float]:
+    app = MilvusBackupApp(open_service(load_config(config_path)))
+    async with app.run_test(size=(120, 40)) as pilot:
+        took = {"painted": time.time() - spawned}
+        deadline = time.monotonic() + 120
+        filled = {  # each table filled with what the app loaded
+            "backups": lambda: len(app.backups) > 0 and app.backups_table.row_count == len(app.backups),
+            "collections": lambda: app.collections_table.row_count > 0,
+        }
+        while len(took) < 3:
+            assert time.monotonic() < deadline, (app.backups_table.row_count, backups)
+            await pilot.pause(0.01)
+            now = time.time() - spawned
+            took.update({table: now for table, done in filled.items() if table not in took and done()})
+        assert len(app.backups) >= backups - 5, (len(app.backups), backups)
+        return {"seconds": max(took.values()), **took}
+
+
+if __name__ == "__main__":
+    print(json.dumps(asyncio.run(run(sys.argv[1], int(sys.argv[2]), float(sys.argv[3])))))
