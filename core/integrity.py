@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -248,34 +248,50 @@ def check_objects(
     prefix: str,
     entries: dict[str, Entry],
     *,
+    folders: Sequence[str] = (),
+    hash_unvouched: bool = True,
     cancel: threading.Event | None = None,
 ) -> list[Problem]:
     """Check some objects of a backup (keyed relative to `prefix`, the backup's folder, e.g. the
-    objects of one import group) just before they are used, quick where the manifest allows: one
-    listing of their common folder gives sizes and ETags; only objects whose entry has a SHA-256 but no
-    ETag (the store vouches for nothing: folders, streamed copies, old manifests) are read and hashed.
-    Returns the problems, none for intact objects."""
-    if not entries:
+    objects of one import group) just before they are used, quick where the manifest allows: a listing
+    gives sizes and ETags; only objects whose entry has a SHA-256 but no ETag (the store vouches for
+    nothing: folders, streamed copies, old manifests) are read and hashed, and only with hash_unvouched
+    (a restore that stages them checks them on the way instead: `check_staged`).
+
+    `folders` (full keys ending in '/'): list exactly these, and name every binlog in them that no entry
+    names (an import takes whole folders); by default the entries' common folder is listed. Returns the
+    problems, none for intact objects."""
+    if not entries and not folders:
         return []
-    common = _common_folder(list(entries))
-    listed = {relative_to(prefix, o.key): o for o in storage.list(prefix + common) if o.key[len(prefix) :] in entries}
+    listed: dict[str, ObjectInfo] = {}
+    for folder in folders or [prefix + _common_folder(list(entries))]:
+        listed.update((relative_to(prefix, o.key), o) for o in storage.list(folder))
     report = VerifyReport(name=prefix, full=False)
-    to_hash = _compare_listing(prefix, entries, listed, report, hash_unvouched=True, full=False)
+    if folders:
+        report.problems += [
+            Problem(prefix + rel, UNEXPECTED, f"{o.size} bytes that neither the manifest nor the meta names")
+            for rel, o in sorted(listed.items())
+            if is_binlog(rel) and rel not in entries
+        ]
+    to_hash = _compare_listing(prefix, entries, listed, report, hash_unvouched=hash_unvouched, full=False)
     _hash_all(storage, to_hash, report, 1, cancel, None)
     return sorted(report.problems, key=lambda p: (p.key, p.kind))
 
 
 def check_staged(key: str, want: Entry, copied: Copied, size: int) -> Problem | None:
     """A restore that stages (copies) a backup's object anyway can check it on the way, with no read of
-    its own: the copy's SHA-256 (bytes streamed through the tool) or its ETag (a server-side copy)
-    against the manifest's entry. Pass it as ctx.copy's after_copy; `size` is what was copied."""
+    its own: the copy's SHA-256 (bytes streamed through the tool) or, for a server-side copy in one
+    part, its ETag against the manifest's entry. (A streamed copy's ETag is the upload's, a multipart one
+    beyond 5 MiB: no digest to compare; the listing before the copy checked the source's ETag.)
+    Pass it as ctx.copy's after_copy; `size` is what was copied."""
     if size != want.size:
         kind = TRUNCATED if size < want.size else ALTERED
         return Problem(key, kind, f"{size} bytes staged, expected {want.size}")
     if want.sha256 and copied.sha256 and copied.sha256 != want.sha256:
         return Problem(key, ALTERED, f"SHA-256 {copied.sha256[:16]}..., recorded {want.sha256[:16]}...")
-    if want.etag and copied.etag and copied.single_part and is_md5_etag(want.etag) and copied.etag != want.etag:
-        return Problem(key, ALTERED, f"the staged copy's ETag is {copied.etag[:40]}, recorded {want.etag[:40]}")
+    server_side = not copied.sha256
+    if server_side and copied.single_part and is_md5_etag(want.etag) and copied.etag and copied.etag != want.etag:
+        return Problem(key, ALTERED, f"the staged copy's ETag is {copied.etag[:40]}, recorded {(want.etag or '')[:40]}")
     return None
 
 
@@ -562,13 +578,6 @@ def run_verify(
         reporter.log(f"... and {len(report.problems) - 20} more problem(s)")
     reporter.log(report.summary())
     return report
-
-
-def verify_for_restore(ctx: Context, name: str, reporter: Reporter) -> VerifyReport:
-    """A restore's check before it imports: sizes and ETags from one listing where the manifest records
-    ETags (the store vouches for those bytes), a re-hash only of objects known by SHA-256 alone (a local
-    folder's backup, a manifest of format 1). No full read of what the store vouches for."""
-    return run_verify(ctx, name, False, reporter, hash_unvouched=True)
 
 
 def refuse_damaged(report: VerifyReport) -> None:

@@ -176,6 +176,39 @@ class Reporter:
         self._job._log(message)
         self._emit(message=message)
 
+    def step(
+        self,
+        phase: Phase,
+        collection: str,
+        *,
+        bytes_done: int = 0,
+        bytes_total: int = 0,
+        objects_done: int = 0,
+        objects_total: int = 0,
+        rows: int = 0,
+        message: str = "",
+    ) -> None:
+        """Where one of several collections worked on at once is: its phase with that phase's own counts
+        (whole, not added: events of the collections interleave); `rows` are added to the job's total."""
+        with self._lock:
+            p = self._job.progress
+            progress = replace(
+                p,
+                phase=phase,
+                collection=collection,
+                bytes_done=bytes_done,
+                bytes_total=bytes_total,
+                objects_done=objects_done,
+                objects_total=objects_total,
+                rows=p.rows + rows,
+                message=message,
+                elapsed=time.monotonic() - self._job.started,
+            )
+            self._job.progress = replace(progress, message="")
+        self._job._notify(progress)
+        if message:
+            self._job._log(message)
+
     def plan_collection(self, collection: str, bytes_total: int, rows: int) -> None:
         """Declare one collection's share of a job that copies several collections at once."""
         with self._lock:

@@ -10,7 +10,8 @@ outside tests, `pause_point` does nothing.
 Points: `backup:copy` (the first binlog was copied, more are to come), `backup:meta` (the level meta
 files and full_meta.json are written), `backup:final` (the integrity manifest is written, backup_meta.json
 is not), `restore:import` (the target collection exists and its first import finished; a cancel of the
-job releases it), `restore:swap:intent` (a drop-existing restore wrote its swap intent, nothing is
+job releases it), `restore:check` (a collection's later import group is about to be checked while an
+earlier one was submitted to Milvus), `restore:swap:intent` (a drop-existing restore wrote its swap intent, nothing is
 renamed yet), `restore:swap:aside` (the old collection was renamed aside, the target name is free),
 `restore:swap:renamed` (the restored collection holds the target name; aliases not moved, old not dropped).
 """

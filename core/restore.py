@@ -3,10 +3,17 @@
 Milvus reads import files from its own bucket only, so when the backup lives elsewhere (another
 bucket, another store, a local folder) each collection's binlogs are first staged under a temporary
 prefix of the Milvus bucket and removed afterwards. An import of a missing prefix "succeeds" with
-0 rows, so the restore checks the rows itself. Everything is checked before the first change: a
-target that exists is refused unless the user asked to replace it, and the backup must pass `verify`
-(sizes before the job starts, then by default a full re-hash as the job's first phase: Milvus 2.3.5
-panics on a corrupt binlog).
+0 rows, so the restore checks the rows itself. Before the first change a target that exists is
+refused unless the user asked to replace it, and the backup must pass the quick `verify` (one listing:
+sizes and ETags). Milvus 2.3.5 panics on a corrupt binlog, so nothing unchecked is imported, yet the
+backup is never read whole up front: each import group (a partition's insert and delta folders) is
+checked just before its import, while the previous group imports. Its folders are listed again and
+compared with the manifest (sizes, ETags; a binlog nobody recorded is refused, since an import takes
+whole folders); objects known by SHA-256 alone are re-hashed then, or, when they are staged anyway,
+checked with the hash the copy made (`check_staged`): each byte is read once.
+
+Up to `restoreCollection` collections are restored at once, with at most `importJob` Milvus import
+tasks in flight between them all; the first failure stops the others.
 
 Every collection kind of Milvus 2.3.5 comes back: a partition-key collection is created with the same
 number of partitions (so Milvus names them `_default_0`... as before and hashes each key to the same
@@ -27,24 +34,39 @@ backup is only ever read.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import re
+import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from milvus_backup.core.context import Context
-from milvus_backup.core.errors import AlreadyExists, BackupToolError, InvalidRequest, MilvusError, NotFound
-from milvus_backup.core.integrity import refuse_damaged, verify_backup, verify_for_restore
+from milvus_backup.core.errors import AlreadyExists, BackupToolError, Cancelled, InvalidRequest, MilvusError, NotFound
+from milvus_backup.core.integrity import (
+    DamagedBackup,
+    Entry,
+    Problem,
+    VerifyReport,
+    check_objects,
+    check_staged,
+    load_manifest,
+    meta_binlogs,
+    refuse_damaged,
+    verify_backup,
+)
 from milvus_backup.core.jobs import CollectionTask, Phase, Reporter, TaskState
 from milvus_backup.core.meta import BackupInfo, BackupState, Collection, IndexInfo, Segment, encode
 from milvus_backup.core.milvus import DEFAULT_DB
-from milvus_backup.core.paths import BackupLayout, restore_temp_root
+from milvus_backup.core.paths import META_DIR, BackupLayout, is_binlog, restore_temp_root
 from milvus_backup.core.pause import pause_point
 from milvus_backup.core.rbac import restore_rbac
 from milvus_backup.core.requests import describe_filter, filter_allows
-from milvus_backup.core.storage import CopyTask, ObjectInfo
+from milvus_backup.core.storage import Copied, CopyTask, ObjectInfo, copy_objects
 from milvus_backup.core.swap import RESTORING, SWAPPING, Swap, SwapIntents, finish, finish_interrupted
 from milvus_backup.core.versions import check_restore_target
 
@@ -120,7 +142,9 @@ class RestoreRequest:
     meta_only: bool = False
     restore_index: bool = False
     load: bool = False
-    verify: str = "full"  # checked before anything is created: "full" re-hashes every object, "quick" sizes only
+    # each import group is checked just before its import (sizes and ETags); "full" also re-hashes what the
+    # store does not vouch for (objects known by SHA-256 alone, the meta files), "quick" only what it stages
+    verify: str = "full"
     rbac: bool = False  # also restore the backup's users, roles and grants, after the collections (core.rbac)
     # the targets ("db.name") the user saw existing when confirming (a face's preview); None: not asked.
     # A target that exists at the start but is not in it is refused, never replaced.
@@ -320,6 +344,51 @@ def _kept(targets: list[_Target], collection_filter: dict[str, list[str]] | None
     return kept
 
 
+class _Stopped(BackupToolError):
+    """Another collection of the same restore failed: this one stops too (the first failure is raised)."""
+
+
+@dataclass
+class _Entries:
+    """What the backup records about each of its binlogs (the manifest, else the meta's sizes), by key
+    relative to the backup's folder, sorted so one import group's entries are found by their folder."""
+
+    prefix: str  # the backup's folder
+    by_key: dict[str, Entry]
+    keys: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.keys = sorted(self.by_key)
+
+    def under(self, folders: list[str]) -> dict[str, Entry]:
+        found: dict[str, Entry] = {}
+        for folder in filter(None, folders):  # "": a group without deletes has no delta folder
+            rel = folder[len(self.prefix) :]
+            i = bisect.bisect_left(self.keys, rel)
+            while i < len(self.keys) and self.keys[i].startswith(rel):
+                found[self.keys[i]] = self.by_key[self.keys[i]]
+                i += 1
+        return found
+
+
+@dataclass
+class _Step:
+    """One collection's place in its data step, for its progress events: bytes staged, groups imported."""
+
+    label: str
+    bytes_total: int = 0
+    bytes_done: int = 0
+    units_total: int = 0
+    units_done: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def phase(self) -> Phase:
+        # staging and importing overlap (group n+1 is staged while group n imports): COPY until the last
+        # byte is staged, then IMPORT; the event carries both counts
+        return Phase.COPY if self.bytes_done < self.bytes_total else Phase.IMPORT
+
+
 class _Restore:
     def __init__(
         self,
@@ -328,12 +397,14 @@ class _Restore:
         reporter: Reporter,
         restore_id: str,
         tasks: list[CollectionTask],
+        entries: _Entries | None = None,
     ):
         self.ctx = ctx
         self.request = request
         self.reporter = reporter
         self.id = restore_id
         self.tasks = tasks
+        self.entries = entries
         self.tag = uuid.uuid4().hex[:8]  # names this restore's temporary collections
         self.created: list[tuple[str, str]] = []
         self.swaps: list[Swap] = []
@@ -344,14 +415,14 @@ class _Restore:
         self.staging = ctx.backup_storage is not ctx.milvus_storage
         self.temp_layout = BackupLayout(restore_temp_root(ctx.config.storage.root_path, restore_id))
         self.intents = SwapIntents(ctx.milvus_storage, ctx.milvus_layout.root)
+        self.lock = threading.Lock()  # the lists above, shared by the collections restored at once
+        self.stop = threading.Event()  # one collection failed: the others stop at their next step
+        # at most importJob Milvus import tasks in flight, all collections of the restore together
+        self.import_slots = threading.Semaphore(max(1, ctx.config.backup.import_job))
 
     def run(self, info: BackupInfo, targets: list[_Target]) -> list[CollectionTask]:
         try:
-            for target, task in zip(targets, self.tasks, strict=False):
-                self.reporter.check_cancelled()
-                task.state = TaskState.RESTORING
-                self._restore_collection(info, target, task)
-                task.state = TaskState.SUCCESS  # restored and checked (a replacement is swapped in at the end)
+            self._restore_all(info, targets)
             self.reporter.check_cancelled()  # the last moment a cancel leaves every existing collection as it was
             self._swap_all()
             return self.tasks
@@ -366,14 +437,44 @@ class _Restore:
         finally:
             self._remove_staged()
 
+    def _restore_all(self, info: BackupInfo, targets: list[_Target]) -> None:
+        """Up to restoreCollection collections at once. The first failure (or a cancel) stops the others
+        at their next step; it is raised once every collection's worker has ended, so the clean-up that
+        follows sees every collection and every import task this restore made."""
+        work = list(zip(targets, self.tasks, strict=False))
+        width = max(1, min(self.ctx.config.backup.restore_collection, len(work)))
+        if width == 1:
+            for target, task in work:
+                self._restore_one(info, target, task)
+            return
+        with ThreadPoolExecutor(max_workers=width, thread_name_prefix="restore") as pool:
+            futures = [pool.submit(self._restore_one, info, target, task) for target, task in work]
+            for future in as_completed(futures):
+                if future.exception() is not None:
+                    self.stop.set()
+        errors = [f.exception() for f in futures if f.exception() is not None]
+        first = next((e for e in errors if not isinstance(e, _Stopped | Cancelled)), None) or next(iter(errors), None)
+        if first is not None:
+            raise first
+
+    def _restore_one(self, info: BackupInfo, target: _Target, task: CollectionTask) -> None:
+        self._check_stop()
+        task.state = TaskState.RESTORING
+        self._restore_collection(info, target, task)
+        task.state = TaskState.SUCCESS  # restored and checked (a replacement is swapped in at the end)
+
+    def _check_stop(self) -> None:
+        self.reporter.check_cancelled()
+        if self.stop.is_set():
+            raise _Stopped("stopped: another collection of this restore failed")
+
     # -- one collection --------------------------------------------------------------------------
     def _restore_collection(self, info: BackupInfo, target: _Target, task: CollectionTask) -> None:
         milvus, src, label = self.ctx.milvus, target.source, f"{target.db}.{target.name}"
-        self.reporter.phase(Phase.CREATE, label, message=f"restoring {task.source} as {label}")
+        self.reporter.step(Phase.CREATE, label, message=f"restoring {task.source} as {label}")
         work = self._work_name(target)
         partition_key = any(f.is_partition_key for f in src.schema.fields)
-        if work != target.name:  # recorded before it exists: a kill from here on leaves it findable
-            self._plan_swap(target, work)
+        swap = self._plan_swap(target, work) if work != target.name else None  # a kill from here on finds it
         milvus.create_database(target.db)
         milvus.create_collection(
             target.db,
@@ -384,30 +485,30 @@ class _Restore:
             target.properties,
             num_partitions=len(src.partition_backups) if partition_key else 0,
         )
-        self.created.append((target.db, work))
+        with self.lock:
+            self.created.append((target.db, work))
         # only a collection made under the target's own name is the record's to drop after a kill; a
         # temporary one (drop-existing) is found again through the swap record (core.swap)
         task.created = work == target.name
-        if work != target.name:
-            self.swaps[-1].new_id = milvus.collection_id(target.db, work)
-            self.intents.write(self.id, self.swaps, RESTORING)
+        if swap is not None:
+            swap.new_id = milvus.collection_id(target.db, work)
+            with self.lock:
+                self.intents.write(self.id, self.swaps, RESTORING)
         self._check_field_ids(target, work)
         self._create_partitions(target, work, partition_key)
         if not self.request.meta_only:
             # the folder the user named, not the name inside the meta: a copied backup keeps its old one
             units = self._import_units(self.request.backup_name, src)
-            if self.staging:
-                units = self._stage(units, label)
-            task.rows = self._import(target.db, work, units, label)
+            self._import(target.db, work, units, label, task)
         if self.request.restore_index:
-            self.reporter.phase(Phase.INDEX, label)
+            self.reporter.step(Phase.INDEX, label)
             for index in src.index_infos:
                 milvus.create_index(target.db, work, index.field_name, index.index_name, target.index_params(index))
                 self.reporter.log(f"{label}: index {index.index_name} ({index.index_type}) on {index.field_name}")
             if len(milvus.indexes(target.db, work)) < len(src.index_infos):
                 raise MilvusError(f"{label}: Milvus lists fewer indexes than the backup holds; the restore stopped")
         if self.request.load:
-            self.reporter.phase(Phase.LOAD, label, message=f"loading {label}")
+            self.reporter.step(Phase.LOAD, label, message=f"loading {label}")
             milvus.load(target.db, work)
         self.reporter.log(f"{label}: restored {task.rows} row(s)")
 
@@ -486,79 +587,165 @@ class _Restore:
         deltas = list(self.ctx.backup_storage.list(delta))
         return _ImportUnit(partition, insert, delta if deltas else "", rows, objects + deltas)
 
-    def _stage(self, units: list[_ImportUnit], label: str) -> list[_ImportUnit]:
-        """Copy the binlogs into a temporary prefix of the Milvus bucket; the units then point there."""
+    # -- checking and importing, group by group --------------------------------------------------
+    def _import(self, db: str, work: str, units: list[_ImportUnit], label: str, task: CollectionTask) -> None:
+        """Import the groups in order, each checked (and staged) just before its import: the check of
+        the next group runs while earlier ones import, so a damaged object fails the restore before its
+        own group is submitted (Milvus 2.3.5 panics on a corrupt binlog), never after."""
+        step = _Step(label, bytes_total=sum(o.size for u in units for o in u.objects) if self.staging else 0)
+        step.units_total = len(units)
+        self._report(step)
+        milvus = self.ctx.milvus
+        pending = deque(units)
+        ready: deque[_ImportUnit] = deque()  # checked (and staged), waiting for an import slot
+        running: dict[int, _ImportUnit] = {}
+        slots: dict[int, int] = {}  # one import slot per group: its first task holds it
+        checking: Future[_ImportUnit] | None = None
+        imported, started, any_started, told_queued = 0, time.monotonic(), False, False
+        checker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="restore-check")
+        try:
+            while pending or checking or ready or running:
+                self._check_stop()
+                if checking is None and pending and not ready:
+                    if running:
+                        pause_point("restore:check", self.reporter.cancel_event)  # a later group, while one imports
+                    checking = checker.submit(self._checked, pending.popleft(), step)
+                if checking is not None and checking.done():
+                    ready.append(checking.result())  # a damaged group raises here: it is never submitted
+                    checking = None
+                while ready and self.import_slots.acquire(blocking=False):
+                    unit = ready.popleft()
+                    task_ids = milvus.start_import(db, work, unit.partition, [unit.insert_prefix, unit.delta_prefix])
+                    with self.lock:
+                        self.imports.update((task_id, label) for task_id in task_ids)
+                    running.update((task_id, unit) for task_id in task_ids)
+                    if task_ids:
+                        slots[task_ids[0]] = 1
+                    else:
+                        self.import_slots.release()
+                time.sleep(0.3 if running else 0.05)
+                for task_id, unit in list(running.items()):
+                    progress = milvus.import_progress(task_id)
+                    any_started = any_started or progress.state != "pending"
+                    if progress.state == "failed":
+                        raise MilvusError(f"import of {unit.insert_prefix} into {label} failed: {progress.reason}")
+                    if progress.state == "completed":
+                        del running[task_id]
+                        with self.lock:
+                            del self.imports[task_id]
+                        if slots.pop(task_id, 0):
+                            self.import_slots.release()
+                        self._check_unit_rows(unit, progress.row_count, label)
+                        imported += progress.row_count
+                        task.rows = imported
+                        with step.lock:
+                            step.units_done += 1
+                        self._report(step, rows=progress.row_count)
+                        pause_point("restore:import", self.reporter.cancel_event)
+                        self._check_stop()
+                if running and not any_started and not told_queued and time.monotonic() - started > self._queued_notice:
+                    told_queued = True
+                    self._report(
+                        step,
+                        message=f"{label}: import queued: Milvus DataNode busy with {self._others_busy()} other "
+                        f"import(s); Milvus starts this one when they end",
+                    )
+        finally:
+            for _ in slots:  # groups still in Milvus when this collection stops: their slots are free again
+                self.import_slots.release()
+            checker.shutdown(wait=True, cancel_futures=True)
+        self.reporter.step(Phase.VERIFY, label)
+        count = milvus.row_count(db, work)
+        if count != imported:
+            raise MilvusError(f"{label} holds {count} rows after import but {imported} were imported")
+
+    @property
+    def _queued_notice(self) -> int:
+        return self.ctx.config.backup.import_queued_notice
+
+    def _report(self, step: _Step, rows: int = 0, message: str = "") -> None:
+        with step.lock:
+            counts = (step.phase, step.bytes_done, step.bytes_total, step.units_done, step.units_total)
+        phase, bytes_done, bytes_total, units_done, units_total = counts
+        self.reporter.step(
+            phase,
+            step.label,
+            bytes_done=bytes_done,
+            bytes_total=bytes_total,
+            objects_done=units_done,
+            objects_total=units_total,
+            rows=rows,
+            message=message,
+        )
+
+    def _checked(self, unit: _ImportUnit, step: _Step) -> _ImportUnit:
+        """The group ready to import: its folders listed and compared with what the backup records
+        (sizes, ETags; SHA-256 re-read only for objects nothing else vouches for), then, when Milvus
+        imports from elsewhere, staged in the Milvus bucket and checked on the way (`check_staged`)."""
+        if self.entries is not None:
+            folders = [f for f in (unit.insert_prefix, unit.delta_prefix) if f]
+            hash_here = self.request.verify == "full" and not self.staging  # staged bytes are hashed as copied
+            problems = check_objects(
+                self.ctx.backup_storage,
+                self.entries.prefix,
+                self.entries.under(folders),
+                folders=folders,
+                hash_unvouched=hash_here,
+                cancel=self.reporter.cancel_event,
+            )
+            self._refuse(problems)
+        return self._stage(unit, step) if self.staging else unit
+
+    def _refuse(self, problems: list[Problem]) -> None:
+        if not problems:
+            return
+        name = self.request.backup_name
+        shown = "; ".join(f"{p.kind} {p.key}" for p in problems[:3])
+        more = f" and {len(problems) - 3} more" if len(problems) > 3 else ""
+        raise DamagedBackup(
+            f"backup {name} is damaged ({shown}{more}); the restore stopped before importing it. "
+            f"See: milvus-backup verify -n {name} --full",
+            VerifyReport(name=name, full=False, problems=problems),
+        )
+
+    def _stage(self, unit: _ImportUnit, step: _Step) -> _ImportUnit:
+        """Copy one group's binlogs into a temporary prefix of the Milvus bucket, each checked with what
+        its copy vouches for (the SHA-256 of streamed bytes, a server-side copy's ETag): read once."""
 
         def staged(key: str) -> str:
             return self.ctx.backup_layout.rebase(key, self.temp_layout)
 
-        tasks = [CopyTask(o.key, staged(o.key), o.size) for u in units for o in u.objects]
-        total = sum(t.size for t in tasks)
-        self.reporter.phase(
-            Phase.COPY,
-            label,
-            bytes_total=total,
-            objects_total=len(tasks),
-            message=f"{label}: staging {len(tasks)} binlog(s) in the Milvus bucket",
-        )
-        self.staged_prefixes.append(self.temp_layout.backups_root())
-        self.ctx.copy(self.ctx.backup_storage, self.ctx.milvus_storage, tasks, self.reporter)
-        return [
-            _ImportUnit(
-                u.partition,
-                staged(u.insert_prefix),
-                staged(u.delta_prefix) if u.delta_prefix else "",
-                u.expected_rows,
-                u.objects,
-            )
-            for u in units
-        ]
+        with self.lock:
+            if not self.staged_prefixes:
+                self.staged_prefixes.append(self.temp_layout.backups_root())
+        entries = self.entries.under([unit.insert_prefix, unit.delta_prefix]) if self.entries else {}
+        prefix = self.entries.prefix if self.entries else ""
 
-    def _import(self, db: str, work: str, units: list[_ImportUnit], label: str) -> int:
-        milvus = self.ctx.milvus
-        self.reporter.phase(
-            Phase.IMPORT, label, objects_total=len(units), message=f"{label}: importing {len(units)} segment group(s)"
+        def after_copy(copy: CopyTask, copied: Copied) -> None:
+            want = entries.get(copy.src_key[len(prefix) :])
+            if want is not None:  # every staged object has one: the listing check named any other
+                self._refuse([p for p in [check_staged(copy.src_key, want, copied, copy.size)] if p])
+
+        def on_progress(nbytes: int, _objects: int) -> None:
+            with step.lock:
+                step.bytes_done += nbytes
+            self._report(step)
+
+        copy_objects(
+            self.ctx.backup_storage,
+            self.ctx.milvus_storage,
+            [CopyTask(o.key, staged(o.key), o.size) for o in unit.objects],
+            self.ctx.config.backup.copydata,
+            on_progress=on_progress,
+            cancel=self.reporter.cancel_event,
+            server_side=not self.ctx.config.cross_storage,
+            after_copy=after_copy,
         )
-        limit = max(1, self.ctx.config.backup.import_job)
-        queued_notice = self.ctx.config.backup.import_queued_notice
-        pending = list(units)
-        running: dict[int, _ImportUnit] = {}
-        imported = 0
-        started = time.monotonic()
-        any_started = told_queued = False
-        while pending or running:
-            self.reporter.check_cancelled()
-            while pending and len(running) < limit:
-                unit = pending.pop(0)
-                for task_id in milvus.start_import(db, work, unit.partition, [unit.insert_prefix, unit.delta_prefix]):
-                    running[task_id] = unit
-                    self.imports[task_id] = label
-            time.sleep(0.3)
-            for task_id, unit in list(running.items()):
-                progress = milvus.import_progress(task_id)
-                any_started = any_started or progress.state != "pending"
-                if progress.state == "failed":
-                    raise MilvusError(f"import of {unit.insert_prefix} into {label} failed: {progress.reason}")
-                if progress.state == "completed":
-                    del running[task_id], self.imports[task_id]
-                    self._check_unit_rows(unit, progress.row_count, label)
-                    imported += progress.row_count
-                    self.reporter.add(objects_done=1, rows=progress.row_count)
-                    pause_point("restore:import", self.reporter.cancel_event)
-                    self.reporter.check_cancelled()
-            if not any_started and not told_queued and time.monotonic() - started > queued_notice:
-                told_queued = True
-                self.reporter.phase(
-                    Phase.IMPORT,
-                    label,
-                    message=f"{label}: import queued: Milvus DataNode busy with {self._others_busy()} other "
-                    f"import(s); Milvus starts this one when they end",
-                )
-        self.reporter.phase(Phase.VERIFY, label)
-        count = milvus.row_count(db, work)
-        if count != imported:
-            raise MilvusError(f"{label} holds {count} rows after import but {imported} were imported")
-        return imported
+        return replace(
+            unit,
+            insert_prefix=staged(unit.insert_prefix),
+            delta_prefix=staged(unit.delta_prefix) if unit.delta_prefix else "",
+        )
 
     def _others_busy(self) -> int:
         return max(0, self.ctx.milvus.busy_imports() - len(self.imports))
@@ -574,20 +761,21 @@ class _Restore:
             )
 
     # -- replacing existing collections ----------------------------------------------------------
-    def _plan_swap(self, target: _Target, work: str) -> None:
+    def _plan_swap(self, target: _Target, work: str) -> Swap:
         milvus = self.ctx.milvus
-        self.swaps.append(
-            Swap(
-                db=target.db,
-                target=target.name,
-                restored=work,
-                aside=f"{target.name[:200]}_replaced_{self.tag}",
-                old_id=milvus.collection_id(target.db, target.name),
-                new_id=0,  # until the temporary collection exists
-                aliases=milvus.aliases(target.db, target.name),
-            )
+        swap = Swap(
+            db=target.db,
+            target=target.name,
+            restored=work,
+            aside=f"{target.name[:200]}_replaced_{self.tag}",
+            old_id=milvus.collection_id(target.db, target.name),
+            new_id=0,  # until the temporary collection exists
+            aliases=milvus.aliases(target.db, target.name),
         )
-        self.intents.write(self.id, self.swaps, RESTORING)
+        with self.lock:  # the record holds every swap of the restore: written whole, one writer at a time
+            self.swaps.append(swap)
+            self.intents.write(self.id, self.swaps, RESTORING)
+        return swap
 
     def _swap_all(self) -> None:
         """Every restored collection is whole and checked: now replace the existing ones (see core.swap)."""
@@ -759,15 +947,34 @@ def run_restore(
     """Carry out a restore (called in the job's thread)."""
     info, targets = prepared or prepare_restore(ctx, request)
     tasks = tasks if tasks is not None else restore_tasks(targets)
-    if request.verify == "full" and not request.meta_only:
-        refuse_damaged(verify_for_restore(ctx, request.backup_name, reporter))
+    entries = None if request.meta_only else _backup_entries(ctx, info, request, reporter)
     reporter.phase(Phase.PREPARE, message=f"restoring {len(targets)} collection(s) from backup {info.name}")
     for warning in _version_warnings(ctx, info, request):
         reporter.log(warning)
     busy = ctx.milvus.busy_imports() if not request.meta_only else 0
     if busy:
         reporter.log(busy_message(busy))
-    done = _Restore(ctx, request, reporter, restore_id or str(uuid.uuid4()), tasks).run(info, targets)
+    done = _Restore(ctx, request, reporter, restore_id or str(uuid.uuid4()), tasks, entries).run(info, targets)
     if request.rbac:
         restore_rbac(ctx.milvus, info.rbac_meta, ctx.config.backup.rbac_user_password.get_secret_value(), reporter)
     return done
+
+
+def _backup_entries(ctx: Context, info: BackupInfo, request: RestoreRequest, reporter: Reporter) -> _Entries:
+    """What the backup records about its binlogs (its manifest, else its meta's sizes: a Go tool's
+    backup), for the check of each import group. With verify "full", the meta files the restore was
+    planned from are re-hashed first (a few KiB, recorded by SHA-256): nothing is created from a meta
+    that is not the one backed up."""
+    storage, layout, name = ctx.backup_storage, ctx.backup_layout, request.backup_name
+    prefix = layout.backup(name)
+    manifest = load_manifest(storage, layout, name)
+    if request.verify == "full":
+        meta = {rel: entry for rel, entry in manifest.items() if rel.startswith(META_DIR + "/")}
+        reporter.phase(Phase.VERIFY, message=f"checking the {len(meta)} meta file(s) of backup {name}")
+        problems = check_objects(storage, prefix, meta, cancel=reporter.cancel_event)
+        reporter.check_cancelled()
+        refuse_damaged(VerifyReport(name=name, full=False, problems=problems))
+    binlogs = {rel: entry for rel, entry in manifest.items() if is_binlog(rel)}
+    for rel, size in meta_binlogs(layout, name, info).items():
+        binlogs.setdefault(rel, Entry(size))
+    return _Entries(prefix, binlogs)

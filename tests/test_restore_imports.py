@@ -7,11 +7,12 @@ DataNode after a cancel.
 
 from __future__ import annotations
 
+import threading
 from types import SimpleNamespace
 from typing import Any, cast
 
 from milvus_backup.core.context import Context
-from milvus_backup.core.jobs import Job, JobKind, Reporter
+from milvus_backup.core.jobs import CollectionTask, Job, JobKind, Reporter
 from milvus_backup.core.milvus import ImportProgress
 from milvus_backup.core.restore import RestoreRequest, _ImportUnit, _Restore
 
@@ -43,7 +44,7 @@ class FakeMilvus:
 
 
 def _restore(milvus: FakeMilvus) -> tuple[_Restore, Job[Any]]:
-    backup = SimpleNamespace(import_job=768, import_queued_notice=1, keep_temp_files=False)
+    backup = SimpleNamespace(import_job=768, import_queued_notice=1, keep_temp_files=False, restore_collection=2)
     ctx = SimpleNamespace(
         milvus=milvus,
         config=SimpleNamespace(backup=backup, storage=SimpleNamespace(root_path="files")),
@@ -65,7 +66,9 @@ def test_an_import_milvus_has_not_started_says_it_is_queued_instead_of_sitting_a
 
     restore, job = _restore(FakeMilvus(answer))
     unit = _ImportUnit("p1", "insert/", "", 5, [])
-    assert restore._import("default", "c", [unit], "default.c") == 5
+    task = CollectionTask("default.c", "default", "c")
+    restore._import("default", "c", [unit], "default.c", task)
+    assert task.rows == 5
     queued = [line for line in job.lines if "import queued" in line]
     assert queued == [
         "default.c: import queued: Milvus DataNode busy with 2 other import(s); Milvus starts this one when they end"
@@ -85,3 +88,47 @@ def test_a_cancelled_restore_waits_for_its_imports_to_leave_the_datanode_before_
     assert milvus.dropped == ["default.c"]
     waiting = job.lines.index("waiting for 1 Milvus import task(s) to end; Milvus 2.3 cannot stop them")
     assert waiting < job.lines.index("dropped default.c, which this restore had created")
+
+
+class CountingMilvus(FakeMilvus):
+    """Each import completes on its third look; records how many were in flight at once."""
+
+    def __init__(self) -> None:
+        super().__init__(lambda task_id: QUEUED)
+        self.lock = threading.Lock()
+        self.looks: dict[int, int] = {}
+        self.most_in_flight = 0
+
+    def start_import(self, db: str, collection: str, partition: str, files: list[str]) -> list[int]:
+        with self.lock:
+            task_id = len(self.looks) + 1
+            self.looks[task_id] = 0
+            in_flight = sum(1 for looks in self.looks.values() if looks < 3)
+            self.most_in_flight = max(self.most_in_flight, in_flight)
+        return [task_id]
+
+    def import_progress(self, task_id: int) -> ImportProgress:
+        with self.lock:
+            self.looks[task_id] += 1
+            done = self.looks[task_id] >= 3
+        return ImportProgress("completed", 5, "") if done else RUNNING
+
+    def row_count(self, db: str, name: str) -> int:
+        return 10
+
+
+def test_collections_restored_at_once_share_the_import_job_limit():
+    milvus = CountingMilvus()
+    restore, _ = _restore(milvus)
+    restore.import_slots = threading.Semaphore(1)  # importJob=1
+    tasks = [CollectionTask(f"default.c{i}", "default", f"c{i}") for i in range(2)]
+    units = [_ImportUnit("p1", f"insert/{g}/", "", 5, []) for g in range(2)]
+    workers = [
+        threading.Thread(target=restore._import, args=("default", t.target_name, units, t.target, t)) for t in tasks
+    ]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+    assert [t.rows for t in tasks] == [10, 10]  # both collections imported both their groups
+    assert len(milvus.looks) == 4 and milvus.most_in_flight == 1

@@ -15,10 +15,18 @@ from pymilvus import MilvusClient
 from milvus_backup.core.backup import BackupRequest
 from milvus_backup.core.engine import Engine
 from milvus_backup.core.errors import AlreadyExists
+from milvus_backup.core.integrity import DamagedBackup
 from milvus_backup.core.jobs import Job, JobKind, JobState
 from milvus_backup.core.paths import swap_intents_root
-from milvus_backup.core.pause import PAUSE_AT, PAUSE_FILE
-from milvus_backup.core.restore import RestoreRequest, prepare_restore, run_restore
+from milvus_backup.core.pause import PAUSE_AT, PAUSE_FILE, RESUME_FILE
+from milvus_backup.core.restore import (
+    CollectionMapping,
+    DatabaseMapping,
+    RestorePlan,
+    RestoreRequest,
+    prepare_restore,
+    run_restore,
+)
 from milvus_backup.sandbox.demo import demo_collection
 from tests.conftest import assert_same_rows, drop_if_exists, fetch_rows
 
@@ -194,4 +202,86 @@ def test_a_target_created_after_the_plan_is_refused_never_replaced(sandbox, engi
         assert engine.ctx.milvus.collection_id(DB, target) == late_id
     finally:
         client.close()
+        drop_if_exists(sandbox.milvus_uri, DB, target)
+
+
+def _parallel_engine(base_config, restore_collection: int, import_job: int) -> Engine:
+    backup = base_config.backup.model_copy(update={"restore_collection": restore_collection, "import_job": import_job})
+    return Engine(base_config.model_copy(update={"backup": backup}))
+
+
+def _books_twice(backup: str, *targets: str) -> RestoreRequest:
+    """books restored under several names at once (a restorePlan may send a database to several targets)."""
+    plan = RestorePlan(
+        mapping=tuple(DatabaseMapping(DB, DB, (CollectionMapping("books", t),)) for t in targets),
+    )
+    return RestoreRequest(backup, plan=plan, verify="quick")
+
+
+def test_a_cancel_while_two_collections_import_waits_for_all_their_imports_and_drops_both(
+    sandbox, base_config, books_backup, monkeypatch, tmp_path
+):
+    targets = ("books_par_a", "books_par_b")
+    drop_if_exists(sandbox.milvus_uri, DB, *targets)
+    engine = _parallel_engine(base_config, restore_collection=2, import_job=2)
+    marker = tmp_path / "paused"
+    monkeypatch.setenv(PAUSE_AT, "restore:import")
+    monkeypatch.setenv(PAUSE_FILE, str(marker))
+    try:
+        job = engine.start_restore(_books_twice(books_backup, *targets))
+        # each collection holds after its first group is imported; its other groups are in Milvus
+        while not marker.is_file() or len(marker.read_text().split()) < 2:
+            assert not job.state.finished, f"the restore ended before both collections imported: {job.error}"
+            job.wait(0.05)
+        assert all(engine.ctx.milvus.has_collection(DB, t) for t in targets)
+        monkeypatch.delenv(PAUSE_AT)
+        job.cancel()
+        assert job.wait(1200) is JobState.CANCELLED, job.error
+        assert [t for t in targets if engine.ctx.milvus.has_collection(DB, t)] == []
+        assert _imports_holding_datanode(engine) == []
+        assert [t.state.value for t in job.tasks] == ["failed", "failed"]
+        assert "removing 2 collection(s) this restore made" in job.lines
+        assert engine.ctx.milvus.row_count(DB, "books") == 650  # nothing else was touched
+    finally:
+        drop_if_exists(sandbox.milvus_uri, DB, *targets)
+        engine.close()
+
+
+def test_a_group_damaged_after_an_earlier_one_was_imported_is_refused_before_its_import(
+    sandbox, engine, books_backup, monkeypatch, tmp_path
+):
+    """The check runs group by group, just before each import: damage that appears while the first
+    group imports is caught before its own group is submitted, and the clean-up drops what was imported."""
+    target = "books_damaged_later"
+    drop_if_exists(sandbox.milvus_uri, DB, target)
+    storage = engine.ctx.backup_storage
+    marker, resume = tmp_path / "paused", tmp_path / "resume"
+    monkeypatch.setenv(PAUSE_AT, "restore:check")
+    monkeypatch.setenv(PAUSE_FILE, str(marker))
+    monkeypatch.setenv(RESUME_FILE, str(resume))
+    job = engine.start_restore(RestoreRequest(books_backup, renames={"books": target}, verify="quick"))
+    damaged = ""
+    original = b""
+    try:
+        while not marker.is_file():  # the first group is submitted, the second is about to be checked
+            assert not job.state.finished, f"the restore ended before its second group: {job.error}"
+            job.wait(0.05)
+        collection_id = engine.ctx.milvus.collection_id(DB, target)
+        second = engine.get_backup(books_backup).collection_backups[0].partition_backups[1]  # imported in order
+        listed = storage.list(engine.ctx.backup_layout.backup(books_backup))
+        binlogs = [o.key for o in listed if "/insert_log/" in o.key]
+        damaged = next(k for k in binlogs if k.split("/insert_log/")[1].split("/")[1] == str(second.partition_id))
+        original = storage.read(damaged)
+        storage.write(damaged, original[: len(original) // 2])
+        resume.touch()
+        assert job.wait(1200) is JobState.FAILED
+        assert isinstance(job.exception, DamagedBackup), job.error
+        assert f"truncated {damaged}" in job.error and "stopped before importing it" in job.error
+        ours = [t for t in engine.ctx.milvus.import_tasks() if t.collection_id == collection_id]
+        assert len(ours) == 1  # the first group only: the damaged one was never submitted
+        assert not engine.ctx.milvus.has_collection(DB, target)  # what was imported is dropped
+        assert "removing 1 collection(s) this restore made" in job.lines
+    finally:
+        if original:
+            storage.write(damaged, original)
         drop_if_exists(sandbox.milvus_uri, DB, target)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import pytest
@@ -94,7 +95,10 @@ def test_list_and_get_read_storage(sandbox, base_config, full_backup):
         fresh.close()
 
 
-def test_restore_brings_back_every_row(sandbox, engine, full_backup):
+def test_restore_brings_back_every_row(sandbox, base_config, full_backup):
+    # two collections at once, one Milvus import task in flight between them
+    parallel = base_config.backup.model_copy(update={"restore_collection": 2, "import_job": 1})
+    engine = Engine(base_config.model_copy(update={"backup": parallel}))
     targets = [(d.db, d.name + "_rt") for d in DEMO_COLLECTIONS]
     for db, name in targets:
         drop_if_exists(sandbox.milvus_uri, db, name)
@@ -114,6 +118,7 @@ def test_restore_brings_back_every_row(sandbox, engine, full_backup):
     finally:
         for db, name in targets:
             drop_if_exists(sandbox.milvus_uri, db, name)
+        engine.close()
 
 
 def test_restore_refuses_existing_target_and_drops_only_on_request(sandbox, engine, full_backup):
@@ -207,7 +212,30 @@ def test_cancelled_restore_drops_what_it_created_and_keeps_the_backup(sandbox, e
     assert engine.ctx.milvus.row_count("default", "books") == 650  # the source is untouched
 
 
-def test_local_folder_backup_and_restore(sandbox, base_config, tmp_path):
+def _count_binlog_reads(storage, monkeypatch) -> list[int]:
+    """Count the binlog bytes read through `storage.open` (streamed copies and re-hashes both go there)."""
+    read = [0]
+    plain = storage.open
+
+    class Counting:
+        def __init__(self, stream):
+            self.stream = stream
+
+        def read(self, size=-1):
+            chunk = self.stream.read(size)
+            read[0] += len(chunk)
+            return chunk
+
+    @contextlib.contextmanager
+    def counting_open(key):
+        with plain(key) as stream:
+            yield Counting(stream) if "/binlogs/" in key else stream
+
+    monkeypatch.setattr(storage, "open", counting_open)
+    return read
+
+
+def test_local_folder_backup_and_restore(sandbox, base_config, tmp_path, monkeypatch):
     config = with_backup_storage(base_config, storage_type="local", root_path=str(tmp_path / "backups"))
     engine = Engine(config)
     drop_if_exists(sandbox.milvus_uri, "default", "books_local")
@@ -219,7 +247,9 @@ def test_local_folder_backup_and_restore(sandbox, base_config, tmp_path):
             p.stat().st_size for p in (tmp_path / "backups" / "on_disk" / "binlogs").rglob("*") if p.is_file()
         )
         assert on_disk == info.size > 0
+        read = _count_binlog_reads(engine.ctx.backup_storage, monkeypatch)
         _run(engine.start_restore(RestoreRequest("on_disk", suffix="_local", restore_index=True, load=True)))
+        assert read[0] == info.size  # each byte read once: staged and checked by the same read
         assert_same_rows(fetch_rows(sandbox.milvus_uri, "default", "books_local"), demo_collection("books"))
         # the binlogs staged in the Milvus bucket for the import are gone
         temp = restore_temp_root("files", "")
