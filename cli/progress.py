@@ -77,6 +77,9 @@ class _Rate(ProgressColumn):
         return self._speed.render(task) if task.fields.get("unit") == "bytes" else Text("")
 
 
+_BARS = 4  # bars on screen at most: the collections most recently reported
+
+
 class ProgressPrinter:
     """A job listener (called from the job's threads); `close()` removes the bar if the job left it up."""
 
@@ -84,10 +87,11 @@ class ProgressPrinter:
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty() if tty is None else tty
         self._lock = threading.Lock()
-        self._last_phase = ("", "")
+        self._last_phase: dict[str, str] = {}  # collection -> the phase last printed for it
         self._bar: Bar | None = None
-        self._task: TaskID | None = None
-        self._step: tuple[str, str, str, int] | None = None  # phase, collection, unit, total of the bar's task
+        # one bar per collection in flight (a restore works on several at once), newest last:
+        # collection -> (its task, the step it shows: phase, unit, total)
+        self._tasks: dict[str, tuple[TaskID, tuple[str, str, int]]] = {}
         self._closed = False
 
     def __call__(self, p: Progress) -> None:
@@ -108,9 +112,9 @@ class ProgressPrinter:
     def _plain(self, p: Progress) -> None:
         if p.message:
             print(p.message, file=self.stream, flush=True)
-        if (p.phase, p.collection) != self._last_phase and not p.state.finished:
+        if self._last_phase.get(p.collection) != p.phase and not p.state.finished:
             print(describe(p), file=self.stream, flush=True)
-        self._last_phase = (p.phase, p.collection)
+        self._last_phase[p.collection] = str(p.phase)
 
     # -- a terminal: rich's bar --------------------------------------------------------------------
     def _draw(self, p: Progress) -> None:
@@ -143,15 +147,19 @@ class ProgressPrinter:
         if p.rows:
             description += f"  {humanize.intcomma(p.rows)} rows"
         objects = f"{p.objects_done}/{p.objects_total} objects" if p.objects_total else ""
-        step = (str(p.phase), p.collection, unit, total)
-        if step != self._step or self._task is None:
+        step = (str(p.phase), unit, total)
+        shown = self._tasks.pop(p.collection, None)  # popped and put back: the dict stays newest last
+        if shown is None or shown[1] != step:
             # a new step: a new task, so the rate and the time left are measured afresh
-            if self._task is not None:
-                bar.remove_task(self._task)
-            self._task = bar.add_task(description, total=total or None, completed=done, unit=unit, objects=objects)
-            self._step = step
+            if shown is not None:
+                bar.remove_task(shown[0])
+            task = bar.add_task(description, total=total or None, completed=done, unit=unit, objects=objects)
+            while len(self._tasks) >= _BARS:  # collections that moved on long ago make room
+                bar.remove_task(self._tasks.pop(next(iter(self._tasks)))[0])
+            self._tasks[p.collection] = (task, step)
         else:
-            bar.update(self._task, completed=done, description=description, objects=objects)
+            bar.update(shown[0], completed=done, description=description, objects=objects)
+            self._tasks[p.collection] = shown
 
     def _stop(self) -> None:
         self._closed = True
