@@ -15,7 +15,6 @@ comes last; a failed or cancelled backup is removed, and never gets that file.
 from __future__ import annotations
 
 import datetime
-import itertools
 import logging
 import threading
 import time
@@ -52,7 +51,7 @@ from milvus_backup.core.paths import MANIFEST, META_DIR, META_WRITE_ORDER, Malfo
 from milvus_backup.core.pause import pause_point
 from milvus_backup.core.rbac import backup_rbac
 from milvus_backup.core.requests import ALL, describe_filter, filter_allows
-from milvus_backup.core.storage import Copied, CopyTask, ObjectInfo
+from milvus_backup.core.storage import Copied, CopyTask, ObjectInfo, copy_groups
 from milvus_backup.core.versions import META_KEY as UNTESTED_META_KEY
 from milvus_backup.core.versions import check_backup_source
 
@@ -60,6 +59,7 @@ log = logging.getLogger("milvus_backup")
 T = TypeVar("T")
 R = TypeVar("R")
 MAX_LISTINGS = 128  # segment folders listed at once, at most
+REQUESTS_PER_PLAN = 4  # a collection's Milvus requests that run beside its flush
 
 
 @dataclass
@@ -187,6 +187,14 @@ class _CollectionPlan:
     copies: list[CopyTask]
 
 
+@dataclass(frozen=True)
+class _Pools:
+    """The threads the plans share: Milvus requests of the collections being planned, segment listings."""
+
+    requests: ThreadPoolExecutor
+    segments: ThreadPoolExecutor
+
+
 def _segment_binlogs(
     ctx: Context, seg: SegmentInfo, etags: dict[str, str]
 ) -> tuple[list[FieldBinlog], list[FieldBinlog]]:
@@ -230,15 +238,25 @@ def _plan_collection(
     coll: str,
     meta_only: bool,
     reporter: Reporter,
-    segment_pool: ThreadPoolExecutor,
+    pools: _Pools,
     flushed_at: int | None = None,
 ) -> _CollectionPlan:
-    """`flushed_at`: the flush timestamp when flushed already (0: not flushed at all); None flushes it now."""
+    """`flushed_at`: the flush timestamp when flushed already (0: not flushed at all); None flushes it now.
+    The requests that do not depend on the flush (describe, load state, indexes, partitions) are sent
+    while it runs: a collection's plan takes about as long as its flush and segment listing."""
     milvus = ctx.milvus
-    desc = milvus.describe(db, coll)
-    load_state = milvus.load_state(db, coll)
-    flush_ts = milvus.flush(db, coll) if flushed_at is None else flushed_at
-    reporter.check_cancelled()
+    asked_desc = pools.requests.submit(milvus.describe, db, coll)
+    asked_load_state = pools.requests.submit(milvus.load_state, db, coll)
+    asked_indexes = pools.requests.submit(milvus.indexes, db, coll)
+    asked_partitions = pools.requests.submit(milvus.partitions, db, coll)
+    try:
+        desc = asked_desc.result()
+        flush_ts = milvus.flush(db, coll) if flushed_at is None else flushed_at
+        reporter.check_cancelled()
+    finally:
+        others: list[Future[Any]] = [asked_load_state, asked_indexes, asked_partitions]
+        wait(others)  # nothing of this plan runs on after it
+    load_state = asked_load_state.result()
     backup_ts = flush_ts or (int(time.time() * 1000) << 18)
     indexes = [
         IndexInfo(
@@ -248,14 +266,14 @@ def _plan_collection(
             params={kv.key: kv.value for kv in i.params},
             index_id=i.indexID,
         )
-        for i in milvus.indexes(db, coll)
+        for i in asked_indexes.result()
     ]
     segments: dict[int, list[Segment]] = {}
     copies: list[CopyTask] = []
     if not meta_only:
         found = milvus.segments(db, coll)
         etags: dict[str, str] = {}
-        listed = run_all(segment_pool, lambda seg: _segment_binlogs(ctx, seg, etags), found, reporter)
+        listed = run_all(pools.segments, lambda seg: _segment_binlogs(ctx, seg, etags), found, reporter)
         for seg, (insert, delta) in zip(found, listed, strict=True):
             segment = Segment(
                 segment_id=seg.segment_id,
@@ -291,7 +309,7 @@ def _plan_collection(
                     for b in fb.binlogs
                 ]
     partitions = []
-    for part_name, part_id in milvus.partitions(db, coll):
+    for part_name, part_id in asked_partitions.result():
         segs = sorted(segments.get(part_id, []), key=lambda s: s.segment_id)
         partitions.append(
             Partition(
@@ -343,7 +361,7 @@ def _plan_collections(
     def plan(pair: tuple[str, str]) -> _CollectionPlan:
         db, coll = pair
         reporter.phase(Phase.PREPARE, f"{db}.{coll}")
-        result = _plan_collection(ctx, backup_id, name, db, coll, meta_only, reporter, segment_pool, flushed[db, coll])
+        result = _plan_collection(ctx, backup_id, name, db, coll, meta_only, reporter, pools, flushed[db, coll])
         reporter.plan_collection(f"{db}.{coll}", sum(t.size for t in result.copies), result.meta.num_rows)
         reporter.log(
             f"{db}.{coll}: {len(result.meta.segments())} segment(s), "
@@ -351,10 +369,13 @@ def _plan_collections(
         )
         return result
 
+    at_once = min(settings.backup_collection, len(pairs))
     with (
-        ThreadPoolExecutor(min(settings.backup_segment, MAX_LISTINGS), thread_name_prefix="segments") as segment_pool,
-        ThreadPoolExecutor(min(settings.backup_collection, len(pairs)), thread_name_prefix="collections") as pool,
+        ThreadPoolExecutor(min(settings.backup_segment, MAX_LISTINGS), thread_name_prefix="segments") as segments,
+        ThreadPoolExecutor(REQUESTS_PER_PLAN * at_once, thread_name_prefix="requests") as requests,
+        ThreadPoolExecutor(at_once, thread_name_prefix="collections") as pool,
     ):
+        pools = _Pools(requests, segments)
         return run_all(pool, plan, pairs, reporter)
 
 
@@ -378,9 +399,23 @@ def run_all(pool: ThreadPoolExecutor, fn: Callable[[T], R], items: Sequence[T], 
         raise
 
 
-def _interleaved(lists: list[list[CopyTask]]) -> list[CopyTask]:
-    """One copy of each collection in turn, so the collections' copies run side by side."""
-    return [task for batch in itertools.zip_longest(*lists) for task in batch if task is not None]
+def _copy_collections(
+    ctx: Context, plans: list[_CollectionPlan], reporter: Reporter, after_copy: Callable[[CopyTask, Copied], None]
+) -> None:
+    """The binlog copies on one pool of backup.parallelism.copydata threads, those of at most
+    backupCollection collections at a time (one copy of each in turn): with 1, the collections are
+    copied one after the other, as the setting says."""
+    copy_groups(
+        ctx.milvus_storage,
+        ctx.backup_storage,
+        [plan.copies for plan in plans],
+        ctx.config.backup.copydata,
+        ctx.config.backup.backup_collection,
+        on_progress=lambda b, o: reporter.add(bytes_done=b, objects_done=o),
+        cancel=reporter.cancel_event,
+        server_side=not ctx.config.cross_storage,
+        after_copy=after_copy,
+    )
 
 
 def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_id: str | None = None) -> BackupInfo:
@@ -407,7 +442,7 @@ def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_
             gc_paused = _pause_gc(ctx, reporter, request)
         flushed = _flush_first(ctx.milvus, pairs, strategy, reporter)
         plans = _plan_collections(ctx, backup_id, name, pairs, meta_only, reporter, flushed)
-        copies = _interleaved([plan.copies for plan in plans])
+        copies = [task for plan in plans for task in plan.copies]
         total = sum(t.size for t in copies)
         reporter.phase(
             Phase.COPY,
@@ -419,7 +454,7 @@ def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_
         wrote_anything = True
         owners = {t.dst_key: f"{db}.{coll}" for (db, coll), plan in zip(pairs, plans, strict=True) for t in plan.copies}
         confirmations = _ConfirmedCopies(ctx, name, copies, reporter, owners)
-        ctx.copy(ctx.milvus_storage, ctx.backup_storage, copies, reporter, after_copy=confirmations.add)
+        _copy_collections(ctx, plans, reporter, confirmations.add)
         reporter.check_cancelled()
         entries = confirmations.confirm()
         reporter.phase(Phase.META, message="writing meta")
@@ -516,8 +551,10 @@ def write_meta(ctx: Context, name: str, info: BackupInfo, entries: dict[str, Ent
     info.meta_size = sum(len(data) for data in files.values())
     files = meta_files(info)
     storage, layout = ctx.backup_storage, ctx.backup_layout
-    for filename in META_WRITE_ORDER[:-1]:
-        storage.write(layout.meta(name, filename), files[filename])
+    first = META_WRITE_ORDER[:-1]
+    with ThreadPoolExecutor(len(first), thread_name_prefix="meta") as pool:  # no order among these
+        for future in [pool.submit(storage.write, layout.meta(name, f), files[f]) for f in first]:
+            future.result()
     pause_point("backup:meta")
     manifest = dict(entries or {})
     for filename in META_WRITE_ORDER:

@@ -80,32 +80,49 @@ class FaultyClient:
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._client, name)
-        rules = [(i, r) for i, r in enumerate(self._rules) if r.method == name]
-        if not rules or not callable(attr):
+        if name == "_execute":  # the storage sends CopyObject as a bare request: rules name it copy_object
+            return self._bare_request(attr)
+        if not self._rules_for(name) or not callable(attr):
             return attr
+        return lambda *args, **kwargs: self._call(name, args, kwargs, lambda: attr(*args, **kwargs))
 
-        def call(*args: Any, **kwargs: Any) -> Any:
-            key = _key_of(name, args, kwargs)
-            for index, rule in rules:
-                if rule.match and rule.match not in key:
-                    continue
-                with self._lock:
-                    self._seen[(index, key)] += 1
-                    due = rule.times == 0 or self._seen[(index, key)] <= rule.times
-                    if due:
-                        self.injected[name] += 1
-                if not due:
-                    continue
-                if rule.keep is not None:
-                    result = attr(*args, **kwargs)
-                    self._replace(args, rule.keep)
-                    return result
-                if rule.mid_stream:
-                    return _CutStream(attr(*args, **kwargs), rule.error(name, key))
-                if name == "list_objects":
-                    return _failing_iter(rule.error(name, key))
-                raise rule.error(name, key)
-            return attr(*args, **kwargs)
+    def _rules_for(self, name: str) -> list[tuple[int, Rule]]:
+        return [(i, r) for i, r in enumerate(self._rules) if r.method == name]
+
+    def _call(self, name: str, args: tuple, kwargs: dict, run: Callable[[], Any]) -> Any:
+        """Method `name` called with args/kwargs, faults injected as the rules say; `run` calls it."""
+        key = _key_of(name, args, kwargs)
+        for index, rule in self._rules_for(name):
+            if rule.match and rule.match not in key:
+                continue
+            with self._lock:
+                self._seen[(index, key)] += 1
+                due = rule.times == 0 or self._seen[(index, key)] <= rule.times
+                if due:
+                    self.injected[name] += 1
+            if not due:
+                continue
+            if rule.keep is not None:
+                result = run()
+                self._replace(args, rule.keep)
+                return result
+            if rule.mid_stream:
+                return _CutStream(run(), rule.error(name, key))
+            if name == "list_objects":
+                return _failing_iter(rule.error(name, key))
+            raise rule.error(name, key)
+        return run()
+
+    def _bare_request(self, execute: Callable[..., Any]) -> Callable[..., Any]:
+        """Minio._execute, where a PUT with an x-amz-copy-source header meets copy_object's rules."""
+
+        def call(method: str, bucket: str, object_name: str = "", **kwargs: Any) -> Any:
+            def run() -> Any:
+                return execute(method, bucket, object_name=object_name, **kwargs)
+
+            if method == "PUT" and "x-amz-copy-source" in (kwargs.get("headers") or {}):
+                return self._call("copy_object", (bucket, object_name), {}, run)
+            return run()
 
         return call
 
