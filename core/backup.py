@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 from milvus_backup.core.context import Context
 from milvus_backup.core.errors import AlreadyExists, BackupToolError, InvalidRequest, NotFound, StorageError
-from milvus_backup.core.integrity import Entry, encode_manifest, hash_bytes, is_md5_etag
+from milvus_backup.core.integrity import Entry, ManifestWriter, hash_bytes, is_md5_etag
 from milvus_backup.core.jobs import Phase, Reporter
 from milvus_backup.core.meta import (
     BackupInfo,
@@ -433,6 +433,7 @@ def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_
     started = int(time.time())
     backup_id = backup_id or str(uuid.uuid4())
     wrote_anything = gc_paused = False
+    manifest: ManifestWriter | None = None
     try:
         reporter.phase(Phase.PREPARE, message=f"planning backup {name} of {len(pairs)} collection(s)")
         for warning in untested:
@@ -456,7 +457,8 @@ def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_
         confirmations = _ConfirmedCopies(ctx, name, copies, reporter, owners)
         _copy_collections(ctx, plans, reporter, confirmations.add)
         reporter.check_cancelled()
-        entries = confirmations.confirm()
+        manifest = ManifestWriter(name)
+        confirmations.confirm(manifest)
         reporter.phase(Phase.META, message="writing meta")
         collections = [p.meta for p in plans]
         info = BackupInfo(
@@ -475,7 +477,7 @@ def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_
             # the guard was off for this backup: say so in its meta (the Go tool ignores keys it does not know)
             extra={UNTESTED_META_KEY: True} if ctx.config.backup.allow_untested_milvus else {},
         )
-        write_meta(ctx, name, info, entries)
+        write_meta(ctx, name, info, manifest)
         reporter.add(rows=sum(c.num_rows for c in collections))
         reporter.log(f"backup {name} complete: {len(collections)} collection(s), {info.size} bytes")
         return info
@@ -484,6 +486,8 @@ def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_
             _remove_partial(ctx, name, reporter, exc)
         raise
     finally:
+        if manifest is not None:
+            manifest.close()
         if gc_paused:
             _gc_call(ctx, request, reporter, "resume", "resumed Milvus garbage collection")
 
@@ -509,23 +513,24 @@ class _ConfirmedCopies:
         self.reporter.collection_copied(self.owners[task.dst_key], task.size)
         pause_point("backup:copy")
 
-    def confirm(self) -> dict[str, Entry]:
+    def confirm(self, manifest: ManifestWriter) -> None:
+        """Walk the listing once, adding each confirmed copy's entry to `manifest` as it comes (in key
+        order, as the listing gives them); each copy is forgotten once confirmed, so what is left at the
+        end was never listed."""
         storage, layout = self.ctx.backup_storage, self.ctx.backup_layout
-        entries: dict[str, Entry] = {}
         for obj in storage.list(layout.backup(self.name)):
-            task = self.tasks.get(obj.key)
+            task = self.tasks.pop(obj.key, None)
             if task is None:
                 continue
-            copied = self.copied[obj.key]
+            copied = self.copied.pop(obj.key)
             _check_copy(storage.describe(obj.key), task, copied, obj)
-            entries[layout.relative_key(self.name, obj.key)] = Entry(obj.size, copied.sha256 or None, obj.etag or None)
-        if len(entries) < len(self.tasks):
-            absent = next(key for key in self.tasks if layout.relative_key(self.name, key) not in entries)
+            entry = Entry(obj.size, copied.sha256 or None, obj.etag or None)
+            manifest.add(layout.relative_key(self.name, obj.key), entry)
+        if self.tasks:
             raise StorageError(
-                f"the copy {storage.describe(absent)} is absent after it was written: the store did not keep "
-                "what was written"
+                f"the copy {storage.describe(next(iter(self.tasks)))} is absent after it was written: the store "
+                "did not keep what was written"
             )
-        return entries
 
 
 def _check_copy(where: str, task: CopyTask, copied: Copied, listed: ObjectInfo) -> None:
@@ -544,9 +549,9 @@ def _check_copy(where: str, task: CopyTask, copied: Copied, listed: ObjectInfo) 
     )
 
 
-def write_meta(ctx: Context, name: str, info: BackupInfo, entries: dict[str, Entry] | None = None) -> None:
-    """Write the meta files, then the integrity manifest (the binlogs' `entries` plus every meta file),
-    then backup_meta.json, which marks the backup complete."""
+def write_meta(ctx: Context, name: str, info: BackupInfo, manifest: ManifestWriter) -> None:
+    """Write the meta files, then the integrity manifest (the binlogs' entries `manifest` holds already,
+    plus every meta file), then backup_meta.json, which marks the backup complete."""
     files = meta_files(info)
     info.meta_size = sum(len(data) for data in files.values())
     files = meta_files(info)
@@ -556,10 +561,9 @@ def write_meta(ctx: Context, name: str, info: BackupInfo, entries: dict[str, Ent
         for future in [pool.submit(storage.write, layout.meta(name, f), files[f]) for f in first]:
             future.result()
     pause_point("backup:meta")
-    manifest = dict(entries or {})
-    for filename in META_WRITE_ORDER:
-        manifest[join(META_DIR, filename)] = hash_bytes(files[filename])
-    storage.write(layout.meta(name, MANIFEST), encode_manifest(name, manifest))
+    for filename in sorted(META_WRITE_ORDER):  # after every binlog: "binlogs/..." < "meta/..."
+        manifest.add(join(META_DIR, filename), hash_bytes(files[filename]))
+    storage.write_file(layout.meta(name, MANIFEST), *manifest.finish())
     pause_point("backup:final")
     storage.write(layout.meta(name, META_WRITE_ORDER[-1]), files[META_WRITE_ORDER[-1]])
 

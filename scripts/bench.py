@@ -452,7 +452,9 @@ class Bench:
 
         targets = {cid: (f"{n}_raw", schema) for n, cid in ids.items()}
         if not args.no_restore:
-            pair(r, restore_tool, lambda: self.raw_import(parallel, targets), self.row(f"restore of {args.small} small"))
+            pair(
+                r, restore_tool, lambda: self.raw_import(parallel, targets), self.row(f"restore of {args.small} small")
+            )
         engine = Engine(self.config)
         engine.delete_backup(parallel)
         engine.delete_backup(serial)
