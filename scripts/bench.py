@@ -433,14 +433,17 @@ class Bench:
         serial = f"{backup}_s"
 
         def tool_parallel() -> float:
-            return float(self.tool(what="backup", backup=parallel, collections=names)["seconds"])
+            result = self.tool(what="backup", backup=parallel, collections=names)
+            self.row(label).notes.append(f"peak RSS {result['rss_mib']:.0f} MiB")
+            return float(result["seconds"])
 
         def tool_serial() -> float:
             return float(self.tool(what="backup", backup=serial, collections=names, backup_collection=1)["seconds"])
 
-        pair(r, tool_parallel, tool_serial, self.row(f"backup of {args.small} small collections vs one at a time"))
+        label = f"backup of {args.small} small collections vs one at a time"
+        pair(r, tool_parallel, tool_serial, self.row(label))
         copy_row = self.row(f"backup of {args.small} small collections vs raw copy")
-        copy_row.tool.append(self.rows[f"backup of {args.small} small collections vs one at a time"].tool[-1])
+        copy_row.tool.append(self.rows[label].tool[-1])
         copy_row.raw.append(self.raw_copy(self.binlogs(list(ids.values()))))
 
         def restore_tool() -> float:
