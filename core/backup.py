@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import partial
 from typing import Any, TypeVar
 
 from milvus_backup.core.context import Context
@@ -195,11 +196,9 @@ class _Pools:
     segments: ThreadPoolExecutor
 
 
-def _segment_binlogs(
-    ctx: Context, seg: SegmentInfo, etags: dict[str, str]
-) -> tuple[list[FieldBinlog], list[FieldBinlog]]:
-    """A segment's insert and delta binlogs, found by listing its folders in the Milvus bucket; the
-    listing's ETags go into `etags` by key, for the copies' confirmation."""
+def _insert_binlogs(ctx: Context, seg: SegmentInfo, etags: dict[str, str]) -> list[FieldBinlog]:
+    """A segment's insert binlogs, found by listing its folder in the Milvus bucket; the listing's ETags
+    go into `etags` by key, for the copies' confirmation."""
     by_field: dict[int, list[Binlog]] = {}
     prefix = ctx.milvus_layout.insert_segment(seg.collection_id, seg.partition_id, seg.segment_id)
     for obj in ctx.milvus_storage.list(prefix):
@@ -209,25 +208,31 @@ def _segment_binlogs(
             continue  # not a binlog
         by_field.setdefault(insert_log.field_id, []).append(Binlog(obj.key, obj.size, insert_log.log_id))
         etags[obj.key] = obj.etag
+    if seg.num_rows and not by_field:
+        raise StorageError(
+            f"segment {seg.segment_id} has no binlogs under {ctx.milvus_storage.bucket}/{prefix}: check that "
+            "minio.bucketName and minio.rootPath match the Milvus server's own config"
+        )
+    return [
+        FieldBinlog(field_id=f, binlogs=sorted(logs, key=lambda b: b.log_id)) for f, logs in sorted(by_field.items())
+    ]
+
+
+def _delta_binlogs(ctx: Context, seg: SegmentInfo, etags: dict[str, str]) -> list[FieldBinlog]:
+    """A segment's delete logs, as _insert_binlogs finds its insert logs."""
     deltas = []
-    dprefix = ctx.milvus_layout.delta_segment(seg.collection_id, seg.partition_id, seg.segment_id)
-    for obj in ctx.milvus_storage.list(dprefix):
+    prefix = ctx.milvus_layout.delta_segment(seg.collection_id, seg.partition_id, seg.segment_id)
+    for obj in ctx.milvus_storage.list(prefix):
         try:
             delta_log = ctx.milvus_layout.parse_delta_log(obj.key)
         except MalformedKey:
             continue
         deltas.append(Binlog(obj.key, obj.size, delta_log.log_id))
         etags[obj.key] = obj.etag
-    if seg.num_rows and not by_field:
-        raise StorageError(
-            f"segment {seg.segment_id} has no binlogs under {ctx.milvus_storage.bucket}/{prefix}: check that "
-            "minio.bucketName and minio.rootPath match the Milvus server's own config"
-        )
-    insert = [
-        FieldBinlog(field_id=f, binlogs=sorted(logs, key=lambda b: b.log_id)) for f, logs in sorted(by_field.items())
-    ]
-    delta = [FieldBinlog(field_id=0, binlogs=sorted(deltas, key=lambda b: b.log_id))] if deltas else []
-    return insert, delta
+    return [FieldBinlog(field_id=0, binlogs=sorted(deltas, key=lambda b: b.log_id))] if deltas else []
+
+
+_LISTINGS = (_insert_binlogs, _delta_binlogs)  # in this order: listed[::2] are insert logs
 
 
 def _plan_collection(
@@ -250,11 +255,11 @@ def _plan_collection(
     asked_indexes = pools.requests.submit(milvus.indexes, db, coll)
     asked_partitions = pools.requests.submit(milvus.partitions, db, coll)
     try:
-        desc = asked_desc.result()
         flush_ts = milvus.flush(db, coll) if flushed_at is None else flushed_at
+        desc = asked_desc.result()
         reporter.check_cancelled()
     finally:
-        others: list[Future[Any]] = [asked_load_state, asked_indexes, asked_partitions]
+        others: list[Future[Any]] = [asked_desc, asked_load_state, asked_indexes, asked_partitions]
         wait(others)  # nothing of this plan runs on after it
     load_state = asked_load_state.result()
     backup_ts = flush_ts or (int(time.time() * 1000) << 18)
@@ -273,8 +278,10 @@ def _plan_collection(
     if not meta_only:
         found = milvus.segments(db, coll)
         etags: dict[str, str] = {}
-        listed = run_all(pools.segments, lambda seg: _segment_binlogs(ctx, seg, etags), found, reporter)
-        for seg, (insert, delta) in zip(found, listed, strict=True):
+        # each segment's two folders listed at once, on the pool all plans share
+        listings = [partial(list_binlogs, ctx, seg, etags) for seg in found for list_binlogs in _LISTINGS]
+        listed = run_all(pools.segments, lambda listing: listing(), listings, reporter)
+        for seg, insert, delta in zip(found, listed[::2], listed[1::2], strict=True):
             segment = Segment(
                 segment_id=seg.segment_id,
                 collection_id=seg.collection_id,
@@ -341,6 +348,7 @@ def _plan_collection(
         physical_channel_names=list(desc.physical_channel_names),
         aliases=list(desc.aliases),
     )
+    copies.sort(key=lambda task: task.size, reverse=True)  # the largest first: no large copy starts last, alone
     return _CollectionPlan(meta, copies)
 
 
