@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
-from milvus_backup.core.errors import Cancelled, StorageError
+from milvus_backup.core.errors import BackupToolError, Cancelled, StorageError
 from milvus_backup.core.storage.base import Copied, Storage
 from milvus_backup.core.storage.errors import short
 
@@ -42,7 +42,8 @@ def copy_objects(
     failure stops new copies too and is raised as a StorageError once the copies in flight are done.
     server_side=False forces streaming copies (`minio.crossStorage`).
     after_copy(task, copied), when given, runs in the worker right after each copy (before its progress
-    is reported) with what the copy vouches for (`Copied`); its failure fails the copy.
+    is reported) with what the copy vouches for (`Copied`); its failure fails the copy (a BackupToolError
+    it raises is raised as it is: a restore's DamagedBackup stays one).
     """
     copy_groups(
         src,
@@ -145,7 +146,7 @@ def copy_groups(
                     failure = task, error
     if failure is not None:
         failed_task, cause = failure
-        if isinstance(cause, StorageError):
+        if isinstance(cause, BackupToolError):  # a StorageError, or after_copy's own verdict (a damaged object)
             raise cause
         raise StorageError(f"copy of {failed_task.src_key} failed: {short(cause)}") from cause
     if cancelled:
