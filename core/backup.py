@@ -15,7 +15,6 @@ comes last; a failed or cancelled backup is removed, and never gets that file.
 from __future__ import annotations
 
 import datetime
-import itertools
 import logging
 import threading
 import time
@@ -26,11 +25,12 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import partial
 from typing import Any, TypeVar
 
 from milvus_backup.core.context import Context
 from milvus_backup.core.errors import AlreadyExists, BackupToolError, InvalidRequest, NotFound, StorageError
-from milvus_backup.core.integrity import Entry, encode_manifest, hash_bytes, is_md5_etag
+from milvus_backup.core.integrity import Entry, ManifestWriter, hash_bytes, is_md5_etag
 from milvus_backup.core.jobs import Phase, Reporter
 from milvus_backup.core.meta import (
     BackupInfo,
@@ -52,7 +52,7 @@ from milvus_backup.core.paths import MANIFEST, META_DIR, META_WRITE_ORDER, Malfo
 from milvus_backup.core.pause import pause_point
 from milvus_backup.core.rbac import backup_rbac
 from milvus_backup.core.requests import ALL, describe_filter, filter_allows
-from milvus_backup.core.storage import Copied, CopyTask, ObjectInfo
+from milvus_backup.core.storage import Copied, CopyTask, ObjectInfo, copy_groups
 from milvus_backup.core.versions import META_KEY as UNTESTED_META_KEY
 from milvus_backup.core.versions import check_backup_source
 
@@ -60,6 +60,7 @@ log = logging.getLogger("milvus_backup")
 T = TypeVar("T")
 R = TypeVar("R")
 MAX_LISTINGS = 128  # segment folders listed at once, at most
+REQUESTS_PER_PLAN = 4  # a collection's Milvus requests that run beside its flush
 
 
 @dataclass
@@ -187,11 +188,17 @@ class _CollectionPlan:
     copies: list[CopyTask]
 
 
-def _segment_binlogs(
-    ctx: Context, seg: SegmentInfo, etags: dict[str, str]
-) -> tuple[list[FieldBinlog], list[FieldBinlog]]:
-    """A segment's insert and delta binlogs, found by listing its folders in the Milvus bucket; the
-    listing's ETags go into `etags` by key, for the copies' confirmation."""
+@dataclass(frozen=True)
+class _Pools:
+    """The threads the plans share: Milvus requests of the collections being planned, segment listings."""
+
+    requests: ThreadPoolExecutor
+    segments: ThreadPoolExecutor
+
+
+def _insert_binlogs(ctx: Context, seg: SegmentInfo, etags: dict[str, str]) -> list[FieldBinlog]:
+    """A segment's insert binlogs, found by listing its folder in the Milvus bucket; the listing's ETags
+    go into `etags` by key, for the copies' confirmation."""
     by_field: dict[int, list[Binlog]] = {}
     prefix = ctx.milvus_layout.insert_segment(seg.collection_id, seg.partition_id, seg.segment_id)
     for obj in ctx.milvus_storage.list(prefix):
@@ -201,25 +208,31 @@ def _segment_binlogs(
             continue  # not a binlog
         by_field.setdefault(insert_log.field_id, []).append(Binlog(obj.key, obj.size, insert_log.log_id))
         etags[obj.key] = obj.etag
+    if seg.num_rows and not by_field:
+        raise StorageError(
+            f"segment {seg.segment_id} has no binlogs under {ctx.milvus_storage.bucket}/{prefix}: check that "
+            "minio.bucketName and minio.rootPath match the Milvus server's own config"
+        )
+    return [
+        FieldBinlog(field_id=f, binlogs=sorted(logs, key=lambda b: b.log_id)) for f, logs in sorted(by_field.items())
+    ]
+
+
+def _delta_binlogs(ctx: Context, seg: SegmentInfo, etags: dict[str, str]) -> list[FieldBinlog]:
+    """A segment's delete logs, as _insert_binlogs finds its insert logs."""
     deltas = []
-    dprefix = ctx.milvus_layout.delta_segment(seg.collection_id, seg.partition_id, seg.segment_id)
-    for obj in ctx.milvus_storage.list(dprefix):
+    prefix = ctx.milvus_layout.delta_segment(seg.collection_id, seg.partition_id, seg.segment_id)
+    for obj in ctx.milvus_storage.list(prefix):
         try:
             delta_log = ctx.milvus_layout.parse_delta_log(obj.key)
         except MalformedKey:
             continue
         deltas.append(Binlog(obj.key, obj.size, delta_log.log_id))
         etags[obj.key] = obj.etag
-    if seg.num_rows and not by_field:
-        raise StorageError(
-            f"segment {seg.segment_id} has no binlogs under {ctx.milvus_storage.bucket}/{prefix}: check that "
-            "minio.bucketName and minio.rootPath match the Milvus server's own config"
-        )
-    insert = [
-        FieldBinlog(field_id=f, binlogs=sorted(logs, key=lambda b: b.log_id)) for f, logs in sorted(by_field.items())
-    ]
-    delta = [FieldBinlog(field_id=0, binlogs=sorted(deltas, key=lambda b: b.log_id))] if deltas else []
-    return insert, delta
+    return [FieldBinlog(field_id=0, binlogs=sorted(deltas, key=lambda b: b.log_id))] if deltas else []
+
+
+_LISTINGS = (_insert_binlogs, _delta_binlogs)  # in this order: listed[::2] are insert logs
 
 
 def _plan_collection(
@@ -230,15 +243,25 @@ def _plan_collection(
     coll: str,
     meta_only: bool,
     reporter: Reporter,
-    segment_pool: ThreadPoolExecutor,
+    pools: _Pools,
     flushed_at: int | None = None,
 ) -> _CollectionPlan:
-    """`flushed_at`: the flush timestamp when flushed already (0: not flushed at all); None flushes it now."""
+    """`flushed_at`: the flush timestamp when flushed already (0: not flushed at all); None flushes it now.
+    The requests that do not depend on the flush (describe, load state, indexes, partitions) are sent
+    while it runs: a collection's plan takes about as long as its flush and segment listing."""
     milvus = ctx.milvus
-    desc = milvus.describe(db, coll)
-    load_state = milvus.load_state(db, coll)
-    flush_ts = milvus.flush(db, coll) if flushed_at is None else flushed_at
-    reporter.check_cancelled()
+    asked_desc = pools.requests.submit(milvus.describe, db, coll)
+    asked_load_state = pools.requests.submit(milvus.load_state, db, coll)
+    asked_indexes = pools.requests.submit(milvus.indexes, db, coll)
+    asked_partitions = pools.requests.submit(milvus.partitions, db, coll)
+    try:
+        flush_ts = milvus.flush(db, coll) if flushed_at is None else flushed_at
+        desc = asked_desc.result()
+        reporter.check_cancelled()
+    finally:
+        others: list[Future[Any]] = [asked_desc, asked_load_state, asked_indexes, asked_partitions]
+        wait(others)  # nothing of this plan runs on after it
+    load_state = asked_load_state.result()
     backup_ts = flush_ts or (int(time.time() * 1000) << 18)
     indexes = [
         IndexInfo(
@@ -248,15 +271,17 @@ def _plan_collection(
             params={kv.key: kv.value for kv in i.params},
             index_id=i.indexID,
         )
-        for i in milvus.indexes(db, coll)
+        for i in asked_indexes.result()
     ]
     segments: dict[int, list[Segment]] = {}
     copies: list[CopyTask] = []
     if not meta_only:
         found = milvus.segments(db, coll)
         etags: dict[str, str] = {}
-        listed = run_all(segment_pool, lambda seg: _segment_binlogs(ctx, seg, etags), found, reporter)
-        for seg, (insert, delta) in zip(found, listed, strict=True):
+        # each segment's two folders listed at once, on the pool all plans share
+        listings = [partial(list_binlogs, ctx, seg, etags) for seg in found for list_binlogs in _LISTINGS]
+        listed = run_all(pools.segments, lambda listing: listing(), listings, reporter)
+        for seg, insert, delta in zip(found, listed[::2], listed[1::2], strict=True):
             segment = Segment(
                 segment_id=seg.segment_id,
                 collection_id=seg.collection_id,
@@ -291,7 +316,7 @@ def _plan_collection(
                     for b in fb.binlogs
                 ]
     partitions = []
-    for part_name, part_id in milvus.partitions(db, coll):
+    for part_name, part_id in asked_partitions.result():
         segs = sorted(segments.get(part_id, []), key=lambda s: s.segment_id)
         partitions.append(
             Partition(
@@ -323,6 +348,7 @@ def _plan_collection(
         physical_channel_names=list(desc.physical_channel_names),
         aliases=list(desc.aliases),
     )
+    copies.sort(key=lambda task: task.size, reverse=True)  # the largest first: no large copy starts last, alone
     return _CollectionPlan(meta, copies)
 
 
@@ -343,7 +369,7 @@ def _plan_collections(
     def plan(pair: tuple[str, str]) -> _CollectionPlan:
         db, coll = pair
         reporter.phase(Phase.PREPARE, f"{db}.{coll}")
-        result = _plan_collection(ctx, backup_id, name, db, coll, meta_only, reporter, segment_pool, flushed[db, coll])
+        result = _plan_collection(ctx, backup_id, name, db, coll, meta_only, reporter, pools, flushed[db, coll])
         reporter.plan_collection(f"{db}.{coll}", sum(t.size for t in result.copies), result.meta.num_rows)
         reporter.log(
             f"{db}.{coll}: {len(result.meta.segments())} segment(s), "
@@ -351,10 +377,13 @@ def _plan_collections(
         )
         return result
 
+    at_once = min(settings.backup_collection, len(pairs))
     with (
-        ThreadPoolExecutor(min(settings.backup_segment, MAX_LISTINGS), thread_name_prefix="segments") as segment_pool,
-        ThreadPoolExecutor(min(settings.backup_collection, len(pairs)), thread_name_prefix="collections") as pool,
+        ThreadPoolExecutor(min(settings.backup_segment, MAX_LISTINGS), thread_name_prefix="segments") as segments,
+        ThreadPoolExecutor(REQUESTS_PER_PLAN * at_once, thread_name_prefix="requests") as requests,
+        ThreadPoolExecutor(at_once, thread_name_prefix="collections") as pool,
     ):
+        pools = _Pools(requests, segments)
         return run_all(pool, plan, pairs, reporter)
 
 
@@ -378,9 +407,23 @@ def run_all(pool: ThreadPoolExecutor, fn: Callable[[T], R], items: Sequence[T], 
         raise
 
 
-def _interleaved(lists: list[list[CopyTask]]) -> list[CopyTask]:
-    """One copy of each collection in turn, so the collections' copies run side by side."""
-    return [task for batch in itertools.zip_longest(*lists) for task in batch if task is not None]
+def _copy_collections(
+    ctx: Context, plans: list[_CollectionPlan], reporter: Reporter, after_copy: Callable[[CopyTask, Copied], None]
+) -> None:
+    """The binlog copies on one pool of backup.parallelism.copydata threads, those of at most
+    backupCollection collections at a time (one copy of each in turn): with 1, the collections are
+    copied one after the other, as the setting says."""
+    copy_groups(
+        ctx.milvus_storage,
+        ctx.backup_storage,
+        [plan.copies for plan in plans],
+        ctx.config.backup.copydata,
+        ctx.config.backup.backup_collection,
+        on_progress=lambda b, o: reporter.add(bytes_done=b, objects_done=o),
+        cancel=reporter.cancel_event,
+        server_side=not ctx.config.cross_storage,
+        after_copy=after_copy,
+    )
 
 
 def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_id: str | None = None) -> BackupInfo:
@@ -398,6 +441,7 @@ def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_
     started = int(time.time())
     backup_id = backup_id or str(uuid.uuid4())
     wrote_anything = gc_paused = False
+    manifest: ManifestWriter | None = None
     try:
         reporter.phase(Phase.PREPARE, message=f"planning backup {name} of {len(pairs)} collection(s)")
         for warning in untested:
@@ -407,7 +451,7 @@ def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_
             gc_paused = _pause_gc(ctx, reporter, request)
         flushed = _flush_first(ctx.milvus, pairs, strategy, reporter)
         plans = _plan_collections(ctx, backup_id, name, pairs, meta_only, reporter, flushed)
-        copies = _interleaved([plan.copies for plan in plans])
+        copies = [task for plan in plans for task in plan.copies]
         total = sum(t.size for t in copies)
         reporter.phase(
             Phase.COPY,
@@ -419,9 +463,10 @@ def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_
         wrote_anything = True
         owners = {t.dst_key: f"{db}.{coll}" for (db, coll), plan in zip(pairs, plans, strict=True) for t in plan.copies}
         confirmations = _ConfirmedCopies(ctx, name, copies, reporter, owners)
-        ctx.copy(ctx.milvus_storage, ctx.backup_storage, copies, reporter, after_copy=confirmations.add)
+        _copy_collections(ctx, plans, reporter, confirmations.add)
         reporter.check_cancelled()
-        entries = confirmations.confirm()
+        manifest = ManifestWriter(name)
+        confirmations.confirm(manifest)
         reporter.phase(Phase.META, message="writing meta")
         collections = [p.meta for p in plans]
         info = BackupInfo(
@@ -440,7 +485,7 @@ def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_
             # the guard was off for this backup: say so in its meta (the Go tool ignores keys it does not know)
             extra={UNTESTED_META_KEY: True} if ctx.config.backup.allow_untested_milvus else {},
         )
-        write_meta(ctx, name, info, entries)
+        write_meta(ctx, name, info, manifest)
         reporter.add(rows=sum(c.num_rows for c in collections))
         reporter.log(f"backup {name} complete: {len(collections)} collection(s), {info.size} bytes")
         return info
@@ -449,6 +494,8 @@ def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_
             _remove_partial(ctx, name, reporter, exc)
         raise
     finally:
+        if manifest is not None:
+            manifest.close()
         if gc_paused:
             _gc_call(ctx, request, reporter, "resume", "resumed Milvus garbage collection")
 
@@ -474,23 +521,24 @@ class _ConfirmedCopies:
         self.reporter.collection_copied(self.owners[task.dst_key], task.size)
         pause_point("backup:copy")
 
-    def confirm(self) -> dict[str, Entry]:
+    def confirm(self, manifest: ManifestWriter) -> None:
+        """Walk the listing once, adding each confirmed copy's entry to `manifest` as it comes (in key
+        order, as the listing gives them); each copy is forgotten once confirmed, so what is left at the
+        end was never listed."""
         storage, layout = self.ctx.backup_storage, self.ctx.backup_layout
-        entries: dict[str, Entry] = {}
         for obj in storage.list(layout.backup(self.name)):
-            task = self.tasks.get(obj.key)
+            task = self.tasks.pop(obj.key, None)
             if task is None:
                 continue
-            copied = self.copied[obj.key]
+            copied = self.copied.pop(obj.key)
             _check_copy(storage.describe(obj.key), task, copied, obj)
-            entries[layout.relative_key(self.name, obj.key)] = Entry(obj.size, copied.sha256 or None, obj.etag or None)
-        if len(entries) < len(self.tasks):
-            absent = next(key for key in self.tasks if layout.relative_key(self.name, key) not in entries)
+            entry = Entry(obj.size, copied.sha256 or None, obj.etag or None)
+            manifest.add(layout.relative_key(self.name, obj.key), entry)
+        if self.tasks:
             raise StorageError(
-                f"the copy {storage.describe(absent)} is absent after it was written: the store did not keep "
-                "what was written"
+                f"the copy {storage.describe(next(iter(self.tasks)))} is absent after it was written: the store "
+                "did not keep what was written"
             )
-        return entries
 
 
 def _check_copy(where: str, task: CopyTask, copied: Copied, listed: ObjectInfo) -> None:
@@ -509,20 +557,21 @@ def _check_copy(where: str, task: CopyTask, copied: Copied, listed: ObjectInfo) 
     )
 
 
-def write_meta(ctx: Context, name: str, info: BackupInfo, entries: dict[str, Entry] | None = None) -> None:
-    """Write the meta files, then the integrity manifest (the binlogs' `entries` plus every meta file),
-    then backup_meta.json, which marks the backup complete."""
+def write_meta(ctx: Context, name: str, info: BackupInfo, manifest: ManifestWriter) -> None:
+    """Write the meta files, then the integrity manifest (the binlogs' entries `manifest` holds already,
+    plus every meta file), then backup_meta.json, which marks the backup complete."""
     files = meta_files(info)
     info.meta_size = sum(len(data) for data in files.values())
     files = meta_files(info)
     storage, layout = ctx.backup_storage, ctx.backup_layout
-    for filename in META_WRITE_ORDER[:-1]:
-        storage.write(layout.meta(name, filename), files[filename])
+    first = META_WRITE_ORDER[:-1]
+    with ThreadPoolExecutor(len(first), thread_name_prefix="meta") as pool:  # no order among these
+        for future in [pool.submit(storage.write, layout.meta(name, f), files[f]) for f in first]:
+            future.result()
     pause_point("backup:meta")
-    manifest = dict(entries or {})
-    for filename in META_WRITE_ORDER:
-        manifest[join(META_DIR, filename)] = hash_bytes(files[filename])
-    storage.write(layout.meta(name, MANIFEST), encode_manifest(name, manifest))
+    for filename in sorted(META_WRITE_ORDER):  # after every binlog: "binlogs/..." < "meta/..."
+        manifest.add(join(META_DIR, filename), hash_bytes(files[filename]))
+    storage.write_file(layout.meta(name, MANIFEST), *manifest.finish())
     pause_point("backup:final")
     storage.write(layout.meta(name, META_WRITE_ORDER[-1]), files[META_WRITE_ORDER[-1]])
 

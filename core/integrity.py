@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from milvus_backup.core.errors import BackupToolError, Cancelled, NotFound, StorageError
 from milvus_backup.core.jobs import Phase
@@ -48,6 +49,7 @@ from milvus_backup.core.paths import (
     relative_to,
 )
 from milvus_backup.core.storage import CHUNK_SIZE, Copied, ObjectInfo, Storage
+from milvus_backup.core.storage.base import first
 
 if TYPE_CHECKING:
     from milvus_backup.core.context import Context
@@ -56,6 +58,7 @@ if TYPE_CHECKING:
 MANIFEST_FORMAT = "milvus-backup-py/integrity-manifest/2"
 OLD_MANIFEST_FORMAT = "milvus-backup-py/integrity-manifest/1"  # read, never written: a SHA-256 for each object
 ALGORITHM = "sha256"
+MANIFEST_IN_MEMORY = 4 * 1024 * 1024  # a larger manifest is written through a temporary file on disk
 _HEX = frozenset("0123456789abcdef")
 
 # The kinds of problem a check reports.
@@ -179,19 +182,48 @@ def is_md5_etag(etag: str | None) -> bool:
     return bool(etag) and len(etag or "") == 32 and all(c in _HEX for c in etag or "")
 
 
-def encode_manifest(name: str, entries: dict[str, Entry]) -> bytes:
-    """The manifest's JSON; `entries` are keyed by the key relative to the backup's folder."""
-    objects = []
-    for key, entry in sorted(entries.items()):
+class ManifestWriter:
+    """A manifest written as its entries come, in key order, into a temporary file that stays in memory
+    while small: a backup's manifest grows with its binlogs, and is never held whole."""
+
+    def __init__(self, name: str):
+        self._file = tempfile.SpooledTemporaryFile(MANIFEST_IN_MEMORY)  # noqa: SIM115 (closed by close())
+        head = {"format": MANIFEST_FORMAT, "algorithm": ALGORITHM, "backup": name, "objects": []}
+        self._file.write(json.dumps(head, separators=(",", ":"))[: -len("]}")].encode())
+        self._last: str | None = None
+
+    def add(self, key: str, entry: Entry) -> None:
+        """The entry of `key` (relative to the backup's folder), which sorts after the last one added."""
+        if self._last is not None and key <= self._last:
+            raise ValueError(f"manifest keys out of order: {key!r} after {self._last!r}")
         item: dict[str, Any] = {"key": key, "size": entry.size}
         if entry.etag:
             item["etag"] = entry.etag
         if entry.sha256:
             item["sha256"] = entry.sha256
-        objects.append(item)
-    return json.dumps(
-        {"format": MANIFEST_FORMAT, "algorithm": ALGORITHM, "backup": name, "objects": objects}, separators=(",", ":")
-    ).encode()
+        self._file.write((b"," if self._last is not None else b"") + json.dumps(item, separators=(",", ":")).encode())
+        self._last = key
+
+    def finish(self) -> tuple[BinaryIO, int]:
+        """The whole manifest, as a file at its start, and its length."""
+        self._file.write(b"]}")
+        length = self._file.tell()
+        self._file.seek(0)
+        return cast(BinaryIO, self._file), length
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def encode_manifest(name: str, entries: dict[str, Entry]) -> bytes:
+    """The manifest's JSON; `entries` are keyed by the key relative to the backup's folder."""
+    writer = ManifestWriter(name)
+    try:
+        for key, entry in sorted(entries.items()):
+            writer.add(key, entry)
+        return writer.finish()[0].read()
+    finally:
+        writer.close()
 
 
 def decode_manifest(raw: bytes) -> dict[str, Entry]:
@@ -389,8 +421,9 @@ def verify_backup(
     on_start(objects, bytes) announces the totals; on_progress(bytes, objects) reports each object.
     """
     prefix = layout.backup(name)
-    listed = {relative_to(prefix, o.key): o for o in storage.list(prefix)}
-    if not listed:
+    # the meta folder's listing is small; the whole backup's is streamed once, against `expected`, below
+    listed = {relative_to(prefix, o.key): o for o in storage.list(prefix + META_DIR + "/")}
+    if not listed and first(storage.list(prefix)) is None:
         raise NotFound(f"backup {name} not found under {storage.bucket}/{layout.backups_root()}")
     if join(META_DIR, BACKUP_META) not in listed:
         raise NotFound(
@@ -450,16 +483,9 @@ def verify_backup(
             rel = join(META_DIR, filename)
             expected.setdefault(rel, Entry(listed[rel].size))
 
-    # Binlogs nobody names would be imported by a restore (it imports whole folders).
-    for rel in sorted(listed):
-        if is_binlog(rel) and rel not in expected:
-            report.problems.append(
-                Problem(
-                    prefix + rel, UNEXPECTED, f"{listed[rel].size} bytes that neither the manifest nor the meta names"
-                )
-            )
-
-    to_hash = _compare_listing(prefix, expected, listed, report, hash_unvouched=hash_unvouched, full=full)
+    to_hash = _compare_sorted(
+        prefix, sorted(expected.items()), storage.list(prefix), report, hash_unvouched=hash_unvouched, full=full
+    )
     if on_start is not None:
         on_start(len(to_hash), sum(want.size for _, want in to_hash))
     if to_hash:
@@ -477,30 +503,70 @@ def _compare_listing(
     hash_unvouched: bool,
     full: bool,
 ) -> list[tuple[str, Entry]]:
-    """The quick check of `expected` against one listing (problems go into `report`); returns the
-    objects that are to be read and hashed: all with a digest when `full`, those with a SHA-256 and
-    no ETag when `hash_unvouched`."""
+    """_compare_sorted of a listing held in a dict, keyed relative to `prefix`."""
+    objects = (listed[rel] for rel in sorted(listed))
+    return _compare_sorted(prefix, sorted(expected.items()), objects, report, hash_unvouched=hash_unvouched, full=full)
+
+
+def _compare_sorted(
+    prefix: str,
+    expected: Iterable[tuple[str, Entry]],
+    listed: Iterable[ObjectInfo],
+    report: VerifyReport,
+    *,
+    hash_unvouched: bool,
+    full: bool,
+) -> list[tuple[str, Entry]]:
+    """The quick check of `expected` (relative key and entry, sorted by key) against a listing of
+    `prefix` (sorted by key, as every Storage lists), walked side by side as a merge: neither is held
+    whole, so memory does not grow with the backup's objects. Problems go into `report`; a listed binlog
+    nobody expects is one (a restore imports whole folders). Returns the objects that are to be read and
+    hashed: all with a digest when `full`, those with a SHA-256 and no ETag when `hash_unvouched`."""
     to_hash: list[tuple[str, Entry]] = []
-    for rel, want in sorted(expected.items()):
+    objects = iter(listed)
+    have = next(objects, None)
+    for rel, want in expected:
         key = prefix + rel
-        have = listed.get(rel)
-        if have is None:
+        while have is not None and have.key < key:
+            _unexpected(prefix, have, report)
+            have = next(objects, None)
+        if have is None or have.key != key:
             report.problems.append(Problem(key, MISSING, f"expected {want.size} bytes, the object is absent"))
             continue
-        report.objects_checked += 1
-        if have.size < want.size:
-            report.problems.append(Problem(key, TRUNCATED, f"{have.size} bytes, expected {want.size}"))
-        elif have.size > want.size:
-            report.problems.append(Problem(key, ALTERED, f"{have.size} bytes, expected {want.size}"))
-        elif want.etag and have.etag and have.etag != want.etag:
-            report.problems.append(
-                Problem(key, ALTERED, f"ETag {have.etag[:40]}, recorded {want.etag[:40]}: the object was rewritten")
-            )
-        elif (full and (want.sha256 or want.etag)) or (hash_unvouched and want.sha256 and not want.etag):
+        if _compare_one(key, want, have, report, hash_unvouched=hash_unvouched, full=full):
             to_hash.append((key, want))
-            continue
-        report.bytes_checked += have.size
+        have = next(objects, None)
+    while have is not None:
+        _unexpected(prefix, have, report)
+        have = next(objects, None)
     return to_hash
+
+
+def _unexpected(prefix: str, have: ObjectInfo, report: VerifyReport) -> None:
+    if is_binlog(relative_to(prefix, have.key)):
+        report.problems.append(
+            Problem(have.key, UNEXPECTED, f"{have.size} bytes that neither the manifest nor the meta names")
+        )
+
+
+def _compare_one(
+    key: str, want: Entry, have: ObjectInfo, report: VerifyReport, *, hash_unvouched: bool, full: bool
+) -> bool:
+    """One listed object against its entry (problems go into `report`); True when it is to be read and
+    hashed."""
+    report.objects_checked += 1
+    if have.size < want.size:
+        report.problems.append(Problem(key, TRUNCATED, f"{have.size} bytes, expected {want.size}"))
+    elif have.size > want.size:
+        report.problems.append(Problem(key, ALTERED, f"{have.size} bytes, expected {want.size}"))
+    elif want.etag and have.etag and have.etag != want.etag:
+        report.problems.append(
+            Problem(key, ALTERED, f"ETag {have.etag[:40]}, recorded {want.etag[:40]}: the object was rewritten")
+        )
+    elif (full and (want.sha256 or want.etag)) or (hash_unvouched and want.sha256 and not want.etag):
+        return True
+    report.bytes_checked += have.size
+    return False
 
 
 def _hash_all(

@@ -182,6 +182,8 @@ class Bench:
 
     def make_collection(self, name: str, rows: int) -> int:
         if self.client.has_collection(name):
+            if self._reusable(name, rows):  # left by an earlier run (--keep): inserting again takes minutes
+                return int(self.client.describe_collection(name)["collection_id"])
             self.client.drop_collection(name)
         self.client.create_collection(name, schema=self.schema())
         rng = random.Random(7)
@@ -193,6 +195,14 @@ class Bench:
             self.client.insert(name, batch)
         self.client.flush(name)
         return int(self.client.describe_collection(name)["collection_id"])
+
+    def _reusable(self, name: str, rows: int) -> bool:
+        """A collection of this bench's schema, with `rows` rows, all flushed."""
+        if not self.args.keep:
+            return False
+        fields = {f["name"]: f for f in self.client.describe_collection(name)["fields"]}
+        dim = fields.get("vec", {}).get("params", {}).get("dim")
+        return int(dim or 0) == self.args.dim and self.client.get_collection_stats(name)["row_count"] == rows
 
     def binlogs(self, collection_ids: list[int]) -> list[str]:
         return [
@@ -226,12 +236,16 @@ class Bench:
     # ---- the raw operations
 
     def raw_copy(self, keys: list[str]) -> float:
-        """What a backup does at least: a parallel server-side copy of the binlogs."""
+        """What a backup does at least: a parallel server-side copy of the binlogs, one CopyObject request
+        each (minio's copy_object would first send a HEAD per object, which the tool does not)."""
+
+        def copy(key: str) -> None:
+            headers: dict[str, Any] = CopySource(self.bucket, key).gen_copy_headers()
+            self.s3._execute("PUT", self.bucket, object_name=f"bench_raw/{key}", headers=headers)
+
         t = time.perf_counter()
         with ThreadPoolExecutor(self.config.backup.copydata) as pool:
-            list(
-                pool.map(lambda k: self.s3.copy_object(self.bucket, f"bench_raw/{k}", CopySource(self.bucket, k)), keys)
-            )
+            list(pool.map(copy, keys))
         took = time.perf_counter() - t
         for k in keys:
             self.s3.remove_object(self.bucket, f"bench_raw/{k}")
@@ -316,7 +330,8 @@ class Bench:
         keys = self.binlogs([cid])
         for r in range(args.rounds):
             self.big_round(r, name, cid, keys)
-        self.client.drop_collection(name)
+        if not args.keep:
+            self.client.drop_collection(name)
 
     def big_round(self, r: int, name: str, cid: int, keys: list[str]) -> None:
         args, schema = self.args, self.schema()
@@ -392,7 +407,7 @@ class Bench:
         ids = {n: self.make_collection(n, args.small_rows) for n in names}
         for r in range(args.rounds):
             self.small_round(r, names, ids)
-        for n in names:
+        for n in names if not args.keep else ():
             self.client.drop_collection(n)
 
     def small_round(self, r: int, names: list[str], ids: dict[str, int]) -> None:
@@ -402,14 +417,17 @@ class Bench:
         serial = f"{backup}_s"
 
         def tool_parallel() -> float:
-            return float(self.tool(what="backup", backup=parallel, collections=names)["seconds"])
+            result = self.tool(what="backup", backup=parallel, collections=names)
+            self.row(label).notes.append(f"peak RSS {result['rss_mib']:.0f} MiB")
+            return float(result["seconds"])
 
         def tool_serial() -> float:
             return float(self.tool(what="backup", backup=serial, collections=names, backup_collection=1)["seconds"])
 
-        pair(r, tool_parallel, tool_serial, self.row(f"backup of {args.small} small collections vs one at a time"))
+        label = f"backup of {args.small} small collections vs one at a time"
+        pair(r, tool_parallel, tool_serial, self.row(label))
         copy_row = self.row(f"backup of {args.small} small collections vs raw copy")
-        copy_row.tool.append(self.rows[f"backup of {args.small} small collections vs one at a time"].tool[-1])
+        copy_row.tool.append(self.rows[label].tool[-1])
         copy_row.raw.append(self.raw_copy(self.binlogs(list(ids.values()))))
 
         def restore_tool(restore_collection: int = 0) -> float:
@@ -420,10 +438,12 @@ class Bench:
             return float(result["seconds"])
 
         targets = {cid: (f"{n}_raw", schema) for n, cid in ids.items()}
-        pair(r, restore_tool, lambda: self.raw_import(parallel, targets), self.row(f"restore of {args.small} small"))
-        # what restoring collections at once buys on a DataNode that runs one import at a time
-        serial_row = self.row(f"restore of {args.small} small, restoreCollection=1 vs as configured")
-        pair(r, lambda: restore_tool(1), restore_tool, serial_row)
+        if not args.no_restore:
+            small_row = self.row(f"restore of {args.small} small")
+            pair(r, restore_tool, lambda: self.raw_import(parallel, targets), small_row)
+            # what restoring collections at once buys on a DataNode that runs one import at a time
+            serial_row = self.row(f"restore of {args.small} small, restoreCollection=1 vs as configured")
+            pair(r, lambda: restore_tool(1), restore_tool, serial_row)
         engine = Engine(self.config)
         engine.delete_backup(parallel)
         engine.delete_backup(serial)
@@ -564,6 +584,8 @@ def main() -> None:
     parser.add_argument("--backups", type=int, default=1000, help="backups in the store when listing")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--only", choices=["big", "small", "listing"], action="append", help="run only these parts")
+    parser.add_argument("--keep", action="store_true", help="keep the source collections, reuse kept ones")
+    parser.add_argument("--no-restore", action="store_true", help="leave out the restore of the small collections")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:

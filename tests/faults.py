@@ -80,43 +80,54 @@ class FaultyClient:
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._client, name)
-        if name == "_execute":  # MinioStorage reads listings page by page through _execute
-            return self._faulty("list_objects", attr, _is_listing, lazy=False)
-        return self._faulty(name, attr, lazy=name == "list_objects")
-
-    def _faulty(
-        self, name: str, attr: Any, applies: Callable[[dict], bool] = lambda kwargs: True, lazy: bool = False
-    ) -> Any:
-        """`attr` (the client's method) failing as the rules for `name` say; a `lazy` method (minio's
-        list_objects, a generator) fails when first iterated, as it would."""
-        rules = [(i, r) for i, r in enumerate(self._rules) if r.method == name]
-        if not rules or not callable(attr):
+        if name == "_execute":  # the storage sends CopyObject and listings as bare requests
+            return self._bare_request(attr)
+        if not self._rules_for(name) or not callable(attr):
             return attr
+        lazy = name == "list_objects"
+        return lambda *args, **kwargs: self._call(name, args, kwargs, lambda: attr(*args, **kwargs), lazy)
 
-        def call(*args: Any, **kwargs: Any) -> Any:
-            if not applies(kwargs):
-                return attr(*args, **kwargs)
-            key = _key_of(name, args, kwargs)
-            for index, rule in rules:
-                if rule.match and rule.match not in key:
-                    continue
-                with self._lock:
-                    self._seen[(index, key)] += 1
-                    due = rule.times == 0 or self._seen[(index, key)] <= rule.times
-                    if due:
-                        self.injected[name] += 1
-                if not due:
-                    continue
-                if rule.keep is not None:
-                    result = attr(*args, **kwargs)
-                    self._replace(args, rule.keep)
-                    return result
-                if rule.mid_stream:
-                    return _CutStream(attr(*args, **kwargs), rule.error(name, key))
-                if lazy:
-                    return _failing_iter(rule.error(name, key))
-                raise rule.error(name, key)
-            return attr(*args, **kwargs)
+    def _rules_for(self, name: str) -> list[tuple[int, Rule]]:
+        return [(i, r) for i, r in enumerate(self._rules) if r.method == name]
+
+    def _call(self, name: str, args: tuple, kwargs: dict, run: Callable[[], Any], lazy: bool = False) -> Any:
+        """Method `name` called with args/kwargs, faults injected as the rules say; `run` calls it. A `lazy`
+        method (minio's list_objects, a generator) fails when first iterated, as it would."""
+        key = _key_of(name, args, kwargs)
+        for index, rule in self._rules_for(name):
+            if rule.match and rule.match not in key:
+                continue
+            with self._lock:
+                self._seen[(index, key)] += 1
+                due = rule.times == 0 or self._seen[(index, key)] <= rule.times
+                if due:
+                    self.injected[name] += 1
+            if not due:
+                continue
+            if rule.keep is not None:
+                result = run()
+                self._replace(args, rule.keep)
+                return result
+            if rule.mid_stream:
+                return _CutStream(run(), rule.error(name, key))
+            if lazy:
+                return _failing_iter(rule.error(name, key))
+            raise rule.error(name, key)
+        return run()
+
+    def _bare_request(self, execute: Callable[..., Any]) -> Callable[..., Any]:
+        """Minio._execute, where a PUT with an x-amz-copy-source header meets copy_object's rules and a
+        ListObjectsV2 page (MinioStorage reads listings page by page) meets list_objects' rules."""
+
+        def call(method: str, bucket: str, **kwargs: Any) -> Any:
+            def run() -> Any:
+                return execute(method, bucket, **kwargs)
+
+            if method == "PUT" and "x-amz-copy-source" in (kwargs.get("headers") or {}):
+                return self._call("copy_object", (bucket, kwargs.get("object_name", "")), {}, run)
+            if _is_listing(kwargs):
+                return self._call("list_objects", (method, bucket), kwargs, run)
+            return run()
 
         return call
 

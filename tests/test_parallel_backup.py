@@ -1,6 +1,7 @@
 """Backups of several collections at once, as backup.parallelism configures: collections are planned
 side by side, their copies interleave, and a cancel while several collections copy stops the copies,
-removes what was written and leaves nothing that looks like a backup."""
+removes what was written and leaves nothing that looks like a backup. backupCollection bounds the
+collections whose copies are under way (1: one after the other)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from minio import Minio
 from milvus_backup.core.backup import BackupRequest
 from milvus_backup.core.engine import Engine
 from milvus_backup.core.jobs import Job, JobKind, JobState, Reporter
+from milvus_backup.core.storage import CopyTask, LocalStorage, copy_groups
 
 BUCKET = "a-bucket"
 COLLECTIONS = ["hello_milvus", "books", "shop.products"]
@@ -119,3 +121,51 @@ def test_progress_from_many_workers_adds_up_exactly():
     job = Job(JobKind.BACKUP, "counted", work).start()
     assert job.wait(60) is JobState.SUCCESS, job.error
     assert (job.progress.objects_done, job.progress.bytes_done) == (16000, 48000)
+
+
+class _GroupWatch(LocalStorage):
+    """A destination that records, at each copy's start, which groups (a key's first folder) have copies
+    started and not all finished: the groups "being copied"."""
+
+    def __init__(self, base_dir, sizes: dict[str, int]):
+        super().__init__(base_dir)
+        self.left = dict(sizes)  # group -> copies not finished
+        self.started: list[str] = []
+        self.open_at_start: list[set[str]] = []
+        self.lock = threading.Lock()
+
+    def copy_from(self, src, src_key, dst_key, size, *, server_side=True):
+        group = dst_key.split("/")[0]
+        with self.lock:
+            self.started.append(dst_key)
+            begun = {dst.split("/")[0] for dst in self.started}
+            self.open_at_start.append({g for g in begun if self.left[g]})
+        copied = super().copy_from(src, src_key, dst_key, size, server_side=server_side)
+        with self.lock:
+            self.left[group] -= 1
+        return copied
+
+
+def _groups(src: LocalStorage, sizes: dict[str, int]) -> list[list[CopyTask]]:
+    groups = []
+    for group, count in sizes.items():
+        tasks = []
+        for i in range(count):
+            src.write(f"{group}/{i}", f"{group} {i}".encode())
+            tasks.append(CopyTask(f"{group}/{i}", f"{group}/{i}", len(f"{group} {i}")))
+        groups.append(tasks)
+    return groups
+
+
+@pytest.mark.parametrize("at_once", [1, 2, 3])
+def test_copies_of_at_most_backup_collection_groups_at_a_time(tmp_path, at_once):
+    sizes = {"a": 5, "b": 1, "c": 4, "d": 6, "e": 2}
+    src, dst = LocalStorage(tmp_path / "s"), _GroupWatch(tmp_path / "d", sizes)
+    groups = _groups(src, sizes)
+    copy_groups(src, dst, groups, 4, at_once)
+    assert sorted(dst.started) == sorted(t.dst_key for g in groups for t in g)
+    assert max(len(groups_open) for groups_open in dst.open_at_start) <= at_once
+    firsts = [key.split("/")[0] for key in dst.started[:at_once]]
+    assert sorted(firsts) == list(sizes)[:at_once]  # the first copies: one of each open group
+    if at_once == 1:  # one group after the other, in order
+        assert [key.split("/")[0] for key in dst.started] == [g for g, n in sizes.items() for _ in range(n)]

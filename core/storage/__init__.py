@@ -25,7 +25,7 @@ from milvus_backup.core.storage.base import CHUNK_SIZE, Copied, ObjectInfo, Read
 from milvus_backup.core.storage.errors import ObjectNotFound
 from milvus_backup.core.storage.factory import layout_root, open_storage
 from milvus_backup.core.storage.local import LocalStorage
-from milvus_backup.core.storage.parallel_copy import CopyTask, copy_objects
+from milvus_backup.core.storage.parallel_copy import CopyTask, copy_groups, copy_objects
 from milvus_backup.core.storage.s3 import MinioStorage
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "Readable",
     "Storage",
     "StorageError",
+    "copy_groups",
     "copy_objects",
     "layout_root",
     "open_storage",

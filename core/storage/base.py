@@ -16,7 +16,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import BinaryIO, Protocol, TypeVar
 
 from milvus_backup.core.errors import StorageError
 from milvus_backup.core.storage.errors import SourceReadError, map_os_error
@@ -152,6 +152,16 @@ class Storage(ABC):
     @abstractmethod
     def open(self, key: str) -> AbstractContextManager[Readable]:
         """A context manager giving a readable stream of the object, closed when the block ends."""
+
+    def write_file(self, key: str, file: BinaryIO, length: int) -> None:
+        """Write the first `length` bytes of a seekable file, in constant memory; retried as `write` is
+        (each attempt reads the file from its start)."""
+
+        def run() -> str:
+            file.seek(0)
+            return self._put_stream(key, file, length)
+
+        self._call("write", self.describe(key), run)
 
     def put_stream(self, key: str, stream: Readable, length: int) -> None:
         """Write exactly `length` bytes read from `stream`, in constant memory. Not retried (a stream

@@ -1,11 +1,13 @@
 """Many copies at once: `copy_objects` runs a list of CopyTasks on a bounded pool of threads, reports
 progress after each object, honours a cancel event, and stops starting new copies at the first failure.
+`copy_groups` does the same for several groups of copies (a backup's collections), a few groups at a time.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
@@ -43,8 +45,68 @@ def copy_objects(
     is reported) with what the copy vouches for (`Copied`); its failure fails the copy (a BackupToolError
     it raises is raised as it is: a restore's DamagedBackup stays one).
     """
-    if parallelism < 1:
-        raise ValueError("parallelism must be at least 1")
+    copy_groups(
+        src,
+        dst,
+        [tasks],
+        parallelism,
+        1,
+        on_progress,
+        cancel,
+        server_side=server_side,
+        after_copy=after_copy,
+    )
+
+
+class _Groups:
+    """Hands out the tasks of at most `at_once` groups at a time, one task of each open group in turn;
+    a group closes when all its copies are done, and the next group opens then."""
+
+    def __init__(self, groups: Sequence[Sequence[CopyTask]], at_once: int):
+        self._waiting = deque((i, group) for i, group in enumerate(groups) if group)
+        self._open: deque[tuple[int, Iterator[CopyTask]]] = deque()
+        self._left: dict[int, int] = {}
+        self._at_once = at_once
+
+    def next(self) -> tuple[int, CopyTask] | None:
+        """The next task to start, with its group; None when every open group's tasks have started and
+        no other group may open yet (or none is left)."""
+        while self._waiting and len(self._left) < self._at_once:
+            index, group = self._waiting.popleft()
+            self._open.append((index, iter(group)))
+            self._left[index] = len(group)
+        while self._open:
+            index, tasks = self._open.popleft()
+            task = next(tasks, None)
+            if task is not None:
+                self._open.append((index, tasks))
+                return index, task
+        return None
+
+    def done(self, index: int) -> None:
+        """One copy of group `index` ended."""
+        self._left[index] -= 1
+        if not self._left[index]:
+            del self._left[index]
+
+
+def copy_groups(
+    src: Storage,
+    dst: Storage,
+    groups: Sequence[Sequence[CopyTask]],
+    parallelism: int,
+    groups_at_once: int,
+    on_progress: Callable[[int, int], None] | None = None,
+    cancel: threading.Event | None = None,
+    *,
+    server_side: bool = True,
+    after_copy: Callable[[CopyTask, Copied], None] | None = None,
+) -> None:
+    """copy_objects of several groups (a backup's collections), on one pool of `parallelism` copies:
+    the copies of at most `groups_at_once` groups are under way at a time, taken from each in turn; the
+    next group starts when one is fully copied (so 1 copies the groups one after the other)."""
+    if parallelism < 1 or groups_at_once < 1:
+        raise ValueError("parallelism and groups_at_once must be at least 1")
 
     def copy_one(task: CopyTask) -> None:
         copied = dst.copy_from(src, task.src_key, task.dst_key, task.size, server_side=server_side)
@@ -56,8 +118,8 @@ def copy_objects(
     failure: tuple[CopyTask, BaseException] | None = None  # the first copy that failed, and why
     cancelled = False
     done_count = 0
-    pending: dict[Future[None], CopyTask] = {}
-    queue = iter(tasks)
+    pending: dict[Future[None], tuple[int, CopyTask]] = {}
+    queue = _Groups(groups, groups_at_once)
     with ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="copy") as pool:
         while True:
             # Submit only as many as can run: the cancel check then happens right before each copy starts.
@@ -65,15 +127,16 @@ def copy_objects(
                 if cancel is not None and cancel.is_set():
                     cancelled = True
                     break
-                task = next(queue, None)
-                if task is None:
+                item = queue.next()
+                if item is None:
                     break
-                pending[pool.submit(copy_one, task)] = task
+                pending[pool.submit(copy_one, item[1])] = item
             if not pending:
                 break
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
-                task = pending.pop(future)
+                index, task = pending.pop(future)
+                queue.done(index)
                 error = future.exception()
                 if error is None:
                     done_count += 1
@@ -87,4 +150,5 @@ def copy_objects(
             raise cause
         raise StorageError(f"copy of {failed_task.src_key} failed: {short(cause)}") from cause
     if cancelled:
-        raise Cancelled(f"copy cancelled after {done_count} of {len(tasks)} objects")
+        total = sum(len(group) for group in groups)
+        raise Cancelled(f"copy cancelled after {done_count} of {total} objects")
