@@ -13,7 +13,7 @@ import itertools
 import time
 import warnings
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -128,6 +128,15 @@ def proto_to_dict(message: Any) -> dict[str, Any]:
     return data
 
 
+def _still_there(*answers: Future[Any]) -> bool:
+    """False when one of a collection's answers says it is gone (dropped after it was listed)."""
+    return not any(isinstance(answer.exception(), NotFound) for answer in answers)
+
+
+def _live_rows(answer: Future[int] | None) -> int | None:
+    return answer.result() if answer is not None else None
+
+
 class Milvus:
     """One connection to a Milvus server."""
 
@@ -208,6 +217,8 @@ class Milvus:
                 )
                 for name, cid in pairs
             ]
+            # a collection dropped while it is being described is left out, not an error of the listing
+            asked = [a for a in asked if _still_there(*a[2:])]
             # count(*) only where the collection is loaded: asked once its load state is known
             live = {
                 name: pool.submit(self.count_rows, db, name)
@@ -223,9 +234,10 @@ class Milvus:
                     state.result(),
                     len(parts.result()),
                     labels.result(),
-                    live[name].result() if name in live else None,
+                    _live_rows(live.get(name)),
                 )
                 for name, cid, rows, state, parts, labels in asked
+                if name not in live or _still_there(live[name])
             ]
         return sorted(summaries, key=lambda c: c.name)
 
