@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 # Only what building the parser needs is imported here: `--help` and usage errors answer at once.
-# The engine (core.service pulls pymilvus and grpc), Textual, FastAPI and rich load in the commands
-# that use them (tests/test_cli_commands.py holds the line).
+# The engine (its config and stores pull pydantic and minio; pymilvus loads on the first Milvus call),
+# Textual, FastAPI and rich load in the commands that use them (tests/test_cli_commands.py and
+# tests/test_catalog.py hold the line).
 if TYPE_CHECKING:
     from milvus_backup.cli.progress import ProgressPrinter
     from milvus_backup.core.service import BackupInfo, BackupRequest, BackupService, Config, Job, VerifyReport

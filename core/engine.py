@@ -11,21 +11,11 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from milvus_backup.core.backup import (
-    BackupRequest,
-    check_request,
-    default_backup_name,
-    resolve_collections,
-    run_backup,
-)
-from milvus_backup.core.catalog import BackupSummary
-from milvus_backup.core.check import CheckReport, run_check
 from milvus_backup.core.config import Config
 from milvus_backup.core.context import Context
 from milvus_backup.core.errors import AlreadyExists, InvalidRequest, NotFound
-from milvus_backup.core.integrity import VerifyReport, run_verify
 from milvus_backup.core.job_records import (
     CancelOutcome,
     JobRecorder,
@@ -39,8 +29,15 @@ from milvus_backup.core.meta import BackupInfo, BackupState
 from milvus_backup.core.milvus import CollectionSummary
 from milvus_backup.core.paths import check_backup_name, check_job_id, check_restore_id, restore_temp_root
 from milvus_backup.core.records import RestoreRecords, restore_view
-from milvus_backup.core.restore import RestoreRequest, prepare_restore, restore_tasks, run_restore
-from milvus_backup.core.versions import check_backup_source
+
+# The backup, restore, verify and check modules load when a job of theirs starts: `get`, `list` and
+# `delete` start in a fraction of a second without them (tests/test_catalog.py holds the line).
+if TYPE_CHECKING:
+    from milvus_backup.core.backup import BackupRequest
+    from milvus_backup.core.catalog import BackupSummary
+    from milvus_backup.core.check import CheckReport
+    from milvus_backup.core.integrity import VerifyReport
+    from milvus_backup.core.restore import RestoreRequest
 
 KEEP_FINISHED_JOBS = 200  # a long-running server forgets older finished jobs (storage still has their state)
 
@@ -93,6 +90,8 @@ class Engine:
 
     def check(self) -> CheckReport:
         """Milvus answers; both stores take a probe write, copy, read-back and delete."""
+        from milvus_backup.core.check import run_check
+
         return run_check(self.ctx)
 
     def jobs(self) -> list[Job[Any]]:
@@ -221,6 +220,9 @@ class Engine:
 
     # -- jobs ------------------------------------------------------------------------------------
     def start_backup(self, request: BackupRequest, listeners: list[Listener] | None = None) -> Job[BackupInfo]:
+        from milvus_backup.core.backup import check_request, default_backup_name, resolve_collections, run_backup
+        from milvus_backup.core.versions import check_backup_source
+
         request.name = check_backup_name(request.name or default_backup_name())
         check_request(request)
         ctx = self.ctx.with_backup_root(request.root_path) if request.root_path else self.ctx
@@ -254,6 +256,8 @@ class Engine:
         """Check a backup's objects against its integrity manifest (or, for a Go tool backup, its meta
         sizes); full=True re-reads and re-hashes everything. The job's result is a VerifyReport; a
         damaged backup is a successful job whose report is not ok."""
+        from milvus_backup.core.integrity import run_verify
+
         check_backup_name(name)
         if not self.ctx.catalog.is_complete(name):
             self.ctx.catalog.get(name)  # raises the one-line NotFound: absent, or incomplete and how to remove it
@@ -277,6 +281,8 @@ class Engine:
     ) -> Job[list[CollectionTask]]:
         """Start a restore; its records (get_restore's, and its job record) are kept in the Milvus bucket
         from start to end."""
+        from milvus_backup.core.restore import prepare_restore, restore_tasks, run_restore
+
         records = self.restore_records
         if restore_id is not None:
             check_restore_id(restore_id)

@@ -8,51 +8,124 @@ in-memory one that mypy checks against the same protocol.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+import importlib
+from typing import TYPE_CHECKING, Any, Protocol
 
-from milvus_backup.core.backup import BackupRequest, Strategy, default_backup_name
-from milvus_backup.core.catalog import BackupSummary
-from milvus_backup.core.check import CheckReport, CheckStep
-from milvus_backup.core.config import DEFAULT_CONFIG_PATH, Config, load_config
-from milvus_backup.core.errors import (
-    AlreadyExists,
-    BackupToolError,
-    Cancelled,
-    ConfigError,
-    InvalidRequest,
-    MilvusError,
-    NotFound,
-    StorageError,
-)
-from milvus_backup.core.integrity import Problem, VerifyReport
-from milvus_backup.core.job_records import CancelOutcome, RecordedJob, job_view
-from milvus_backup.core.jobs import (
-    CollectionShare,
-    CollectionTask,
-    Job,
-    JobKind,
-    JobState,
-    Listener,
-    Phase,
-    Progress,
-    TaskState,
-)
-from milvus_backup.core.meta import BackupInfo, BackupState, Collection, Field, encode
-from milvus_backup.core.milvus import CollectionSummary
-from milvus_backup.core.paths import check_backup_name
-from milvus_backup.core.requests import CollFilter, filter_from_map, parse_db_collections, parse_filter
-from milvus_backup.core.restore import (
-    CollectionMapping,
-    CollectionOverride,
-    DatabaseMapping,
-    RestorePlan,
-    RestoreRequest,
-    SkipParams,
-    TargetPreview,
-    busy_message,
-    parse_renames,
-    preview_targets,
-)
+if TYPE_CHECKING:
+    from milvus_backup.core.backup import BackupRequest, Strategy, default_backup_name
+    from milvus_backup.core.catalog import BackupSummary
+    from milvus_backup.core.check import CheckReport, CheckStep
+    from milvus_backup.core.config import DEFAULT_CONFIG_PATH, Config, load_config
+    from milvus_backup.core.errors import (
+        AlreadyExists,
+        BackupToolError,
+        Cancelled,
+        ConfigError,
+        InvalidRequest,
+        MilvusError,
+        NotFound,
+        StorageError,
+    )
+    from milvus_backup.core.integrity import Problem, VerifyReport
+    from milvus_backup.core.job_records import CancelOutcome, RecordedJob, job_view
+    from milvus_backup.core.jobs import (
+        CollectionShare,
+        CollectionTask,
+        Job,
+        JobKind,
+        JobState,
+        Listener,
+        Phase,
+        Progress,
+        TaskState,
+    )
+    from milvus_backup.core.meta import BackupInfo, BackupState, Collection, Field, encode
+    from milvus_backup.core.milvus import CollectionSummary
+    from milvus_backup.core.paths import check_backup_name
+    from milvus_backup.core.requests import CollFilter, filter_from_map, parse_db_collections, parse_filter
+    from milvus_backup.core.restore import (
+        CollectionMapping,
+        CollectionOverride,
+        DatabaseMapping,
+        RestorePlan,
+        RestoreRequest,
+        SkipParams,
+        TargetPreview,
+        busy_message,
+        parse_renames,
+        preview_targets,
+    )
+
+_HOMES = {  # each name re-exported here -> the core module it lives in
+    "BackupRequest": "backup",
+    "Strategy": "backup",
+    "default_backup_name": "backup",
+    "BackupSummary": "catalog",
+    "CheckReport": "check",
+    "CheckStep": "check",
+    "Config": "config",
+    "DEFAULT_CONFIG_PATH": "config",
+    "load_config": "config",
+    "AlreadyExists": "errors",
+    "BackupToolError": "errors",
+    "Cancelled": "errors",
+    "ConfigError": "errors",
+    "InvalidRequest": "errors",
+    "MilvusError": "errors",
+    "NotFound": "errors",
+    "StorageError": "errors",
+    "Problem": "integrity",
+    "VerifyReport": "integrity",
+    "CancelOutcome": "job_records",
+    "RecordedJob": "job_records",
+    "job_view": "job_records",
+    "CollectionShare": "jobs",
+    "CollectionTask": "jobs",
+    "Job": "jobs",
+    "JobKind": "jobs",
+    "JobState": "jobs",
+    "Listener": "jobs",
+    "Phase": "jobs",
+    "Progress": "jobs",
+    "TaskState": "jobs",
+    "BackupInfo": "meta",
+    "BackupState": "meta",
+    "Collection": "meta",
+    "Field": "meta",
+    "encode": "meta",
+    "CollectionSummary": "milvus",
+    "check_backup_name": "paths",
+    "CollFilter": "requests",
+    "filter_from_map": "requests",
+    "parse_db_collections": "requests",
+    "parse_filter": "requests",
+    "CollectionMapping": "restore",
+    "CollectionOverride": "restore",
+    "DatabaseMapping": "restore",
+    "RestorePlan": "restore",
+    "RestoreRequest": "restore",
+    "SkipParams": "restore",
+    "TargetPreview": "restore",
+    "busy_message": "restore",
+    "parse_renames": "restore",
+    "preview_targets": "restore",
+}
+
+
+# mypy reads the names from the imports above; a `__getattr__` it could see would type any misspelt
+# name as Any.
+if not TYPE_CHECKING:
+
+    def __getattr__(name: str) -> Any:
+        """A re-exported name is imported on first use (PEP 562): a command that only reads backups must not
+        pay at start for the backup, restore and verify modules (and what they import) it never runs."""
+        home = _HOMES.get(name)
+        if home is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(f"milvus_backup.core.{home}"), name)
+        globals()[name] = value  # later uses are plain module attributes
+        return value
+
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",

@@ -179,6 +179,23 @@ def test_commands_that_need_no_milvus_never_import_pymilvus(sandbox, args):
     if args[0] != "verify":  # verify shows progress (rich); the others print an answer
         heavy.add("rich")
     assert sorted(m for m in imported if m.split(".")[0] in heavy) == []
+    # nor the modules of the jobs they do not run (core.service re-exports them lazily)
+    jobs = {"backup", "restore", "swap", "rbac", "check", "versions", "requests"}
+    if args[0] != "verify":
+        jobs.add("integrity")
+    not_run = {f"milvus_backup.core.{name}" for name in jobs} | {"urllib.request"}
+    assert sorted(imported & not_run) == []
+
+
+def test_every_name_core_service_exports_resolves():
+    """The lazy re-exports: each name of `__all__` is there on first use, and is the core module's own."""
+    from milvus_backup.core import service
+    from milvus_backup.core.restore import RestoreRequest
+
+    assert [name for name in service.__all__ if getattr(service, name, None) is None] == []
+    assert service.RestoreRequest is RestoreRequest
+    with pytest.raises(AttributeError, match="NoSuchName"):
+        _ = service.NoSuchName  # type: ignore[attr-defined]
 
 
 def test_minio_crypto_loads_when_first_used():
