@@ -1,8 +1,10 @@
 """Create a backup: flush the chosen collections (when and how the strategy says), copy their segments'
 binlogs, then write the meta.
 
-The plan is made first (every collection's schema, partitions, indexes, segments and binlog objects),
-so the copy has exact byte and object totals. Binlogs are found by listing each persistent segment's
+Each collection is planned (its schema, partitions, indexes, segments and binlog objects) and its binlogs
+are copied as soon as it is planned, while later collections are planned; the copy's byte and object
+totals are given once every collection is planned, so they are exact and the fraction never goes back.
+Binlogs are found by listing each persistent segment's
 folders in the Milvus bucket (Milvus 2.3 returns no paths); only the segments Milvus lists are
 copied, so binlogs that compaction left behind for GC are not restored twice. Copies inside one store
 run server-side and are never read back: one listing of the backup's folder after the copies confirms
