@@ -1,8 +1,10 @@
 """Create a backup: flush the chosen collections (when and how the strategy says), copy their segments'
 binlogs, then write the meta.
 
-The plan is made first (every collection's schema, partitions, indexes, segments and binlog objects),
-so the copy has exact byte and object totals. Binlogs are found by listing each persistent segment's
+Each collection is planned (its schema, partitions, indexes, segments and binlog objects) and its binlogs
+are copied as soon as it is planned, while later collections are planned; the copy's byte and object
+totals are given once every collection is planned, so they are exact and the fraction never goes back.
+Binlogs are found by listing each persistent segment's
 folders in the Milvus bucket (Milvus 2.3 returns no paths); only the segments Milvus lists are
 copied, so binlogs that compaction left behind for GC are not restored twice. Copies inside one store
 run server-side and are never read back: one listing of the backup's folder after the copies confirms
@@ -53,6 +55,7 @@ from milvus_backup.core.pause import pause_point
 from milvus_backup.core.rbac import backup_rbac
 from milvus_backup.core.requests import ALL, describe_filter, filter_allows
 from milvus_backup.core.storage import Copied, CopyTask, ObjectInfo, copy_groups
+from milvus_backup.core.storage.parallel_copy import CopyFeed
 from milvus_backup.core.versions import META_KEY as UNTESTED_META_KEY
 from milvus_backup.core.versions import check_backup_source
 
@@ -352,39 +355,116 @@ def _plan_collection(
     return _CollectionPlan(meta, copies)
 
 
-def _plan_collections(
-    ctx: Context,
-    backup_id: str,
-    name: str,
-    pairs: list[tuple[str, str]],
-    meta_only: bool,
-    reporter: Reporter,
-    flushed: dict[tuple[str, str], int | None],
-) -> list[_CollectionPlan]:
-    """Plan (describe, flush, list the segments of) up to backup.parallelism.backupCollection collections
-    at once; their segments' folders are listed on one shared pool of backupSegment threads (at most
-    MAX_LISTINGS: the S3 client keeps that many connections, more threads would only wait)."""
-    settings = ctx.config.backup
+class _PlanAndCopy:
+    """Plans (describes, flushes, lists the segments of) up to backup.parallelism.backupCollection collections
+    at once, and copies each collection's binlogs as soon as it is planned, while later ones are planned: the
+    copies of at most backupCollection collections are under way at a time (one copy of each in turn), on
+    one pool of backup.parallelism.copydata threads. Segment folders are listed on one shared pool of
+    backupSegment threads (at most MAX_LISTINGS: the S3 client keeps that many connections, more threads
+    would only wait).
 
-    def plan(pair: tuple[str, str]) -> _CollectionPlan:
-        db, coll = pair
-        reporter.phase(Phase.PREPARE, f"{db}.{coll}")
-        result = _plan_collection(ctx, backup_id, name, db, coll, meta_only, reporter, pools, flushed[db, coll])
-        reporter.plan_collection(f"{db}.{coll}", sum(t.size for t in result.copies), result.meta.num_rows)
-        reporter.log(
-            f"{db}.{coll}: {len(result.meta.segments())} segment(s), "
-            f"{len(result.copies)} binlog(s), {result.meta.size} bytes"
-        )
-        return result
+    Progress: each collection's planning is the job's step until the first copies start; from then on the
+    job is in its copy phase, and its byte and object totals are given once every collection is planned (a
+    total never grows under what is done, so the fraction never goes back). Each collection's share is
+    declared as it is planned."""
 
-    at_once = min(settings.backup_collection, len(pairs))
-    with (
-        ThreadPoolExecutor(min(settings.backup_segment, MAX_LISTINGS), thread_name_prefix="segments") as segments,
-        ThreadPoolExecutor(REQUESTS_PER_PLAN * at_once, thread_name_prefix="requests") as requests,
-        ThreadPoolExecutor(at_once, thread_name_prefix="collections") as pool,
+    def __init__(
+        self,
+        ctx: Context,
+        backup_id: str,
+        name: str,
+        pairs: list[tuple[str, str]],
+        meta_only: bool,
+        reporter: Reporter,
+        flushed: dict[tuple[str, str], int | None],
     ):
-        pools = _Pools(requests, segments)
-        return run_all(pool, plan, pairs, reporter)
+        self.ctx, self.backup_id, self.name, self.pairs = ctx, backup_id, name, pairs
+        self.meta_only, self.reporter, self.flushed = meta_only, reporter, flushed
+        self.confirmations = _ConfirmedCopies(ctx, name, reporter)
+        self.copying = False  # the first copies were handed over: something may be written
+        self._plans: list[_CollectionPlan | None] = [None] * len(pairs)
+        self._feed = CopyFeed()
+        self._lock = threading.Lock()
+        self._bytes = self._objects = 0
+
+    def run(self) -> list[_CollectionPlan]:
+        """Every collection's plan, in the order of `pairs`, once all its copies are done. At the first
+        failure (a cancel included) no other plan or copy starts, and the failure is raised once what runs
+        has finished."""
+        settings = self.ctx.config.backup
+        at_once = min(settings.backup_collection, len(self.pairs))
+        with (
+            ThreadPoolExecutor(min(settings.backup_segment, MAX_LISTINGS), thread_name_prefix="segments") as segments,
+            ThreadPoolExecutor(REQUESTS_PER_PLAN * at_once, thread_name_prefix="requests") as requests,
+            ThreadPoolExecutor(at_once, thread_name_prefix="collections") as pool,
+        ):
+            pools = _Pools(requests, segments)
+            futures = [pool.submit(self._plan, index, pools) for index in range(len(self.pairs))]
+            try:
+                self._copy()
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                wait(futures)
+                raise
+        return [plan for plan in self._plans if plan is not None]
+
+    def _plan(self, index: int, pools: _Pools) -> None:
+        db, coll = self.pairs[index]
+        try:
+            self.reporter.check_cancelled()
+            if self._feed.error is not None:
+                return  # another plan failed: the backup stops
+            self.reporter.phase(Phase.PREPARE, f"{db}.{coll}", unless=Phase.COPY)
+            flushed_at = self.flushed[db, coll]
+            plan = _plan_collection(
+                self.ctx, self.backup_id, self.name, db, coll, self.meta_only, self.reporter, pools, flushed_at
+            )
+            self._planned(index, plan)
+        except BaseException as exc:
+            self._feed.fail(exc)
+            raise
+        self.reporter.log(
+            f"{db}.{coll}: {len(plan.meta.segments())} segment(s), {len(plan.copies)} binlog(s), {plan.meta.size} bytes"
+        )
+
+    def _planned(self, index: int, plan: _CollectionPlan) -> None:
+        """Hand the plan's copies over; under the lock, so the copy phase starts before its first copy does."""
+        db, coll = self.pairs[index]
+        with self._lock:
+            self._plans[index] = plan
+            self.confirmations.expect(f"{db}.{coll}", plan.copies)
+            self.reporter.plan_collection(f"{db}.{coll}", sum(t.size for t in plan.copies), plan.meta.num_rows)
+            self._bytes += sum(t.size for t in plan.copies)
+            self._objects += len(plan.copies)
+            left = sum(p is None for p in self._plans)
+            if not left:
+                done = f"copying {self._objects} binlog(s), {self._bytes} bytes"
+                if self.copying:
+                    self.reporter.totals(self._bytes, self._objects, message=f"every collection planned: {done}")
+                else:
+                    self.reporter.phase(
+                        Phase.COPY, "", bytes_total=self._bytes, objects_total=self._objects, message=done
+                    )
+            elif plan.copies and not self.copying:
+                self.reporter.phase(Phase.COPY, "", message=f"copying as collections are planned ({left} to plan)")
+            self.copying = self.copying or bool(plan.copies)
+            self._feed.add(plan.copies)
+            if not left:
+                self._feed.close()
+
+    def _copy(self) -> None:
+        copy_groups(
+            self.ctx.milvus_storage,
+            self.ctx.backup_storage,
+            self._feed,
+            self.ctx.config.backup.copydata,
+            self.ctx.config.backup.backup_collection,
+            on_progress=lambda b, o: self.reporter.add(bytes_done=b, objects_done=o),
+            cancel=self.reporter.cancel_event,
+            server_side=not self.ctx.config.cross_storage,
+            after_copy=self.confirmations.add,
+        )
 
 
 def run_all(pool: ThreadPoolExecutor, fn: Callable[[T], R], items: Sequence[T], reporter: Reporter) -> list[R]:
@@ -407,25 +487,6 @@ def run_all(pool: ThreadPoolExecutor, fn: Callable[[T], R], items: Sequence[T], 
         raise
 
 
-def _copy_collections(
-    ctx: Context, plans: list[_CollectionPlan], reporter: Reporter, after_copy: Callable[[CopyTask, Copied], None]
-) -> None:
-    """The binlog copies on one pool of backup.parallelism.copydata threads, those of at most
-    backupCollection collections at a time (one copy of each in turn): with 1, the collections are
-    copied one after the other, as the setting says."""
-    copy_groups(
-        ctx.milvus_storage,
-        ctx.backup_storage,
-        [plan.copies for plan in plans],
-        ctx.config.backup.copydata,
-        ctx.config.backup.backup_collection,
-        on_progress=lambda b, o: reporter.add(bytes_done=b, objects_done=o),
-        cancel=reporter.cancel_event,
-        server_side=not ctx.config.cross_storage,
-        after_copy=after_copy,
-    )
-
-
 def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_id: str | None = None) -> BackupInfo:
     """Carry out a backup (called in the job's thread). Returns the BackupInfo that was written."""
     name = check_backup_name(request.name)
@@ -441,6 +502,7 @@ def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_
     started = int(time.time())
     backup_id = backup_id or str(uuid.uuid4())
     wrote_anything = gc_paused = False
+    planned: _PlanAndCopy | None = None
     manifest: ManifestWriter | None = None
     try:
         reporter.phase(Phase.PREPARE, message=f"planning backup {name} of {len(pairs)} collection(s)")
@@ -450,23 +512,12 @@ def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_
         if not meta_only and request.gc_pause is not False:
             gc_paused = _pause_gc(ctx, reporter, request)
         flushed = _flush_first(ctx.milvus, pairs, strategy, reporter)
-        plans = _plan_collections(ctx, backup_id, name, pairs, meta_only, reporter, flushed)
-        copies = [task for plan in plans for task in plan.copies]
-        total = sum(t.size for t in copies)
-        reporter.phase(
-            Phase.COPY,
-            "",
-            bytes_total=total,
-            objects_total=len(copies),
-            message=f"copying {len(copies)} binlog(s), {total} bytes",
-        )
+        planned = _PlanAndCopy(ctx, backup_id, name, pairs, meta_only, reporter, flushed)
+        plans = planned.run()
         wrote_anything = True
-        owners = {t.dst_key: f"{db}.{coll}" for (db, coll), plan in zip(pairs, plans, strict=True) for t in plan.copies}
-        confirmations = _ConfirmedCopies(ctx, name, copies, reporter, owners)
-        _copy_collections(ctx, plans, reporter, confirmations.add)
         reporter.check_cancelled()
         manifest = ManifestWriter(name)
-        confirmations.confirm(manifest)
+        planned.confirmations.confirm(manifest)
         reporter.phase(Phase.META, message="writing meta")
         collections = [p.meta for p in plans]
         info = BackupInfo(
@@ -490,7 +541,7 @@ def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_
         reporter.log(f"backup {name} complete: {len(collections)} collection(s), {info.size} bytes")
         return info
     except BaseException as exc:
-        if wrote_anything:
+        if wrote_anything or (planned is not None and planned.copying):
             _remove_partial(ctx, name, reporter, exc)
         raise
     finally:
@@ -507,12 +558,19 @@ class _ConfirmedCopies:
     other bytes than it was given fails the backup. Gives the manifest's entries: size, the ETag the
     store vouches for, and the SHA-256 of bytes that streamed through the tool anyway."""
 
-    def __init__(self, ctx: Context, name: str, tasks: list[CopyTask], reporter: Reporter, owners: dict[str, str]):
+    def __init__(self, ctx: Context, name: str, reporter: Reporter):
         self.ctx, self.name, self.reporter = ctx, name, reporter
-        self.owners = owners  # each copy's key -> the "db.collection" it belongs to, for per-collection counts
-        self.tasks = {task.dst_key: task for task in tasks}
+        self.owners: dict[str, str] = {}  # each copy's key -> the "db.collection" it belongs to, for its counts
+        self.tasks: dict[str, CopyTask] = {}
         self.copied: dict[str, Copied] = {}
         self._lock = threading.Lock()
+
+    def expect(self, collection: str, tasks: list[CopyTask]) -> None:
+        """`collection`'s copies, declared before any of them starts."""
+        with self._lock:
+            for task in tasks:
+                self.tasks[task.dst_key] = task
+                self.owners[task.dst_key] = collection
 
     def add(self, task: CopyTask, copied: Copied) -> None:
         """Called in the copy's worker after each copy."""

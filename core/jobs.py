@@ -136,9 +136,12 @@ class Reporter:
         self._lock = threading.Lock()
         self.cancel_event = job.cancel_event
 
-    def _emit(self, added: tuple[int, int, int] = (0, 0, 0), **changes: Any) -> Progress:
+    def _emit(self, added: tuple[int, int, int] = (0, 0, 0), unless: Phase | None = None, **changes: Any) -> bool:
+        """False, and no event, when the job is in phase `unless` (checked under the lock, with the change)."""
         with self._lock:  # counts are added under the lock: workers in parallel never lose an update
             p = self._job.progress
+            if p.phase is unless:
+                return False
             if any(added):
                 changes.update(
                     bytes_done=p.bytes_done + added[0], objects_done=p.objects_done + added[1], rows=p.rows + added[2]
@@ -146,7 +149,7 @@ class Reporter:
             progress = replace(p, elapsed=time.monotonic() - self._job.started, **changes)
             self._job.progress = replace(progress, message="")
         self._job._notify(progress)
-        return progress
+        return True
 
     def phase(
         self,
@@ -156,7 +159,10 @@ class Reporter:
         bytes_total: int | None = None,
         objects_total: int | None = None,
         message: str = "",
+        unless: Phase | None = None,
     ) -> None:
+        """Enter `phase` (for `collection`); `unless` the job is in that phase already: a backup plans later
+        collections while the first ones copy, and their planning must not reset the copy's counts."""
         changes: dict[str, Any] = {"phase": phase}
         if collection is not None and collection != self._job.progress.collection:
             # counts belong to one collection's step; rows stay a job total
@@ -165,7 +171,13 @@ class Reporter:
             changes.update(bytes_total=bytes_total, bytes_done=0)
         if objects_total is not None:
             changes.update(objects_total=objects_total, objects_done=0)
-        self._emit(**changes, message=message)
+        if self._emit(unless=unless, **changes, message=message) and message:
+            self._job._log(message)
+
+    def totals(self, bytes_total: int, objects_total: int, message: str = "") -> None:
+        """The current step's totals, once known after its work began (a backup copies its first collections
+        while it plans the others): what is done stays counted, so the step's fraction only moves on."""
+        self._emit(bytes_total=bytes_total, objects_total=objects_total, message=message)
         if message:
             self._job._log(message)
 

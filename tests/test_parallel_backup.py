@@ -14,8 +14,10 @@ from minio import Minio
 
 from milvus_backup.core.backup import BackupRequest
 from milvus_backup.core.engine import Engine
+from milvus_backup.core.errors import InvalidRequest
 from milvus_backup.core.jobs import Job, JobKind, JobState, Reporter
 from milvus_backup.core.storage import CopyTask, LocalStorage, copy_groups
+from milvus_backup.core.storage.parallel_copy import CopyFeed
 
 BUCKET = "a-bucket"
 COLLECTIONS = ["hello_milvus", "books", "shop.products"]
@@ -85,22 +87,37 @@ def test_one_at_a_time_when_configured(sandbox, base_config):
 def test_cancel_while_several_collections_copy(sandbox, base_config):
     engine = _engine(base_config, backup_collection=3, copydata=2)
     name = f"par_{uuid.uuid4().hex[:8]}"
+    all_planned = threading.Event()  # the copies wait for it: then the three collections' copies interleave
     at_cancel: list[str] = []
+    done_at_cancel = [0]
+    storage = engine.ctx.backup_storage
+    real_copy = storage.copy_from
 
-    def cancel_after_two_copies(p):  # runs in the copy's worker, before the pool starts another copy
-        if p.phase == "copy" and p.objects_done == 2 and not at_cancel:
+    def copy_once_all_planned(*args, **kwargs):
+        assert all_planned.wait(120), "the last collection was never planned"
+        return real_copy(*args, **kwargs)
+
+    def cancel_once_two_collections_copied(p):  # runs in the copy's worker, before the pool starts another copy
+        if p.phase == "copy" and p.objects_total:
+            all_planned.set()
+        copied = [share for share in engine.job(p.job_id).shares.values() if share.bytes_done]
+        if p.phase == "copy" and len(copied) >= 2 and not at_cancel:
             engine.job(p.job_id).cancel()
+            done_at_cancel[0] = p.objects_done
             at_cancel.extend(_keys(sandbox, f"backup/{name}/binlogs/"))
 
+    storage.copy_from = copy_once_all_planned
     try:
-        job = engine.start_backup(BackupRequest(name=name, collections=COLLECTIONS), [cancel_after_two_copies])
+        job = engine.start_backup(
+            BackupRequest(name=name, collections=COLLECTIONS), [cancel_once_two_collections_copied]
+        )
         assert job.wait(300) is JobState.CANCELLED, job.error
-        # the first copies were of different collections (they interleave); after the cancel, only the
-        # copy still in flight finished and no other started
+        # copies of two collections at least were written; after the cancel, only the copy still in flight
+        # finished and no other started
         collection_ids = {key.split("/")[4] for key in at_cancel}
         assert len(collection_ids) >= 2, at_cancel
         progress = job.progress
-        assert progress.objects_done <= 3 < progress.objects_total
+        assert progress.objects_done <= done_at_cancel[0] + 1 < progress.objects_total
         assert _keys(sandbox, f"backup/{name}/") == []  # cleaned up
         assert not engine.ctx.catalog.exists(name)
         assert name not in [b.name for b in engine.list_backups()]
@@ -169,3 +186,78 @@ def test_copies_of_at_most_backup_collection_groups_at_a_time(tmp_path, at_once)
     assert sorted(firsts) == list(sizes)[:at_once]  # the first copies: one of each open group
     if at_once == 1:  # one group after the other, in order
         assert [key.split("/")[0] for key in dst.started] == [g for g, n in sizes.items() for _ in range(n)]
+
+
+@pytest.mark.integration
+def test_copies_start_while_later_collections_are_planned(sandbox, base_config):
+    # the last collection's flush waits for a binlog of the first to be copied: only a backup that copies
+    # a collection as soon as it is planned gets through; the bar's fraction never goes back meanwhile
+    engine = _engine(base_config, backup_collection=1)
+    first_copied = threading.Event()
+    real_flush = engine.ctx.milvus.flush
+
+    def flush_last_after_a_copy(db, coll, timeout=300):
+        if f"{db}.{coll}" == "shop.products":
+            assert first_copied.wait(120), "no copy started before the last collection was planned"
+        return real_flush(db, coll, timeout)
+
+    fractions: list[float] = []
+
+    def watch(p):
+        fractions.append(p.fraction)
+        if p.phase == "copy" and p.objects_done:
+            first_copied.set()
+
+    engine.ctx.milvus.flush = flush_last_after_a_copy
+    name = f"par_{uuid.uuid4().hex[:8]}"
+    try:
+        job = engine.start_backup(BackupRequest(name=name, collections=COLLECTIONS), [watch])
+        assert job.wait(300) is JobState.SUCCESS, job.error
+        assert fractions == sorted(fractions), fractions
+        shares = job.shares
+        assert list(shares) == ["default.hello_milvus", "default.books", "shop.products"]
+        for coll in job.result.collection_backups:
+            share = shares[f"{coll.db_name}.{coll.collection_name}"]
+            assert share.bytes_done == share.bytes_total == coll.size > 0
+            assert share.rows == coll.num_rows > 0
+        assert (job.progress.bytes_done, job.progress.objects_done) == (
+            job.progress.bytes_total,
+            job.progress.objects_total,
+        )
+        assert job.progress.bytes_total == sum(c.size for c in job.result.collection_backups)
+        assert engine.verify_backup(name).ok
+    finally:
+        if engine.ctx.catalog.exists(name):
+            engine.delete_backup(name)
+        engine.close()
+
+
+def test_groups_fed_while_copying_are_copied_and_a_failed_feed_stops_them(tmp_path):
+    sizes = {"a": 3, "b": 2, "c": 4}
+    src, dst = LocalStorage(tmp_path / "s"), _GroupWatch(tmp_path / "d", sizes)
+    groups = _groups(src, sizes)
+    feed, fed, lock = CopyFeed(), {0}, threading.Lock()
+    feed.add(groups[0])
+
+    def feed_the_next(task, copied):  # a group comes once a copy of the one before it is done
+        following = "abc".index(task.dst_key[0]) + 1
+        with lock:
+            if following < len(groups) and following not in fed:
+                fed.add(following)
+                feed.add(groups[following])
+                if len(fed) == len(groups):
+                    feed.close()
+
+    copy_groups(src, dst, feed, 2, 2, after_copy=feed_the_next)
+    keys = [t.dst_key for g in groups for t in g]
+    assert sorted(dst.started) == sorted(keys)
+    assert max(len(groups_open) for groups_open in dst.open_at_start) <= 2
+    assert [dst.read(key) for key in keys] == [src.read(key) for key in keys]
+
+    failing, stopped = CopyFeed(), _GroupWatch(tmp_path / "e", sizes)
+    failing.add(groups[0])  # the plan of the next group fails after the first copy
+    with pytest.raises(InvalidRequest, match="the plan of b failed"):
+        copy_groups(
+            src, stopped, failing, 1, 2, after_copy=lambda *_: failing.fail(InvalidRequest("the plan of b failed"))
+        )
+    assert stopped.started == ["a/0"]  # no other copy started
