@@ -443,6 +443,9 @@ class _Restore:
         follows sees every collection and every import task this restore made."""
         work = list(zip(targets, self.tasks, strict=False))
         width = max(1, min(self.ctx.config.backup.restore_collection, len(work)))
+        for db in dict.fromkeys(t.db for t in targets):  # before the workers: two would race to create one
+            self.reporter.check_cancelled()
+            self.ctx.milvus.create_database(db)
         if width == 1:
             for target, task in work:
                 self._restore_one(info, target, task)
@@ -475,7 +478,6 @@ class _Restore:
         work = self._work_name(target)
         partition_key = any(f.is_partition_key for f in src.schema.fields)
         swap = self._plan_swap(target, work) if work != target.name else None  # a kill from here on finds it
-        milvus.create_database(target.db)
         milvus.create_collection(
             target.db,
             work,

@@ -132,3 +132,21 @@ def test_collections_restored_at_once_share_the_import_job_limit():
         w.join(60)
     assert [t.rows for t in tasks] == [10, 10]  # both collections imported both their groups
     assert len(milvus.looks) == 4 and milvus.most_in_flight == 1
+
+
+def test_target_databases_are_created_once_before_collections_restore_at_once():
+    """Two collections bound for one new database, restored at once, raced to create it ("database already
+    exist"): the databases are made first, one after the other."""
+    calls: list[tuple[str, str]] = []
+
+    class DatabaseMilvus(FakeMilvus):
+        def create_database(self, db: str) -> None:
+            calls.append(("database", db))
+
+    restore, _ = _restore(DatabaseMilvus(lambda task_id: QUEUED))
+    targets = [SimpleNamespace(db=db) for db in ("plan", "plan", "other")]
+    restore.tasks = [CollectionTask(f"{t.db}.c{i}", t.db, f"c{i}") for i, t in enumerate(targets)]
+    restore._restore_one = lambda info, target, task: calls.append(("collection", target.db))  # type: ignore[method-assign]
+    restore._restore_all(cast(Any, None), cast(Any, targets))
+    assert calls[:2] == [("database", "plan"), ("database", "other")]
+    assert sorted(calls[2:]) == [("collection", "other"), ("collection", "plan"), ("collection", "plan")]
