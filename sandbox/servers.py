@@ -169,13 +169,17 @@ def _http_ok(url: str, expect: str | None = None) -> bool:
         return False
 
 
+class _ExitedEarly(SandboxError):
+    """A server that ended while it was starting."""
+
+
 def _wait(what: str, check, timeout: float, proc: subprocess.Popen, log: Path) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if check():
+        if check() and proc.poll() is None:
             return
         if proc.poll() is not None:  # our own child: its exit status, not /proc, says it ended
-            raise SandboxError(f"{what} exited during start-up; see {log}")
+            raise _ExitedEarly(f"{what} exited during start-up; see {log}")
         time.sleep(0.25)
     raise SandboxError(f"{what} did not become ready within {timeout:.0f} s; see {log}")
 
@@ -566,6 +570,14 @@ class Sandbox:
         )
 
     def _start_milvus(self, state: SandboxState, timeout: float) -> None:
+        """Start Milvus; once more, on fresh internal ports, if it exits during start-up: a port chosen free
+        can be taken by another process before Milvus binds it (Milvus then stops itself at once)."""
+        try:
+            self._start_milvus_once(state, timeout)
+        except _ExitedEarly:
+            self._start_milvus_once(state, timeout)
+
+    def _start_milvus_once(self, state: SandboxState, timeout: float) -> None:
         if _port_busy(state.milvus_port):
             raise SandboxError(f"port {state.milvus_port} is already in use; pick another with --milvus-port")
         wheel = milvus_wheel(state.milvus_version)
@@ -603,7 +615,8 @@ class Sandbox:
             )
         state.milvus_pid = proc.pid
         self._save_state(state)
-        _wait("Milvus", lambda: _http_ok(state.health_url, "OK"), timeout, proc, log)
+        # healthy, and its gRPC port open: a /healthz answer alone can come before a component fails
+        _wait("Milvus", lambda: _http_ok(state.health_url, "OK") and _port_busy(state.milvus_port), timeout, proc, log)
 
     def _write_tool_config(self, state: SandboxState) -> None:
         config = {
