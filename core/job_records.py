@@ -163,6 +163,15 @@ class JobRecords:
         self.storage.write(key, json.dumps(record, ensure_ascii=False).encode("utf-8"))
 
     def read(self, job_id: str) -> dict[str, Any]:
+        """The job's record. One that says "running" while its process is gone is read once more: the
+        process may have written its last state and exited between the first read and the liveness check
+        (a job that just succeeded must never read as interrupted: `cancel` would remove what it restored)."""
+        record = self._read(job_id)
+        if record.get("state") == JobState.RUNNING.value and record_state(record) is JobState.INTERRUPTED:
+            record = self._read(job_id)
+        return record
+
+    def _read(self, job_id: str) -> dict[str, Any]:
         key = job_record(self.root, check_job_id(job_id))
         try:
             raw = self.storage.read(key)

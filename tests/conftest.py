@@ -8,16 +8,26 @@ that change data work on copies (restores under new names) and clean up after th
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pymilvus import MilvusClient
 
-from milvus_backup.core.config import Config, load_config
+from milvus_backup.core.backup import BackupRequest
+from milvus_backup.core.config import ENV_OVERRIDES, Config, load_config
 from milvus_backup.core.engine import Engine
+from milvus_backup.core.jobs import JobState
+from milvus_backup.core.pause import PAUSE_AT, PAUSE_FILE, RESUME_FILE
 from milvus_backup.sandbox.demo import DemoCollection, load_demo
 from milvus_backup.sandbox.servers import Sandbox, SandboxState, free_port
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -49,6 +59,20 @@ def engine(base_config: Config):
     eng = Engine(base_config)
     yield eng
     eng.close()
+
+
+@contextmanager
+def made_backup(config: Config, prefix: str, collections: list[str]) -> Iterator[str]:
+    """A backup of `collections` under a fresh name starting with `prefix`, deleted when the block ends."""
+    engine = Engine(config)
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    try:
+        job = engine.start_backup(BackupRequest(name=name, collections=collections))
+        assert job.wait(300) is JobState.SUCCESS, job.error
+        yield name
+        engine.delete_backup(name)
+    finally:
+        engine.close()
 
 
 def with_backup_storage(config: Config, **changes: Any) -> Config:
@@ -92,3 +116,39 @@ def drop_if_exists(uri: str, db: str, *names: str) -> None:
                 client.drop_collection(name)
     finally:
         client.close()
+
+
+# -- the command line in a child process -----------------------------------------------------------
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    """The caller's environment without what would steer a child against the test's intent: overrides of
+    config keys (the config file decides), pause points and the API token. `extra` is added back."""
+    names = {name for name, _ in ENV_OVERRIDES} | {PAUSE_AT, PAUSE_FILE, RESUME_FILE, "MILVUS_BACKUP_API_TOKEN"}
+    env = {k: v for k, v in os.environ.items() if k not in names}
+    env.update(extra)
+    return env
+
+
+def cli_command(config: Path | str | None, *args: str) -> list[str]:
+    """`milvus-backup [--config CONFIG] ARGS` as this interpreter runs it."""
+    command = [sys.executable, "-m", "milvus_backup.cli"]
+    if config is not None:
+        command += ["--config", str(config)]
+    return [*command, *args]
+
+
+def run_cli(
+    config: Path | str | None, *args: str, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
+    """Runs the CLI to its end, no stdin, output captured; the exit code is the caller's to check."""
+    return subprocess.run(
+        cli_command(config, *args),
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env if env is not None else cli_env(),
+        timeout=timeout,
+    )

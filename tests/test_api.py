@@ -22,10 +22,9 @@ import pytest
 from minio import Minio
 from pymilvus import MilvusClient
 
-from milvus_backup.core.config import ENV_OVERRIDES
 from milvus_backup.sandbox.demo import demo_collection
 from milvus_backup.sandbox.servers import free_port
-from tests.conftest import assert_same_rows, drop_if_exists, fetch_rows
+from tests.conftest import assert_same_rows, cli_command, cli_env, drop_if_exists, fetch_rows
 
 pytestmark = pytest.mark.integration
 
@@ -36,13 +35,6 @@ WALKTHROUGH = ROOT / "scripts" / "walkthrough"
 
 def _uid() -> str:
     return uuid.uuid4().hex[:10]
-
-
-def _env(**extra: str) -> dict[str, str]:
-    names = {name for name, _ in ENV_OVERRIDES} | {"MILVUS_BACKUP_API_TOKEN"}
-    env = {k: v for k, v in os.environ.items() if k not in names}
-    env.update(extra)
-    return env
 
 
 class Server:
@@ -58,7 +50,7 @@ class Server:
         return f"http://127.0.0.1:{self.port}/api/v1"
 
     def start(self) -> Server:
-        env = _env(**({"MILVUS_BACKUP_API_TOKEN": self.token} if self.token else {}))
+        env = cli_env(**({"MILVUS_BACKUP_API_TOKEN": self.token} if self.token else {}))
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
                 [
@@ -524,22 +516,11 @@ def test_state_survives_a_restart(sandbox, tmp_path):
     """A backup made by the CLI and a restore made over HTTP answer the same from a new server process."""
     name, suffix = f"rs_{_uid()}", f"_rs{_uid()}"
     created = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "milvus_backup.cli",
-            "--config",
-            str(sandbox.config_path),
-            "create",
-            "-n",
-            name,
-            "-c",
-            "books",
-        ],
+        cli_command(sandbox.config_path, "create", "-n", name, "-c", "books"),
         cwd=ROOT,
         capture_output=True,
         text=True,
-        env=_env(),
+        env=cli_env(),
         timeout=300,
     )
     assert created.returncode == 0, created.stderr
@@ -567,7 +548,7 @@ def test_state_survives_a_restart(sandbox, tmp_path):
             [sys.executable, "-m", "milvus_backup.cli", "--config", str(sandbox.config_path), "delete", "-n", name],
             cwd=ROOT,
             capture_output=True,
-            env=_env(),
+            env=cli_env(),
             timeout=300,
         )
 
@@ -707,7 +688,7 @@ def test_jobs_lists_every_process_s_jobs_and_cancel_stops_one_in_another_process
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            env=_env(**{PAUSE_AT: "restore:import", PAUSE_FILE: str(marker)}),
+            env=cli_env(**{PAUSE_AT: "restore:import", PAUSE_FILE: str(marker)}),
         )
         deadline = time.monotonic() + 180
         while not marker.is_file():

@@ -7,11 +7,9 @@ one-line errors) and, above all, by what it did to Milvus and to the bucket.
 from __future__ import annotations
 
 import json
-import os
 import queue
 import signal
 import subprocess
-import sys
 import threading
 import uuid
 from pathlib import Path
@@ -22,11 +20,10 @@ from minio import Minio
 from pymilvus import MilvusClient
 
 from milvus_backup.core.backup import BackupRequest
-from milvus_backup.core.config import ENV_OVERRIDES
 from milvus_backup.core.engine import Engine
 from milvus_backup.core.jobs import JobState
 from milvus_backup.sandbox.demo import DEMO_COLLECTIONS, demo_collection
-from tests.conftest import assert_same_rows, drop_if_exists, fetch_rows
+from tests.conftest import assert_same_rows, cli_command, cli_env, drop_if_exists, fetch_rows, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -38,34 +35,8 @@ def _uid() -> str:
     return uuid.uuid4().hex[:10]
 
 
-def _env(**extra: str) -> dict[str, str]:
-    """The caller's environment without any override of the config (so the config file decides)."""
-    names = {name for name, _ in ENV_OVERRIDES}
-    env = {k: v for k, v in os.environ.items() if k not in names}
-    env.update(extra)
-    return env
-
-
-def _cli(
-    config: Path | str | None, *args: str, env: dict[str, str] | None = None, timeout: float = 300
-) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "milvus_backup.cli"]
-    if config is not None:
-        cmd += ["--config", str(config)]
-    return subprocess.run(
-        cmd + list(args),
-        cwd=ROOT,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        check=False,
-        env=env if env is not None else _env(),
-        timeout=timeout,
-    )
-
-
 def _run(sandbox, *args: str, **kwargs) -> subprocess.CompletedProcess:
-    return _cli(sandbox.config_path, *args, **kwargs)
+    return run_cli(sandbox.config_path, *args, **kwargs)
 
 
 def _error_line(proc: subprocess.CompletedProcess) -> str:
@@ -233,7 +204,7 @@ def test_invalid_backup_name_is_refused_before_anything_is_written(sandbox):
 
 
 def test_missing_config_file_is_a_usage_error(sandbox):
-    proc = _cli("/nonexistent.yaml", "list")
+    proc = run_cli("/nonexistent.yaml", "list")
     assert proc.returncode == 2
     assert "/nonexistent.yaml" in _error_line(proc)
 
@@ -241,7 +212,7 @@ def test_missing_config_file_is_a_usage_error(sandbox):
 def test_unknown_config_key_is_a_usage_error_naming_the_key(tmp_path):
     config = tmp_path / "typo.yaml"
     config.write_text(yaml.safe_dump({"milvus": {"adress": "x"}}))
-    proc = _cli(config, "list")
+    proc = run_cli(config, "list")
     assert proc.returncode == 2
     assert "milvus.adress" in _error_line(proc)
 
@@ -255,7 +226,7 @@ def test_wrong_secret_fails_and_is_never_printed(sandbox, tmp_path):
     config.write_text(yaml.safe_dump(raw))
     name = f"never_{_uid()}"
     for args in (["list"], ["create", "-n", name, "-c", "hello_milvus"]):
-        proc = _cli(config, *args)
+        proc = run_cli(config, *args)
         assert proc.returncode != 0, (args, proc.stdout)
         assert "s3cr3t-wrong" not in proc.stdout + proc.stderr
         _error_line(proc)
@@ -295,7 +266,7 @@ def test_list_collections_shows_the_demo_with_row_counts(sandbox):
 
 
 def test_environment_wins_over_the_config_file(sandbox):
-    proc = _run(sandbox, "list-collections", env=_env(MILVUS_PORT="1"), timeout=90)
+    proc = _run(sandbox, "list-collections", env=cli_env(MILVUS_PORT="1"), timeout=90)
     assert proc.returncode == 1
     line = _error_line(proc)
     assert "127.0.0.1:1" in line
@@ -307,20 +278,9 @@ def test_environment_wins_over_the_config_file(sandbox):
 def test_ctrl_c_cancels_a_backup_and_leaves_nothing_complete(sandbox, base_config):
     name = f"cli_sigint_{_uid()}"
     # one copy at a time, so the copy phase lasts long enough to be interrupted
-    env = _env(BACKUP_PARALLELISM_COPYDATA="1")
+    env = cli_env(BACKUP_PARALLELISM_COPYDATA="1")
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "milvus_backup.cli",
-            "--config",
-            str(sandbox.config_path),
-            "create",
-            "-n",
-            name,
-            "-c",
-            "hello_milvus,books",
-        ],
+        cli_command(sandbox.config_path, "create", "-n", name, "-c", "hello_milvus,books"),
         cwd=ROOT,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,

@@ -17,8 +17,8 @@ import yaml
 
 from milvus_backup.sandbox.demo import demo_collection
 from milvus_backup.sandbox.servers import free_port
-from tests.conftest import assert_same_rows, drop_if_exists, fetch_rows
-from tests.test_cli import _cli, _env, _error_line, _keys, _run, _uid
+from tests.conftest import assert_same_rows, cli_env, drop_if_exists, fetch_rows, run_cli
+from tests.test_cli import _error_line, _keys, _run, _uid
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +39,7 @@ def test_check_fails_with_one_line_when_the_store_is_unreachable(sandbox, tmp_pa
     config["minio"]["port"] = free_port()  # nothing listens there
     path = tmp_path / "broken.yaml"
     path.write_text(yaml.safe_dump(config))
-    proc = _cli(path, "check")
+    proc = run_cli(path, "check")
     assert proc.returncode == 1
     # the store's retries warn as they go; the verdict is one error line, last
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
@@ -56,7 +56,7 @@ def test_check_with_a_local_backup_folder_copies_across_the_two_stores(sandbox, 
     config["minio"].update(backupStorageType="local", backupRootPath=str(folder))
     path = tmp_path / "local.yaml"
     path.write_text(yaml.safe_dump(config))
-    proc = _cli(path, "check", "--json")
+    proc = run_cli(path, "check", "--json")
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["ok"] and report["backup_bucket"] == str(folder)
@@ -67,7 +67,7 @@ def test_check_with_a_local_backup_folder_copies_across_the_two_stores(sandbox, 
     missing = tmp_path / "missing.yaml"
     config["minio"]["backupRootPath"] = str(tmp_path / "nope")
     missing.write_text(yaml.safe_dump(config))
-    failed = _cli(missing, "check")
+    failed = run_cli(missing, "check")
     assert failed.returncode == 1 and "does not exist" in _error_line(failed)
 
 
@@ -232,7 +232,7 @@ def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path, args):
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env=_env(),
+        env=cli_env(),
     )
     try:
         first = proc.stdout.readline().decode()

@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -25,42 +24,17 @@ from minio import Minio
 from pymilvus import MilvusClient
 
 from milvus_backup.core.backup import BackupRequest
-from milvus_backup.core.config import ENV_OVERRIDES
 from milvus_backup.core.engine import Engine
 from milvus_backup.core.jobs import JobState
 from milvus_backup.core.paths import BACKUP_META, MANIFEST, swap_intents_root
 from milvus_backup.core.pause import PAUSE_AT, PAUSE_FILE
 from milvus_backup.sandbox.demo import demo_collection
-from tests.conftest import assert_same_rows, drop_if_exists, fetch_rows
+from tests.conftest import assert_same_rows, cli_command, cli_env, drop_if_exists, fetch_rows, run_cli
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[1]
 BUCKET = "a-bucket"
-
-
-def _env(**extra: str) -> dict[str, str]:
-    names = {name for name, _ in ENV_OVERRIDES}
-    env = {k: v for k, v in os.environ.items() if k not in names and k not in (PAUSE_AT, PAUSE_FILE)}
-    env.update(extra)
-    return env
-
-
-def _cmd(sandbox, *args: str) -> list[str]:
-    return [sys.executable, "-m", "milvus_backup.cli", "--config", str(sandbox.config_path), *args]
-
-
-def _cli(sandbox, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        _cmd(sandbox, *args),
-        cwd=ROOT,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        env=_env(),
-        timeout=300,
-        check=False,
-    )
 
 
 def _objects(sandbox, prefix: str) -> dict[str, bytes]:
@@ -75,12 +49,12 @@ def _kill_at(sandbox, tmp_path: Path, point: str, *args: str, **env: str) -> Non
     """Run the CLI until it reaches `point`, then SIGKILL it."""
     marker = tmp_path / f"paused-{uuid.uuid4().hex}"
     proc = subprocess.Popen(
-        _cmd(sandbox, *args),
+        cli_command(sandbox.config_path, *args),
         cwd=ROOT,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
-        env=_env(**{PAUSE_AT: point, PAUSE_FILE: str(marker)}, **env),
+        env=cli_env(**{PAUSE_AT: point, PAUSE_FILE: str(marker)}, **env),
     )
     try:
         deadline = time.monotonic() + 300
@@ -120,28 +94,28 @@ def test_a_backup_killed_at_any_phase_is_never_complete_and_delete_then_reuse_wo
         if point == "backup:copy":
             assert all("/binlogs/" in k for k in left)
 
-        listing = _cli(sandbox, "list")
+        listing = run_cli(sandbox.config_path, "list")
         assert listing.returncode == 0, listing.stderr
         assert _listed(listing.stdout)[name] == "incomplete"
         for args in (["get", "-n", name], ["verify", "-n", name, "--full"], ["restore", "-n", name, "-s", "_crash"]):
-            proc = _cli(sandbox, *args)
+            proc = run_cli(sandbox.config_path, *args)
             assert proc.returncode == 1, (args, proc.stdout, proc.stderr)
             assert "incomplete" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
-        taken = _cli(sandbox, "create", "-n", name, "-c", "hello_milvus")
+        taken = run_cli(sandbox.config_path, "create", "-n", name, "-c", "hello_milvus")
         assert taken.returncode == 1 and "already exists" in taken.stderr
 
-        deleted = _cli(sandbox, "delete", "-n", name)
+        deleted = run_cli(sandbox.config_path, "delete", "-n", name)
         assert deleted.returncode == 0, deleted.stderr
         assert f"({len(left)} objects)" in deleted.stdout
         assert _objects(sandbox, prefix) == {}
 
-        again = _cli(sandbox, "create", "-n", name, "-c", "hello_milvus,books")
+        again = run_cli(sandbox.config_path, "create", "-n", name, "-c", "hello_milvus,books")
         assert again.returncode == 0, again.stderr
-        verified = _cli(sandbox, "verify", "-n", name, "--full")
+        verified = run_cli(sandbox.config_path, "verify", "-n", name, "--full")
         assert verified.returncode == 0, verified.stdout + verified.stderr
-        assert _listed(_cli(sandbox, "list").stdout)[name] == "success"
+        assert _listed(run_cli(sandbox.config_path, "list").stdout)[name] == "success"
     finally:
-        _cli(sandbox, "delete", "-n", name)
+        run_cli(sandbox.config_path, "delete", "-n", name)
 
 
 def test_a_restore_killed_mid_import_leaves_the_backup_untouched_and_a_rerun_succeeds(sandbox, base_config, tmp_path):
@@ -158,16 +132,15 @@ def test_a_restore_killed_mid_import_leaves_the_backup_untouched_and_a_rerun_suc
         _kill_at(sandbox, tmp_path, "restore:import", "restore", "-n", name, "-s", "_crash")
 
         assert _objects(sandbox, f"backup/{name}/") == before  # the backup is untouched
-        assert _cli(sandbox, "verify", "-n", name, "--full").returncode == 0
+        assert run_cli(sandbox.config_path, "verify", "-n", name, "--full").returncode == 0
         milvus = engine.ctx.milvus
         if milvus.has_collection("default", target):  # partial: created, not every group imported
             assert milvus.row_count("default", target) <= expected + len(demo_collection("books").deleted)
-        refused = _cli(sandbox, "restore", "-n", name, "-s", "_crash")
+        refused = run_cli(sandbox.config_path, "restore", "-n", name, "-s", "_crash")
         assert refused.returncode == 1 and "already exist" in refused.stderr
 
-        rerun = _cli(
-            sandbox, "restore", "-n", name, "-s", "_crash", "--drop_exist_collection", "--restore_index", "--load"
-        )
+        again = ("restore", "-n", name, "-s", "_crash", "--drop_exist_collection", "--restore_index", "--load")
+        rerun = run_cli(sandbox.config_path, *again)
         assert rerun.returncode == 0, rerun.stderr
         assert_same_rows(fetch_rows(sandbox.milvus_uri, "default", target), demo_collection("books"))
         assert _objects(sandbox, f"backup/{name}/") == before
@@ -197,7 +170,7 @@ def test_a_drop_existing_restore_killed_during_its_swap_loses_nothing_and_a_reru
     try:
         job = engine.start_backup(BackupRequest(name=name, collections=["books"]))
         assert job.wait(300) is JobState.SUCCESS, job.error
-        assert _cli(sandbox, *args).returncode == 0  # the "old" collection: ten rows fewer, and an alias
+        assert run_cli(sandbox.config_path, *args).returncode == 0  # the "old" collection: ten rows fewer, and an alias
         client.delete(target, ids=[books.make_row(i)["isbn"] for i in range(100, 110)])
         client.flush(target)
         client.create_alias(target, alias)
@@ -220,7 +193,7 @@ def test_a_drop_existing_restore_killed_during_its_swap_loses_nothing_and_a_reru
             assert left[target] != old_id and left[aside] == old_id and restored is None
             assert_same_rows(fetch_rows(sandbox.milvus_uri, "default", target), books)
 
-        rerun = _cli(sandbox, *args, "--drop_exist_collection")
+        rerun = run_cli(sandbox.config_path, *args, "--drop_exist_collection")
         assert rerun.returncode == 0, rerun.stderr
         assert list(names()) == [target]  # nothing aside, nothing half-restored
         assert_same_rows(fetch_rows(sandbox.milvus_uri, "default", target), books)
@@ -249,7 +222,7 @@ def test_a_drop_existing_restore_killed_mid_import_leaves_the_old_collection_and
     try:
         job = engine.start_backup(BackupRequest(name=name, collections=["books"]))
         assert job.wait(300) is JobState.SUCCESS, job.error
-        assert _cli(sandbox, *args).returncode == 0
+        assert run_cli(sandbox.config_path, *args).returncode == 0
         client.delete(target, ids=[demo_collection("books").make_row(i)["isbn"] for i in range(100, 110)])
         client.flush(target)
         old_id = milvus.collection_id("default", target)
@@ -262,7 +235,7 @@ def test_a_drop_existing_restore_killed_mid_import_leaves_the_old_collection_and
         half = [n for n in milvus.list_collections() if n.startswith(f"{target}_restoring_")]
         assert len(half) == 1  # the half-filled temporary collection, named in the swap record
 
-        rerun = _cli(sandbox, *args, "--drop_exist_collection")
+        rerun = run_cli(sandbox.config_path, *args, "--drop_exist_collection")
         assert rerun.returncode == 0, rerun.stderr
         assert [n for n in milvus.list_collections() if n.startswith(target)] == [target]  # half[0] is gone
         assert_same_rows(fetch_rows(sandbox.milvus_uri, "default", target), demo_collection("books"))

@@ -8,8 +8,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -31,7 +29,7 @@ from milvus_backup.core.jobs import JobState
 from milvus_backup.core.paths import BACKUP_META, FULL_META, MANIFEST, META_WRITE_ORDER
 from milvus_backup.core.restore import RestoreRequest
 from milvus_backup.sandbox.demo import demo_collection
-from tests.conftest import assert_same_rows, drop_if_exists, fetch_rows, with_backup_storage
+from tests.conftest import assert_same_rows, drop_if_exists, fetch_rows, run_cli, with_backup_storage
 from tests.faults import Rule, access_denied, inject
 
 pytestmark = pytest.mark.integration
@@ -351,30 +349,18 @@ def test_the_go_tools_example_backup_is_checked_by_its_meta_sizes(sandbox, engin
 # --------------------------------------------------------------------------- the command line
 
 
-def _cli(sandbox, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "milvus_backup.cli", "--config", str(sandbox.config_path), *args],
-        cwd=ROOT,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-
-
 def test_cli_verify_names_each_damaged_object_and_exits_non_zero(sandbox, backup):
-    ok = _cli(sandbox, "verify", "-n", backup)
+    ok = run_cli(sandbox.config_path, "verify", "-n", backup)
     assert ok.returncode == 0, ok.stderr
     assert f"backup {backup}: OK" in ok.stdout
     keys = [k for k in _binlogs(sandbox, backup) if "/insert_log/" in k]
     _damage(sandbox, keys[0], "flip")
     _damage(sandbox, keys[1], "truncate")
     _damage(sandbox, keys[2], "delete")
-    quick = _cli(sandbox, "verify", "-n", backup)
+    quick = run_cli(sandbox.config_path, "verify", "-n", backup)
     assert quick.returncode == 1
     assert keys[0] in quick.stdout and keys[1] in quick.stdout and keys[2] in quick.stdout
-    full = _cli(sandbox, "verify", "-n", backup, "--full", "--json")
+    full = run_cli(sandbox.config_path, "verify", "-n", backup, "--full", "--json")
     assert full.returncode == 1, full.stderr
     report = json.loads(full.stdout)
     assert report["ok"] is False and report["full"] is True
@@ -383,7 +369,7 @@ def test_cli_verify_names_each_damaged_object_and_exits_non_zero(sandbox, backup
         (keys[1], "truncated"),
         (keys[2], "missing"),
     }
-    restore = _cli(sandbox, "restore", "-n", backup, "-s", "_cli_damaged")
+    restore = run_cli(sandbox.config_path, "restore", "-n", backup, "-s", "_cli_damaged")
     assert restore.returncode == 1
     assert [line for line in restore.stderr.splitlines() if line.strip()] == [
         line for line in restore.stderr.splitlines() if line.startswith("error:")
@@ -392,7 +378,7 @@ def test_cli_verify_names_each_damaged_object_and_exits_non_zero(sandbox, backup
 
 
 def test_cli_verify_of_a_missing_backup_is_one_error_line(sandbox):
-    proc = _cli(sandbox, "verify", "-n", "no_such_backup_here")
+    proc = run_cli(sandbox.config_path, "verify", "-n", "no_such_backup_here")
     assert proc.returncode == 1
     assert [line for line in proc.stderr.splitlines() if line.strip()] == [
         "error: backup no_such_backup_here not found under a-bucket/backup/"

@@ -32,8 +32,6 @@ from typing import Any
 import pytest
 from pymilvus import MilvusClient
 
-from milvus_backup.core.backup import BackupRequest
-from milvus_backup.core.config import ENV_OVERRIDES
 from milvus_backup.core.errors import InvalidRequest
 from milvus_backup.core.job_records import (
     HOST,
@@ -48,7 +46,7 @@ from milvus_backup.core.pause import PAUSE_AT, PAUSE_FILE, RESUME_FILE
 from milvus_backup.core.storage import LocalStorage
 from milvus_backup.sandbox.demo import demo_collection
 from milvus_backup.tui.app import MilvusBackupApp
-from tests.conftest import assert_same_rows, drop_if_exists, fetch_rows
+from tests.conftest import assert_same_rows, cli_command, cli_env, drop_if_exists, fetch_rows, made_backup, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 POINT = "restore:import"
@@ -84,6 +82,33 @@ def _record(**changes: Any) -> dict[str, Any]:
     }
     record.update(changes)
     return record
+
+
+class _EndsWhileRead(LocalStorage):
+    """A folder store where the job's process writes its last record (and exits) just after the first read."""
+
+    def __init__(self, base: Path, final: dict[str, Any]):
+        super().__init__(base)
+        self.final = final
+        self.reads = 0
+
+    def read(self, key: str) -> bytes:
+        data = super().read(key)
+        self.reads += 1
+        if self.reads == 1:
+            self.write(key, json.dumps(self.final).encode())
+        return data
+
+
+def test_a_record_read_as_its_process_ends_reads_its_last_state_not_interrupted(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    store = _EndsWhileRead(tmp_path, _record(pid=dead.pid, state="success", phase="done"))
+    records = JobRecords(store, "files")
+    records.write(_record(pid=dead.pid))  # "running", from a process that has ended since
+    assert [r["state"] for r in records.list()] == ["success"]
+    assert store.reads == 2
+    assert records.read("j-1")["state"] == "success" and store.reads == 3  # a final record is read once
 
 
 def test_a_record_whose_process_is_gone_reads_interrupted():
@@ -141,31 +166,8 @@ def test_the_recorder_writes_from_its_thread_and_a_cancel_request_in_storage_sto
 # -- on the sandbox: helpers ------------------------------------------------------------------------
 
 
-def _env(**extra: str) -> dict[str, str]:
-    names = {name for name, _ in ENV_OVERRIDES} | {PAUSE_AT, PAUSE_FILE, RESUME_FILE}
-    env = {k: v for k, v in os.environ.items() if k not in names}
-    env.update(extra)
-    return env
-
-
-def _cmd(sandbox, *args: str) -> list[str]:
-    return [sys.executable, "-m", "milvus_backup.cli", "--config", str(sandbox.config_path), *args]
-
-
-def _cli(sandbox, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        _cmd(sandbox, *args),
-        cwd=ROOT,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        env=_env(),
-        timeout=300,
-    )
-
-
 def _jobs(sandbox) -> dict[str, dict]:
-    proc = _cli(sandbox, "jobs", "--json")
+    proc = run_cli(sandbox.config_path, "jobs", "--json")
     assert proc.returncode == 0, proc.stderr
     return {job["id"]: job for job in json.loads(proc.stdout)}
 
@@ -205,15 +207,17 @@ def _has(uri: str, db: str, name: str) -> bool:
 @pytest.fixture(scope="module")
 def products_backup(sandbox, base_config):
     """One small backup (shop.products, 200 rows, one import) for the module's restores."""
-    from milvus_backup.core.engine import Engine
+    with made_backup(base_config, "jobs", ["shop.products"]) as name:
+        yield name
 
-    engine = Engine(base_config)
-    name = f"jobs_{uuid.uuid4().hex[:8]}"
-    job = engine.start_backup(BackupRequest(name=name, collections=["shop.products"]))
-    assert job.wait(300) is JobState.SUCCESS, job.error
-    yield name
-    engine.delete_backup(name)
-    engine.close()
+
+def _end(proc: subprocess.Popen, sandbox, collection: str) -> None:
+    """A test's clean-up: its restore process gone (killed if still running), what it restored dropped."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    proc.stderr.close()
+    drop_if_exists(sandbox.milvus_uri, "shop", collection)
 
 
 def _held_restore(sandbox, tmp_path: Path, backup: str, suffix: str, resume: Path | None = None) -> subprocess.Popen:
@@ -221,12 +225,12 @@ def _held_restore(sandbox, tmp_path: Path, backup: str, suffix: str, resume: Pat
     marker = tmp_path / f"paused-{uuid.uuid4().hex}"
     env = {PAUSE_AT: POINT, PAUSE_FILE: str(marker), **({RESUME_FILE: str(resume)} if resume else {})}
     proc = subprocess.Popen(
-        _cmd(sandbox, "restore", "-n", backup, "-s", suffix, "--restore_index", "--load"),
+        cli_command(sandbox.config_path, "restore", "-n", backup, "-s", suffix, "--restore_index", "--load"),
         cwd=ROOT,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
-        env=_env(**env),
+        env=cli_env(**env),
     )
     _until(lambda: _paused(marker) or proc.poll() is not None, f"the restore to reach {POINT}")
     assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
@@ -242,13 +246,15 @@ def test_the_cli_restore_goes_on_when_its_terminal_hangs_up(sandbox, tmp_path, p
     (SIGHUP), as when an SSH link drops. The restore finishes with every row; `jobs --json` says success."""
     suffix = f"_hup{uuid.uuid4().hex[:6]}"
     marker, resume = tmp_path / "paused", tmp_path / "resume"
-    env = _env(**{PAUSE_AT: POINT, PAUSE_FILE: str(marker), RESUME_FILE: str(resume)})
+    env = cli_env(**{PAUSE_AT: POINT, PAUSE_FILE: str(marker), RESUME_FILE: str(resume)})
     pid, master = pty.fork()
     if pid == 0:  # the child: straight into the CLI, on the pty as its controlling terminal
         os.chdir(ROOT)
         os.execve(
             sys.executable,
-            _cmd(sandbox, "restore", "-n", products_backup, "-s", suffix, "--restore_index", "--load"),
+            cli_command(
+                sandbox.config_path, "restore", "-n", products_backup, "-s", suffix, "--restore_index", "--load"
+            ),
             env,
         )
     draining = threading.Event()
@@ -311,7 +317,7 @@ def test_the_app_restore_goes_on_after_tmux_kill_session_and_a_new_app_sees_it_f
     command = "cd {} && exec env {} {}".format(
         shlex.quote(str(ROOT)),
         " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()),
-        shlex.join(_cmd(sandbox)),
+        shlex.join(cli_command(sandbox.config_path)),
     )
     started = _tmux(socket_name, "new-session", "-d", "-s", "app", "-x", "100", "-y", "30", command)
     assert started.returncode == 0, started.stderr
@@ -413,7 +419,7 @@ def test_a_restore_in_another_process_is_listed_and_cancelled_by_id(sandbox, tmp
         assert (job["kind"], job["backup_name"], job["phase"]) == ("restore", products_backup, "import")
         assert job["host"] and 0 <= job["progress"] < 100 and job["end_time"] == 0
         assert _has(sandbox.milvus_uri, "shop", "products" + suffix), "held after its first import"
-        cancel = _cli(sandbox, "cancel", job["id"])
+        cancel = run_cli(sandbox.config_path, "cancel", job["id"])
         assert cancel.returncode == 0, cancel.stderr
         assert "cancel requested" in cancel.stdout
         assert proc.wait(120) == 130  # the CLI's exit code for a cancelled job
@@ -421,16 +427,12 @@ def test_a_restore_in_another_process_is_listed_and_cancelled_by_id(sandbox, tmp
         assert (listed["state"], listed["phase"]) == ("cancelled", "done")
         assert listed["end_time"] >= listed["start_time"]
         assert not _has(sandbox.milvus_uri, "shop", "products" + suffix), "a cancel drops what it created"
-        again = _cli(sandbox, "cancel", job["id"])
+        again = run_cli(sandbox.config_path, "cancel", job["id"])
         assert again.returncode == 1 and "already ended (cancelled)" in again.stderr
-        unknown = _cli(sandbox, "cancel", "no-such-job")
+        unknown = run_cli(sandbox.config_path, "cancel", "no-such-job")
         assert unknown.returncode == 1 and unknown.stderr.startswith("error: job no-such-job not found")
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stderr.close()
-        drop_if_exists(sandbox.milvus_uri, "shop", "products" + suffix)
+        _end(proc, sandbox, "products" + suffix)
 
 
 @pytest.mark.integration
@@ -444,20 +446,16 @@ def test_a_killed_restore_reads_interrupted_and_cancel_removes_what_it_left(sand
         listed = _jobs(sandbox)[job["id"]]
         assert listed["state"] == "interrupted" and listed["end_time"] > 0
         assert _has(sandbox.milvus_uri, "shop", "products" + suffix), "the killed restore left its collection"
-        clean = _cli(sandbox, "cancel", job["id"])
+        clean = run_cli(sandbox.config_path, "cancel", job["id"])
         assert clean.returncode == 0, clean.stderr
         assert f"dropped shop.products{suffix}" in clean.stdout
         assert not _has(sandbox.milvus_uri, "shop", "products" + suffix)
         listed = _jobs(sandbox)[job["id"]]
         assert (listed["state"], listed["cleaned"]) == ("interrupted", True)
-        again = _cli(sandbox, "cancel", job["id"])
+        again = run_cli(sandbox.config_path, "cancel", job["id"])
         assert again.returncode == 0 and "already removed" in again.stdout
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stderr.close()
-        drop_if_exists(sandbox.milvus_uri, "shop", "products" + suffix)
+        _end(proc, sandbox, "products" + suffix)
 
 
 @pytest.mark.integration

@@ -23,8 +23,7 @@ from milvus_backup.core.paths import BACKUP_META, COLLECTION_META, FULL_META, PA
 from milvus_backup.core.restore import RestoreRequest
 from milvus_backup.sandbox.demo import demo_collection, load_demo
 from milvus_backup.sandbox.servers import Sandbox, SandboxState, free_port
-from tests.conftest import assert_same_rows, drop_if_exists, fetch_rows
-from tests.test_sandbox import _cli
+from tests.conftest import assert_same_rows, drop_if_exists, fetch_rows, run_cli
 
 pytestmark = pytest.mark.integration
 BOOKS = demo_collection("books")
@@ -37,7 +36,7 @@ def milvus22(sandbox, tmp_path_factory) -> SandboxState:
     directory = tmp_path_factory.mktemp("milvus22")
     ports = ["--milvus-port", str(free_port()), "--s3-port", str(free_port())]
     try:
-        started = _cli("sandbox", "start", "--dir", str(directory), "--milvus-version", "2.2.16", *ports)
+        started = run_cli(None, "sandbox", "start", "--dir", str(directory), "--milvus-version", "2.2.16", *ports)
         assert started.returncode == 0, started.stderr
         state = Sandbox(directory).load_state()
         assert state is not None and f"Milvus 2.2.16   {state.milvus_uri}" in started.stdout
@@ -49,7 +48,7 @@ def milvus22(sandbox, tmp_path_factory) -> SandboxState:
 
 
 def test_an_unknown_milvus_version_is_one_line_and_starts_nothing(tmp_path):
-    proc = _cli("sandbox", "start", "--dir", str(tmp_path / "bad"), "--milvus-version", "2.2")
+    proc = run_cli(None, "sandbox", "start", "--dir", str(tmp_path / "bad"), "--milvus-version", "2.2")
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == "error: --milvus-version must look like 2.2.16, not '2.2'"
     assert Sandbox(tmp_path / "bad").load_state() is None

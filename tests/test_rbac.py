@@ -33,7 +33,7 @@ from milvus_backup.core.paths import META_WRITE_ORDER
 from milvus_backup.core.restore import RestoreRequest
 from milvus_backup.sandbox.demo import demo_collection, load_demo
 from milvus_backup.sandbox.servers import ROOT_PASSWORD, ROOT_USER, Sandbox, SandboxState, free_port
-from tests.test_sandbox import _cli
+from tests.conftest import run_cli
 
 ROOT_TOKEN = f"{ROOT_USER}:{ROOT_PASSWORD}"
 ROLE, USER, USER_PASSWORD = "reader", "alice", "Alice-pw-1"
@@ -242,7 +242,7 @@ def test_restore_without_a_password_keeps_what_exists_and_names_the_users_it_lef
 
 
 def test_asking_a_running_sandbox_for_auth_is_refused_in_one_line(sandbox):
-    proc = _cli("sandbox", "start", "--dir", str(sandbox.dir), "--auth")
+    proc = run_cli(None, "sandbox", "start", "--dir", str(sandbox.dir), "--auth")
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == (
         f"error: the sandbox in {sandbox.dir} runs Milvus 2.3.5 with auth off; stop it first or use another --dir"

@@ -12,7 +12,6 @@ import uuid
 import pytest
 from pymilvus import MilvusClient
 
-from milvus_backup.core.backup import BackupRequest
 from milvus_backup.core.engine import Engine
 from milvus_backup.core.errors import AlreadyExists
 from milvus_backup.core.integrity import DamagedBackup
@@ -28,7 +27,7 @@ from milvus_backup.core.restore import (
     run_restore,
 )
 from milvus_backup.sandbox.demo import demo_collection
-from tests.conftest import assert_same_rows, drop_if_exists, fetch_rows
+from tests.conftest import assert_same_rows, drop_if_exists, fetch_rows, made_backup
 
 pytestmark = pytest.mark.integration
 
@@ -38,13 +37,8 @@ BOOKS = demo_collection("books")
 
 @pytest.fixture(scope="module")
 def books_backup(sandbox, base_config):
-    engine = Engine(base_config)
-    name = f"safety_{uuid.uuid4().hex[:6]}"
-    job = engine.start_backup(BackupRequest(name=name, collections=["books"]))
-    assert job.wait(300) is JobState.SUCCESS, job.error
-    yield name
-    engine.delete_backup(name)
-    engine.close()
+    with made_backup(base_config, "safety", ["books"]) as name:
+        yield name
 
 
 def _hold_at_import_then_cancel(engine: Engine, request: RestoreRequest, monkeypatch, tmp_path) -> Job:

@@ -3,39 +3,19 @@ stop independently, a busy port is refused with one clear line."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from milvus_backup.core.config import ENV_OVERRIDES, load_config
+from milvus_backup.core.config import load_config
 from milvus_backup.sandbox.servers import Sandbox, free_port
+from tests.conftest import run_cli
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[1]
 STALE = "# stale line the next start must not keep\n"
-
-
-def _env() -> dict[str, str]:
-    names = {name for name, _ in ENV_OVERRIDES}
-    return {k: v for k, v in os.environ.items() if k not in names}
-
-
-def _cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "milvus_backup.cli", *args],
-        cwd=ROOT,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        env=_env(),
-        timeout=timeout,
-        check=False,
-    )
 
 
 def _alive(pid: int | None) -> bool:
@@ -80,7 +60,7 @@ def test_start_on_a_running_sandbox_is_idempotent(sandbox):
 
 
 def test_status_shows_both_pids(sandbox):
-    proc = _cli("sandbox", "status", "--dir", str(sandbox.dir))
+    proc = run_cli(None, "sandbox", "status", "--dir", str(sandbox.dir))
     assert proc.returncode == 0, proc.stderr
     lines = {line.split()[0]: line for line in proc.stdout.splitlines() if line.strip()}
     assert f"running pid {sandbox.milvus_pid}" in lines["milvus"]
@@ -89,7 +69,7 @@ def test_status_shows_both_pids(sandbox):
 
 
 def test_status_of_an_empty_folder_says_stopped(tmp_path):
-    proc = _cli("sandbox", "status", "--dir", str(tmp_path / "none"))
+    proc = run_cli(None, "sandbox", "status", "--dir", str(tmp_path / "none"))
     assert proc.returncode == 1
     assert "stopped" in proc.stdout and "running" not in proc.stdout
 
@@ -100,7 +80,8 @@ def test_a_second_sandbox_runs_alongside_and_stops_alone(sandbox, tmp_path):
     while s3_port == milvus_port:
         s3_port = free_port()
     try:
-        started = _cli(
+        started = run_cli(
+            None,
             "sandbox",
             "start",
             "--dir",
@@ -121,19 +102,19 @@ def test_a_second_sandbox_runs_alongside_and_stops_alone(sandbox, tmp_path):
         # both answer, each on its own ports
         assert _healthy(state.health_url) and _healthy(sandbox.health_url)
         assert state.health_url != sandbox.health_url
-        listed = _cli("--config", str(second / "backup.yaml"), "list-collections")
+        listed = run_cli(None, "--config", str(second / "backup.yaml"), "list-collections")
         assert listed.returncode == 0, listed.stderr
         assert "hello_milvus" not in listed.stdout  # a fresh, empty Milvus, not the session's
-        session = _cli("--config", str(sandbox.config_path), "list-collections")
+        session = run_cli(None, "--config", str(sandbox.config_path), "list-collections")
         assert session.returncode == 0 and "default.hello_milvus" in session.stdout
 
-        stopped = _cli("sandbox", "stop", "--dir", str(second), timeout=120)
+        stopped = run_cli(None, "sandbox", "stop", "--dir", str(second), timeout=120)
         assert stopped.returncode == 0, stopped.stderr
         assert str(state.milvus_pid) in stopped.stdout and str(state.weed_pid) in stopped.stdout
         assert not _alive(state.milvus_pid) and not _alive(state.weed_pid)
         assert _alive(sandbox.milvus_pid) and _alive(sandbox.weed_pid)
         assert _healthy(sandbox.health_url)
-        status = _cli("sandbox", "status", "--dir", str(second))
+        status = run_cli(None, "sandbox", "status", "--dir", str(second))
         assert status.returncode == 1 and "running" not in status.stdout
     finally:
         Sandbox(second).stop()
@@ -142,7 +123,8 @@ def test_a_second_sandbox_runs_alongside_and_stops_alone(sandbox, tmp_path):
 def test_start_on_a_busy_port_fails_with_one_line_naming_it(sandbox, tmp_path):
     other = tmp_path / "busy"
     try:
-        proc = _cli(
+        proc = run_cli(
+            None,
             "sandbox",
             "start",
             "--dir",
@@ -167,7 +149,8 @@ def test_start_on_a_busy_port_fails_with_one_line_naming_it(sandbox, tmp_path):
 def test_a_failed_start_leaves_nothing_running_and_a_retry_on_another_port_works(sandbox, tmp_path):
     other = tmp_path / "retry"
     try:
-        failed = _cli(
+        failed = run_cli(
+            None,
             "sandbox",
             "start",
             "--dir",
@@ -184,7 +167,8 @@ def test_a_failed_start_leaves_nothing_running_and_a_retry_on_another_port_works
             "the failed start left a server running"
         )
         port = free_port()
-        retried = _cli(
+        retried = run_cli(
+            None,
             "sandbox",
             "start",
             "--dir",

@@ -17,8 +17,8 @@ from milvus_backup.core.versions import (
     parse_version,
 )
 from milvus_backup.sandbox.demo import demo_collection
-from tests.conftest import assert_same_rows, drop_if_exists, fetch_rows
-from tests.test_crash import BUCKET, _cli
+from tests.conftest import assert_same_rows, drop_if_exists, fetch_rows, run_cli
+from tests.test_crash import BUCKET
 
 
 @pytest.mark.parametrize(
@@ -70,7 +70,7 @@ def test_the_cli_flag_is_recorded_in_the_meta_and_overrides_the_newer_backup_rul
     s3 = Minio(sandbox.s3_endpoint, "minioadmin", "minioadmin", secure=False)
     drop_if_exists(sandbox.milvus_uri, "default", target)
     try:
-        made = _cli(sandbox, "create", "-n", name, "-c", "books", "--allow-untested-milvus")
+        made = run_cli(sandbox.config_path, "create", "-n", name, "-c", "books", "--allow-untested-milvus")
         assert made.returncode == 0, made.stderr
         full = json.loads(s3.get_object(BUCKET, f"backup/{name}/meta/full_meta.json").read())
         assert full[META_KEY] is True and full["milvus_version"].startswith("v2.3.")
@@ -85,13 +85,13 @@ def test_the_cli_flag_is_recorded_in_the_meta_and_overrides_the_newer_backup_rul
             s3.put_object(BUCKET, key, io.BytesIO(newer), len(newer))
 
         args = ("restore", "-n", name, "-s", "_versions", "--restore_index", "--load", "--verify", "quick")
-        refused = _cli(sandbox, *args)
+        refused = run_cli(sandbox.config_path, *args)
         assert refused.returncode == 1 and refused.stderr.count("\n") == 1, refused.stderr
         assert "it restores only into the same or a newer Milvus" in refused.stderr
-        allowed = _cli(sandbox, *args, "--allow-untested-milvus")
+        allowed = run_cli(sandbox.config_path, *args, "--allow-untested-milvus")
         assert allowed.returncode == 0, allowed.stderr
         assert f"warning: backup versions_cli was made on Milvus {newer_version}" in allowed.stderr
         assert_same_rows(fetch_rows(sandbox.milvus_uri, "default", target), demo_collection("books"))
     finally:
         drop_if_exists(sandbox.milvus_uri, "default", target)
-        _cli(sandbox, "delete", "-n", name)
+        run_cli(sandbox.config_path, "delete", "-n", name)
