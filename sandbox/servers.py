@@ -173,10 +173,41 @@ class _ExitedEarly(SandboxError):
     """A server that ended while it was starting."""
 
 
-def _wait(what: str, check, timeout: float, proc: subprocess.Popen, log: Path) -> None:
+def _listens(pid: int, port: int) -> bool:
+    """Whether the socket listening on TCP `port` belongs to process `pid` (Linux: the kernel's socket tables,
+    then the process's descriptors). True when /proc cannot tell: the start is trusted then."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                inodes.add(f"socket:[{fields[9]}]")
+    try:
+        descriptors = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return True
+    for fd in descriptors:
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
+                return True
+    return False
+
+
+def _wait(what: str, check, timeout: float, proc: subprocess.Popen, log: Path, port: int) -> None:
+    """Until `check` passes while `proc` runs and listens on `port`. A port that answers from another process
+    (a sandbox started at the same moment took it) fails at once: this start would use the other's server."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check() and proc.poll() is None:
+            if not _listens(proc.pid, port):
+                raise SandboxError(
+                    f"port {port} is served by another process, not the {what} started here (another sandbox "
+                    "started at the same moment?); start again, or pick other ports"
+                )
             return
         if proc.poll() is not None:  # our own child: its exit status, not /proc, says it ended
             raise _ExitedEarly(f"{what} exited during start-up; see {log}")
@@ -448,7 +479,7 @@ class Sandbox:
             )
         state.weed_pid = proc.pid
         self._save_state(state)
-        _wait("SeaweedFS", lambda: _http_ok(f"http://{state.s3_endpoint}/"), timeout, proc, log)
+        _wait("SeaweedFS", lambda: _http_ok(f"http://{state.s3_endpoint}/"), timeout, proc, log, state.s3_port)
 
     def _create_bucket(self, state: SandboxState) -> None:
         from minio import Minio
@@ -615,8 +646,12 @@ class Sandbox:
             )
         state.milvus_pid = proc.pid
         self._save_state(state)
-        # healthy, and its gRPC port open: a /healthz answer alone can come before a component fails
-        _wait("Milvus", lambda: _http_ok(state.health_url, "OK") and _port_busy(state.milvus_port), timeout, proc, log)
+
+        def ready() -> bool:
+            """Healthy, and its gRPC port open: a /healthz answer alone can come before a component fails."""
+            return _http_ok(state.health_url, "OK") and _port_busy(state.milvus_port)
+
+        _wait("Milvus", ready, timeout, proc, log, state.milvus_port)
 
     def _write_tool_config(self, state: SandboxState) -> None:
         config = {

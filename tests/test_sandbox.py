@@ -3,13 +3,17 @@ stop independently, a busy port is refused with one clear line."""
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 
 import pytest
 
 from milvus_backup.core.config import load_config
-from milvus_backup.sandbox.servers import Sandbox, free_port
+from milvus_backup.sandbox.servers import Sandbox, SandboxError, _listens, _wait, free_port
 from tests.conftest import run_cli
 
 pytestmark = pytest.mark.integration
@@ -183,3 +187,20 @@ def test_a_failed_start_leaves_nothing_running_and_a_retry_on_another_port_works
         assert Sandbox(other).load_state().milvus_port == port
     finally:
         Sandbox(other).stop()
+
+
+def test_a_port_answered_by_another_process_fails_the_start_at_once(tmp_path):
+    """Two sandboxes started at the same moment on the same port: the one whose server lost the port must not
+    go on with the other's server (seen: a benchmark ran against another engineer's SeaweedFS)."""
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        ours = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        try:
+            assert _listens(os.getpid(), port) and not _listens(ours.pid, port)
+            with pytest.raises(SandboxError, match=f"port {port} is served by another process, not the SeaweedFS"):
+                _wait("SeaweedFS", lambda: True, 30, ours, tmp_path / "weed.out", port)
+        finally:
+            ours.kill()
+            ours.wait()
