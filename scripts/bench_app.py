@@ -1,5 +1,7 @@
 """The terminal app's start, for scripts/bench.py: run in a process of its own that imports what
-`milvus-backup` imports to open the app, and nothing else (bench.py itself loads pymilvus).
+`milvus-backup` imports to open the app, in the same order (the config, then `tui.launch.open_app`,
+which asks for the tables' first listings before it imports Textual), and nothing else (bench.py itself
+loads pymilvus).
 
     python scripts/bench_app.py CONFIG BACKUPS SPAWNED
 
@@ -15,12 +17,12 @@ import json
 import sys
 import time
 
-from milvus_backup.core.service import load_config, open_service
-from milvus_backup.tui.app import MilvusBackupApp
+from milvus_backup.core.service import load_config
+from milvus_backup.tui.launch import open_app
 
 
 async def run(config_path: str, backups: int, spawned: float) -> dict[str, float]:
-    app = MilvusBackupApp(open_service(load_config(config_path)))
+    app = open_app(load_config(config_path))
     async with app.run_test(size=(120, 40)) as pilot:
         took = {"painted": time.time() - spawned}
         deadline = time.monotonic() + 120

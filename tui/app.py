@@ -17,7 +17,6 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
 from typing import Any, TypeVar
 
 from textual import on, work
@@ -52,6 +51,7 @@ from milvus_backup.core.service import (
 from milvus_backup.tui.details import BackupDetailsScreen
 from milvus_backup.tui.dialogs import BackupDialog, ConfirmDialog, HelpScreen, QuitDialog, RestoreDialog
 from milvus_backup.tui.jobs import JobsScreen, JobWatch
+from milvus_backup.tui.launch import FirstLoad
 from milvus_backup.tui.tables import (
     BACKUP_COLUMNS,
     COLLECTION_COLUMNS,
@@ -138,6 +138,7 @@ class MilvusBackupApp(App[None]):
         default_name: Callable[[], str] = default_backup_name,
         plain: bool | None = None,
         jobs_poll_seconds: float = 2.0,
+        first_load: FirstLoad | None = None,
     ):
         super().__init__()
         self.plain = plain_terminal(os.environ) if plain is None else plain
@@ -145,6 +146,7 @@ class MilvusBackupApp(App[None]):
         if self.plain:  # Textual's NO_COLOR turns colours grey; a plain terminal gets none at all
             self._filters = [f for f in self._filters if not isinstance(f, Monochrome)] + [NoColor()]
         self.engine = engine
+        self.first_load = first_load  # the tables' first listings, when asked for before the app was made
         self.clock = clock
         self.refresh_seconds = refresh_seconds
         self.default_name = default_name
@@ -243,14 +245,16 @@ class MilvusBackupApp(App[None]):
     def _load_collections(self) -> None:
         """List the collections (a worker thread); a newer refresh replaces this one."""
         errors: dict[str, str] = {}
-        collections = self._listed("milvus", self.engine.list_collections, errors)
+        first = self.first_load.collections() if self.first_load else None
+        collections = self._listed("milvus", first or self.engine.list_collections, errors)
         self._show_unless_replaced(lambda: self._show_data(collections, None, errors))
 
     @work(thread=True, exclusive=True, group="refresh-backups", exit_on_error=False)
     def _load_backups(self) -> None:
         """List the backups (a worker thread); a newer refresh replaces this one."""
         errors: dict[str, str] = {}
-        backups = self._listed("backups", self.engine.list_backups, errors)
+        first = self.first_load.backups() if self.first_load else None
+        backups = self._listed("backups", first or self.engine.list_backups, errors)
         self._show_unless_replaced(lambda: self._show_data(None, backups, errors))
 
     def _listed(self, source: str, call: Callable[[], list[T]], errors: dict[str, str]) -> list[T] | None:
@@ -775,91 +779,3 @@ class MilvusBackupApp(App[None]):
         self.marked = set()
         if self.collections_table_present():
             self._show_marks()
-
-
-def _log_to_file_only(config: Config) -> None:
-    """Nothing may write log lines onto the screen: libraries' warnings go to the log file too, or nowhere."""
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if type(handler) is logging.StreamHandler:
-            root.removeHandler(handler)
-    target: logging.Handler = logging.NullHandler()
-    if config.log.filename:
-        try:
-            Path(config.log.filename).parent.mkdir(parents=True, exist_ok=True)  # the default is a per-user folder
-            target = logging.FileHandler(config.log.filename)
-            target.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-        except OSError:
-            pass
-    root.addHandler(target)
-    ours = logging.getLogger("milvus_backup")
-    if not ours.handlers:
-        ours.addHandler(logging.NullHandler())
-
-
-def run_tui(config: Config) -> int:
-    """Open the app on `config`. On the way out, jobs still running go on to their end in this process
-    (quit with "leave running", or a hang-up) or are cancelled and cleaned up (quit with "cancel jobs",
-    Ctrl-C afterwards, or the app crashing)."""
-    from milvus_backup.core.service import open_service
-
-    _log_to_file_only(config)
-    engine = open_service(config)
-    app = MilvusBackupApp(engine)
-    ended_well = False
-    try:
-        try:
-            app.run()
-        except OSError:  # restoring a terminal that has gone away (EIO): nothing is left to restore
-            if not app.hung_up:
-                raise
-        finally:
-            app.closed.set()
-        ended_well = True
-        if app.hung_up:
-            detach_from_terminal()
-        _see_through(app.running_jobs(), app.hung_up)
-    finally:
-        if not ended_well:
-            for job in app.cancel_jobs():
-                job.wait(120)
-        for job in app.running_jobs():  # cancelled by the quit question or by Ctrl-C: let them clean up
-            job.wait(120)
-        engine.close()
-    return 0
-
-
-def detach_from_terminal() -> None:
-    """Point stdin, stdout and stderr at /dev/null: the terminal is gone, and writing to it would fail."""
-    devnull = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(devnull, fd)
-    os.close(devnull)
-
-
-def _see_through(jobs: list[Job[Any]], hung_up: bool) -> None:
-    """Keep this process alive until `jobs` end: their threads live here, and their records keep being
-    written, so any app, `milvus-backup jobs` or the API follows them. Ctrl-C cancels them; a hang-up
-    only silences this process."""
-    if not jobs:
-        return
-    if not hung_up:
-        print(
-            f"{len(jobs)} job(s) go on in this process (pid {os.getpid()}) until they end: "
-            + ", ".join(f"{j.kind} {j.name} ({j.id})" for j in jobs)
-            + ".\nClosing this terminal does not stop them; `milvus-backup jobs` shows them from anywhere, "
-            "`milvus-backup cancel ID` stops one. Ctrl-C here cancels them.",
-            flush=True,
-        )
-
-    def on_interrupt(signum: int, frame: object) -> None:
-        print("cancelling (each job stops at its next step and cleans up)...", flush=True)
-        for job in jobs:
-            job.cancel()
-
-    signal.signal(signal.SIGINT, on_interrupt)
-    signal.signal(signal.SIGHUP, lambda signum, frame: detach_from_terminal())
-    for job in jobs:
-        while not job.wait(0.5).finished:
-            pass
-        print(f"{job.kind} {job.name}: {job.state}" + (f" ({job.error})" if job.error else ""), flush=True)
