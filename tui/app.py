@@ -48,7 +48,7 @@ from milvus_backup.core.service import (
     RestoreRequest,
     default_backup_name,
 )
-from milvus_backup.tui.details import BackupDetailsScreen
+from milvus_backup.tui.details import BackupDetailsScreen, load_type_names
 from milvus_backup.tui.dialogs import BackupDialog, ConfirmDialog, HelpScreen, QuitDialog, RestoreDialog
 from milvus_backup.tui.jobs import JobsScreen, JobWatch
 from milvus_backup.tui.launch import FirstLoad
@@ -349,6 +349,7 @@ class MilvusBackupApp(App[None]):
     def _open_details(self, name: str) -> None:
         info = self._attempt(f"details of {name}", lambda: self.engine.get_backup(name))
         if info is not None:
+            load_type_names()  # pymilvus's import, here rather than on the UI thread
             self._show_unless_replaced(lambda: self._show_details(info, name))
 
     def _show_details(self, info: BackupInfo, name: str) -> None:
