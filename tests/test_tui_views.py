@@ -968,6 +968,7 @@ def test_the_first_listings_asked_before_the_app_fill_its_first_screen() -> None
             assert engine.asked == {"backups": 1, "collections": 1}
             assert [str(k.value) for k in app.backups_table.rows] == [b.name for b in engine.list_backups()]
             assert app.collections_table.row_count == 0 and "connection refused" in app.errors["milvus"]
+            assert "not loaded" in str(app.collections_table.hint.render())  # not "loading...": it failed
             engine.milvus_down = False
             await pilot.press("ctrl+r")
             await _until(pilot, lambda: app.collections_table.row_count == 4)

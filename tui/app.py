@@ -284,6 +284,9 @@ class MilvusBackupApp(App[None]):
             answered.add("backups")
             self.backups = {b.name: b for b in backups}
             self.backups_table.sync(backup_rows(backups, self.clock))
+        for source in answered:
+            table = self.collections_table if source == "milvus" else self.backups_table
+            table.set_failed(source in errors)
         for source, message in errors.items():
             if self.errors.get(source) != message:
                 self.notify(
