@@ -520,7 +520,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     if args.command == "sandbox":
         return cmd_sandbox(args)
     if args.command in (None, "tui"):
-        from milvus_backup.tui.app import run_tui
+        from milvus_backup.tui.launch import run_tui
 
         return run_tui(_config(args))
     from milvus_backup.core.service import open_service

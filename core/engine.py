@@ -59,7 +59,7 @@ class Engine:
 
     # -- reads -----------------------------------------------------------------------------------
     def list_collections(self, db: str | None = None) -> list[CollectionSummary]:
-        milvus = self.ctx.milvus
+        milvus = self.ctx.milvus_reads
         dbs = [db] if db else sorted(milvus.list_databases())
         return [c for name in dbs for c in milvus.collection_summaries(name)]
 

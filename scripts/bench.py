@@ -519,6 +519,7 @@ class Bench:
         cmd = [sys.executable, str(app), self.args.config, str(backups), str(time.time())]
         out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=_installed_env()).stdout
         took = json.loads(out.strip().splitlines()[-1])
+        self.row("the app's first screen").cpu.append(took["cpu"])
         self.row("the app's first screen").notes.append(
             f"drawn (loading...) at {took['painted']:.2f} s, backups at {took['backups']:.2f} s, "
             f"collections at {took['collections']:.2f} s"

@@ -1,10 +1,13 @@
-"""The collections table's listing when Milvus changes under it: a collection dropped between the listing
-and its four requests is left out, where it used to fail the whole refresh ("cannot reach Milvus").
-A unit test of core/milvus.py on a fake gRPC stub (the sandbox cannot drop a collection at that moment
-on demand)."""
+"""The collections table's listing. When Milvus changes under it, a collection dropped between the listing
+and its four requests is left out, where it used to fail the whole refresh ("cannot reach Milvus"): a unit
+test on a fake gRPC stub (the sandbox cannot drop a collection at that moment on demand). And its
+connection, gRPC without pymilvus's import, against the sandbox."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from typing import Any
 
 from milvus_backup.core import milvus as m
@@ -18,7 +21,7 @@ class _Stub:
         self.gone = gone
 
     def __getattr__(self, method: str) -> Any:
-        def call(request: Any, timeout: float) -> Any:
+        def call(request: Any, timeout: float, metadata: Any = None) -> Any:
             pb, common = m.milvus_pb2, m.common_pb2
             if method == "ShowCollections":
                 return pb.ShowCollectionsResponse(collection_names=["kept", "dropped"], collection_ids=[1, 2])
@@ -37,7 +40,7 @@ class _Stub:
 
 
 def _milvus(gone: str) -> m.Milvus:
-    m._import_pymilvus()
+    m._load_protos()
     client = m.Milvus.__new__(m.Milvus)  # no connection: the stub answers
     client.cfg, client.timeout, client._stub = MilvusConfig(), 5, _Stub(gone)
     return client
@@ -51,3 +54,31 @@ def test_a_collection_dropped_during_the_listing_is_left_out():
 def test_every_collection_still_there_is_listed():
     summaries = _milvus(gone="").collection_summaries("default")
     assert [(s.name, s.row_count) for s in summaries] == [("dropped", 7), ("kept", 7)]
+
+
+def test_the_direct_connection_reads_what_pymilvus_connection_reads(base_config):
+    """The collections table's connection (gRPC alone) answers every field as pymilvus's connection does,
+    the demo's loaded and indexed collections included, in every database."""
+    with m.Milvus(base_config.milvus) as via_pymilvus, m.DirectMilvus(base_config.milvus) as direct:
+        dbs = sorted(via_pymilvus.list_databases())
+        assert sorted(direct.list_databases()) == dbs and {"default", "shop"} <= set(dbs)
+        expected = [s for db in dbs for s in via_pymilvus.collection_summaries(db)]
+        assert [s for db in dbs for s in direct.collection_summaries(db)] == expected
+    assert any(s.live_rows is not None and s.indexes for s in expected)  # a loaded, indexed one was compared
+
+
+def test_listing_the_collections_never_imports_pymilvus(sandbox, base_config):
+    """pymilvus's import (pandas and numpy with it) is most of a first collections listing's time."""
+    code = (
+        "import json, sys\n"
+        "from milvus_backup.core.service import load_config, open_service\n"
+        f"engine = open_service(load_config({str(sandbox.config_path)!r}, env={{}}))\n"
+        "names = [f'{c.db_name}.{c.name}' for c in engine.list_collections()]\n"
+        "engine.close()\n"
+        "print(json.dumps([names, sorted(m for m in ('pymilvus', 'pandas', 'numpy') if m in sys.modules)]))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    names, heavy = json.loads(proc.stdout.strip().splitlines()[-1])
+    with m.Milvus(base_config.milvus) as milvus:
+        assert names == [f"{db}.{n}" for db in sorted(milvus.list_databases()) for n in milvus.list_collections(db)]
+    assert heavy == []

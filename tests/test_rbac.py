@@ -16,6 +16,7 @@ from pymilvus import MilvusClient
 from milvus_backup.core.backup import BackupRequest
 from milvus_backup.core.config import Config, load_config
 from milvus_backup.core.engine import Engine
+from milvus_backup.core.errors import MilvusError
 from milvus_backup.core.jobs import JobState
 from milvus_backup.core.meta import (
     GrantEntity,
@@ -29,6 +30,7 @@ from milvus_backup.core.meta import (
     decode,
     encode,
 )
+from milvus_backup.core.milvus import Milvus
 from milvus_backup.core.paths import META_WRITE_ORDER
 from milvus_backup.core.restore import RestoreRequest
 from milvus_backup.sandbox.demo import demo_collection, load_demo
@@ -239,6 +241,31 @@ def test_restore_without_a_password_keeps_what_exists_and_names_the_users_it_lef
     warning = [line for line in job.lines if line.startswith("warning: RBAC")]
     assert len(warning) == 1 and f"user(s) {USER} not created" in warning[0], job.lines
     assert "backup.rbac.userPassword" in warning[0]
+
+
+def test_the_collections_table_signs_in_to_milvus(auth_config):
+    """Its connection (gRPC without pymilvus) sends the configured user; a wrong password is one line."""
+    engine = Engine(auth_config)
+    try:
+        listed = engine.list_collections()
+        with Milvus(auth_config.milvus) as via_pymilvus:  # pymilvus's own connection, signed in
+            assert listed == [
+                s for db in sorted(via_pymilvus.list_databases()) for s in via_pymilvus.collection_summaries(db)
+            ]
+    finally:
+        engine.close()
+    assert "shop.products" in {f"{c.db_name}.{c.name}" for c in listed}
+    wrong = auth_config.model_copy(
+        update={"milvus": auth_config.milvus.model_copy(update={"password": SecretStr("not-the-password")})}
+    )
+    engine = Engine(wrong)
+    try:
+        with pytest.raises(MilvusError) as refused:
+            engine.list_collections()
+    finally:
+        engine.close()
+    assert "list databases failed" in str(refused.value) and "\n" not in str(refused.value)
+    assert "not-the-password" not in str(refused.value)
 
 
 def test_asking_a_running_sandbox_for_auth_is_refused_in_one_line(sandbox):

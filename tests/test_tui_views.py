@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -38,6 +39,7 @@ from milvus_backup.core.service import (
     JobKind,
     JobState,
     Listener,
+    MilvusError,
     NotFound,
     Phase,
     Progress,
@@ -50,6 +52,7 @@ from milvus_backup.core.service import (
 from milvus_backup.tui.app import MilvusBackupApp
 from milvus_backup.tui.dialogs import QuitDialog, RestoreDialog
 from milvus_backup.tui.jobs import JobsScreen, JobWatch
+from milvus_backup.tui.launch import FirstLoad
 from milvus_backup.tui.tables import FANCY, SyncTable, backup_rows, collection_key
 
 SnapCompare = Callable[..., bool]  # pytest-textual-snapshot's fixture
@@ -920,6 +923,56 @@ def test_the_screen_fills_each_table_as_its_source_answers() -> None:
             await pilot.pause()
             assert [str(k.value) for k in app.backups_table.rows] == [b.name for b in engine.list_backups()]
             assert not app.backups_table.hint.display
+
+    asyncio.run(scenario())
+
+
+class CountingEngine(FixedEngine):
+    """Counts the listings asked for; its collections listing fails while `milvus_down` is set."""
+
+    def __init__(self, milvus_down: bool = False) -> None:
+        super().__init__()
+        self.asked: Counter[str] = Counter()
+        self.milvus_down = milvus_down
+
+    def list_backups(self) -> list[BackupSummary]:
+        self.asked["backups"] += 1
+        return super().list_backups()
+
+    def list_collections(self, db: str | None = None) -> list[CollectionSummary]:
+        self.asked["collections"] += 1
+        if self.milvus_down:
+            raise MilvusError("list databases failed: connection refused; is Milvus up at 127.0.0.1:19530?")
+        return super().list_collections(db)
+
+
+async def _until(pilot: Pilot[None], condition: Callable[[], bool]) -> None:
+    async def wait() -> None:
+        while not condition():
+            await pilot.pause(0.01)
+
+    await asyncio.wait_for(wait(), 10)
+
+
+def test_the_first_listings_asked_before_the_app_fill_its_first_screen() -> None:
+    """`open_app` asks for both listings before it imports Textual: the app shows those answers (a failure
+    as a failure) without asking again; a refresh asks the engine anew."""
+
+    async def scenario() -> None:
+        engine = CountingEngine(milvus_down=True)
+        first = FirstLoad(engine)  # asked for at once, in threads of their own
+        app = MilvusBackupApp(engine, clock=lambda: NOW, refresh_seconds=0, jobs_poll_seconds=0, first_load=first)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await asyncio.wait_for(app.loaded.wait(), 10)
+            await pilot.pause()
+            assert engine.asked == {"backups": 1, "collections": 1}
+            assert [str(k.value) for k in app.backups_table.rows] == [b.name for b in engine.list_backups()]
+            assert app.collections_table.row_count == 0 and "connection refused" in app.errors["milvus"]
+            assert "not loaded" in str(app.collections_table.hint.render())  # not "loading...": it failed
+            engine.milvus_down = False
+            await pilot.press("ctrl+r")
+            await _until(pilot, lambda: app.collections_table.row_count == 4)
+            assert engine.asked["collections"] == 2 and app.errors == {}
 
     asyncio.run(scenario())
 

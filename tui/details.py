@@ -26,8 +26,13 @@ def _when(seconds: int) -> str:
     return datetime.datetime.fromtimestamp(seconds, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def load_type_names() -> None:
+    """pymilvus (and pandas with it, ≈ 1 s) names the field types. It loads when a details screen is first asked
+    for, not with the app, in the worker that fetches the backup: the screen never waits on the import."""
+    _type_name(0)
+
+
 def _type_name(number: int) -> str:
-    # pymilvus (and pandas with it) loads when a details screen first opens, not with the app: ~1 s of start
     from pymilvus import DataType  # type: ignore[import-untyped, unused-ignore]  # no type information shipped
 
     try:

@@ -91,6 +91,7 @@ class SyncTable(CursorTable):
         self.symbols = symbols
         self.all_rows: dict[str, Row] = {}
         self.synced = False  # rows came at least once: before that, empty means "not loaded yet"
+        self.failed = False  # its source did not answer the last listing (the app's alert says why)
         self.filter_text = ""
         self.hint = Static(classes="empty-hint")
         self.hint.display = False
@@ -112,6 +113,13 @@ class SyncTable(CursorTable):
         self.all_rows = dict(rows)
         self.synced = True
         self._apply()
+
+    def set_failed(self, failed: bool) -> None:
+        """Whether the last listing failed: a table that never got rows then says so, not "loading...";
+        one that did keeps them (the alert above says they are the last that came)."""
+        self.failed = failed
+        if self.is_mounted:
+            self._show_hint(bool(self.row_count))
 
     def set_filter(self, text: str) -> None:
         self.filter_text = text.strip().lower()
@@ -178,7 +186,7 @@ class SyncTable(CursorTable):
             self.hint.display = False
             return
         if not self.synced:
-            self.hint.update("loading...")
+            self.hint.update("not loaded: see the error above (ctrl+r retries)" if self.failed else "loading...")
         elif self.filter_text and self.all_rows:
             self.hint.update(f"no match for “{self.filter_text}” (escape clears the filter)")
         else:
