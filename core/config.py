@@ -9,7 +9,6 @@ mistake is a one-line ConfigError naming the key; `Config.redacted()` shows secr
 
 from __future__ import annotations
 
-import difflib
 import logging
 import math
 import os
@@ -47,6 +46,8 @@ SUPPORTED_STORAGE_TYPES = ("minio", "s3", "local")
 S3_STORAGE_TYPES = ("minio", "s3")
 LOG_LEVELS = ("debug", "info", "warn", "warning", "error", "panic", "fatal")
 REDACTED = "***"
+# libyaml's loader where PyYAML was built with it (the wheels are): the same safe subset, parsed in C
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 # --------------------------------------------------------------------------- value types
@@ -440,7 +441,7 @@ def _read_yaml(path: Path) -> Any:
     if not path.is_file():
         raise ConfigError(f"config path is not a file: {path}")
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER)
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file {path}: {_one_line(str(exc))}") from None
     except yaml.MarkedYAMLError as exc:
@@ -477,6 +478,8 @@ def _walk(node: Any, section: str, where: str) -> Iterator[tuple[str, Any]]:
 
 
 def _suggestion(written: str) -> str:
+    import difflib  # only for a mistake: not paid by every start
+
     known = {c.lower(): c for c in (*_BY_PATH, *_SECTIONS)}
     match = difflib.get_close_matches(written, list(known.values()), 1, 0.6) or [
         known[found] for found in difflib.get_close_matches(written.lower(), list(known), 1, 0.6)
