@@ -9,13 +9,13 @@ mistake is a one-line ConfigError naming the key; `Config.redacted()` shows secr
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, NamedTuple, cast
 
@@ -332,18 +332,21 @@ class _Setting:
     env: tuple[str, ...]
     field: FieldInfo
 
-    @cached_property
-    def _adapter(self) -> TypeAdapter[Any]:
-        return TypeAdapter(cast(Any, Annotated)[(self.field.annotation, *self.field.metadata)])
-
     def parse(self, raw: Any, where: str) -> Any:
+        checks = tuple(m for m in self.field.metadata if not isinstance(m, _Key))
         try:
-            return self._adapter.validate_python(raw)
+            return _adapter(cast(Any, self.field.annotation), checks).validate_python(raw)
         except ValidationError as exc:
             error = exc.errors()[0]
             reason = error.get("ctx", {}).get("error", error["msg"])
             shown = "(value hidden)" if self.field.annotation is SecretStr else _show(raw)
             raise ConfigError(f"invalid value {shown} for config key {self.path} {where}: {reason}") from None
+
+
+@functools.cache
+def _adapter(annotation: Any, checks: tuple[Any, ...]) -> TypeAdapter[Any]:
+    """The check of a value of one type (Port, Secret...), built once for all the keys of that type."""
+    return TypeAdapter(cast(Any, Annotated)[(annotation, *checks)])
 
 
 def _key_of(field: FieldInfo) -> _Key:
