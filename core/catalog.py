@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -34,6 +35,7 @@ from milvus_backup.core.paths import (
     BINLOG_DIR,
     CHANNEL_CP_META,
     COLLECTION_META,
+    META_DIR,
     META_WRITE_ORDER,
     BackupLayout,
     InvalidName,
@@ -125,6 +127,7 @@ class Catalog:
         one listing answers, whichever bounds are chosen: bounds that no longer fit the backups (made or
         deleted since) only make the ranges uneven."""
         delimiter = f"/{BINLOG_DIR}/"
+        marker = f"/{META_DIR}/{BACKUP_META}"  # after the name: "root/<name>/meta/backup_meta.json"
         folders: dict[str, ObjectInfo | None] = {}
         try:
             for info in self._listing_in_ranges(root, delimiter, cache):
@@ -132,8 +135,8 @@ class Catalog:
                     raise StorageError(f"rolled up at {info.key!r}, not at {delimiter!r}")
                 name = _folder_name(root, info.key)
                 if name is not None:
-                    marker = info if info.key == self.layout.meta(name, BACKUP_META) else None
-                    folders[name] = folders.get(name) or marker
+                    own = info if info.key == f"{root}{name}{marker}" else None
+                    folders[name] = folders.get(name) or own
         except StorageError as exc:
             log.info("listing %s with delimiter %r failed (%s): reading each backup", root, delimiter, exc)
             return None
@@ -251,12 +254,10 @@ def _folder_name(root: str, key: str) -> str | None:
     name, slash, _rest = key[len(root) :].partition("/")
     if not slash or not key.startswith(root):
         return None  # a file beside the backups, not in a folder
-    try:
-        return check_backup_name(name)
-    except InvalidName:
-        return None  # not ours (the Go tool's temp folders, stray files)
+    return name if _valid_name(name) else None  # else not ours (the Go tool's temp folders, stray files)
 
 
+@functools.lru_cache(maxsize=4096)  # a listing asks once for each of a backup's ~7 entries
 def _valid_name(name: str) -> bool:
     try:
         check_backup_name(name)
