@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import json
 import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -34,8 +35,56 @@ TOKEN_ENV = "MILVUS_BACKUP_API_TOKEN"
 UNTESTED_HELP = "go on with a Milvus this tool is not proven on (backup 2.2.x/2.3.x, restore 2.3.x) or older; warns"
 
 
+_Arguments = Callable[[argparse.ArgumentParser], object]  # adds a command's arguments to its parser
+
+
+class _Formatter(argparse.HelpFormatter):
+    """argparse's formatter, sized to the terminal without importing shutil (argparse imports it, and with it
+    bz2 and lzma, for every argument added: a few ms of each start)."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, width=_terminal_width() - 2)
+
+
+@functools.cache
+def _terminal_width() -> int:
+    """As shutil.get_terminal_size: $COLUMNS, else the terminal's width, else 80."""
+    if (columns := os.environ.get("COLUMNS", "")).isdecimal() and int(columns) > 0:
+        return int(columns)
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno() if sys.__stdout__ else 1).columns or 80
+    except (AttributeError, ValueError, OSError):
+        return 80
+
+
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:  # one line, not argparse's usage dump
+    """One line for a usage error, not argparse's usage dump. A command's parser gets its arguments
+    (`arguments`) only when it parses or shows its help: a run builds the one command it runs."""
+
+    def __init__(self, *args: Any, arguments: _Arguments | None = None, **kw: Any):
+        super().__init__(*args, **{"formatter_class": _Formatter, **kw})
+        self._arguments = arguments
+
+    def _add_arguments(self) -> None:
+        if self._arguments is not None:
+            add, self._arguments = self._arguments, None
+            add(self)
+
+    def parse_known_args(  # type: ignore[override]  # (one signature of argparse's overloads)
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        self._add_arguments()
+        return super().parse_known_args(args, namespace)
+
+    def format_help(self) -> str:
+        self._add_arguments()
+        return super().format_help()
+
+    def format_usage(self) -> str:
+        self._add_arguments()
+        return super().format_usage()
+
+    def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"error: {message} (see {self.prog} --help)\n")
 
 
@@ -54,8 +103,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("tui", help="open the terminal application (the default without a command)")
     as_json = _Parser(add_help=False)
     as_json.add_argument("--json", action="store_true", help="print the answer as JSON, for scripts")
+    for name, help_text, arguments in _COMMANDS:
+        sub.add_parser(name, help=help_text, parents=[as_json] if name in _JSON else [], arguments=arguments)
+    return parser
 
-    create = sub.add_parser("create", help="back up collections", parents=[as_json])
+
+def _name_argument(parser: argparse.ArgumentParser, **kw: Any) -> None:
+    parser.add_argument("-n", "--name", required=True, **kw)
+
+
+def _create_arguments(create: argparse.ArgumentParser) -> None:
     create.add_argument("-n", "--name", default="", help="backup name (default backup_<UTC time>_<nanos>)")
     create.add_argument(
         "-c", "--colls", type=_csv, default=[], help="collections, comma-separated: name or db.name (default: all)"
@@ -83,14 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--rbac", action="store_true", help="also back up users, roles and grants (no passwords)")
     create.add_argument("--allow-untested-milvus", action="store_true", help=UNTESTED_HELP)
 
-    sub.add_parser("list", help="list the backups in the backup store", parents=[as_json])
-    get = sub.add_parser("get", help="show a backup's meta as JSON", parents=[as_json])
-    get.add_argument("-n", "--name", required=True)
-    delete = sub.add_parser("delete", help="delete a backup", parents=[as_json])
-    delete.add_argument("-n", "--name", required=True)
 
-    restore = sub.add_parser("restore", help="restore collections from a backup", parents=[as_json])
-    restore.add_argument("-n", "--name", required=True, help="backup name")
+def _restore_arguments(restore: argparse.ArgumentParser) -> None:
+    _name_argument(restore, help="backup name")
     restore.add_argument("-c", "--collections", type=_csv, default=[], help="only these (name or db.name)")
     target = restore.add_mutually_exclusive_group()
     target.add_argument("-s", "--suffix", default="", help="restore as <name><suffix>")
@@ -113,27 +165,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="check the backup first: full re-hashes every object (default), quick checks sizes",
     )
 
-    verify = sub.add_parser("verify", help="check a backup's objects: exist, sizes, and with --full their SHA-256")
-    verify.add_argument("-n", "--name", required=True, help="backup name")
+
+def _verify_arguments(verify: argparse.ArgumentParser) -> None:
+    _name_argument(verify, help="backup name")
     verify.add_argument("--full", action="store_true", help="re-read and re-hash every object (reads the whole backup)")
     verify.add_argument("--json", action="store_true", help="print the report as JSON")
 
-    colls = sub.add_parser("list-collections", help="list the collections in Milvus", parents=[as_json])
-    colls.add_argument("-d", "--database", default="", help="only this database")
 
-    sub.add_parser("check", help="check Milvus and both stores (a probe write, copy and delete)", parents=[as_json])
-
-    sub.add_parser(
-        "jobs", help="list the backups, restores and verifies of every process on this config", parents=[as_json]
-    )
-    cancel = sub.add_parser(
-        "cancel",
-        help="cancel a running job, in whichever process it runs; for an interrupted job, remove what it left",
-        parents=[as_json],
-    )
-    cancel.add_argument("id", help="the job's id (`milvus-backup jobs` lists them)")
-
-    server = sub.add_parser("server", help="serve the HTTP API (/api/v1/..., Swagger UI at /api/v1/docs/index.html)")
+def _server_arguments(server: argparse.ArgumentParser) -> None:
     server.add_argument("-p", "--port", type=int, default=8080, help="port (default 8080)")
     server.add_argument(
         "--host",
@@ -146,7 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"file holding the bearer token clients must send (default: ${TOKEN_ENV}, if set)",
     )
 
-    sandbox = sub.add_parser("sandbox", help="a real Milvus + S3 store on 127.0.0.1 to try things on")
+
+def _sandbox_arguments(sandbox: argparse.ArgumentParser) -> None:
     sandbox.add_argument("action", choices=["start", "stop", "status"])
     sandbox.add_argument("--dir", default=None, help="sandbox folder (default ./.sandbox)")
     sandbox.add_argument("--milvus-port", type=int, default=19530)
@@ -156,7 +196,36 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument(
         "--milvus-version", default=None, help="another Milvus wheel, e.g. 2.2.16 (installed once into the cache)"
     )
-    return parser
+
+
+def _no_arguments(parser: argparse.ArgumentParser) -> None:
+    pass
+
+
+# Each command: its name, its line in --help, and what adds its arguments (when it is the one run).
+_COMMANDS: tuple[tuple[str, str, _Arguments], ...] = (
+    ("create", "back up collections", _create_arguments),
+    ("list", "list the backups in the backup store", _no_arguments),
+    ("get", "show a backup's meta as JSON", _name_argument),
+    ("delete", "delete a backup", _name_argument),
+    ("restore", "restore collections from a backup", _restore_arguments),
+    ("verify", "check a backup's objects: exist, sizes, and with --full their SHA-256", _verify_arguments),
+    (
+        "list-collections",
+        "list the collections in Milvus",
+        lambda colls: colls.add_argument("-d", "--database", default="", help="only this database"),
+    ),
+    ("check", "check Milvus and both stores (a probe write, copy and delete)", _no_arguments),
+    ("jobs", "list the backups, restores and verifies of every process on this config", _no_arguments),
+    (
+        "cancel",
+        "cancel a running job, in whichever process it runs; for an interrupted job, remove what it left",
+        lambda cancel: cancel.add_argument("id", help="the job's id (`milvus-backup jobs` lists them)"),
+    ),
+    ("server", "serve the HTTP API (/api/v1/..., Swagger UI at /api/v1/docs/index.html)", _server_arguments),
+    ("sandbox", "a real Milvus + S3 store on 127.0.0.1 to try things on", _sandbox_arguments),
+)
+_JSON = frozenset(["create", "list", "get", "delete", "restore", "list-collections", "check", "jobs", "cancel"])
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -517,6 +586,9 @@ def cmd_verify(engine: BackupService, args: argparse.Namespace, printer: Progres
 
 def run(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)  # --help and usage errors end here, before any heavy import
+    # pydantic looks for plugins in every installed package's metadata when it builds the first model
+    # (≈ 20 ms of each start); this tool uses none. Set to "" to have them loaded.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     if args.command == "sandbox":
         return cmd_sandbox(args)
     if args.command in (None, "tui"):

@@ -9,14 +9,13 @@ mistake is a one-line ConfigError naming the key; `Config.redacted()` shows secr
 
 from __future__ import annotations
 
-import difflib
+import functools
 import logging
 import math
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, NamedTuple, cast
 
@@ -47,6 +46,8 @@ SUPPORTED_STORAGE_TYPES = ("minio", "s3", "local")
 S3_STORAGE_TYPES = ("minio", "s3")
 LOG_LEVELS = ("debug", "info", "warn", "warning", "error", "panic", "fatal")
 REDACTED = "***"
+# libyaml's loader where PyYAML was built with it (the wheels are): the same safe subset, parsed in C
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 # --------------------------------------------------------------------------- value types
@@ -331,18 +332,21 @@ class _Setting:
     env: tuple[str, ...]
     field: FieldInfo
 
-    @cached_property
-    def _adapter(self) -> TypeAdapter[Any]:
-        return TypeAdapter(cast(Any, Annotated)[(self.field.annotation, *self.field.metadata)])
-
     def parse(self, raw: Any, where: str) -> Any:
+        checks = tuple(m for m in self.field.metadata if not isinstance(m, _Key))
         try:
-            return self._adapter.validate_python(raw)
+            return _adapter(cast(Any, self.field.annotation), checks).validate_python(raw)
         except ValidationError as exc:
             error = exc.errors()[0]
             reason = error.get("ctx", {}).get("error", error["msg"])
             shown = "(value hidden)" if self.field.annotation is SecretStr else _show(raw)
             raise ConfigError(f"invalid value {shown} for config key {self.path} {where}: {reason}") from None
+
+
+@functools.cache
+def _adapter(annotation: Any, checks: tuple[Any, ...]) -> TypeAdapter[Any]:
+    """The check of a value of one type (Port, Secret...), built once for all the keys of that type."""
+    return TypeAdapter(cast(Any, Annotated)[(annotation, *checks)])
 
 
 def _key_of(field: FieldInfo) -> _Key:
@@ -440,7 +444,7 @@ def _read_yaml(path: Path) -> Any:
     if not path.is_file():
         raise ConfigError(f"config path is not a file: {path}")
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER)
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file {path}: {_one_line(str(exc))}") from None
     except yaml.MarkedYAMLError as exc:
@@ -477,6 +481,8 @@ def _walk(node: Any, section: str, where: str) -> Iterator[tuple[str, Any]]:
 
 
 def _suggestion(written: str) -> str:
+    import difflib  # only for a mistake: not paid by every start
+
     known = {c.lower(): c for c in (*_BY_PATH, *_SECTIONS)}
     match = difflib.get_close_matches(written, list(known.values()), 1, 0.6) or [
         known[found] for found in difflib.get_close_matches(written.lower(), list(known), 1, 0.6)

@@ -33,6 +33,8 @@ class CountingStorage(MinioStorage):
         self.reads: Counter[str] = Counter()
         self.listings = 0
         self.rolled = 0
+        self.folder_listings = 0
+        self.ranges: list[tuple[str, str]] = []
         self._lock = threading.Lock()
 
     def read(self, key):
@@ -50,10 +52,14 @@ class CountingStorage(MinioStorage):
             self.listings += 1
         return super().list(prefix, recursive)
 
-    def list_rolled(self, prefix, delimiter):
+    def list_rolled(self, prefix, delimiter, after="", through="", page=1000):
         with self._lock:
-            self.rolled += 1
-        return super().list_rolled(prefix, delimiter)
+            if delimiter == "/":
+                self.folder_listings += 1
+            else:
+                self.rolled += 1
+                self.ranges.append((after, through))
+        return super().list_rolled(prefix, delimiter, after, through, page)
 
 
 @pytest.fixture
@@ -97,7 +103,7 @@ def test_listing_reads_only_backups_it_has_not_seen(sandbox, base_config, store_
         ("half", "", "incomplete", ()),
     ]
     assert storage.reads == Counter({BACKUP_META: 5, COLLECTION_META: 5})
-    assert storage.rolled == 1  # one listing of the root, nothing listed per backup
+    assert storage.rolled == 1  # one listing of the root, nothing listed per backup (a few backups: no ranges)
     assert storage.listings == 0
 
     storage.reads.clear()
@@ -119,6 +125,56 @@ def test_listing_reads_only_backups_it_has_not_seen(sandbox, base_config, store_
         "half": ("", "incomplete", ()),
     }
     assert storage.reads == Counter({BACKUP_META: 1, COLLECTION_META: 1})
+
+
+def test_many_backups_are_listed_in_key_ranges_at_once(sandbox, base_config, store_root, tmp_path, monkeypatch):
+    """Ranges of RANGE_BACKUPS backups (2 here), placed on the names the last listing found, or on a "/"
+    listing of the root the first time: the same answer as one listing, and the cache stays exact for
+    backups made, made again or deleted since (their names may fall anywhere in a range)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr("milvus_backup.core.catalog.RANGE_BACKUPS", 2)
+    root, s3 = store_root
+    names = ["b0", "b1", "b10", "b1_x", "b2", "b3"]
+    for name in names:
+        _backup(s3, root, name, f"c_{name}")
+        _put(s3, f"{root}/{name}/binlogs/insert_log/1/2/3/4/5", b"x")
+    _put(s3, f"{root}/half/binlogs/insert_log/1/2/3/4/5", b"x")  # being written: no backup_meta.json yet
+    expected = [*[(n, f"id-{n}", "success", (f"default.c_{n}",)) for n in names], ("half", "", "incomplete", ())]
+
+    storage = CountingStorage(base_config.backup_storage)
+    catalog = Catalog(storage, _layout(root))
+    assert [(b.name, b.id, b.state, b.collections) for b in catalog.list()] == expected
+    assert storage.folder_listings == 1  # the first listing: names from a "/" listing of the root
+    assert len(storage.ranges) == 4  # 7 folders, 2 a range
+    bounds = [through for _after, through in storage.ranges if through]
+    assert sorted(storage.ranges) == sorted(zip(["", *sorted(bounds)], [*sorted(bounds), ""], strict=True))
+
+    storage.reads.clear()
+    storage.ranges.clear()
+    second = catalog.list()
+    assert [(b.name, b.id, b.state, b.collections) for b in second] == expected
+    assert storage.reads == Counter() and storage.folder_listings == 1  # the cache's names, its summaries
+    assert len(storage.ranges) == 3  # on the 6 names the cache holds (the incomplete one has no ETag)
+
+    s3.remove_object(BUCKET, f"{root}/b10/meta/{BACKUP_META}")  # b10 made again under its name
+    _put(s3, f"{root}/b10/meta/{BACKUP_META}", b'{"id":"new","name":"b10","state_code":2}')
+    for key in (f"{root}/b2/meta/{BACKUP_META}", f"{root}/b2/meta/{COLLECTION_META}"):
+        s3.remove_object(BUCKET, key)
+    s3.remove_object(BUCKET, f"{root}/b2/binlogs/insert_log/1/2/3/4/5")  # b2 deleted
+    _backup(s3, root, "b1_a", "c_new")  # new, between two names the cache knows
+    storage.reads.clear()
+    listed = {b.name: (b.id, b.collections) for b in catalog.list()}
+    assert listed == {
+        **{n: (f"id-{n}", (f"default.c_{n}",)) for n in ("b0", "b1", "b1_x", "b3")},
+        "b10": ("new", ("default.c_b10",)),
+        "b1_a": ("id-b1_a", ("default.c_new",)),
+        "half": ("", ()),
+    }
+    assert storage.reads[BACKUP_META] == 2  # b10 and b1_a, nothing else
+    in_ranges = catalog.list()
+    monkeypatch.setattr(storage, "lists_in_parallel", False)
+    assert catalog.list() == in_ranges  # one listing: the same answer
+    assert storage.ranges[-1] == ("", "")
 
 
 def test_a_local_folder_lists_the_same_way(tmp_path, monkeypatch):
@@ -183,7 +239,8 @@ def test_commands_that_need_no_milvus_never_import_pymilvus(sandbox, args):
     jobs = {"backup", "restore", "swap", "rbac", "check", "versions", "requests"}
     if args[0] != "verify":
         jobs.add("integrity")
-    not_run = {f"milvus_backup.core.{name}" for name in jobs} | {"urllib.request"}
+    # difflib: only a config mistake needs it (a suggestion of the key meant)
+    not_run = {f"milvus_backup.core.{name}" for name in jobs} | {"urllib.request", "difflib"}
     assert sorted(imported & not_run) == []
 
 
@@ -214,14 +271,14 @@ def test_minio_crypto_loads_when_first_used():
 class SlashOnly(LocalStorage):
     """A store that answers any delimiter as if it were "/" (a folder per backup, no meta files)."""
 
-    def list_rolled(self, prefix, delimiter):
+    def list_rolled(self, prefix, delimiter, after="", through="", page=1000):
         return iter([ObjectInfo(d, 0) for d in self.list_dirs(prefix, holding_objects=False)])
 
 
 class NoDelimiter(LocalStorage):
     """A store that refuses delimiters other than "/" (as some S3 servers answer: NotImplemented)."""
 
-    def list_rolled(self, prefix, delimiter):
+    def list_rolled(self, prefix, delimiter, after="", through="", page=1000):
         raise StorageError("list failed: NotImplemented")
 
 

@@ -100,6 +100,9 @@ class Storage(ABC):
 
     kind: str  # "minio" | "local"
     bucket: str
+    # True when key ranges of one listing, listed at once, answer sooner than the listing (a server that
+    # answers requests in parallel); False for a local folder, where a listing is a walk of the disk.
+    lists_in_parallel = False
 
     @abstractmethod
     def same_store(self, other: Storage) -> bool:
@@ -116,12 +119,19 @@ class Storage(ABC):
         recursive=False leaves out objects below a further '/' after the prefix."""
 
     @abstractmethod
-    def list_rolled(self, prefix: str, delimiter: str) -> Iterator[ObjectInfo]:
+    def list_rolled(
+        self, prefix: str, delimiter: str, after: str = "", through: str = "", page: int = 1000
+    ) -> Iterator[ObjectInfo]:
         """Objects under `prefix`, as S3's ListObjects with `delimiter` gives them: every key holding the
         delimiter after the prefix rolls up into one entry, the key up to and including the delimiter's
         first occurrence, with size 0 (a folder: its key ends with the delimiter, which ends with '/').
         Listing a backup root with delimiter "/binlogs/" answers every backup's meta files in one
-        listing, however many binlogs they have. Not sorted; a rolled-up folder shows once."""
+        listing, however many binlogs they have. Not sorted; a rolled-up folder shows once.
+
+        Only entries after `after` and up to `through` (when given) come: key ranges listed side by side
+        cover a listing exactly when each range's `through` is the next one's `after`. Choose bounds that
+        no rolled-up folder straddles (a folder prefix such as "root/name/" does). `page` is how many
+        entries one request asks for (S3's max-keys): a range that expects a few hundred asks for no more."""
 
     @abstractmethod
     def list_dirs(self, prefix: str, holding_objects: bool = True) -> builtins.list[str]:

@@ -56,10 +56,14 @@ class LocalStorage(Storage):
     def list(self, prefix: str, recursive: bool = True) -> Iterator[ObjectInfo]:
         yield from self._listing(prefix, recursive, "")
 
-    def list_rolled(self, prefix: str, delimiter: str) -> Iterator[ObjectInfo]:
+    def list_rolled(
+        self, prefix: str, delimiter: str, after: str = "", through: str = "", page: int = 1000
+    ) -> Iterator[ObjectInfo]:
         if not delimiter.endswith("/"):
             raise ValueError(f"a folder's delimiter ends with '/': {delimiter!r}")
-        yield from self._listing(prefix, True, delimiter)
+        for info in self._listing(prefix, True, delimiter):
+            if info.key > after and (not through or info.key <= through):
+                yield info
 
     def _listing(self, prefix: str, recursive: bool, delimiter: str) -> Iterator[ObjectInfo]:
         # One folder's entries at a time, in key order: memory stays flat however many files there are.

@@ -38,12 +38,16 @@ DELETE_BATCH = 1000  # S3 DeleteObjects takes at most 1000 keys
 MIN_PART_SIZE = 5 * 1024 * 1024  # S3's smallest multipart part
 MAX_PART_SIZE = 5 * 1024 * 1024 * 1024  # S3's largest part, and largest single CopyObject
 MAX_PARTS = 10000
+MAX_KEYS = 1000  # the most entries an S3 listing page holds
+# The greatest code point: "folder/" + PAST_FOLDER sorts after every key in the folder, and before the next one.
+PAST_FOLDER = "\U0010ffff"
 
 
 class MinioStorage(Storage):
     """One bucket of a MinIO / S3 / SeaweedFS server."""
 
     kind = "minio"
+    lists_in_parallel = True
 
     def __init__(self, cfg: StorageConfig, multipart_copy_threshold_mib: int = 500, max_connections: int = 128):
         self.bucket = cfg.bucket_name
@@ -108,23 +112,27 @@ class MinioStorage(Storage):
             if not info.key.endswith("/"):
                 yield info
 
-    def list_rolled(self, prefix: str, delimiter: str) -> Iterator[ObjectInfo]:
+    def list_rolled(
+        self, prefix: str, delimiter: str, after: str = "", through: str = "", page: int = MAX_KEYS
+    ) -> Iterator[ObjectInfo]:
         folders: set[str] = set()
-        for info in self._listing(prefix, delimiter):
+        for info in self._listing(prefix, delimiter, after, through, page):
             if info.key.endswith("/"):  # a listing resumed after a folder may give it again
                 if info.key in folders:
                     continue
                 folders.add(info.key)
             yield info
 
-    def _listing(self, prefix: str, delimiter: str) -> Iterator[ObjectInfo]:
+    def _listing(
+        self, prefix: str, delimiter: str, after: str = "", through: str = "", page: int = MAX_KEYS
+    ) -> Iterator[ObjectInfo]:
         """ListObjectsV2 with `delimiter` ("" for none), page by page; rolled-up prefixes come as keys ending
         in '/'. After a transient failure the listing resumes after the last key it gave."""
-        last = ""
+        last = ""  # the greatest key given
         failures = 0
         while True:
             try:
-                for info in self._pages(prefix, delimiter, last):
+                for info in self._pages(prefix, delimiter, _past(last, delimiter) if last else after, through, page):
                     last = max(last, info.key)  # a page gives its objects, then its folders
                     failures = 0
                     yield info
@@ -136,19 +144,26 @@ class MinioStorage(Storage):
                 retry.log_retry("list", self.describe(prefix), exc, failures)
                 time.sleep(retry.backoff(failures))
 
-    def _pages(self, prefix: str, delimiter: str, start_after: str) -> Iterator[ObjectInfo]:
-        """The listing's entries, read from each page's XML for the three fields used. (minio's own
-        list_objects builds a full object per entry, two parsed dates included: with thousands of
-        entries, that took most of a `list` command's time. It also knows no delimiter but "/".)"""
+    def _pages(self, prefix: str, delimiter: str, after: str, through: str, page: int) -> Iterator[ObjectInfo]:
+        """The listing's entries after `after` and up to `through`, read from each page's XML for the three
+        fields used. (minio's own list_objects builds a full object per entry, two parsed dates included:
+        with thousands of entries, that took most of a `list` command's time. It also knows no delimiter
+        but "/".) A page holds a stretch of the keys in order, so the first page reaching past `through`
+        is the last one asked for.
+
+        A page that ends on a rolled-up folder is followed by a listing that starts after the folder and
+        all it holds, not by the continuation token: SeaweedFS resumes after such a token without the
+        folder's siblings (with "/binlogs/" as the delimiter, a backup whose binlogs ended a page lost
+        its meta files, and looked incomplete)."""
         query: DictType = {
             "list-type": "2",
             "prefix": prefix,
             "delimiter": delimiter,
-            "max-keys": "1000",
+            "max-keys": str(max(1, min(page, MAX_KEYS))),
             "encoding-type": "url",
         }
-        if start_after:
-            query["start-after"] = start_after
+        if after:
+            query["start-after"] = after
         tokens: set[str] = set()
         while True:
             try:
@@ -157,11 +172,20 @@ class MinioStorage(Storage):
                 if exc.code == "NotImplemented":  # a server that knows no delimiter but "/": not worth a retry
                     raise StorageError(f"the store cannot list with delimiter {delimiter!r}: {exc.code}") from exc
                 raise
-            page = ElementTree.fromstring(response.data)
-            yield from _entries(page)
-            token = _text(page, "NextContinuationToken")
-            if _text(page, "IsTruncated").lower() != "true" or not token:
+            xml = ElementTree.fromstring(response.data)
+            entries = builtins.list(_entries(xml))
+            for info in entries:
+                if info.key > after and (not through or info.key <= through):  # (> after: a store that
+                    yield info  # ignored start-after would repeat what came before)
+            token = _text(xml, "NextContinuationToken")
+            last = max((info.key for info in entries), default="")
+            if (through and last > through) or _text(xml, "IsTruncated").lower() != "true" or not token:
                 return
+            if delimiter and last.endswith(delimiter) and last > after:
+                after = _past(last, delimiter)
+                query.pop("continuation-token", None)
+                query["start-after"] = after
+                continue
             if token in tokens:  # MinIO has paged other delimiters than "/" so (minio/minio#20682)
                 raise StorageError(f"the store gave the same continuation token twice (delimiter {delimiter!r})")
             tokens.add(token)
@@ -336,6 +360,11 @@ def _entries(page: ElementTree.Element) -> Iterator[ObjectInfo]:
         yield ObjectInfo(key, int(entry.findtext(ns + "Size") or 0), unquote(entry.findtext(ns + "ETag")))
     for entry in page.iterfind(ns + "CommonPrefixes"):
         yield ObjectInfo(decode(entry.findtext(ns + "Prefix") or ""), 0)
+
+
+def _past(key: str, delimiter: str) -> str:
+    """The start-after that goes on after `key`: for a rolled-up folder, after everything it holds."""
+    return key + PAST_FOLDER if delimiter and key.endswith(delimiter) else key
 
 
 def unquote(etag: str | None) -> str:
