@@ -73,7 +73,7 @@ def _source_keys_field() -> Any:
     return field(default=None, init=False, repr=False, compare=False, metadata={"skip": True})
 
 
-@dataclass
+@dataclass(slots=True)
 class KeyValue:
     key: str = ""
     value: str = ""
@@ -81,7 +81,7 @@ class KeyValue:
     _source_keys: frozenset[str] | None = _source_keys_field()
 
 
-@dataclass
+@dataclass(slots=True)
 class Binlog:
     log_path: str = ""  # the SOURCE key in the Milvus bucket, not the backup's copy
     log_size: int = _jfield(0, always=True)
@@ -90,7 +90,7 @@ class Binlog:
     _source_keys: frozenset[str] | None = _source_keys_field()
 
 
-@dataclass
+@dataclass(slots=True)
 class FieldBinlog:
     field_id: int = _jfield(0, json_name="fieldID")  # 0 for delta logs
     binlogs: list[Binlog] = _jfield(factory=list)
@@ -102,7 +102,7 @@ class FieldBinlog:
         return sum(b.log_size for b in self.binlogs)
 
 
-@dataclass
+@dataclass(slots=True)
 class Segment:
     segment_id: int = 0
     collection_id: int = 0
@@ -127,7 +127,7 @@ class Segment:
         return sum(fb.size for fb in self.deltalogs)
 
 
-@dataclass
+@dataclass(slots=True)
 class Partition:
     partition_id: int = 0
     partition_name: str = ""
@@ -139,7 +139,7 @@ class Partition:
     _source_keys: frozenset[str] | None = _source_keys_field()
 
 
-@dataclass
+@dataclass(slots=True)
 class IndexInfo:
     field_name: str = ""
     index_name: str = ""
@@ -150,7 +150,7 @@ class IndexInfo:
     _source_keys: frozenset[str] | None = _source_keys_field()
 
 
-@dataclass
+@dataclass(slots=True)
 class Field:
     field_id: int = _jfield(0, json_name="fieldID")
     name: str = ""
@@ -170,7 +170,7 @@ class Field:
     _source_keys: frozenset[str] | None = _source_keys_field()
 
 
-@dataclass
+@dataclass(slots=True)
 class Schema:
     name: str = ""
     description: str = ""
@@ -183,7 +183,7 @@ class Schema:
     _source_keys: frozenset[str] | None = _source_keys_field()
 
 
-@dataclass
+@dataclass(slots=True)
 class Collection:
     id: str = ""  # the backup's id
     collection_id: int = 0
@@ -218,7 +218,7 @@ class Collection:
         return sum(s.num_of_rows for s in self.segments())
 
 
-@dataclass
+@dataclass(slots=True)
 class Database:
     db_name: str = ""
     db_id: int = 0
@@ -230,35 +230,35 @@ class Database:
 # --- RBAC (BackupInfo.rbac_meta), the upstream's RBACMeta: Milvus's own RBAC messages, by name ---------
 
 
-@dataclass
+@dataclass(slots=True)
 class RoleEntity:
     name: str = ""
     extra: dict[str, Any] = _extra()
     _source_keys: frozenset[str] | None = _source_keys_field()
 
 
-@dataclass
+@dataclass(slots=True)
 class UserEntity:
     name: str = ""
     extra: dict[str, Any] = _extra()
     _source_keys: frozenset[str] | None = _source_keys_field()
 
 
-@dataclass
+@dataclass(slots=True)
 class ObjectEntity:
     name: str = ""  # the object type: Global, Collection, User
     extra: dict[str, Any] = _extra()
     _source_keys: frozenset[str] | None = _source_keys_field()
 
 
-@dataclass
+@dataclass(slots=True)
 class PrivilegeEntity:
     name: str = ""
     extra: dict[str, Any] = _extra()
     _source_keys: frozenset[str] | None = _source_keys_field()
 
 
-@dataclass
+@dataclass(slots=True)
 class GrantorEntity:
     user: UserEntity | None = None
     privilege: PrivilegeEntity | None = None
@@ -266,7 +266,7 @@ class GrantorEntity:
     _source_keys: frozenset[str] | None = _source_keys_field()
 
 
-@dataclass
+@dataclass(slots=True)
 class GrantEntity:
     role: RoleEntity | None = None
     object: ObjectEntity | None = None
@@ -287,7 +287,7 @@ class GrantEntity:
         )
 
 
-@dataclass
+@dataclass(slots=True)
 class UserInfo:
     user: str = ""
     password: str = ""  # never written by this tool (nor by the Go tool with Milvus 2.3); read if present
@@ -296,7 +296,7 @@ class UserInfo:
     _source_keys: frozenset[str] | None = _source_keys_field()
 
 
-@dataclass
+@dataclass(slots=True)
 class PrivilegeGroupInfo:
     group_name: str = ""
     privileges: list[PrivilegeEntity] = _jfield(factory=list)
@@ -304,7 +304,7 @@ class PrivilegeGroupInfo:
     _source_keys: frozenset[str] | None = _source_keys_field()
 
 
-@dataclass
+@dataclass(slots=True)
 class RBACMeta:
     users: list[UserInfo] = _jfield(factory=list)
     roles: list[RoleEntity] = _jfield(factory=list)
@@ -314,7 +314,7 @@ class RBACMeta:
     _source_keys: frozenset[str] | None = _source_keys_field()
 
 
-@dataclass
+@dataclass(slots=True)
 class BackupInfo:
     id: str = ""
     state_code: BackupState = _jfield(BackupState.INITIAL, always=True)
@@ -475,8 +475,19 @@ def _decode(cls: type[T], data: Any, where: str) -> T:
             present.add(name)
     factory: Any = cls  # a meta dataclass: every one has `extra` and `_source_keys`
     obj = factory(**values, extra=extra)
-    obj._source_keys = frozenset(present)
+    obj._source_keys = _shared(frozenset(present))
     return typing.cast(T, obj)
+
+
+_KEY_SETS: dict[frozenset[str], frozenset[str]] = {}
+
+
+def _shared(keys: frozenset[str]) -> frozenset[str]:
+    """One frozenset for each set of keys read: a backup's 100,000 binlogs have a few sets among them,
+    and one each would take 20 MB. (At most 1,024 kept: a hostile meta cannot grow it further.)"""
+    if len(_KEY_SETS) < 1024:
+        return _KEY_SETS.setdefault(keys, keys)
+    return _KEY_SETS.get(keys, keys)
 
 
 def decode(cls: type[T], data: dict[str, Any]) -> T:
