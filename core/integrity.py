@@ -14,6 +14,9 @@ sizes. The quick check is one listing of the backup's folder (existence, sizes, 
 also re-reads every object and compares its SHA-256 (or its MD5 with an ETag that is one).
 `check_objects` is the quick check of a few objects, for a restore to run just before it imports them;
 `check_staged` checks an object a restore copies anyway, from what the copy vouches for.
+A manifest grows with the backup's binlogs (about 150 bytes each): it is written as its entries come
+(`ManifestWriter`) and read as a stream of JSON events into a temporary SQLite table (`ExpectedObjects`),
+from which verify takes the entries in key order and a restore the entries of one import group.
 Keys read from a manifest or a meta file are checked by `BackupLayout.object_key` and can never leave
 the backup's folder.
 """
@@ -152,10 +155,6 @@ class Digests:
     size: int
     sha256: str
     md5: str
-
-
-def hash_bytes(data: bytes) -> Entry:
-    return Entry(len(data), hashlib.sha256(data).hexdigest())
 
 
 def read_digests(storage: Storage, key: str, cancel: threading.Event | None = None) -> Digests:
