@@ -939,17 +939,17 @@ def run_restore(
     info, targets = prepared or prepare_restore(ctx, request)
     tasks = tasks if tasks is not None else restore_tasks(targets)
     entries = None if request.meta_only else _backup_entries(ctx, info, request, reporter)
-    reporter.phase(Phase.PREPARE, message=f"restoring {len(targets)} collection(s) from backup {info.name}")
-    for warning in _version_warnings(ctx, info, request):
-        reporter.log(warning)
-    busy = ctx.milvus.busy_imports() if not request.meta_only else 0
-    if busy:
-        reporter.log(busy_message(busy))
     try:
+        reporter.phase(Phase.PREPARE, message=f"restoring {len(targets)} collection(s) from backup {info.name}")
+        for warning in _version_warnings(ctx, info, request):
+            reporter.log(warning)
+        busy = ctx.milvus.busy_imports() if not request.meta_only else 0
+        if busy:
+            reporter.log(busy_message(busy))
         done = _Restore(ctx, request, reporter, restore_id or str(uuid.uuid4()), tasks, entries).run(info, targets)
     finally:
         if entries is not None:
-            entries.expected.close()
+            entries.expected.close()  # its temporary table
     if request.rbac:
         restore_rbac(ctx.milvus, info.rbac_meta, ctx.config.backup.rbac_user_password.get_secret_value(), reporter)
     return done
