@@ -43,6 +43,7 @@ from milvus_backup.core.meta import BackupInfo, Binlog, MetaError, read_backup
 from milvus_backup.core.paths import (
     BACKUP_META,
     CHANNEL_CP_META,
+    FULL_META,
     MANIFEST,
     META_DIR,
     META_WRITE_ORDER,
@@ -714,16 +715,20 @@ def _add_meta(
     report: VerifyReport,
 ) -> list[str]:
     """The meta's binlog sizes into `expected` (checked even when a manifest exists: the two must agree);
-    returns the names of the meta files read."""
+    returns the names of the meta files there are, less any that could not be read."""
     prefix = layout.backup(name)
+    there = [f for f in (*META_WRITE_ORDER, CHANNEL_CP_META) if join(META_DIR, f) in listed]
+    # read_backup takes the whole tree from full_meta.json where there is one: the level files, as large
+    # again (segment_meta.json holds every segment), are then only listed
+    needed = (BACKUP_META, FULL_META) if FULL_META in there else there
     meta_files = {}
-    for filename in (*META_WRITE_ORDER, CHANNEL_CP_META):
+    for filename in [f for f in there if f in needed]:
         rel = join(META_DIR, filename)
-        if rel in listed:
-            try:
-                meta_files[filename] = storage.read(prefix + rel)
-            except StorageError as exc:
-                report.problems.append(Problem(prefix + rel, MISSING, str(exc)))
+        try:
+            meta_files[filename] = storage.read(prefix + rel)
+        except StorageError as exc:
+            report.problems.append(Problem(prefix + rel, MISSING, str(exc)))
+            there.remove(filename)
     try:
         expected.add_meta_sizes(meta_binlogs(layout, name, read_backup(meta_files)))
     except (MetaError, UnsafeKey, KeyError) as exc:
@@ -738,7 +743,7 @@ def _add_meta(
                 else f"the meta records {meta_size} bytes, the integrity manifest {manifest_size}"
             )
             report.problems.append(Problem(prefix + rel, INCONSISTENT, detail))
-    return list(meta_files)
+    return there
 
 
 def _compare_sorted(
