@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 
 from milvus_backup.core.context import Context
 from milvus_backup.core.errors import AlreadyExists, BackupToolError, InvalidRequest, NotFound, StorageError
-from milvus_backup.core.integrity import Entry, ManifestWriter, hash_bytes, is_md5_etag
+from milvus_backup.core.integrity import Entry, ManifestWriter, is_md5_etag
 from milvus_backup.core.jobs import Phase, Reporter
 from milvus_backup.core.meta import (
     BackupInfo,
@@ -47,7 +47,8 @@ from milvus_backup.core.meta import (
     Schema,
     Segment,
     decode,
-    meta_files,
+    meta_size,
+    rendered_meta,
 )
 from milvus_backup.core.milvus import DEFAULT_DB, Milvus, SegmentInfo, proto_to_dict
 from milvus_backup.core.paths import MANIFEST, META_DIR, META_WRITE_ORDER, MalformedKey, check_backup_name, join
@@ -618,20 +619,23 @@ def _check_copy(where: str, task: CopyTask, copied: Copied, listed: ObjectInfo) 
 def write_meta(ctx: Context, name: str, info: BackupInfo, manifest: ManifestWriter) -> None:
     """Write the meta files, then the integrity manifest (the binlogs' entries `manifest` holds already,
     plus every meta file), then backup_meta.json, which marks the backup complete."""
-    files = meta_files(info)
-    info.meta_size = sum(len(data) for data in files.values())
-    files = meta_files(info)
+    info.meta_size = meta_size(info)
     storage, layout = ctx.backup_storage, ctx.backup_layout
     first = META_WRITE_ORDER[:-1]
-    with ThreadPoolExecutor(len(first), thread_name_prefix="meta") as pool:  # no order among these
-        for future in [pool.submit(storage.write, layout.meta(name, f), files[f]) for f in first]:
-            future.result()
-    pause_point("backup:meta")
-    for filename in sorted(META_WRITE_ORDER):  # after every binlog: "binlogs/..." < "meta/..."
-        manifest.add(join(META_DIR, filename), hash_bytes(files[filename]))
-    storage.write_file(layout.meta(name, MANIFEST), *manifest.finish())
-    pause_point("backup:final")
-    storage.write(layout.meta(name, META_WRITE_ORDER[-1]), files[META_WRITE_ORDER[-1]])
+    with rendered_meta(info) as files:  # written a segment at a time into temporary files, never held whole
+        with ThreadPoolExecutor(len(first), thread_name_prefix="meta") as pool:  # no order among these
+            writes = [
+                pool.submit(storage.write_file, layout.meta(name, f), files[f].file, files[f].length) for f in first
+            ]
+            for future in writes:
+                future.result()
+        pause_point("backup:meta")
+        for filename in sorted(META_WRITE_ORDER):  # after every binlog: "binlogs/..." < "meta/..."
+            manifest.add(join(META_DIR, filename), Entry(files[filename].length, files[filename].sha256))
+        storage.write_file(layout.meta(name, MANIFEST), *manifest.finish())
+        pause_point("backup:final")
+        last = files[META_WRITE_ORDER[-1]]
+        storage.write_file(layout.meta(name, META_WRITE_ORDER[-1]), last.file, last.length)
 
 
 def _flush_first(

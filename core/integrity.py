@@ -14,6 +14,9 @@ sizes. The quick check is one listing of the backup's folder (existence, sizes, 
 also re-reads every object and compares its SHA-256 (or its MD5 with an ETag that is one).
 `check_objects` is the quick check of a few objects, for a restore to run just before it imports them;
 `check_staged` checks an object a restore copies anyway, from what the copy vouches for.
+A manifest grows with the backup's binlogs (about 150 bytes each): it is written as its entries come
+(`ManifestWriter`) and read as a stream of JSON events into a temporary SQLite table (`ExpectedObjects`),
+from which verify takes the entries in key order and a restore the entries of one import group.
 Keys read from a manifest or a meta file are checked by `BackupLayout.object_key` and can never leave
 the backup's folder.
 """
@@ -21,13 +24,18 @@ the backup's folder.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import sqlite3
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
+
+import ijson
 
 from milvus_backup.core.errors import BackupToolError, Cancelled, NotFound, StorageError
 from milvus_backup.core.jobs import Phase
@@ -35,6 +43,7 @@ from milvus_backup.core.meta import BackupInfo, Binlog, MetaError, read_backup
 from milvus_backup.core.paths import (
     BACKUP_META,
     CHANNEL_CP_META,
+    FULL_META,
     MANIFEST,
     META_DIR,
     META_WRITE_ORDER,
@@ -48,7 +57,7 @@ from milvus_backup.core.paths import (
     log_id_of,
     relative_to,
 )
-from milvus_backup.core.storage import CHUNK_SIZE, Copied, ObjectInfo, Storage
+from milvus_backup.core.storage import CHUNK_SIZE, Copied, ObjectInfo, Readable, Storage
 from milvus_backup.core.storage.base import first
 
 if TYPE_CHECKING:
@@ -60,6 +69,7 @@ OLD_MANIFEST_FORMAT = "milvus-backup-py/integrity-manifest/1"  # read, never wri
 ALGORITHM = "sha256"
 MANIFEST_IN_MEMORY = 4 * 1024 * 1024  # a larger manifest is written through a temporary file on disk
 _HEX = frozenset("0123456789abcdef")
+_MAX_SIZE = 2**63 - 1  # the largest size SQLite keeps (ExpectedObjects)
 
 # The kinds of problem a check reports.
 MISSING = "missing"  # an object the backup should hold is absent
@@ -148,10 +158,6 @@ class Digests:
     md5: str
 
 
-def hash_bytes(data: bytes) -> Entry:
-    return Entry(len(data), hashlib.sha256(data).hexdigest())
-
-
 def read_digests(storage: Storage, key: str, cancel: threading.Event | None = None) -> Digests:
     """Size, SHA-256 and MD5 of a stored object, read once in chunks (constant memory); transient
     failures retried."""
@@ -226,53 +232,276 @@ def encode_manifest(name: str, entries: dict[str, Entry]) -> bytes:
         writer.close()
 
 
-def decode_manifest(raw: bytes) -> dict[str, Entry]:
-    """The manifest's entries by relative key, of either format (1: a SHA-256 for every object; 2: an
-    ETag and/or a SHA-256). Raises MetaError (a clear line) on any malformed input, UnsafeKey on a key
-    that would leave the backup's folder."""
+def iter_manifest(stream: Readable) -> Iterator[tuple[str, Entry]]:
+    """The manifest's entries (relative key and entry) as they are read from `stream`, of either format
+    (1: a SHA-256 for every object; 2: an ETag and/or a SHA-256): parsed as a stream of JSON events,
+    never decoded whole, so memory does not grow with the backup's objects. Raises MetaError (a clear
+    line) on any malformed input, UnsafeKey on a key that would leave the backup's folder; a consumer
+    that must not act on half a manifest keeps what it took until the generator ends (an error can
+    come last: a truncated file, a format named after the objects). Repeated keys are not its concern."""
     try:
-        data = json.loads(raw)
-    except (ValueError, RecursionError) as exc:
+        yield from _ManifestParser().entries(ijson.basic_parse(stream, use_float=False))
+    except ijson.JSONError as exc:
+        raise MetaError(f"{MANIFEST} is not valid JSON ({_first_line(exc)})") from None
+    except UnicodeDecodeError as exc:
         raise MetaError(f"{MANIFEST} is not valid JSON ({str(exc)[:120]})") from None
-    if not isinstance(data, dict) or data.get("format") not in (OLD_MANIFEST_FORMAT, MANIFEST_FORMAT):
+
+
+def _first_line(exc: Exception) -> str:
+    text = exc.args[0] if exc.args else ""
+    text = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+    return text.strip().splitlines()[0][:120] if text.strip() else type(exc).__name__
+
+
+_NESTED = object()  # an entry's field whose value is a list or an object: never valid
+_OPEN = frozenset(("start_map", "start_array"))
+_CLOSE = frozenset(("end_map", "end_array"))
+
+
+class _ManifestParser:
+    """The manifest's JSON events (ijson's basic_parse: no per-event path bookkeeping, so no cost that
+    grows with nesting) made into entries one at a time: only the entry being read is held."""
+
+    def __init__(self) -> None:
+        self.header: dict[str, Any] = {}  # the top level's scalar values: format, algorithm, backup
+        self.unsigned: int | None = None  # the first entry without a SHA-256 (format 1 requires one)
+
+    def entries(self, stream: Iterable[tuple[str, Any]]) -> Iterator[tuple[str, Entry]]:
+        events = iter(stream)
+        if next(events)[0] != "start_map":
+            self._not_a_manifest()
+        objects_seen = False
+        for event, name in events:
+            if event == "end_map":
+                break
+            event, value = next(events)  # the value of top-level key `name`
+            if name == "objects":
+                if event != "start_array" or objects_seen:
+                    raise MetaError(f"{MANIFEST}: 'objects' should be one list")
+                self._check_header(final=False)
+                objects_seen = True
+                yield from self._objects(events)
+            elif event in _OPEN:
+                _skip(events)
+            else:
+                self.header[name] = value
+        next(events, None)  # ijson raises on anything after the top object
+        if not objects_seen:
+            raise MetaError(f"{MANIFEST}: 'objects' should be a list")
+        self._check_header(final=True)
+        if self.unsigned is not None and self.header["format"] == OLD_MANIFEST_FORMAT:
+            raise MetaError(f"{MANIFEST}: objects[{self.unsigned}].sha256 should be 64 lowercase hex digits")
+
+    def _objects(self, events: Iterator[tuple[str, Any]]) -> Iterator[tuple[str, Entry]]:
+        """The entries of the `objects` list, up to its end."""
+        index = -1
+        for event, _ in events:
+            if event == "end_array":
+                return
+            index += 1
+            if event != "start_map":
+                raise MetaError(f"{MANIFEST}: objects[{index}] should be an object")
+            item: dict[str, Any] = {}
+            field = ""
+            for event, value in events:  # the entry's own events
+                if event == "map_key":
+                    field = value
+                elif event == "end_map":
+                    break
+                elif event in _OPEN:
+                    _skip(events)
+                    item[field] = _NESTED
+                else:
+                    item[field] = value
+            yield self._entry(index, item)
+
+    def _check_header(self, *, final: bool) -> None:
+        """Format and algorithm, checked as soon as the objects start (where this tool writes them) or
+        at the end (a manifest that names them after its objects)."""
+        if "format" not in self.header and not final:
+            return
+        if self.header.get("format") not in (OLD_MANIFEST_FORMAT, MANIFEST_FORMAT):
+            self._not_a_manifest()
+        algorithm = self.header.get("algorithm")
+        if algorithm != ALGORITHM:
+            raise MetaError(f"{MANIFEST} uses algorithm {str(algorithm)[:40]!r}, not {ALGORITHM}")
+
+    def _not_a_manifest(self) -> None:
         raise MetaError(f"{MANIFEST} is not a manifest of format {MANIFEST_FORMAT} or {OLD_MANIFEST_FORMAT}")
-    if data.get("algorithm") != ALGORITHM:
-        raise MetaError(f"{MANIFEST} uses algorithm {str(data.get('algorithm'))[:40]!r}, not {ALGORITHM}")
-    objects = data.get("objects")
-    if not isinstance(objects, list):
-        raise MetaError(f"{MANIFEST}: 'objects' should be a list")
-    sha_required = data["format"] == OLD_MANIFEST_FORMAT
-    entries: dict[str, Entry] = {}
-    for i, item in enumerate(objects):
-        if not isinstance(item, dict):
-            raise MetaError(f"{MANIFEST}: objects[{i}] should be an object")
+
+    def _entry(self, i: int, item: dict[str, Any]) -> tuple[str, Entry]:
         key, size, sha, etag = item.get("key"), item.get("size"), item.get("sha256"), item.get("etag")
         if not isinstance(key, str):
             raise MetaError(f"{MANIFEST}: objects[{i}].key should be a string")
         check_relative_key(key)
-        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= _MAX_SIZE:
             raise MetaError(f"{MANIFEST}: objects[{i}].size should be a non-negative integer")
-        if (sha is not None or sha_required) and (
-            not isinstance(sha, str) or len(sha) != 64 or any(c not in _HEX for c in sha)
+        if sha is None and self.unsigned is None:
+            self.unsigned = i
+        if (sha is not None or self.header.get("format") == OLD_MANIFEST_FORMAT) and (
+            not isinstance(sha, str) or len(sha) != 64 or not _HEX.issuperset(sha)
         ):
             raise MetaError(f"{MANIFEST}: objects[{i}].sha256 should be 64 lowercase hex digits")
         if etag is not None and (not isinstance(etag, str) or not 0 < len(etag) <= 128 or not etag.isprintable()):
             raise MetaError(f"{MANIFEST}: objects[{i}].etag should be a short string")
         if sha is None and etag is None:
             raise MetaError(f"{MANIFEST}: objects[{i}] has neither an etag nor a sha256")
+        return key, Entry(size, sha, etag)
+
+
+def _skip(events: Iterator[tuple[str, Any]]) -> None:
+    """Pass over the rest of a list or object whose start was just read."""
+    depth = 1
+    for event, _ in events:
+        if event in _OPEN:
+            depth += 1
+        elif event in _CLOSE:
+            depth -= 1
+            if depth == 0:
+                return
+
+
+def decode_manifest(raw: bytes) -> dict[str, Entry]:
+    """The whole manifest's entries by relative key (for tests and small manifests: verify and restore
+    read it as a stream, `iter_manifest`). Raises as iter_manifest does, and on a key listed twice."""
+    entries: dict[str, Entry] = {}
+    for key, entry in iter_manifest(io.BytesIO(raw)):
         if key in entries:
             raise MetaError(f"{MANIFEST}: {key} is listed twice")
-        entries[key] = Entry(size, sha, etag)
+        entries[key] = entry
     return entries
 
 
-def load_manifest(storage: Storage, layout: BackupLayout, name: str) -> dict[str, Entry]:
-    """The manifest of backup `name` ({} when it has none: a Go tool's backup). Raises MetaError or
-    UnsafeKey when it cannot be trusted, StorageError when it cannot be read."""
-    key = layout.meta(name, MANIFEST)
-    if storage.stat(key) is None:
-        return {}
-    return decode_manifest(storage.read(key))
+class ExpectedObjects:
+    """What a backup records about each of its objects, by key relative to its folder: its manifest's
+    entries, read as a stream, and the sizes its meta gives. Kept in a private temporary SQLite
+    database (a small page cache in memory, the rest on disk, removed when closed): a backup of 200,000
+    binlogs has a manifest of about 30 MB, whose entries would take several times that as Python
+    objects. Answers the entries in key order (verify merges them with the store's listing) and those
+    under a few folders (a restore checks one import group at a time). Safe to share among threads."""
+
+    def __init__(self) -> None:
+        self._db = sqlite3.connect("", check_same_thread=False, isolation_level=None)
+        self._lock = threading.RLock()
+        self.from_manifest = 0  # entries the manifest gave
+        for table in (
+            "entry (key TEXT PRIMARY KEY, size INTEGER NOT NULL, sha256 TEXT, etag TEXT)",
+            "named (key TEXT PRIMARY KEY, size INTEGER NOT NULL)",
+            "to_hash (key TEXT PRIMARY KEY, size INTEGER NOT NULL, sha256 TEXT, etag TEXT)",
+        ):
+            self._db.execute(f"CREATE TABLE {table} WITHOUT ROWID")
+
+    def __enter__(self) -> ExpectedObjects:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def add_manifest(self, storage: Storage, key: str) -> None:
+        """Read the manifest at `key` into the table, all of it or none (MetaError/UnsafeKey for one that
+        cannot be trusted, StorageError for one that cannot be read; transient failures retried)."""
+
+        def run() -> BackupToolError | None:
+            with storage.open(key) as stream:
+                try:
+                    self.from_manifest = self._insert_all(
+                        "INSERT INTO entry VALUES (?, ?, ?, ?)",
+                        ((rel, e.size, e.sha256, e.etag) for rel, e in iter_manifest(stream)),
+                    )
+                except (MetaError, UnsafeKey) as exc:
+                    return exc  # not for _call to retry, nor to make a StorageError of
+                return None
+
+        problem = storage._call("read", storage.describe(key), run)
+        if problem is not None:
+            raise problem
+
+    def add_meta_sizes(self, sizes: Iterable[tuple[str, int]]) -> None:
+        """The size the meta records for each of its binlogs; a binlog the manifest left out gets an entry
+        of that size alone (a Go tool's backup has no manifest). All or none, as add_manifest."""
+        self._insert_all("INSERT OR REPLACE INTO named VALUES (?, ?)", sizes)
+        with self._lock:
+            self._db.execute("INSERT OR IGNORE INTO entry (key, size) SELECT key, size FROM named")
+
+    def disagreements(self) -> Iterator[tuple[str, int, int | None]]:
+        """(key, meta size, manifest size or None) for each binlog the meta names that the manifest
+        does not, or with another size, in key order."""
+        return self._rows(
+            "SELECT n.key, n.size, CASE WHEN e.sha256 IS NULL AND e.etag IS NULL THEN NULL ELSE e.size END "
+            "FROM named n JOIN entry e USING (key) "
+            "WHERE (e.sha256 IS NULL AND e.etag IS NULL) OR e.size != n.size ORDER BY n.key"
+        )
+
+    def setdefault(self, rel: str, entry: Entry) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR IGNORE INTO entry VALUES (?, ?, ?, ?)", (rel, entry.size, entry.sha256, entry.etag)
+            )
+
+    def in_order(self) -> Iterator[tuple[str, Entry]]:
+        """Every entry, by key."""
+        for rel, size, sha, etag in self._rows("SELECT key, size, sha256, etag FROM entry ORDER BY key"):
+            yield rel, Entry(size, sha, etag)
+
+    def under(self, folders: Iterable[str]) -> dict[str, Entry]:
+        """The entries under these folders (relative keys ending in '/')."""
+        found: dict[str, Entry] = {}
+        for folder in folders:
+            # the keys that start with `folder`: from it up to (not including) the folder with '/' + 1
+            end = folder[:-1] + chr(ord(folder[-1]) + 1)
+            query = "SELECT key, size, sha256, etag FROM entry WHERE key >= ? AND key < ? ORDER BY key"
+            found.update((rel, Entry(size, sha, etag)) for rel, size, sha, etag in self._rows(query, (folder, end)))
+        return found
+
+    def hash_later(self, items: Iterable[tuple[str, Entry]]) -> None:
+        """Keep (full key, entry) pairs to read and hash once the listing is compared."""
+        self._insert_all("INSERT INTO to_hash VALUES (?, ?, ?, ?)", ((k, e.size, e.sha256, e.etag) for k, e in items))
+
+    def to_hash_totals(self) -> tuple[int, int]:
+        count, size = next(self._rows("SELECT count(*), coalesce(sum(size), 0) FROM to_hash"))
+        return count, size
+
+    def to_hash(self) -> Iterator[tuple[str, Entry]]:
+        for key, size, sha, etag in self._rows("SELECT key, size, sha256, etag FROM to_hash ORDER BY key"):
+            yield key, Entry(size, sha, etag)
+
+    def _insert_all(self, statement: str, rows: Iterable[tuple[Any, ...]]) -> int:
+        """Insert every row in one transaction, undone when the rows or the insert fail; returns how many.
+        A repeated key is a MetaError naming it."""
+        last: list[Any] = [None]
+
+        def counted() -> Iterator[tuple[Any, ...]]:
+            for row in rows:
+                last[0] = row[0]
+                yield row
+
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                count = self._db.executemany(statement, counted()).rowcount
+            except sqlite3.IntegrityError:
+                self._db.execute("ROLLBACK")
+                raise MetaError(f"{MANIFEST}: {last[0]} is listed twice") from None
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        return count
+
+    def _rows(self, query: str, params: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+        """The query's rows, fetched a page at a time (other threads may use the table between pages)."""
+        with self._lock:
+            cursor = self._db.execute(query, params)
+        while True:
+            with self._lock:
+                page = cursor.fetchmany(1000)
+            if not page:
+                return
+            yield from page
 
 
 def check_objects(
@@ -305,7 +534,16 @@ def check_objects(
             for rel, o in sorted(listed.items())
             if is_binlog(rel) and rel not in entries
         ]
-    to_hash = _compare_listing(prefix, entries, listed, report, hash_unvouched=hash_unvouched, full=False)
+    to_hash = list(
+        _compare_sorted(
+            prefix,
+            sorted(entries.items()),
+            (listed[rel] for rel in sorted(listed)),
+            report,
+            hash_unvouched=hash_unvouched,
+            full=False,
+        )
+    )
     _hash_all(storage, to_hash, report, 1, cancel, None)
     return sorted(report.problems, key=lambda p: (p.key, p.kind))
 
@@ -340,15 +578,14 @@ def _common_folder(keys: list[str]) -> str:
 # --------------------------------------------------------------------------- what the meta names
 
 
-def meta_binlogs(layout: BackupLayout, name: str, info: BackupInfo) -> dict[str, int]:
-    """Every binlog the backup's meta names, by relative key, with the size the meta records.
+def meta_binlogs(layout: BackupLayout, name: str, info: BackupInfo) -> Iterator[tuple[str, int]]:
+    """Every binlog the backup's meta names (relative key, and the size the meta records), one at a time.
 
     Accepts the three group layouts (group = segment, packed groups, no group level) and L0 segments.
     """
-    found: dict[str, int] = {}
 
-    def add(key: str, size: int) -> None:
-        found[layout.relative_key(name, key)] = size  # UnsafeKey outside the folder: not with integer IDs
+    def add(key: str, size: int) -> tuple[str, int]:
+        return layout.relative_key(name, key), size  # UnsafeKey outside the folder: not with integer IDs
 
     for coll in info.collection_backups:
         cid = coll.collection_id
@@ -357,7 +594,7 @@ def meta_binlogs(layout: BackupLayout, name: str, info: BackupInfo) -> dict[str,
                 group = seg.group_id or None
                 for fb in seg.binlogs:
                     for b in fb.binlogs:
-                        add(
+                        yield add(
                             layout.insert_binlog(
                                 name, cid, part.partition_id, group, seg.segment_id, fb.field_id, _log_id(b)
                             ),
@@ -365,7 +602,7 @@ def meta_binlogs(layout: BackupLayout, name: str, info: BackupInfo) -> dict[str,
                         )
                 for fb in seg.deltalogs:
                     for b in fb.binlogs:
-                        add(
+                        yield add(
                             layout.delta_binlog(name, cid, part.partition_id, group, seg.segment_id, _log_id(b)),
                             b.log_size,
                         )
@@ -373,15 +610,14 @@ def meta_binlogs(layout: BackupLayout, name: str, info: BackupInfo) -> dict[str,
             for fb in seg.deltalogs:
                 for b in fb.binlogs:
                     if seg.partition_id == -1:  # collection-level: no group folder (FORMAT.md)
-                        add(layout.l0_delta_binlog(name, cid, seg.segment_id, _log_id(b)), b.log_size)
+                        yield add(layout.l0_delta_binlog(name, cid, seg.segment_id, _log_id(b)), b.log_size)
                     else:
-                        add(
+                        yield add(
                             layout.delta_binlog(
                                 name, cid, seg.partition_id, seg.group_id or None, seg.segment_id, _log_id(b)
                             ),
                             b.log_size,
                         )
-    return found
 
 
 def _log_id(binlog: Binlog) -> int:
@@ -418,6 +654,9 @@ def verify_backup(
     with a SHA-256 but no ETag. Never raises for a damaged backup (the report lists the problems);
     raises NotFound when there is no complete backup of that name.
 
+    The manifest is read as a stream into `ExpectedObjects`, and the whole backup's listing is walked
+    beside its entries: neither is held in memory.
+
     on_start(objects, bytes) announces the totals; on_progress(bytes, objects) reports each object.
     """
     prefix = layout.backup(name)
@@ -431,81 +670,80 @@ def verify_backup(
             f"left it; remove it with: milvus-backup delete -n {name}"
         )
     report = VerifyReport(name=name, full=full)
-    expected: dict[str, Entry] = {}
-
-    manifest_rel = join(META_DIR, MANIFEST)
-    if manifest_rel in listed:
-        try:
-            expected = decode_manifest(storage.read(prefix + manifest_rel))
-        except (MetaError, UnsafeKey) as exc:
-            report.problems.append(
-                Problem(prefix + manifest_rel, UNSAFE if isinstance(exc, UnsafeKey) else UNREADABLE, str(exc))
-            )
-            report.source = "meta"  # what is left to check against
-    else:
-        report.source = "meta"
-
-    # The meta, read from the listed files: its binlog sizes are checked even when a manifest exists.
-    meta_files = {}
-    for filename in (*META_WRITE_ORDER, CHANNEL_CP_META):
-        rel = join(META_DIR, filename)
-        if rel in listed:
-            try:
-                meta_files[filename] = storage.read(prefix + rel)
-            except StorageError as exc:
-                report.problems.append(Problem(prefix + rel, MISSING, str(exc)))
-    try:
-        info = read_backup(meta_files)
-        named = meta_binlogs(layout, name, info)
-    except (MetaError, UnsafeKey, KeyError) as exc:
-        report.problems.append(
-            Problem(prefix + join(META_DIR, BACKUP_META), UNREADABLE, f"the backup's meta cannot be read: {exc}")
+    with ExpectedObjects() as expected:
+        _read_manifest(storage, prefix, listed, expected, report)
+        meta_files = _add_meta(storage, layout, name, listed, expected, report)
+        if report.source == "meta":
+            for filename in meta_files:
+                rel = join(META_DIR, filename)
+                expected.setdefault(rel, Entry(listed[rel].size))
+        to_hash = _compare_sorted(
+            prefix, expected.in_order(), storage.list(prefix), report, hash_unvouched=hash_unvouched, full=full
         )
-        named = {}
-    for rel, meta_size in named.items():
-        have = expected.get(rel)
-        if have is None:
-            if report.source == "manifest" and expected:
-                report.problems.append(
-                    Problem(prefix + rel, INCONSISTENT, "named by the meta but not by the integrity manifest")
-                )
-            expected[rel] = Entry(meta_size)
-        elif have.size != meta_size:
-            report.problems.append(
-                Problem(
-                    prefix + rel,
-                    INCONSISTENT,
-                    f"the meta records {meta_size} bytes, the integrity manifest {have.size}",
-                )
-            )
-    if report.source == "meta":
-        for filename in meta_files:
-            rel = join(META_DIR, filename)
-            expected.setdefault(rel, Entry(listed[rel].size))
-
-    to_hash = _compare_sorted(
-        prefix, sorted(expected.items()), storage.list(prefix), report, hash_unvouched=hash_unvouched, full=full
-    )
-    if on_start is not None:
-        on_start(len(to_hash), sum(want.size for _, want in to_hash))
-    if to_hash:
-        _hash_all(storage, to_hash, report, parallelism, cancel, on_progress)
+        expected.hash_later(to_hash)
+        objects, size = expected.to_hash_totals()
+        if on_start is not None:
+            on_start(objects, size)
+        if objects:
+            _hash_all(storage, expected.to_hash(), report, parallelism, cancel, on_progress)
     report.problems.sort(key=lambda p: (p.key, p.kind))
     return report
 
 
-def _compare_listing(
-    prefix: str,
-    expected: dict[str, Entry],
+def _read_manifest(
+    storage: Storage, prefix: str, listed: dict[str, ObjectInfo], expected: ExpectedObjects, report: VerifyReport
+) -> None:
+    """The manifest's entries into `expected`; without a manifest, or with one that cannot be trusted
+    (a problem), the backup is checked against its meta alone."""
+    rel = join(META_DIR, MANIFEST)
+    if rel not in listed:
+        report.source = "meta"
+        return
+    try:
+        expected.add_manifest(storage, prefix + rel)
+    except (MetaError, UnsafeKey) as exc:
+        report.problems.append(Problem(prefix + rel, UNSAFE if isinstance(exc, UnsafeKey) else UNREADABLE, str(exc)))
+        report.source = "meta"  # what is left to check against
+
+
+def _add_meta(
+    storage: Storage,
+    layout: BackupLayout,
+    name: str,
     listed: dict[str, ObjectInfo],
+    expected: ExpectedObjects,
     report: VerifyReport,
-    *,
-    hash_unvouched: bool,
-    full: bool,
-) -> list[tuple[str, Entry]]:
-    """_compare_sorted of a listing held in a dict, keyed relative to `prefix`."""
-    objects = (listed[rel] for rel in sorted(listed))
-    return _compare_sorted(prefix, sorted(expected.items()), objects, report, hash_unvouched=hash_unvouched, full=full)
+) -> list[str]:
+    """The meta's binlog sizes into `expected` (checked even when a manifest exists: the two must agree);
+    returns the names of the meta files there are, less any that could not be read."""
+    prefix = layout.backup(name)
+    there = [f for f in (*META_WRITE_ORDER, CHANNEL_CP_META) if join(META_DIR, f) in listed]
+    # read_backup takes the whole tree from full_meta.json where there is one: the level files, as large
+    # again (segment_meta.json holds every segment), are then only listed
+    needed = (BACKUP_META, FULL_META) if FULL_META in there else there
+    meta_files = {}
+    for filename in [f for f in there if f in needed]:
+        rel = join(META_DIR, filename)
+        try:
+            meta_files[filename] = storage.read(prefix + rel)
+        except StorageError as exc:
+            report.problems.append(Problem(prefix + rel, MISSING, str(exc)))
+            there.remove(filename)
+    try:
+        expected.add_meta_sizes(meta_binlogs(layout, name, read_backup(meta_files)))
+    except (MetaError, UnsafeKey, KeyError) as exc:
+        report.problems.append(
+            Problem(prefix + join(META_DIR, BACKUP_META), UNREADABLE, f"the backup's meta cannot be read: {exc}")
+        )
+    if report.source == "manifest" and expected.from_manifest:  # else every binlog is known by its meta size
+        for rel, meta_size, manifest_size in expected.disagreements():
+            detail = (
+                "named by the meta but not by the integrity manifest"
+                if manifest_size is None
+                else f"the meta records {meta_size} bytes, the integrity manifest {manifest_size}"
+            )
+            report.problems.append(Problem(prefix + rel, INCONSISTENT, detail))
+    return there
 
 
 def _compare_sorted(
@@ -516,13 +754,13 @@ def _compare_sorted(
     *,
     hash_unvouched: bool,
     full: bool,
-) -> list[tuple[str, Entry]]:
+) -> Iterator[tuple[str, Entry]]:
     """The quick check of `expected` (relative key and entry, sorted by key) against a listing of
     `prefix` (sorted by key, as every Storage lists), walked side by side as a merge: neither is held
     whole, so memory does not grow with the backup's objects. Problems go into `report`; a listed binlog
-    nobody expects is one (a restore imports whole folders). Returns the objects that are to be read and
-    hashed: all with a digest when `full`, those with a SHA-256 and no ETag when `hash_unvouched`."""
-    to_hash: list[tuple[str, Entry]] = []
+    nobody expects is one (a restore imports whole folders). Yields, as it goes, the objects (full key,
+    entry) that are to be read and hashed: all with a digest when `full`, those with a SHA-256 and no ETag
+    when `hash_unvouched`."""
     objects = iter(listed)
     have = next(objects, None)
     for rel, want in expected:
@@ -534,12 +772,11 @@ def _compare_sorted(
             report.problems.append(Problem(key, MISSING, f"expected {want.size} bytes, the object is absent"))
             continue
         if _compare_one(key, want, have, report, hash_unvouched=hash_unvouched, full=full):
-            to_hash.append((key, want))
+            yield key, want
         have = next(objects, None)
     while have is not None:
         _unexpected(prefix, have, report)
         have = next(objects, None)
-    return to_hash
 
 
 def _unexpected(prefix: str, have: ObjectInfo, report: VerifyReport) -> None:
@@ -600,9 +837,15 @@ def _hash_all(
         if on_progress is not None:
             on_progress(got.size, 1)
 
-    with ThreadPoolExecutor(max_workers=max(1, parallelism), thread_name_prefix="verify") as pool:
-        for future in [pool.submit(check, item) for item in items]:
-            future.result()  # the first error (a cancel) is raised here, after the pool drains
+    workers = max(1, parallelism)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="verify") as pool:
+        pending: deque[Future[None]] = deque()
+        for item in items:  # a few per worker in flight: `items` may be a whole backup's objects
+            if len(pending) >= 2 * workers:
+                pending.popleft().result()  # the first error (a cancel) is raised here, after the pool drains
+            pending.append(pool.submit(check, item))
+        for future in pending:
+            future.result()
 
 
 def _digest_problem(key: str, want: Entry, got: Digests) -> Problem | None:

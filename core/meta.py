@@ -14,12 +14,16 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import hashlib
 import json
 import re
+import tempfile
 import types
 import typing
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 from milvus_backup.core.errors import BackupToolError
 from milvus_backup.core.paths import (
@@ -32,6 +36,8 @@ from milvus_backup.core.paths import (
 )
 
 T = TypeVar("T")
+_META_IN_MEMORY = 4 * 1024 * 1024  # a larger meta file is written through a temporary file on disk
+_TEXT_BUFFER = 1024 * 1024  # characters of JSON text gathered before they are encoded and written
 _INT_STRING = re.compile(r"-?[0-9]{1,20}")  # ASCII digits only: str.isdigit() also accepts '²', which int() refuses
 
 
@@ -73,7 +79,7 @@ def _source_keys_field() -> Any:
     return field(default=None, init=False, repr=False, compare=False, metadata={"skip": True})
 
 
-@dataclass
+@dataclass(slots=True)
 class KeyValue:
     key: str = ""
     value: str = ""
@@ -81,7 +87,7 @@ class KeyValue:
     _source_keys: frozenset[str] | None = _source_keys_field()
 
 
-@dataclass
+@dataclass(slots=True)
 class Binlog:
     log_path: str = ""  # the SOURCE key in the Milvus bucket, not the backup's copy
     log_size: int = _jfield(0, always=True)
@@ -90,7 +96,7 @@ class Binlog:
     _source_keys: frozenset[str] | None = _source_keys_field()
 
 
-@dataclass
+@dataclass(slots=True)
 class FieldBinlog:
     field_id: int = _jfield(0, json_name="fieldID")  # 0 for delta logs
     binlogs: list[Binlog] = _jfield(factory=list)
@@ -102,7 +108,7 @@ class FieldBinlog:
         return sum(b.log_size for b in self.binlogs)
 
 
-@dataclass
+@dataclass(slots=True)
 class Segment:
     segment_id: int = 0
     collection_id: int = 0
@@ -127,7 +133,7 @@ class Segment:
         return sum(fb.size for fb in self.deltalogs)
 
 
-@dataclass
+@dataclass(slots=True)
 class Partition:
     partition_id: int = 0
     partition_name: str = ""
@@ -139,7 +145,7 @@ class Partition:
     _source_keys: frozenset[str] | None = _source_keys_field()
 
 
-@dataclass
+@dataclass(slots=True)
 class IndexInfo:
     field_name: str = ""
     index_name: str = ""
@@ -150,7 +156,7 @@ class IndexInfo:
     _source_keys: frozenset[str] | None = _source_keys_field()
 
 
-@dataclass
+@dataclass(slots=True)
 class Field:
     field_id: int = _jfield(0, json_name="fieldID")
     name: str = ""
@@ -170,7 +176,7 @@ class Field:
     _source_keys: frozenset[str] | None = _source_keys_field()
 
 
-@dataclass
+@dataclass(slots=True)
 class Schema:
     name: str = ""
     description: str = ""
@@ -183,7 +189,7 @@ class Schema:
     _source_keys: frozenset[str] | None = _source_keys_field()
 
 
-@dataclass
+@dataclass(slots=True)
 class Collection:
     id: str = ""  # the backup's id
     collection_id: int = 0
@@ -218,7 +224,7 @@ class Collection:
         return sum(s.num_of_rows for s in self.segments())
 
 
-@dataclass
+@dataclass(slots=True)
 class Database:
     db_name: str = ""
     db_id: int = 0
@@ -230,35 +236,35 @@ class Database:
 # --- RBAC (BackupInfo.rbac_meta), the upstream's RBACMeta: Milvus's own RBAC messages, by name ---------
 
 
-@dataclass
+@dataclass(slots=True)
 class RoleEntity:
     name: str = ""
     extra: dict[str, Any] = _extra()
     _source_keys: frozenset[str] | None = _source_keys_field()
 
 
-@dataclass
+@dataclass(slots=True)
 class UserEntity:
     name: str = ""
     extra: dict[str, Any] = _extra()
     _source_keys: frozenset[str] | None = _source_keys_field()
 
 
-@dataclass
+@dataclass(slots=True)
 class ObjectEntity:
     name: str = ""  # the object type: Global, Collection, User
     extra: dict[str, Any] = _extra()
     _source_keys: frozenset[str] | None = _source_keys_field()
 
 
-@dataclass
+@dataclass(slots=True)
 class PrivilegeEntity:
     name: str = ""
     extra: dict[str, Any] = _extra()
     _source_keys: frozenset[str] | None = _source_keys_field()
 
 
-@dataclass
+@dataclass(slots=True)
 class GrantorEntity:
     user: UserEntity | None = None
     privilege: PrivilegeEntity | None = None
@@ -266,7 +272,7 @@ class GrantorEntity:
     _source_keys: frozenset[str] | None = _source_keys_field()
 
 
-@dataclass
+@dataclass(slots=True)
 class GrantEntity:
     role: RoleEntity | None = None
     object: ObjectEntity | None = None
@@ -287,7 +293,7 @@ class GrantEntity:
         )
 
 
-@dataclass
+@dataclass(slots=True)
 class UserInfo:
     user: str = ""
     password: str = ""  # never written by this tool (nor by the Go tool with Milvus 2.3); read if present
@@ -296,7 +302,7 @@ class UserInfo:
     _source_keys: frozenset[str] | None = _source_keys_field()
 
 
-@dataclass
+@dataclass(slots=True)
 class PrivilegeGroupInfo:
     group_name: str = ""
     privileges: list[PrivilegeEntity] = _jfield(factory=list)
@@ -304,7 +310,7 @@ class PrivilegeGroupInfo:
     _source_keys: frozenset[str] | None = _source_keys_field()
 
 
-@dataclass
+@dataclass(slots=True)
 class RBACMeta:
     users: list[UserInfo] = _jfield(factory=list)
     roles: list[RoleEntity] = _jfield(factory=list)
@@ -314,7 +320,7 @@ class RBACMeta:
     _source_keys: frozenset[str] | None = _source_keys_field()
 
 
-@dataclass
+@dataclass(slots=True)
 class BackupInfo:
     id: str = ""
     state_code: BackupState = _jfield(BackupState.INITIAL, always=True)
@@ -352,6 +358,7 @@ class _Key:
     json: str
     hint: Any
     always: bool
+    item: Any  # for a list of meta objects, their class (such a list can be written an item at a time)
 
 
 _KEYS: dict[type, tuple[_Key, ...]] = {}
@@ -364,11 +371,22 @@ def _keys(cls: type) -> tuple[_Key, ...]:
         return found
     hints = typing.get_type_hints(cls)
     _KEYS[cls] = found = tuple(
-        _Key(f.name, f.metadata.get("json") or f.name, hints[f.name], f.metadata.get("always", False))
+        _Key(
+            f.name,
+            f.metadata.get("json") or f.name,
+            hints[f.name],
+            f.metadata.get("always", False),
+            _item(hints[f.name]),
+        )
         for f in dataclasses.fields(cls)
         if not f.metadata.get("skip")
     )
     return found
+
+
+def _item(hint: Any) -> Any:
+    args = typing.get_args(hint)
+    return args[0] if typing.get_origin(hint) is list and dataclasses.is_dataclass(args[0]) else None
 
 
 def _is_empty(value: Any) -> bool:
@@ -402,12 +420,36 @@ def encode(obj: Any) -> dict[str, Any]:
     source = obj._source_keys
     for key in _keys(type(obj)):
         value = _encode_value(key.hint, getattr(obj, key.attr))
-        if _is_empty(value) and not (key.json in source if source is not None else key.always):
-            continue
-        out[key.json] = value
+        if not _omitted(key, value, source):
+            out[key.json] = value
     for k, v in obj.extra.items():
         out.setdefault(k, v)
     return out
+
+
+def _omitted(key: _Key, value: Any, source: frozenset[str] | None) -> bool:
+    """Go's omitempty, except for a key the object was read with (or, built here, one Go always writes)."""
+    return _is_empty(value) and not (key.json in source if source is not None else key.always)
+
+
+def _fields(obj: Any) -> Iterator[tuple[str, Any, Any]]:
+    """(JSON key, value, item class) of each key `encode` writes for `obj`, in order: the value encoded,
+    except a list of meta objects, given as it is with the class of its items (None for other values),
+    so that `_write_object` can write a large list an item at a time. (`encode` does the same in one
+    loop: it runs for every segment and binlog.)"""
+    source = obj._source_keys
+    written = set()
+    for key in _keys(type(obj)):
+        raw = getattr(obj, key.attr)
+        item = key.item if raw is not None else None
+        value = raw if item is not None else _encode_value(key.hint, raw)
+        if _omitted(key, value, source):
+            continue
+        written.add(key.json)
+        yield key.json, value, item
+    for k, v in obj.extra.items():
+        if k not in written:
+            yield k, v, None
 
 
 def _non_none(tp: Any) -> Any:
@@ -475,8 +517,19 @@ def _decode(cls: type[T], data: Any, where: str) -> T:
             present.add(name)
     factory: Any = cls  # a meta dataclass: every one has `extra` and `_source_keys`
     obj = factory(**values, extra=extra)
-    obj._source_keys = frozenset(present)
+    obj._source_keys = _shared(frozenset(present))
     return typing.cast(T, obj)
+
+
+_KEY_SETS: dict[frozenset[str], frozenset[str]] = {}
+
+
+def _shared(keys: frozenset[str]) -> frozenset[str]:
+    """One frozenset for each set of keys read: a backup's 100,000 binlogs have a few sets among them,
+    and one each would take 20 MB. (At most 1,024 kept: a hostile meta cannot grow it further.)"""
+    if len(_KEY_SETS) < 1024:
+        return _KEY_SETS.setdefault(keys, keys)
+    return _KEY_SETS.get(keys, keys)
 
 
 def decode(cls: type[T], data: dict[str, Any]) -> T:
@@ -487,35 +540,152 @@ def decode(cls: type[T], data: dict[str, Any]) -> T:
 # --- the five meta files --------------------------------------------------------------------------
 
 
-def _dump(data: Any) -> bytes:
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
-
 _BACKUP_META_KEYS = ("id", "state_code", "name", "size", "milvus_version", "format")
 
 
 def meta_files(info: BackupInfo) -> dict[str, bytes]:
     """The five meta files of a backup, keyed by file name, in the order they must be written."""
-    full = encode(info)
-    collections, partitions, segments = [], [], []
-    for coll in full.get("collection_backups", []):
-        coll = {k: v for k, v in coll.items() if k != "l0_segments"}
-        if "partition_backups" in coll:
-            parts = []
-            for part in coll["partition_backups"]:
-                segments.extend(part.get("segment_backups", []))
-                parts.append({k: v for k, v in part.items() if k != "segment_backups"})
-            coll["partition_backups"] = parts
-            partitions.extend(parts)
-        collections.append(coll)
-    content = {
-        BACKUP_META: {k: full[k] for k in _BACKUP_META_KEYS if k in full},
-        COLLECTION_META: {"infos": collections},
-        PARTITION_META: {"infos": partitions},
-        SEGMENT_META: {"infos": segments},
-        FULL_META: full,
+    with rendered_meta(info) as rendered:
+        return {name: meta.file.read() for name, meta in rendered.items()}
+
+
+@contextmanager
+def rendered_meta(info: BackupInfo) -> Iterator[dict[str, MetaFile]]:
+    """render_meta's files, closed when the block ends."""
+    rendered = render_meta(info)
+    try:
+        yield rendered
+    finally:
+        for meta in rendered.values():
+            meta.file.close()
+
+
+def meta_size(info: BackupInfo) -> int:
+    """The length of the five meta files (BackupInfo.meta_size, which full_meta.json itself records)."""
+    with rendered_meta(info) as rendered:
+        return sum(meta.length for meta in rendered.values())
+
+
+@dataclass
+class MetaFile:
+    """One meta file, written into a temporary file (in memory while small) at its start; close it."""
+
+    file: BinaryIO
+    length: int
+    sha256: str
+
+
+def render_meta(info: BackupInfo) -> dict[str, MetaFile]:
+    """The five meta files of a backup, keyed by file name, in the order they must be written: the same
+    bytes one json.dumps of each file's whole tree gives, written a segment at a time (a backup of
+    100,000 binlogs held its meta's JSON trees and texts at once: 50 MB more than the BackupInfo)."""
+    partitions = [part for coll in info.collection_backups for part in coll.partition_backups]
+    write: dict[str, Callable[[_JsonOut], None]] = {
+        BACKUP_META: lambda out: out.value(_backup_meta(info)),
+        COLLECTION_META: lambda out: _write_infos(out, info.collection_backups, _COLLECTION_LEVEL),
+        PARTITION_META: lambda out: _write_infos(out, partitions, _COLLECTION_LEVEL),
+        SEGMENT_META: lambda out: _write_infos(out, [s for part in partitions for s in part.segment_backups], {}),
+        FULL_META: lambda out: _write_object(out, info, {}),
     }
-    return {name: _dump(content[name]) for name in META_WRITE_ORDER}
+    rendered: dict[str, MetaFile] = {}
+    try:
+        for name in META_WRITE_ORDER:
+            out = _JsonOut()
+            rendered[name] = out.meta_file  # closed below should the writing fail
+            write[name](out)
+            rendered[name] = out.finish()
+    except BaseException:
+        for meta in rendered.values():
+            meta.file.close()
+        raise
+    return rendered
+
+
+# collection_meta.json and partition_meta.json: the same objects, less what the level below holds
+_COLLECTION_LEVEL: dict[type, frozenset[str]] = {
+    Collection: frozenset({"l0_segments"}),
+    Partition: frozenset({"segment_backups"}),
+}
+_STREAMED = (BackupInfo, Collection, Partition)  # what holds a backup's many segments
+
+
+def _backup_meta(info: BackupInfo) -> dict[str, Any]:
+    top = {k: value for k, value, item in _fields(info) if item is None and k in _BACKUP_META_KEYS}
+    return {k: top[k] for k in _BACKUP_META_KEYS if k in top}
+
+
+def _write_infos(out: _JsonOut, objects: list[Any], skip: dict[type, frozenset[str]]) -> None:
+    out.text('{"infos":')
+    _write_list(out, objects, skip)
+    out.text("}")
+
+
+def _write_object(out: _JsonOut, obj: Any, skip: dict[type, frozenset[str]]) -> None:
+    """`encode(obj)` less the keys `skip` names for its class, written in pieces: the lists of meta
+    objects an item at a time."""
+    left_out = skip.get(type(obj), frozenset())
+    sep = "{"
+    for k, value, item in _fields(obj):
+        if k in left_out:
+            continue
+        out.text(sep + _text(k) + ":")
+        sep = ","
+        if item is None:
+            out.value(value)
+        else:
+            _write_list(out, value, skip)
+    out.text("}" if sep == "," else "{}")
+
+
+def _write_list(out: _JsonOut, objects: list[Any], skip: dict[type, frozenset[str]]) -> None:
+    """A list of meta objects: a collection or partition written in pieces, anything else (a segment)
+    encoded whole, one at a time."""
+    sep = "["
+    for obj in objects:
+        out.text(sep)
+        sep = ","
+        if isinstance(obj, _STREAMED):
+            _write_object(out, obj, skip)
+        else:
+            out.value(encode(obj))
+    out.text("]" if sep == "," else "[]")
+
+
+def _text(data: Any) -> str:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+class _JsonOut:
+    """JSON text written in pieces into a temporary file that stays in memory while small, hashed on the
+    way (a backup's manifest records each meta file's SHA-256)."""
+
+    def __init__(self) -> None:
+        self.meta_file = MetaFile(typing.cast(BinaryIO, tempfile.SpooledTemporaryFile(_META_IN_MEMORY)), 0, "")  # noqa: SIM115 (closed by its owner)
+        self._sha256 = hashlib.sha256()
+        self._parts: list[str] = []
+        self._buffered = 0
+
+    def text(self, piece: str) -> None:
+        self._parts.append(piece)
+        self._buffered += len(piece)
+        if self._buffered > _TEXT_BUFFER:
+            self._flush()
+
+    def value(self, data: Any) -> None:
+        self.text(_text(data))
+
+    def finish(self) -> MetaFile:
+        self._flush()
+        self.meta_file.sha256 = self._sha256.hexdigest()
+        self.meta_file.file.seek(0)
+        return self.meta_file
+
+    def _flush(self) -> None:
+        data = "".join(self._parts).encode("utf-8")
+        self.meta_file.file.write(data)
+        self._sha256.update(data)
+        self.meta_file.length += len(data)
+        self._parts, self._buffered = [], 0
 
 
 def _load(name: str, raw: bytes | str) -> dict[str, Any]:

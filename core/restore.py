@@ -34,7 +34,6 @@ backup is only ever read.
 
 from __future__ import annotations
 
-import bisect
 import logging
 import re
 import threading
@@ -50,11 +49,11 @@ from milvus_backup.core.errors import AlreadyExists, BackupToolError, Cancelled,
 from milvus_backup.core.integrity import (
     DamagedBackup,
     Entry,
+    ExpectedObjects,
     Problem,
     VerifyReport,
     check_objects,
     check_staged,
-    load_manifest,
     meta_binlogs,
     refuse_damaged,
     verify_backup,
@@ -62,7 +61,7 @@ from milvus_backup.core.integrity import (
 from milvus_backup.core.jobs import CollectionTask, Phase, Reporter, TaskState
 from milvus_backup.core.meta import BackupInfo, BackupState, Collection, IndexInfo, Segment, encode
 from milvus_backup.core.milvus import DEFAULT_DB
-from milvus_backup.core.paths import META_DIR, BackupLayout, is_binlog, restore_temp_root
+from milvus_backup.core.paths import MANIFEST, META_DIR, BackupLayout, restore_temp_root
 from milvus_backup.core.pause import pause_point
 from milvus_backup.core.rbac import restore_rbac
 from milvus_backup.core.requests import describe_filter, filter_allows
@@ -350,25 +349,15 @@ class _Stopped(BackupToolError):
 
 @dataclass
 class _Entries:
-    """What the backup records about each of its binlogs (the manifest, else the meta's sizes), by key
-    relative to the backup's folder, sorted so one import group's entries are found by their folder."""
+    """What the backup records about each of its binlogs (the manifest, else the meta's sizes), kept out
+    of memory by ExpectedObjects; one import group's entries are found by their folders."""
 
     prefix: str  # the backup's folder
-    by_key: dict[str, Entry]
-    keys: list[str] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.keys = sorted(self.by_key)
+    expected: ExpectedObjects
 
     def under(self, folders: list[str]) -> dict[str, Entry]:
-        found: dict[str, Entry] = {}
-        for folder in filter(None, folders):  # "": a group without deletes has no delta folder
-            rel = folder[len(self.prefix) :]
-            i = bisect.bisect_left(self.keys, rel)
-            while i < len(self.keys) and self.keys[i].startswith(rel):
-                found[self.keys[i]] = self.by_key[self.keys[i]]
-                i += 1
-        return found
+        # "": a group without deletes has no delta folder
+        return self.expected.under(folder[len(self.prefix) :] for folder in folders if folder)
 
 
 @dataclass
@@ -950,33 +939,41 @@ def run_restore(
     info, targets = prepared or prepare_restore(ctx, request)
     tasks = tasks if tasks is not None else restore_tasks(targets)
     entries = None if request.meta_only else _backup_entries(ctx, info, request, reporter)
-    reporter.phase(Phase.PREPARE, message=f"restoring {len(targets)} collection(s) from backup {info.name}")
-    for warning in _version_warnings(ctx, info, request):
-        reporter.log(warning)
-    busy = ctx.milvus.busy_imports() if not request.meta_only else 0
-    if busy:
-        reporter.log(busy_message(busy))
-    done = _Restore(ctx, request, reporter, restore_id or str(uuid.uuid4()), tasks, entries).run(info, targets)
+    try:
+        reporter.phase(Phase.PREPARE, message=f"restoring {len(targets)} collection(s) from backup {info.name}")
+        for warning in _version_warnings(ctx, info, request):
+            reporter.log(warning)
+        busy = ctx.milvus.busy_imports() if not request.meta_only else 0
+        if busy:
+            reporter.log(busy_message(busy))
+        done = _Restore(ctx, request, reporter, restore_id or str(uuid.uuid4()), tasks, entries).run(info, targets)
+    finally:
+        if entries is not None:
+            entries.expected.close()  # its temporary table
     if request.rbac:
         restore_rbac(ctx.milvus, info.rbac_meta, ctx.config.backup.rbac_user_password.get_secret_value(), reporter)
     return done
 
 
 def _backup_entries(ctx: Context, info: BackupInfo, request: RestoreRequest, reporter: Reporter) -> _Entries:
-    """What the backup records about its binlogs (its manifest, else its meta's sizes: a Go tool's
-    backup), for the check of each import group. With verify "full", the meta files the restore was
-    planned from are re-hashed first (a few KiB, recorded by SHA-256): nothing is created from a meta
+    """What the backup records about its binlogs (its manifest, read as a stream, else its meta's sizes: a
+    Go tool's backup), for the check of each import group. With verify "full", the meta files the restore
+    was planned from are re-hashed first (a few KiB, recorded by SHA-256): nothing is created from a meta
     that is not the one backed up."""
     storage, layout, name = ctx.backup_storage, ctx.backup_layout, request.backup_name
     prefix = layout.backup(name)
-    manifest = load_manifest(storage, layout, name)
-    if request.verify == "full":
-        meta = {rel: entry for rel, entry in manifest.items() if rel.startswith(META_DIR + "/")}
-        reporter.phase(Phase.VERIFY, message=f"checking the {len(meta)} meta file(s) of backup {name}")
-        problems = check_objects(storage, prefix, meta, cancel=reporter.cancel_event)
-        reporter.check_cancelled()
-        refuse_damaged(VerifyReport(name=name, full=False, problems=problems))
-    binlogs = {rel: entry for rel, entry in manifest.items() if is_binlog(rel)}
-    for rel, size in meta_binlogs(layout, name, info).items():
-        binlogs.setdefault(rel, Entry(size))
-    return _Entries(prefix, binlogs)
+    expected = ExpectedObjects()
+    try:
+        if storage.stat(layout.meta(name, MANIFEST)) is not None:
+            expected.add_manifest(storage, layout.meta(name, MANIFEST))
+        if request.verify == "full":
+            meta = expected.under([META_DIR + "/"])
+            reporter.phase(Phase.VERIFY, message=f"checking the {len(meta)} meta file(s) of backup {name}")
+            problems = check_objects(storage, prefix, meta, cancel=reporter.cancel_event)
+            reporter.check_cancelled()
+            refuse_damaged(VerifyReport(name=name, full=False, problems=problems))
+        expected.add_meta_sizes(meta_binlogs(layout, name, info))
+    except BaseException:
+        expected.close()
+        raise
+    return _Entries(prefix, expected)

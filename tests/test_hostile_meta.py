@@ -91,7 +91,7 @@ def _read_all(files: dict[str, bytes]) -> None:
     """read_backup, and the keys its binlogs would give: only MetaError or UnsafeKey may come out."""
     try:
         info = read_backup(files)
-        for rel in meta_binlogs(LAYOUT, "b", info):
+        for rel, _ in meta_binlogs(LAYOUT, "b", info):
             assert check_relative_key(rel) == rel
     except (MetaError, UnsafeKey) as exc:
         assert str(exc) and "\n" not in str(exc)

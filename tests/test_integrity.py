@@ -22,7 +22,6 @@ from milvus_backup.core.integrity import (
     DamagedBackup,
     check_objects,
     decode_manifest,
-    load_manifest,
     verify_backup,
 )
 from milvus_backup.core.jobs import JobState
@@ -179,7 +178,7 @@ def test_a_full_verify_compares_an_etag_only_object_with_its_md5(sandbox, base_c
 def test_check_objects_checks_one_group_quick_where_the_manifest_allows(sandbox, engine, backup):
     ctx = engine.ctx
     prefix = ctx.backup_layout.backup(backup)
-    manifest = load_manifest(ctx.backup_storage, ctx.backup_layout, backup)
+    manifest = decode_manifest(ctx.backup_storage.read(ctx.backup_layout.meta(backup, MANIFEST)))
     group = {rel: e for rel, e in manifest.items() if rel.startswith("binlogs/insert_log/")}
     assert group and check_objects(ctx.backup_storage, prefix, group) == []
     keys = sorted(prefix + rel for rel in group)

@@ -7,11 +7,14 @@ one test checks the copies still match the reference when it is present.
 from __future__ import annotations
 
 import copy
+import functools
 import json
+import tracemalloc
 from pathlib import Path
 
 import pytest
 
+from milvus_backup.core import meta
 from milvus_backup.core.errors import BackupToolError
 from milvus_backup.core.meta import (
     BackupInfo,
@@ -541,3 +544,40 @@ def test_wrong_value_types_name_the_file_and_the_key():
 def test_no_top_level_file_is_not_a_backup():
     with pytest.raises(MetaError, match=BACKUP_META):
         read_backup({COLLECTION_META: EXAMPLES[COLLECTION_META]})
+
+
+def test_meta_files_are_written_a_segment_at_a_time(monkeypatch):
+    """The meta files of 2,000 binlogs come out as one json.dumps of each file's whole tree would give
+    them, while the Python memory rendering all five takes at its peak is a fraction of what building one
+    whole tree and its text takes (small buffers here, so that 2,000 binlogs show it)."""
+    monkeypatch.setattr(meta, "_META_IN_MEMORY", 16 * 1024)
+    monkeypatch.setattr(meta, "_TEXT_BUFFER", 16 * 1024)
+    segments = [
+        Segment(
+            segment_id=s,
+            collection_id=1,
+            partition_id=10,
+            num_of_rows=5,
+            binlogs=[FieldBinlog(f, [Binlog(f"i/{s}/{f}/{n}", 100, n) for n in range(10)]) for f in range(100, 110)],
+        )
+        for s in range(20)
+    ]
+    info = BackupInfo(
+        name="big",
+        collection_backups=[Collection(collection_id=1, partition_backups=[Partition(10, "_default", 1, segments)])],
+    )
+    dump = functools.partial(json.dumps, separators=(",", ":"), ensure_ascii=False)
+    tracemalloc.start()
+    try:
+        full = dump(encode(info)).encode()
+        whole_peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.reset_peak()
+        with meta.rendered_meta(info) as rendered:
+            peak = tracemalloc.get_traced_memory()[1]
+            files = {name: f.file.read() for name, f in rendered.items()}
+    finally:
+        tracemalloc.stop()
+    assert files[FULL_META] == full
+    assert files[SEGMENT_META] == dump({"infos": [encode(s) for s in segments]}).encode()
+    assert all(rendered[name].length == len(data) for name, data in files.items())
+    assert peak < whole_peak / 4, (peak, whole_peak)
