@@ -63,7 +63,7 @@ log = logging.getLogger("milvus_backup")
 T = TypeVar("T")
 R = TypeVar("R")
 MAX_LISTINGS = 128  # segment folders listed at once, at most
-REQUESTS_PER_PLAN = 4  # a collection's Milvus requests that run beside its flush
+REQUESTS_PER_PLAN = 3  # a collection's Milvus requests that run beside its flush and segments request
 
 
 @dataclass
@@ -87,10 +87,10 @@ class BackupRequest:
 class Strategy(StrEnum):
     """When data is flushed before it is copied (the upstream's `strategy`)."""
 
-    AUTO = "auto"  # serial_flush, as the upstream picks on a server it does not know to have FlushAll
+    AUTO = "auto"  # as bulk_flush: one Flush request per database, sent while the plans start
     META_ONLY = "meta_only"  # schemas, partitions and indexes; no flush, no data
     SKIP_FLUSH = "skip_flush"  # copy only what Milvus has already persisted; rows still in memory are left out
-    BULK_FLUSH = "bulk_flush"  # one flush call per database for every chosen collection, then copy
+    BULK_FLUSH = "bulk_flush"  # one flush call per database for every chosen collection, then plan and copy
     SERIAL_FLUSH = "serial_flush"  # flush each collection just before it is planned
 
 
@@ -191,12 +191,36 @@ class _CollectionPlan:
     copies: list[CopyTask]
 
 
+# A collection's flush: its timestamp when done already (0: not flushed at all), None to flush it as it is
+# planned, or the answer to one flush request for several collections of its database.
+Flushed = int | None | Future[dict[str, int]]
+
+
+class _LoadStates:
+    """Every chosen collection's load state, asked once per database for the whole backup: one request
+    instead of one per collection."""
+
+    def __init__(self, milvus: Milvus):
+        self._milvus = milvus
+        self._lock = threading.Lock()
+        self._by_db: dict[str, dict[str, str]] = {}
+
+    def of(self, db: str, coll: str) -> str:
+        with self._lock:  # the first plan of a database asks; the others wait for its answer
+            states = self._by_db.get(db)
+            if states is None:
+                states = self._by_db[db] = self._milvus.load_states(db)
+        return states.get(coll, "NotLoad")
+
+
 @dataclass(frozen=True)
 class _Pools:
-    """The threads the plans share: Milvus requests of the collections being planned, segment listings."""
+    """What the plans share: threads for the Milvus requests of the collections being planned and for
+    segment listings, and the load states."""
 
     requests: ThreadPoolExecutor
     segments: ThreadPoolExecutor
+    load_states: _LoadStates
 
 
 def _insert_binlogs(ctx: Context, seg: SegmentInfo, etags: dict[str, str]) -> list[FieldBinlog]:
@@ -238,6 +262,14 @@ def _delta_binlogs(ctx: Context, seg: SegmentInfo, etags: dict[str, str]) -> lis
 _LISTINGS = (_insert_binlogs, _delta_binlogs)  # in this order: listed[::2] are insert logs
 
 
+def _flush_ts(milvus: Milvus, db: str, coll: str, flushed: Flushed) -> int:
+    if flushed is None:
+        return milvus.flush(db, coll)
+    if isinstance(flushed, Future):
+        return flushed.result()[coll]
+    return flushed
+
+
 def _plan_collection(
     ctx: Context,
     backup_id: str,
@@ -247,24 +279,25 @@ def _plan_collection(
     meta_only: bool,
     reporter: Reporter,
     pools: _Pools,
-    flushed_at: int | None = None,
+    flushed: Flushed = None,
 ) -> _CollectionPlan:
-    """`flushed_at`: the flush timestamp when flushed already (0: not flushed at all); None flushes it now.
-    The requests that do not depend on the flush (describe, load state, indexes, partitions) are sent
-    while it runs: a collection's plan takes about as long as its flush and segment listing."""
+    """The requests that do not depend on the flush (describe, indexes, partitions) are sent while it
+    runs and the persistent segments are asked for: a collection's plan takes about as long as its flush,
+    its segments request and its segment listing."""
     milvus = ctx.milvus
     asked_desc = pools.requests.submit(milvus.describe, db, coll)
-    asked_load_state = pools.requests.submit(milvus.load_state, db, coll)
     asked_indexes = pools.requests.submit(milvus.indexes, db, coll)
     asked_partitions = pools.requests.submit(milvus.partitions, db, coll)
     try:
-        flush_ts = milvus.flush(db, coll) if flushed_at is None else flushed_at
+        load_state = pools.load_states.of(db, coll)
+        flush_ts = _flush_ts(milvus, db, coll, flushed)
+        reporter.check_cancelled()
+        found = [] if meta_only else milvus.segments(db, coll)
         desc = asked_desc.result()
         reporter.check_cancelled()
     finally:
-        others: list[Future[Any]] = [asked_desc, asked_load_state, asked_indexes, asked_partitions]
+        others: list[Future[Any]] = [asked_desc, asked_indexes, asked_partitions]
         wait(others)  # nothing of this plan runs on after it
-    load_state = asked_load_state.result()
     backup_ts = flush_ts or (int(time.time() * 1000) << 18)
     indexes = [
         IndexInfo(
@@ -279,7 +312,6 @@ def _plan_collection(
     segments: dict[int, list[Segment]] = {}
     copies: list[CopyTask] = []
     if not meta_only:
-        found = milvus.segments(db, coll)
         etags: dict[str, str] = {}
         # each segment's two folders listed at once, on the pool all plans share
         listings = [partial(list_binlogs, ctx, seg, etags) for seg in found for list_binlogs in _LISTINGS]
@@ -376,10 +408,11 @@ class _PlanAndCopy:
         pairs: list[tuple[str, str]],
         meta_only: bool,
         reporter: Reporter,
-        flushed: dict[tuple[str, str], int | None],
+        strategy: Strategy,
     ):
         self.ctx, self.backup_id, self.name, self.pairs = ctx, backup_id, name, pairs
-        self.meta_only, self.reporter, self.flushed = meta_only, reporter, flushed
+        self.meta_only, self.reporter, self.strategy = meta_only, reporter, strategy
+        self.flushed: dict[tuple[str, str], Flushed] = {}
         self.confirmations = _ConfirmedCopies(ctx, name, reporter)
         self.copying = False  # the first copies were handed over: something may be written
         self._plans: list[_CollectionPlan | None] = [None] * len(pairs)
@@ -397,8 +430,10 @@ class _PlanAndCopy:
             ThreadPoolExecutor(min(settings.backup_segment, MAX_LISTINGS), thread_name_prefix="segments") as segments,
             ThreadPoolExecutor(REQUESTS_PER_PLAN * at_once, thread_name_prefix="requests") as requests,
             ThreadPoolExecutor(at_once, thread_name_prefix="collections") as pool,
+            ThreadPoolExecutor(1, thread_name_prefix="flush") as flushes,
         ):
-            pools = _Pools(requests, segments)
+            pools = _Pools(requests, segments, _LoadStates(self.ctx.milvus))
+            self.flushed = _flushes(self.ctx.milvus, self.pairs, self.strategy, self.reporter, flushes)
             futures = [pool.submit(self._plan, index, pools) for index in range(len(self.pairs))]
             try:
                 self._copy()
@@ -416,9 +451,9 @@ class _PlanAndCopy:
             if self._feed.error is not None:
                 return  # another plan failed: the backup stops
             self.reporter.phase(Phase.PREPARE, f"{db}.{coll}", unless=Phase.COPY)
-            flushed_at = self.flushed[db, coll]
+            flushed = self.flushed[db, coll]
             plan = _plan_collection(
-                self.ctx, self.backup_id, self.name, db, coll, self.meta_only, self.reporter, pools, flushed_at
+                self.ctx, self.backup_id, self.name, db, coll, self.meta_only, self.reporter, pools, flushed
             )
             self._planned(index, plan)
         except BaseException as exc:
@@ -511,8 +546,7 @@ def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_
         meta_only = strategy is Strategy.META_ONLY
         if not meta_only and request.gc_pause is not False:
             gc_paused = _pause_gc(ctx, reporter, request)
-        flushed = _flush_first(ctx.milvus, pairs, strategy, reporter)
-        planned = _PlanAndCopy(ctx, backup_id, name, pairs, meta_only, reporter, flushed)
+        planned = _PlanAndCopy(ctx, backup_id, name, pairs, meta_only, reporter, strategy)
         plans = planned.run()
         wrote_anything = True
         reporter.check_cancelled()
@@ -634,24 +668,27 @@ def write_meta(ctx: Context, name: str, info: BackupInfo, manifest: ManifestWrit
     storage.write(layout.meta(name, META_WRITE_ORDER[-1]), files[META_WRITE_ORDER[-1]])
 
 
-def _flush_first(
-    milvus: Milvus, pairs: list[tuple[str, str]], strategy: Strategy, reporter: Reporter
-) -> dict[tuple[str, str], int | None]:
-    """Each collection's flush timestamp when the strategy flushes before planning (bulk_flush) or never
-    (meta_only, skip_flush: 0); None where it is flushed as it is planned (serial_flush, auto)."""
-    if strategy in (Strategy.AUTO, Strategy.SERIAL_FLUSH):
+def _flushes(
+    milvus: Milvus, pairs: list[tuple[str, str]], strategy: Strategy, reporter: Reporter, pool: ThreadPoolExecutor
+) -> dict[tuple[str, str], Flushed]:
+    """Each collection's flush. auto and bulk_flush: one Flush request per database for all its chosen
+    collections, sent on `pool` at once (the plans' other requests go meanwhile; each plan waits for its
+    database's answer before it asks for segments): one request, and one wait, instead of one per collection.
+    serial_flush: each collection is flushed as it is planned. meta_only, skip_flush: never (0)."""
+    if strategy is Strategy.SERIAL_FLUSH:
         return dict.fromkeys(pairs, None)
-    if strategy is not Strategy.BULK_FLUSH:
+    if strategy in (Strategy.META_ONLY, Strategy.SKIP_FLUSH):
         if strategy is Strategy.SKIP_FLUSH:
             reporter.log("skip_flush: only what Milvus has persisted is copied; rows it holds in memory are left out")
         return dict.fromkeys(pairs, 0)
     by_db: dict[str, list[str]] = {}
     for db, coll in pairs:
         by_db.setdefault(db, []).append(coll)
-    flushed: dict[tuple[str, str], int | None] = {}
+    flushed: dict[tuple[str, str], Flushed] = {}
     for db, names in by_db.items():
-        reporter.phase(Phase.PREPARE, db, message=f"bulk_flush: flushing {len(names)} collection(s) of {db} at once")
-        flushed.update({(db, name): ts for name, ts in milvus.flush_many(db, names).items()})
+        reporter.log(f"flushing {len(names)} collection(s) of database {db} in one request")
+        asked = pool.submit(milvus.flush_many, db, names)
+        flushed.update({(db, name): asked for name in names})
     return flushed
 
 
