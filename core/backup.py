@@ -7,9 +7,10 @@ totals are given once every collection is planned, so they are exact and the fra
 Binlogs are found by listing each persistent segment's
 folders in the Milvus bucket (Milvus 2.3 returns no paths); only the segments Milvus lists are
 copied, so binlogs that compaction left behind for GC are not restored twice. Copies inside one store
-run server-side and are never read back: one listing of the backup's folder after the copies confirms
-each copy's size and ETag against its source's listing (a store that kept other bytes fails the
-backup); copies whose bytes stream through the tool are hashed on the way. What the store vouches for
+run server-side and are never read back: once a collection's copies are done, one listing of its folders
+in the backup (while other collections copy) confirms each copy's size and ETag against its source's
+listing (a store that kept other bytes fails the backup); copies whose bytes stream through the tool are
+hashed on the way. What the store vouches for
 goes into the integrity manifest, written after the other meta and before `backup_meta.json`, which
 comes last; a failed or cancelled backup is removed, and never gets that file.
 """
@@ -23,8 +24,9 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import partial
@@ -189,6 +191,7 @@ def _kv(pairs: Iterable[Any]) -> list[KeyValue]:  # protobuf KeyValuePair messag
 class _CollectionPlan:
     meta: Collection
     copies: list[CopyTask]
+    folders: list[str]  # the backup's folders its copies go to (one a partition and kind): listed to confirm them
 
 
 # A collection's flush: its timestamp when done already (0: not flushed at all), None to flush it as it is
@@ -311,6 +314,7 @@ def _plan_collection(
     ]
     segments: dict[int, list[Segment]] = {}
     copies: list[CopyTask] = []
+    folders: set[str] = set()
     if not meta_only:
         etags: dict[str, str] = {}
         # each segment's two folders listed at once, on the pool all plans share
@@ -330,6 +334,8 @@ def _plan_collection(
             segment.size = segment.insert_size + segment.delta_size
             segments.setdefault(seg.partition_id, []).append(segment)
             layout, cid, pid, sid = ctx.backup_layout, seg.collection_id, seg.partition_id, seg.segment_id
+            folders.update([layout.insert_group(name, cid, pid, None)] if insert else [])
+            folders.update([layout.delta_group(name, cid, pid, None)] if delta else [])
             for fb in insert:
                 copies += [
                     CopyTask(
@@ -384,7 +390,7 @@ def _plan_collection(
         aliases=list(desc.aliases),
     )
     copies.sort(key=lambda task: task.size, reverse=True)  # the largest first: no large copy starts last, alone
-    return _CollectionPlan(meta, copies)
+    return _CollectionPlan(meta, copies, sorted(folders))
 
 
 class _PlanAndCopy:
@@ -413,10 +419,10 @@ class _PlanAndCopy:
         self.ctx, self.backup_id, self.name, self.pairs = ctx, backup_id, name, pairs
         self.meta_only, self.reporter, self.strategy = meta_only, reporter, strategy
         self.flushed: dict[tuple[str, str], Flushed] = {}
-        self.confirmations = _ConfirmedCopies(ctx, name, reporter)
+        self._feed = CopyFeed()
+        self.confirmations = _ConfirmedCopies(ctx, name, reporter, self._feed.fail)
         self.copying = False  # the first copies were handed over: something may be written
         self._plans: list[_CollectionPlan | None] = [None] * len(pairs)
-        self._feed = CopyFeed()
         self._lock = threading.Lock()
         self._bytes = self._objects = 0
 
@@ -431,6 +437,7 @@ class _PlanAndCopy:
             ThreadPoolExecutor(REQUESTS_PER_PLAN * at_once, thread_name_prefix="requests") as requests,
             ThreadPoolExecutor(at_once, thread_name_prefix="collections") as pool,
             ThreadPoolExecutor(1, thread_name_prefix="flush") as flushes,
+            self.confirmations.checking(at_once),
         ):
             pools = _Pools(requests, segments, _LoadStates(self.ctx.milvus))
             self.flushed = _flushes(self.ctx.milvus, self.pairs, self.strategy, self.reporter, flushes)
@@ -468,7 +475,7 @@ class _PlanAndCopy:
         db, coll = self.pairs[index]
         with self._lock:
             self._plans[index] = plan
-            self.confirmations.expect(f"{db}.{coll}", plan.copies)
+            self.confirmations.expect(f"{db}.{coll}", plan.copies, plan.folders)
             self.reporter.plan_collection(f"{db}.{coll}", sum(t.size for t in plan.copies), plan.meta.num_rows)
             self._bytes += sum(t.size for t in plan.copies)
             self._objects += len(plan.copies)
@@ -533,7 +540,8 @@ def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_
         )
     strategy = check_request(request)
     pairs = resolve_collections(ctx.milvus, request)
-    untested = check_backup_source(ctx.milvus.version(), ctx.config.backup.allow_untested_milvus)
+    version = ctx.milvus.version()
+    untested = check_backup_source(version, ctx.config.backup.allow_untested_milvus)
     started = int(time.time())
     backup_id = backup_id or str(uuid.uuid4())
     wrote_anything = gc_paused = False
@@ -550,9 +558,6 @@ def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_
         plans = planned.run()
         wrote_anything = True
         reporter.check_cancelled()
-        manifest = ManifestWriter(name)
-        planned.confirmations.confirm(manifest)
-        reporter.phase(Phase.META, message="writing meta")
         collections = [p.meta for p in plans]
         info = BackupInfo(
             id=backup_id,
@@ -564,13 +569,16 @@ def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_
             backup_timestamp=max((c.backup_timestamp for c in collections), default=0),
             collection_backups=collections,
             size=sum(c.size for c in collections),
-            milvus_version=ctx.milvus.version(),
+            milvus_version=version,
             database_backups=[Database(db_name=db) for db in sorted({c.db_name for c in collections})],
             rbac_meta=backup_rbac(ctx.milvus, reporter) if request.rbac else None,
             # the guard was off for this backup: say so in its meta (the Go tool ignores keys it does not know)
             extra={UNTESTED_META_KEY: True} if ctx.config.backup.allow_untested_milvus else {},
         )
-        write_meta(ctx, name, info, manifest)
+        manifest = ManifestWriter(name)
+        planned.confirmations.confirm(manifest)
+        reporter.phase(Phase.META, message="writing meta")
+        write_meta(ctx, name, encode_meta(info), manifest)
         reporter.add(rows=sum(c.num_rows for c in collections))
         reporter.log(f"backup {name} complete: {len(collections)} collection(s), {info.size} bytes")
         return info
@@ -586,51 +594,93 @@ def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_
 
 
 class _ConfirmedCopies:
-    """Confirms the binlog copies without reading them back, as the Go tool does: after the copies, one
-    listing of the backup's folder must show each copy with its source's size, and with the ETag the
-    copy reported (and, for a one-part copy inside one store, its source's ETag). A store that kept
-    other bytes than it was given fails the backup. Gives the manifest's entries: size, the ETag the
-    store vouches for, and the SHA-256 of bytes that streamed through the tool anyway."""
+    """Confirms the binlog copies without reading them back, as the Go tool does: once a collection's last
+    copy is done, one listing of its folders (while other collections copy) must show each of its copies
+    with its source's size, and with the ETag the copy reported (and, for a one-part copy inside one store,
+    its source's ETag). A store that kept other bytes than it was given fails the backup: `on_failure`
+    is told at once, so that no other copy starts. Gives the manifest's entries: size, the ETag the store
+    vouches for, and the SHA-256 of bytes that streamed through the tool anyway."""
 
-    def __init__(self, ctx: Context, name: str, reporter: Reporter):
-        self.ctx, self.name, self.reporter = ctx, name, reporter
-        self.owners: dict[str, str] = {}  # each copy's key -> the "db.collection" it belongs to, for its counts
-        self.tasks: dict[str, CopyTask] = {}
+    def __init__(self, ctx: Context, name: str, reporter: Reporter, on_failure: Callable[[BaseException], None]):
+        self.ctx, self.name, self.reporter, self.on_failure = ctx, name, reporter, on_failure
+        self.owners: dict[str, str] = {}  # each copy's key -> the "db.collection" it belongs to
+        self.tasks: dict[str, CopyTask] = {}  # copies not confirmed yet
         self.copied: dict[str, Copied] = {}
+        self.entries: dict[str, Entry] = {}  # confirmed copies, by key relative to the backup's folder
+        self._keys: dict[str, list[str]] = {}  # each collection's copies
+        self._left: dict[str, int] = {}  # each collection's copies not done yet
+        self._folders: dict[str, list[str]] = {}
+        self._checks: list[Future[None]] = []
+        self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
 
-    def expect(self, collection: str, tasks: list[CopyTask]) -> None:
-        """`collection`'s copies, declared before any of them starts."""
+    @contextmanager
+    def checking(self, at_once: int) -> Iterator[None]:
+        """While open, each collection is confirmed as soon as its copies are done, `at_once` at a time;
+        the confirmations under way end before it closes."""
+        with ThreadPoolExecutor(at_once, thread_name_prefix="confirm") as pool:
+            self._pool = pool
+            yield
+
+    def expect(self, collection: str, tasks: list[CopyTask], folders: list[str]) -> None:
+        """`collection`'s copies, declared before any of them starts, and the folders they go to."""
         with self._lock:
             for task in tasks:
                 self.tasks[task.dst_key] = task
                 self.owners[task.dst_key] = collection
+            self._keys[collection] = [task.dst_key for task in tasks]
+            self._left[collection] = len(tasks)
+            self._folders[collection] = folders
 
     def add(self, task: CopyTask, copied: Copied) -> None:
         """Called in the copy's worker after each copy."""
+        owner = self.owners[task.dst_key]
         with self._lock:
             self.copied[task.dst_key] = copied
-        self.reporter.collection_copied(self.owners[task.dst_key], task.size)
+            self._left[owner] -= 1
+            if not self._left[owner]:
+                assert self._pool is not None, "copies are made while checking"
+                self._checks.append(self._pool.submit(self._confirm_collection, owner))
+        self.reporter.collection_copied(owner, task.size)
         pause_point("backup:copy")
 
-    def confirm(self, manifest: ManifestWriter) -> None:
-        """Walk the listing once, adding each confirmed copy's entry to `manifest` as it comes (in key
-        order, as the listing gives them); each copy is forgotten once confirmed, so what is left at the
-        end was never listed."""
+    def _confirm_collection(self, collection: str) -> None:
+        try:
+            self._list_and_check(collection)
+        except BaseException as exc:
+            self.on_failure(exc)
+            raise
+
+    def _list_and_check(self, collection: str) -> None:
         storage, layout = self.ctx.backup_storage, self.ctx.backup_layout
-        for obj in storage.list(layout.backup(self.name)):
-            task = self.tasks.pop(obj.key, None)
-            if task is None:
-                continue
-            copied = self.copied.pop(obj.key)
-            _check_copy(storage.describe(obj.key), task, copied, obj)
-            entry = Entry(obj.size, copied.sha256 or None, obj.etag or None)
-            manifest.add(layout.relative_key(self.name, obj.key), entry)
-        if self.tasks:
+        for folder in self._folders[collection]:
+            for obj in storage.list(folder):
+                with self._lock:
+                    task = self.tasks.pop(obj.key, None)
+                    copied = self.copied.pop(obj.key, None)
+                if task is None or copied is None:
+                    continue
+                _check_copy(storage.describe(obj.key), task, copied, obj)
+                entry = Entry(obj.size, copied.sha256 or None, obj.etag or None)
+                with self._lock:
+                    self.entries[layout.relative_key(self.name, obj.key)] = entry
+        with self._lock:
+            absent = [key for key in self._keys[collection] if key in self.tasks]
+        if absent:
             raise StorageError(
-                f"the copy {storage.describe(next(iter(self.tasks)))} is absent after it was written: the store "
-                "did not keep what was written"
+                f"the copy {storage.describe(absent[0])} is absent after it was written: the store did not keep "
+                "what was written"
             )
+
+    def confirm(self, manifest: ManifestWriter) -> None:
+        """Once every copy is done and the checks have ended: raise the first failed confirmation, else add
+        every copy's entry to `manifest`, in key order."""
+        for check in self._checks:
+            check.result()
+        if self.tasks:  # a copy whose collection was never confirmed: not expected once every copy is done
+            raise StorageError(f"the copy {self.ctx.backup_storage.describe(next(iter(self.tasks)))} was not confirmed")
+        for key in sorted(self.entries):
+            manifest.add(key, self.entries[key])
 
 
 def _check_copy(where: str, task: CopyTask, copied: Copied, listed: ObjectInfo) -> None:
@@ -649,12 +699,15 @@ def _check_copy(where: str, task: CopyTask, copied: Copied, listed: ObjectInfo) 
     )
 
 
-def write_meta(ctx: Context, name: str, info: BackupInfo, manifest: ManifestWriter) -> None:
+def encode_meta(info: BackupInfo) -> dict[str, bytes]:
+    """The meta files of `info`, its meta_size set to their size."""
+    info.meta_size = sum(len(data) for data in meta_files(info).values())
+    return meta_files(info)
+
+
+def write_meta(ctx: Context, name: str, files: dict[str, bytes], manifest: ManifestWriter) -> None:
     """Write the meta files, then the integrity manifest (the binlogs' entries `manifest` holds already,
     plus every meta file), then backup_meta.json, which marks the backup complete."""
-    files = meta_files(info)
-    info.meta_size = sum(len(data) for data in files.values())
-    files = meta_files(info)
     storage, layout = ctx.backup_storage, ctx.backup_layout
     first = META_WRITE_ORDER[:-1]
     with ThreadPoolExecutor(len(first), thread_name_prefix="meta") as pool:  # no order among these
