@@ -65,6 +65,7 @@ log = logging.getLogger("milvus_backup")
 T = TypeVar("T")
 R = TypeVar("R")
 MAX_LISTINGS = 128  # segment folders listed at once, at most
+FLUSH_BATCH = 10  # collections flushed by one request
 REQUESTS_PER_PLAN = 3  # a collection's Milvus requests that run beside its flush and segments request
 
 
@@ -89,10 +90,10 @@ class BackupRequest:
 class Strategy(StrEnum):
     """When data is flushed before it is copied (the upstream's `strategy`)."""
 
-    AUTO = "auto"  # as bulk_flush: one Flush request per database, sent while the plans start
+    AUTO = "auto"  # as bulk_flush: one Flush request for several collections, sent while the plans start
     META_ONLY = "meta_only"  # schemas, partitions and indexes; no flush, no data
     SKIP_FLUSH = "skip_flush"  # copy only what Milvus has already persisted; rows still in memory are left out
-    BULK_FLUSH = "bulk_flush"  # one flush call per database for every chosen collection, then plan and copy
+    BULK_FLUSH = "bulk_flush"  # one flush call for FLUSH_BATCH chosen collections of a database, then plan and copy
     SERIAL_FLUSH = "serial_flush"  # flush each collection just before it is planned
 
 
@@ -724,9 +725,10 @@ def write_meta(ctx: Context, name: str, files: dict[str, bytes], manifest: Manif
 def _flushes(
     milvus: Milvus, pairs: list[tuple[str, str]], strategy: Strategy, reporter: Reporter, pool: ThreadPoolExecutor
 ) -> dict[tuple[str, str], Flushed]:
-    """Each collection's flush. auto and bulk_flush: one Flush request per database for all its chosen
-    collections, sent on `pool` at once (the plans' other requests go meanwhile; each plan waits for its
-    database's answer before it asks for segments): one request, and one wait, instead of one per collection.
+    """Each collection's flush. auto and bulk_flush: one Flush request per FLUSH_BATCH chosen collections of
+    a database, sent on `pool` one after the other, in the order the collections are planned (the plans'
+    other requests go meanwhile; each plan waits for its batch's answer before it asks for segments): a
+    request, and a wait, for many collections, and the first plans need not wait for the last batch.
     serial_flush: each collection is flushed as it is planned. meta_only, skip_flush: never (0)."""
     if strategy is Strategy.SERIAL_FLUSH:
         return dict.fromkeys(pairs, None)
@@ -734,12 +736,15 @@ def _flushes(
         if strategy is Strategy.SKIP_FLUSH:
             reporter.log("skip_flush: only what Milvus has persisted is copied; rows it holds in memory are left out")
         return dict.fromkeys(pairs, 0)
-    by_db: dict[str, list[str]] = {}
+    batches: list[tuple[str, list[str]]] = []  # runs of one database's collections, in the order of `pairs`
     for db, coll in pairs:
-        by_db.setdefault(db, []).append(coll)
+        if batches and batches[-1][0] == db and len(batches[-1][1]) < FLUSH_BATCH:
+            batches[-1][1].append(coll)
+        else:
+            batches.append((db, [coll]))
+    reporter.log(f"flushing {len(pairs)} collection(s), {FLUSH_BATCH} at most a request")
     flushed: dict[tuple[str, str], Flushed] = {}
-    for db, names in by_db.items():
-        reporter.log(f"flushing {len(names)} collection(s) of database {db} in one request")
+    for db, names in batches:
         asked = pool.submit(milvus.flush_many, db, names)
         flushed.update({(db, name): asked for name in names})
     return flushed

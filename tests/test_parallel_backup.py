@@ -13,7 +13,8 @@ import pytest
 from minio import Minio
 from pymilvus import DataType, MilvusClient
 
-from milvus_backup.core.backup import BackupRequest
+from milvus_backup.core import backup as backup_module
+from milvus_backup.core.backup import BackupRequest, Strategy
 from milvus_backup.core.engine import Engine
 from milvus_backup.core.errors import InvalidRequest
 from milvus_backup.core.jobs import Job, JobKind, JobState, Reporter
@@ -313,3 +314,29 @@ def test_one_flush_request_keeps_rows_inserted_just_before_the_backup(sandbox, b
         engine.close()
         client.close()
         drop_if_exists(uri, "default", *names, *(n + "_r" for n in names))
+
+
+class _FlushRecorder:
+    """A Milvus stand-in that records each Flush request (this unit test is about the batching only)."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, list[str]]] = []
+
+    def flush_many(self, db: str, names: list[str], timeout: float = 300) -> dict[str, int]:
+        self.requests.append((db, list(names)))
+        return {name: 1000 + len(self.requests) for name in names}
+
+
+def test_flushes_go_in_batches_of_one_database_in_the_order_collections_are_planned():
+    pairs = [("a", f"a{i}") for i in range(23)] + [("b", "b0"), ("b", "b1"), ("a", "a23")]
+    milvus = _FlushRecorder()
+    job = Job(JobKind.BACKUP, "flushes", lambda r: None)
+    with ThreadPoolExecutor(1) as pool:
+        flushed = backup_module._flushes(milvus, pairs, Strategy.AUTO, Reporter(job), pool)
+        stamps = {pair: backup_module._flush_ts(milvus, *pair, flushed[pair]) for pair in pairs}
+    sizes = [(db, len(names)) for db, names in milvus.requests]
+    assert sizes == [("a", 10), ("a", 10), ("a", 3), ("b", 2), ("a", 1)]
+    assert [name for _, names in milvus.requests for name in names] == [coll for _, coll in pairs]
+    assert stamps[("a", "a0")] == 1001 and stamps[("a", "a22")] == 1003 and stamps[("a", "a23")] == 1005
+    serial = backup_module._flushes(milvus, pairs, Strategy.SERIAL_FLUSH, Reporter(job), pool)
+    assert set(serial.values()) == {None} and len(milvus.requests) == 5  # each flushed as it is planned
