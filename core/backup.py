@@ -7,9 +7,10 @@ totals are given once every collection is planned, so they are exact and the fra
 Binlogs are found by listing each persistent segment's
 folders in the Milvus bucket (Milvus 2.3 returns no paths); only the segments Milvus lists are
 copied, so binlogs that compaction left behind for GC are not restored twice. Copies inside one store
-run server-side and are never read back: one listing of the backup's folder after the copies confirms
-each copy's size and ETag against its source's listing (a store that kept other bytes fails the
-backup); copies whose bytes stream through the tool are hashed on the way. What the store vouches for
+run server-side and are never read back: once a collection's copies are done, one listing of its folders
+in the backup (while other collections copy) confirms each copy's size and ETag against its source's
+listing (a store that kept other bytes fails the backup); copies whose bytes stream through the tool are
+hashed on the way. What the store vouches for
 goes into the integrity manifest, written after the other meta and before `backup_meta.json`, which
 comes last; a failed or cancelled backup is removed, and never gets that file.
 """
@@ -23,8 +24,9 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import partial
@@ -64,7 +66,8 @@ log = logging.getLogger("milvus_backup")
 T = TypeVar("T")
 R = TypeVar("R")
 MAX_LISTINGS = 128  # segment folders listed at once, at most
-REQUESTS_PER_PLAN = 4  # a collection's Milvus requests that run beside its flush
+FLUSH_BATCH = 10  # collections flushed by one request
+REQUESTS_PER_PLAN = 3  # a collection's Milvus requests that run beside its flush and segments request
 
 
 @dataclass
@@ -88,10 +91,10 @@ class BackupRequest:
 class Strategy(StrEnum):
     """When data is flushed before it is copied (the upstream's `strategy`)."""
 
-    AUTO = "auto"  # serial_flush, as the upstream picks on a server it does not know to have FlushAll
+    AUTO = "auto"  # as bulk_flush: one Flush request for several collections, sent while the plans start
     META_ONLY = "meta_only"  # schemas, partitions and indexes; no flush, no data
     SKIP_FLUSH = "skip_flush"  # copy only what Milvus has already persisted; rows still in memory are left out
-    BULK_FLUSH = "bulk_flush"  # one flush call per database for every chosen collection, then copy
+    BULK_FLUSH = "bulk_flush"  # one flush call for FLUSH_BATCH chosen collections of a database, then plan and copy
     SERIAL_FLUSH = "serial_flush"  # flush each collection just before it is planned
 
 
@@ -190,14 +193,39 @@ def _kv(pairs: Iterable[Any]) -> list[KeyValue]:  # protobuf KeyValuePair messag
 class _CollectionPlan:
     meta: Collection
     copies: list[CopyTask]
+    folders: list[str]  # the backup's folders its copies go to (one a partition and kind): listed to confirm them
+
+
+# A collection's flush: its timestamp when done already (0: not flushed at all), None to flush it as it is
+# planned, or the answer to one flush request for several collections of its database.
+Flushed = int | None | Future[dict[str, int]]
+
+
+class _LoadStates:
+    """Every chosen collection's load state, asked once per database for the whole backup: one request
+    instead of one per collection."""
+
+    def __init__(self, milvus: Milvus):
+        self._milvus = milvus
+        self._lock = threading.Lock()
+        self._by_db: dict[str, dict[str, str]] = {}
+
+    def of(self, db: str, coll: str) -> str:
+        with self._lock:  # the first plan of a database asks; the others wait for its answer
+            states = self._by_db.get(db)
+            if states is None:
+                states = self._by_db[db] = self._milvus.load_states(db)
+        return states.get(coll, "NotLoad")
 
 
 @dataclass(frozen=True)
 class _Pools:
-    """The threads the plans share: Milvus requests of the collections being planned, segment listings."""
+    """What the plans share: threads for the Milvus requests of the collections being planned and for
+    segment listings, and the load states."""
 
     requests: ThreadPoolExecutor
     segments: ThreadPoolExecutor
+    load_states: _LoadStates
 
 
 def _insert_binlogs(ctx: Context, seg: SegmentInfo, etags: dict[str, str]) -> list[FieldBinlog]:
@@ -239,6 +267,14 @@ def _delta_binlogs(ctx: Context, seg: SegmentInfo, etags: dict[str, str]) -> lis
 _LISTINGS = (_insert_binlogs, _delta_binlogs)  # in this order: listed[::2] are insert logs
 
 
+def _flush_ts(milvus: Milvus, db: str, coll: str, flushed: Flushed) -> int:
+    if flushed is None:
+        return milvus.flush(db, coll)
+    if isinstance(flushed, Future):
+        return flushed.result()[coll]
+    return flushed
+
+
 def _plan_collection(
     ctx: Context,
     backup_id: str,
@@ -248,24 +284,25 @@ def _plan_collection(
     meta_only: bool,
     reporter: Reporter,
     pools: _Pools,
-    flushed_at: int | None = None,
+    flushed: Flushed = None,
 ) -> _CollectionPlan:
-    """`flushed_at`: the flush timestamp when flushed already (0: not flushed at all); None flushes it now.
-    The requests that do not depend on the flush (describe, load state, indexes, partitions) are sent
-    while it runs: a collection's plan takes about as long as its flush and segment listing."""
+    """The requests that do not depend on the flush (describe, indexes, partitions) are sent while it
+    runs and the persistent segments are asked for: a collection's plan takes about as long as its flush,
+    its segments request and its segment listing."""
     milvus = ctx.milvus
     asked_desc = pools.requests.submit(milvus.describe, db, coll)
-    asked_load_state = pools.requests.submit(milvus.load_state, db, coll)
     asked_indexes = pools.requests.submit(milvus.indexes, db, coll)
     asked_partitions = pools.requests.submit(milvus.partitions, db, coll)
     try:
-        flush_ts = milvus.flush(db, coll) if flushed_at is None else flushed_at
+        load_state = pools.load_states.of(db, coll)
+        flush_ts = _flush_ts(milvus, db, coll, flushed)
+        reporter.check_cancelled()
+        found = [] if meta_only else milvus.segments(db, coll)
         desc = asked_desc.result()
         reporter.check_cancelled()
     finally:
-        others: list[Future[Any]] = [asked_desc, asked_load_state, asked_indexes, asked_partitions]
+        others: list[Future[Any]] = [asked_desc, asked_indexes, asked_partitions]
         wait(others)  # nothing of this plan runs on after it
-    load_state = asked_load_state.result()
     backup_ts = flush_ts or (int(time.time() * 1000) << 18)
     indexes = [
         IndexInfo(
@@ -279,8 +316,8 @@ def _plan_collection(
     ]
     segments: dict[int, list[Segment]] = {}
     copies: list[CopyTask] = []
+    folders: set[str] = set()
     if not meta_only:
-        found = milvus.segments(db, coll)
         etags: dict[str, str] = {}
         # each segment's two folders listed at once, on the pool all plans share
         listings = [partial(list_binlogs, ctx, seg, etags) for seg in found for list_binlogs in _LISTINGS]
@@ -299,6 +336,8 @@ def _plan_collection(
             segment.size = segment.insert_size + segment.delta_size
             segments.setdefault(seg.partition_id, []).append(segment)
             layout, cid, pid, sid = ctx.backup_layout, seg.collection_id, seg.partition_id, seg.segment_id
+            folders.update([layout.insert_group(name, cid, pid, None)] if insert else [])
+            folders.update([layout.delta_group(name, cid, pid, None)] if delta else [])
             for fb in insert:
                 copies += [
                     CopyTask(
@@ -353,7 +392,7 @@ def _plan_collection(
         aliases=list(desc.aliases),
     )
     copies.sort(key=lambda task: task.size, reverse=True)  # the largest first: no large copy starts last, alone
-    return _CollectionPlan(meta, copies)
+    return _CollectionPlan(meta, copies, sorted(folders))
 
 
 class _PlanAndCopy:
@@ -377,14 +416,15 @@ class _PlanAndCopy:
         pairs: list[tuple[str, str]],
         meta_only: bool,
         reporter: Reporter,
-        flushed: dict[tuple[str, str], int | None],
+        strategy: Strategy,
     ):
         self.ctx, self.backup_id, self.name, self.pairs = ctx, backup_id, name, pairs
-        self.meta_only, self.reporter, self.flushed = meta_only, reporter, flushed
-        self.confirmations = _ConfirmedCopies(ctx, name, reporter)
+        self.meta_only, self.reporter, self.strategy = meta_only, reporter, strategy
+        self.flushed: dict[tuple[str, str], Flushed] = {}
+        self._feed = CopyFeed()
+        self.confirmations = _ConfirmedCopies(ctx, name, reporter, self._feed.fail)
         self.copying = False  # the first copies were handed over: something may be written
         self._plans: list[_CollectionPlan | None] = [None] * len(pairs)
-        self._feed = CopyFeed()
         self._lock = threading.Lock()
         self._bytes = self._objects = 0
 
@@ -398,8 +438,11 @@ class _PlanAndCopy:
             ThreadPoolExecutor(min(settings.backup_segment, MAX_LISTINGS), thread_name_prefix="segments") as segments,
             ThreadPoolExecutor(REQUESTS_PER_PLAN * at_once, thread_name_prefix="requests") as requests,
             ThreadPoolExecutor(at_once, thread_name_prefix="collections") as pool,
+            ThreadPoolExecutor(1, thread_name_prefix="flush") as flushes,
+            self.confirmations.checking(at_once),
         ):
-            pools = _Pools(requests, segments)
+            pools = _Pools(requests, segments, _LoadStates(self.ctx.milvus))
+            self.flushed = _flushes(self.ctx.milvus, self.pairs, self.strategy, self.reporter, flushes)
             futures = [pool.submit(self._plan, index, pools) for index in range(len(self.pairs))]
             try:
                 self._copy()
@@ -417,9 +460,9 @@ class _PlanAndCopy:
             if self._feed.error is not None:
                 return  # another plan failed: the backup stops
             self.reporter.phase(Phase.PREPARE, f"{db}.{coll}", unless=Phase.COPY)
-            flushed_at = self.flushed[db, coll]
+            flushed = self.flushed[db, coll]
             plan = _plan_collection(
-                self.ctx, self.backup_id, self.name, db, coll, self.meta_only, self.reporter, pools, flushed_at
+                self.ctx, self.backup_id, self.name, db, coll, self.meta_only, self.reporter, pools, flushed
             )
             self._planned(index, plan)
         except BaseException as exc:
@@ -434,7 +477,7 @@ class _PlanAndCopy:
         db, coll = self.pairs[index]
         with self._lock:
             self._plans[index] = plan
-            self.confirmations.expect(f"{db}.{coll}", plan.copies)
+            self.confirmations.expect(f"{db}.{coll}", plan.copies, plan.folders)
             self.reporter.plan_collection(f"{db}.{coll}", sum(t.size for t in plan.copies), plan.meta.num_rows)
             self._bytes += sum(t.size for t in plan.copies)
             self._objects += len(plan.copies)
@@ -499,7 +542,8 @@ def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_
         )
     strategy = check_request(request)
     pairs = resolve_collections(ctx.milvus, request)
-    untested = check_backup_source(ctx.milvus.version(), ctx.config.backup.allow_untested_milvus)
+    version = ctx.milvus.version()
+    untested = check_backup_source(version, ctx.config.backup.allow_untested_milvus)
     started = int(time.time())
     backup_id = backup_id or str(uuid.uuid4())
     wrote_anything = gc_paused = False
@@ -512,14 +556,10 @@ def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_
         meta_only = strategy is Strategy.META_ONLY
         if not meta_only and request.gc_pause is not False:
             gc_paused = _pause_gc(ctx, reporter, request)
-        flushed = _flush_first(ctx.milvus, pairs, strategy, reporter)
-        planned = _PlanAndCopy(ctx, backup_id, name, pairs, meta_only, reporter, flushed)
+        planned = _PlanAndCopy(ctx, backup_id, name, pairs, meta_only, reporter, strategy)
         plans = planned.run()
         wrote_anything = True
         reporter.check_cancelled()
-        manifest = ManifestWriter(name)
-        planned.confirmations.confirm(manifest)
-        reporter.phase(Phase.META, message="writing meta")
         collections = [p.meta for p in plans]
         info = BackupInfo(
             id=backup_id,
@@ -531,12 +571,15 @@ def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_
             backup_timestamp=max((c.backup_timestamp for c in collections), default=0),
             collection_backups=collections,
             size=sum(c.size for c in collections),
-            milvus_version=ctx.milvus.version(),
+            milvus_version=version,
             database_backups=[Database(db_name=db) for db in sorted({c.db_name for c in collections})],
             rbac_meta=backup_rbac(ctx.milvus, reporter) if request.rbac else None,
             # the guard was off for this backup: say so in its meta (the Go tool ignores keys it does not know)
             extra={UNTESTED_META_KEY: True} if ctx.config.backup.allow_untested_milvus else {},
         )
+        manifest = ManifestWriter(name)
+        planned.confirmations.confirm(manifest)
+        reporter.phase(Phase.META, message="writing meta")
         write_meta(ctx, name, info, manifest)
         reporter.add(rows=sum(c.num_rows for c in collections))
         reporter.log(f"backup {name} complete: {len(collections)} collection(s), {info.size} bytes")
@@ -553,51 +596,93 @@ def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_
 
 
 class _ConfirmedCopies:
-    """Confirms the binlog copies without reading them back, as the Go tool does: after the copies, one
-    listing of the backup's folder must show each copy with its source's size, and with the ETag the
-    copy reported (and, for a one-part copy inside one store, its source's ETag). A store that kept
-    other bytes than it was given fails the backup. Gives the manifest's entries: size, the ETag the
-    store vouches for, and the SHA-256 of bytes that streamed through the tool anyway."""
+    """Confirms the binlog copies without reading them back, as the Go tool does: once a collection's last
+    copy is done, one listing of its folders (while other collections copy) must show each of its copies
+    with its source's size, and with the ETag the copy reported (and, for a one-part copy inside one store,
+    its source's ETag). A store that kept other bytes than it was given fails the backup: `on_failure`
+    is told at once, so that no other copy starts. Gives the manifest's entries: size, the ETag the store
+    vouches for, and the SHA-256 of bytes that streamed through the tool anyway."""
 
-    def __init__(self, ctx: Context, name: str, reporter: Reporter):
-        self.ctx, self.name, self.reporter = ctx, name, reporter
-        self.owners: dict[str, str] = {}  # each copy's key -> the "db.collection" it belongs to, for its counts
-        self.tasks: dict[str, CopyTask] = {}
+    def __init__(self, ctx: Context, name: str, reporter: Reporter, on_failure: Callable[[BaseException], None]):
+        self.ctx, self.name, self.reporter, self.on_failure = ctx, name, reporter, on_failure
+        self.owners: dict[str, str] = {}  # each copy's key -> the "db.collection" it belongs to
+        self.tasks: dict[str, CopyTask] = {}  # copies not confirmed yet
         self.copied: dict[str, Copied] = {}
+        self.entries: dict[str, Entry] = {}  # confirmed copies, by key relative to the backup's folder
+        self._keys: dict[str, list[str]] = {}  # each collection's copies
+        self._left: dict[str, int] = {}  # each collection's copies not done yet
+        self._folders: dict[str, list[str]] = {}
+        self._checks: list[Future[None]] = []
+        self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
 
-    def expect(self, collection: str, tasks: list[CopyTask]) -> None:
-        """`collection`'s copies, declared before any of them starts."""
+    @contextmanager
+    def checking(self, at_once: int) -> Iterator[None]:
+        """While open, each collection is confirmed as soon as its copies are done, `at_once` at a time;
+        the confirmations under way end before it closes."""
+        with ThreadPoolExecutor(at_once, thread_name_prefix="confirm") as pool:
+            self._pool = pool
+            yield
+
+    def expect(self, collection: str, tasks: list[CopyTask], folders: list[str]) -> None:
+        """`collection`'s copies, declared before any of them starts, and the folders they go to."""
         with self._lock:
             for task in tasks:
                 self.tasks[task.dst_key] = task
                 self.owners[task.dst_key] = collection
+            self._keys[collection] = [task.dst_key for task in tasks]
+            self._left[collection] = len(tasks)
+            self._folders[collection] = folders
 
     def add(self, task: CopyTask, copied: Copied) -> None:
         """Called in the copy's worker after each copy."""
+        owner = self.owners[task.dst_key]
         with self._lock:
             self.copied[task.dst_key] = copied
-        self.reporter.collection_copied(self.owners[task.dst_key], task.size)
+            self._left[owner] -= 1
+            if not self._left[owner]:
+                assert self._pool is not None, "copies are made while checking"
+                self._checks.append(self._pool.submit(self._confirm_collection, owner))
+        self.reporter.collection_copied(owner, task.size)
         pause_point("backup:copy")
 
-    def confirm(self, manifest: ManifestWriter) -> None:
-        """Walk the listing once, adding each confirmed copy's entry to `manifest` as it comes (in key
-        order, as the listing gives them); each copy is forgotten once confirmed, so what is left at the
-        end was never listed."""
+    def _confirm_collection(self, collection: str) -> None:
+        try:
+            self._list_and_check(collection)
+        except BaseException as exc:
+            self.on_failure(exc)
+            raise
+
+    def _list_and_check(self, collection: str) -> None:
         storage, layout = self.ctx.backup_storage, self.ctx.backup_layout
-        for obj in storage.list(layout.backup(self.name)):
-            task = self.tasks.pop(obj.key, None)
-            if task is None:
-                continue
-            copied = self.copied.pop(obj.key)
-            _check_copy(storage.describe(obj.key), task, copied, obj)
-            entry = Entry(obj.size, copied.sha256 or None, obj.etag or None)
-            manifest.add(layout.relative_key(self.name, obj.key), entry)
-        if self.tasks:
+        for folder in self._folders[collection]:
+            for obj in storage.list(folder):
+                with self._lock:
+                    task = self.tasks.pop(obj.key, None)
+                    copied = self.copied.pop(obj.key, None)
+                if task is None or copied is None:
+                    continue
+                _check_copy(storage.describe(obj.key), task, copied, obj)
+                entry = Entry(obj.size, copied.sha256 or None, obj.etag or None)
+                with self._lock:
+                    self.entries[layout.relative_key(self.name, obj.key)] = entry
+        with self._lock:
+            absent = [key for key in self._keys[collection] if key in self.tasks]
+        if absent:
             raise StorageError(
-                f"the copy {storage.describe(next(iter(self.tasks)))} is absent after it was written: the store "
-                "did not keep what was written"
+                f"the copy {storage.describe(absent[0])} is absent after it was written: the store did not keep "
+                "what was written"
             )
+
+    def confirm(self, manifest: ManifestWriter) -> None:
+        """Once every copy is done and the checks have ended: raise the first failed confirmation, else add
+        every copy's entry to `manifest`, in key order."""
+        for check in self._checks:
+            check.result()
+        if self.tasks:  # a copy whose collection was never confirmed: not expected once every copy is done
+            raise StorageError(f"the copy {self.ctx.backup_storage.describe(next(iter(self.tasks)))} was not confirmed")
+        for key in sorted(self.entries):
+            manifest.add(key, self.entries[key])
 
 
 def _check_copy(where: str, task: CopyTask, copied: Copied, listed: ObjectInfo) -> None:
@@ -638,24 +723,31 @@ def write_meta(ctx: Context, name: str, info: BackupInfo, manifest: ManifestWrit
         storage.write_file(layout.meta(name, META_WRITE_ORDER[-1]), last.file, last.length)
 
 
-def _flush_first(
-    milvus: Milvus, pairs: list[tuple[str, str]], strategy: Strategy, reporter: Reporter
-) -> dict[tuple[str, str], int | None]:
-    """Each collection's flush timestamp when the strategy flushes before planning (bulk_flush) or never
-    (meta_only, skip_flush: 0); None where it is flushed as it is planned (serial_flush, auto)."""
-    if strategy in (Strategy.AUTO, Strategy.SERIAL_FLUSH):
+def _flushes(
+    milvus: Milvus, pairs: list[tuple[str, str]], strategy: Strategy, reporter: Reporter, pool: ThreadPoolExecutor
+) -> dict[tuple[str, str], Flushed]:
+    """Each collection's flush. auto and bulk_flush: one Flush request per FLUSH_BATCH chosen collections of
+    a database, sent on `pool` one after the other, in the order the collections are planned (the plans'
+    other requests go meanwhile; each plan waits for its batch's answer before it asks for segments): a
+    request, and a wait, for many collections, and the first plans need not wait for the last batch.
+    serial_flush: each collection is flushed as it is planned. meta_only, skip_flush: never (0)."""
+    if strategy is Strategy.SERIAL_FLUSH:
         return dict.fromkeys(pairs, None)
-    if strategy is not Strategy.BULK_FLUSH:
+    if strategy in (Strategy.META_ONLY, Strategy.SKIP_FLUSH):
         if strategy is Strategy.SKIP_FLUSH:
             reporter.log("skip_flush: only what Milvus has persisted is copied; rows it holds in memory are left out")
         return dict.fromkeys(pairs, 0)
-    by_db: dict[str, list[str]] = {}
+    batches: list[tuple[str, list[str]]] = []  # runs of one database's collections, in the order of `pairs`
     for db, coll in pairs:
-        by_db.setdefault(db, []).append(coll)
-    flushed: dict[tuple[str, str], int | None] = {}
-    for db, names in by_db.items():
-        reporter.phase(Phase.PREPARE, db, message=f"bulk_flush: flushing {len(names)} collection(s) of {db} at once")
-        flushed.update({(db, name): ts for name, ts in milvus.flush_many(db, names).items()})
+        if batches and batches[-1][0] == db and len(batches[-1][1]) < FLUSH_BATCH:
+            batches[-1][1].append(coll)
+        else:
+            batches.append((db, [coll]))
+    reporter.log(f"flushing {len(pairs)} collection(s), {FLUSH_BATCH} at most a request")
+    flushed: dict[tuple[str, str], Flushed] = {}
+    for db, names in batches:
+        asked = pool.submit(milvus.flush_many, db, names)
+        flushed.update({(db, name): asked for name in names})
     return flushed
 
 

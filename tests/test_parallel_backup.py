@@ -11,13 +11,17 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from minio import Minio
+from pymilvus import DataType, MilvusClient
 
-from milvus_backup.core.backup import BackupRequest
+from milvus_backup.core import backup as backup_module
+from milvus_backup.core.backup import BackupRequest, Strategy
 from milvus_backup.core.engine import Engine
 from milvus_backup.core.errors import InvalidRequest
 from milvus_backup.core.jobs import Job, JobKind, JobState, Reporter
+from milvus_backup.core.restore import RestoreRequest
 from milvus_backup.core.storage import CopyTask, LocalStorage, copy_groups
 from milvus_backup.core.storage.parallel_copy import CopyFeed
+from tests.conftest import drop_if_exists, fetch_rows
 
 BUCKET = "a-bucket"
 COLLECTIONS = ["hello_milvus", "books", "shop.products"]
@@ -59,19 +63,19 @@ def test_collections_are_planned_side_by_side(sandbox, base_config):
 def test_one_at_a_time_when_configured(sandbox, base_config):
     engine = _engine(base_config, backup_collection=1)
     active, peak, lock = [0], [0], threading.Lock()
-    real = engine.ctx.milvus.flush
+    real = engine.ctx.milvus.segments
 
-    def counting_flush(db, name, timeout=300):
+    def counting_segments(db, name):  # each plan asks for its segments in its own thread
         with lock:
             active[0] += 1
             peak[0] = max(peak[0], active[0])
         try:
-            return real(db, name, timeout)
+            return real(db, name)
         finally:
             with lock:
                 active[0] -= 1
 
-    engine.ctx.milvus.flush = counting_flush
+    engine.ctx.milvus.segments = counting_segments
     name = f"par_{uuid.uuid4().hex[:8]}"
     try:
         job = engine.start_backup(BackupRequest(name=name, collections=COLLECTIONS))
@@ -190,16 +194,16 @@ def test_copies_of_at_most_backup_collection_groups_at_a_time(tmp_path, at_once)
 
 @pytest.mark.integration
 def test_copies_start_while_later_collections_are_planned(sandbox, base_config):
-    # the last collection's flush waits for a binlog of the first to be copied: only a backup that copies
-    # a collection as soon as it is planned gets through; the bar's fraction never goes back meanwhile
+    # the last collection's segments request waits for a binlog of the first to be copied: only a backup that
+    # copies a collection as soon as it is planned gets through; the bar's fraction never goes back meanwhile
     engine = _engine(base_config, backup_collection=1)
     first_copied = threading.Event()
-    real_flush = engine.ctx.milvus.flush
+    real_segments = engine.ctx.milvus.segments
 
-    def flush_last_after_a_copy(db, coll, timeout=300):
+    def segments_of_last_after_a_copy(db, coll):
         if f"{db}.{coll}" == "shop.products":
             assert first_copied.wait(120), "no copy started before the last collection was planned"
-        return real_flush(db, coll, timeout)
+        return real_segments(db, coll)
 
     fractions: list[float] = []
 
@@ -208,7 +212,7 @@ def test_copies_start_while_later_collections_are_planned(sandbox, base_config):
         if p.phase == "copy" and p.objects_done:
             first_copied.set()
 
-    engine.ctx.milvus.flush = flush_last_after_a_copy
+    engine.ctx.milvus.segments = segments_of_last_after_a_copy
     name = f"par_{uuid.uuid4().hex[:8]}"
     try:
         job = engine.start_backup(BackupRequest(name=name, collections=COLLECTIONS), [watch])
@@ -261,3 +265,78 @@ def test_groups_fed_while_copying_are_copied_and_a_failed_feed_stops_them(tmp_pa
             src, stopped, failing, 1, 2, after_copy=lambda *_: failing.fail(InvalidRequest("the plan of b failed"))
         )
     assert stopped.started == ["a/0"]  # no other copy started
+
+
+@pytest.mark.integration
+def test_one_flush_request_keeps_rows_inserted_just_before_the_backup(sandbox, base_config):
+    """By default the chosen collections of a database are flushed in one request, and their load states
+    asked in one: rows inserted (not flushed) just before the backup all come back, every field; each
+    collection's meta keeps its own load state."""
+    uri, tag = sandbox.milvus_uri, uuid.uuid4().hex[:8]
+    names = [f"flush1_{tag}_{i}" for i in range(2)]
+    rows = {n: [{"id": i, "v": [i / 64, 0.5, 0.0, 1.0], "t": f"{n} row {i}"} for i in range(40)] for n in names}
+    client = MilvusClient(uri=uri)
+    engine = _engine(base_config, backup_collection=2)
+    flushes: list[tuple[str, list[str]]] = []
+    real_flush_many = engine.ctx.milvus.flush_many
+
+    def counting_flush_many(db, colls, timeout=300):  # Milvus.flush (one collection) goes through it too
+        flushes.append((db, list(colls)))
+        return real_flush_many(db, colls, timeout)
+
+    engine.ctx.milvus.flush_many = counting_flush_many
+    name = f"flush1_{tag}"
+    try:
+        for coll in names:
+            schema = MilvusClient.create_schema(auto_id=False)
+            schema.add_field("id", DataType.INT64, is_primary=True)
+            schema.add_field("v", DataType.FLOAT_VECTOR, dim=4)
+            schema.add_field("t", DataType.VARCHAR, max_length=64)
+            index = client.prepare_index_params()
+            index.add_index("v", index_type="FLAT", metric_type="L2")
+            client.create_collection(coll, schema=schema, index_params=index)
+            client.insert(coll, rows[coll])  # not flushed
+        client.release_collection(names[1])
+        job = engine.start_backup(BackupRequest(name=name, collections=names))
+        assert job.wait(300) is JobState.SUCCESS, job.error
+        assert flushes == [("default", names)]
+        metas = {c.collection_name: c for c in job.result.collection_backups}
+        assert [metas[n].load_state for n in names] == ["Loaded", "NotLoad"]
+        assert [metas[n].num_rows for n in names] == [40, 40]
+        restored = engine.start_restore(RestoreRequest(name, suffix="_r", restore_index=True, load=True))
+        assert restored.wait(300) is JobState.SUCCESS, restored.error
+        for coll in names:
+            got = sorted(fetch_rows(uri, "default", coll + "_r"), key=lambda row: row["id"])
+            assert [{**row, "v": [float(x) for x in row["v"]]} for row in got] == rows[coll]
+    finally:
+        if engine.ctx.catalog.exists(name):
+            engine.delete_backup(name)
+        engine.close()
+        client.close()
+        drop_if_exists(uri, "default", *names, *(n + "_r" for n in names))
+
+
+class _FlushRecorder:
+    """A Milvus stand-in that records each Flush request (this unit test is about the batching only)."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, list[str]]] = []
+
+    def flush_many(self, db: str, names: list[str], timeout: float = 300) -> dict[str, int]:
+        self.requests.append((db, list(names)))
+        return {name: 1000 + len(self.requests) for name in names}
+
+
+def test_flushes_go_in_batches_of_one_database_in_the_order_collections_are_planned():
+    pairs = [("a", f"a{i}") for i in range(23)] + [("b", "b0"), ("b", "b1"), ("a", "a23")]
+    milvus = _FlushRecorder()
+    job = Job(JobKind.BACKUP, "flushes", lambda r: None)
+    with ThreadPoolExecutor(1) as pool:
+        flushed = backup_module._flushes(milvus, pairs, Strategy.AUTO, Reporter(job), pool)
+        stamps = {pair: backup_module._flush_ts(milvus, *pair, flushed[pair]) for pair in pairs}
+    sizes = [(db, len(names)) for db, names in milvus.requests]
+    assert sizes == [("a", 10), ("a", 10), ("a", 3), ("b", 2), ("a", 1)]
+    assert [name for _, names in milvus.requests for name in names] == [coll for _, coll in pairs]
+    assert stamps[("a", "a0")] == 1001 and stamps[("a", "a22")] == 1003 and stamps[("a", "a23")] == 1005
+    serial = backup_module._flushes(milvus, pairs, Strategy.SERIAL_FLUSH, Reporter(job), pool)
+    assert set(serial.values()) == {None} and len(milvus.requests) == 5  # each flushed as it is planned
