@@ -126,8 +126,25 @@ class Row:
     label: str
     tool: list[float] = field(default_factory=list)
     raw: list[float] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
     cpu: list[float] = field(default_factory=list)  # CPU seconds of the tool's side, where measured
+    figures: dict[str, list[float]] = field(default_factory=dict)  # template -> each round's value
+
+    def figure(self, template: str, value: float) -> None:
+        """A measured figure for the notes, as ("peak RSS {:.0f} MiB", 121.4): the rounds' values print as one
+        range ("peak RSS 121–134 MiB"), not a note per round."""
+        self.figures.setdefault(template, []).append(value)
+
+
+def _figures(row: Row) -> list[str]:
+    shown = []
+    for template, values in row.figures.items():
+        low, high = template.format(min(values)), template.format(max(values))
+        if low == high:
+            shown.append(low)
+        else:
+            spec = template[template.index("{") : template.index("}") + 1]
+            shown.append(template.replace(spec, f"{spec}–{spec}").format(min(values), max(values)))
+    return shown
 
 
 def _spread(values: list[float]) -> str:
@@ -344,10 +361,10 @@ class Bench:
 
         pair(r, backup_tool, lambda: self.raw_copy(keys), self.row("backup, same store"))
         size = result["size"]
-        self.row("bytes read through the client per byte backed up").notes.append(
-            f"{result['read'] / MIB:.1f} MiB ({result['read'] / size:.3f} per byte); "
-            f"peak RSS {result['rss_mib']:.0f} MiB"
-        )
+        read_row = self.row("bytes read through the client per byte backed up")
+        read_row.figure("{:.1f} MiB", result["read"] / MIB)
+        read_row.figure("{:.3f} per byte", result["read"] / size)
+        read_row.figure("peak RSS {:.0f} MiB", result["rss_mib"])
         for full in (False, True):
             t = time.perf_counter()
             engine = Engine(self.config)
@@ -363,10 +380,10 @@ class Bench:
             return float(local_result["seconds"])
 
         pair(r, local_tool, lambda: self.raw_download(keys), self.row("backup to a local folder"))
-        self.row("backup to a local folder").notes.append(
-            f"read {local_result['read'] / MIB:.0f} MiB ({local_result['read'] / size:.2f} per byte), "
-            f"peak RSS {local_result['rss_mib']:.0f} MiB"
-        )
+        local_row = self.row("backup to a local folder")
+        local_row.figure("read {:.0f} MiB", local_result["read"] / MIB)
+        local_row.figure("{:.2f} per byte", local_result["read"] / size)
+        local_row.figure("peak RSS {:.0f} MiB", local_result["rss_mib"])
 
         restored: dict[str, Any] = {}
 
@@ -380,9 +397,8 @@ class Bench:
             return self.raw_import(backup, {cid: ("bench_raw_import", schema)})
 
         pair(r, restore_tool, restore_raw, self.row("restore (default check)"))
-        self.row("restore (default check)").notes.append(
-            f"read {restored['read'] / MIB:.0f} MiB, peak RSS {restored['rss_mib']:.0f} MiB"
-        )
+        self.row("restore (default check)").figure("read {:.0f} MiB", restored["read"] / MIB)
+        self.row("restore (default check)").figure("peak RSS {:.0f} MiB", restored["rss_mib"])
         local_restore: dict[str, Any] = {}
 
         def local_restore_tool() -> float:  # stages the binlogs into the Milvus bucket, then imports
@@ -392,10 +408,10 @@ class Bench:
             return float(local_restore["seconds"])
 
         pair(r, local_restore_tool, restore_raw, self.row("restore from a local folder"))
-        self.row("restore from a local folder").notes.append(
-            f"read {local_restore['read'] / MIB:.0f} MiB ({local_restore['read'] / size:.2f} per byte backed up), "
-            f"peak RSS {local_restore['rss_mib']:.0f} MiB"
-        )
+        staged_row = self.row("restore from a local folder")
+        staged_row.figure("read {:.0f} MiB", local_restore["read"] / MIB)
+        staged_row.figure("{:.2f} per byte backed up", local_restore["read"] / size)
+        staged_row.figure("peak RSS {:.0f} MiB", local_restore["rss_mib"])
         engine = Engine(self.config)
         engine.delete_backup(backup)
         engine.close()
@@ -418,7 +434,7 @@ class Bench:
 
         def tool_parallel() -> float:
             result = self.tool(what="backup", backup=parallel, collections=names)
-            self.row(label).notes.append(f"peak RSS {result['rss_mib']:.0f} MiB")
+            self.row(label).figure("peak RSS {:.0f} MiB", result["rss_mib"])
             return float(result["seconds"])
 
         def tool_serial() -> float:
@@ -473,7 +489,7 @@ class Bench:
             list(pool.map(make, fakes))
         total = len(engine.list_backups())  # also fills the listing cache
         cold = self.cli("list", "--json")
-        self.row(f"`list --json`, {total} backups").notes.append(f"first run of the CLI {cold:.2f} s (cache warm)")
+        self.row(f"`list --json`, {total} backups").figure("first run of the CLI {:.2f} s (cache warm)", cold)
         port = _free_port()
         server = subprocess.Popen(
             [sys.executable, "-m", "milvus_backup.cli", "--config", args.config, "server", "-p", str(port)],
@@ -520,10 +536,10 @@ class Bench:
         out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=_installed_env()).stdout
         took = json.loads(out.strip().splitlines()[-1])
         self.row("the app's first screen").cpu.append(took["cpu"])
-        self.row("the app's first screen").notes.append(
-            f"drawn (loading...) at {took['painted']:.2f} s, backups at {took['backups']:.2f} s, "
-            f"collections at {took['collections']:.2f} s"
-        )
+        first = self.row("the app's first screen")
+        first.figure("drawn at {:.2f} s", took["painted"])
+        first.figure("backups at {:.2f} s", took["backups"])
+        first.figure("collections at {:.2f} s", took["collections"])
         return float(took["seconds"])
 
     def report(self) -> str:
@@ -536,7 +552,7 @@ class Bench:
             "|---|---|---|---|---|",
         ]
         for row in self.rows.values():
-            notes = "; ".join(dict.fromkeys(row.notes))
+            notes = ", ".join(_figures(row))
             if row.cpu:
                 notes = f"CPU {_spread(row.cpu)}" + (f"; {notes}" if notes else "")
             lines.append(f"| {row.label} | {_spread(row.tool)} | {_spread(row.raw)} | {_ratio(row)} | {notes} |")
