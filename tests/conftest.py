@@ -37,6 +37,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.get_closest_marker("compacts") is not None)  # a stable sort: order kept
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _own_cache_home(tmp_path_factory) -> Iterator[None]:
+    """The listing cache (and anything else under XDG_CACHE_HOME) of this run's processes, the CLI's and the
+    app's included, goes to a temporary folder: never into the user's ~/.cache."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def sandbox(tmp_path_factory) -> SandboxState:
     directory = Path(os.environ.get("TEST_SANDBOX_DIR") or tmp_path_factory.mktemp("sandbox"))
