@@ -418,16 +418,13 @@ class MilvusBackupApp(App[None]):
             return table is not None and table.id == "backups" and table.row_count > 0
         return True
 
-    def on_descendant_focus(self) -> None:
-        self.refresh_bindings()
-
     def _refresh_keys(self) -> None:
         """Have the footer show which keys apply after the tables or the marks changed, when that changed.
 
-        Textual rebuilds the whole footer on each refresh of the bindings (≈ 40 ms of CPU, and the tables
-        refresh every 15 s). Focus and screen changes refresh it on their own; they are part of what is
-        compared, so a footer drawn by them is never taken for one drawn from an older state. (`check_action`
-        answers something else than True only for the main screen's own actions.)"""
+        Textual rebuilds the whole footer on each refresh of the bindings (≈ 50 ms of CPU), and the tables
+        refresh every 15 s. Focus and screen changes refresh it on their own (Textual's Screen watches
+        both); they are part of what is compared, so a footer drawn by them is never taken for one drawn
+        from an older state. (`check_action` answers other than True only for the main screen's actions.)"""
         applying = frozenset(action for action in self._MAIN_ONLY if self.check_action(action, ()))
         state = (self.screen, self.focused, applying)
         if state != self._keys_shown:
