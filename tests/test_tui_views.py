@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import DataTable, RichLog
+from textual.widgets import DataTable, Input, RichLog
 from textual.widgets.data_table import ColumnKey
 
 from milvus_backup.core.meta import IndexInfo, KeyValue, Partition, Schema, Segment
@@ -298,6 +298,9 @@ def test_backup_dialog(snap_compare: SnapCompare, size: tuple[int, int]) -> None
         await _loaded(pilot)
         await pilot.press("space", "down", "space", "b")
         await pilot.pause()
+        # the name field's cursor blinks (0.5 s on, 0.5 s off): held on, the picture no longer depends on
+        # when, in that second, it is taken
+        pilot.app.screen.query_one("#name", Input).cursor_blink = False
 
     assert snap_compare(_app(), terminal_size=size, run_before=run_before)
 
