@@ -95,7 +95,7 @@ class SyncTable(CursorTable):
         self.filter_text = ""
         self.hint = Static(classes="empty-hint")
         self.hint.display = False
-        self._filling = 0  # counts rebuilds: the rest of an older one is not added
+        self._rest: dict[str, Row] = {}  # the rows past the first screenful of the last rebuild, still to add
 
     def on_mount(self) -> None:
         for label in self._columns:
@@ -187,7 +187,6 @@ class SyncTable(CursorTable):
         DataTable measures every cell it is given before it paints (≈ 0.15 ms a row): with a thousand
         backups, the first screen would wait for rows nobody sees yet. The columns get their widths from
         every row at once (counted from the text, as DataTable does), so the rest changes no width."""
-        self._filling += 1  # a rest still to come from an earlier rebuild is dropped
         self.clear()
         for col, width in zip(self.columns.values(), widths, strict=True):
             col.content_width = width
@@ -196,19 +195,22 @@ class SyncTable(CursorTable):
         first = at + max(self.app.size.height, 1)
         for key in keys[:first]:
             self.add_row(*wanted[key], key=key)
-        if first < len(keys):
-            self.call_after_refresh(self._add_rest, self._filling, {k: wanted[k] for k in keys[first:]})
+        self._rest = {key: wanted[key] for key in keys[first:]}  # an older rebuild's rest is dropped
+        if self._rest:
+            self.call_after_refresh(self._add_rest)
 
-    def _add_rest(self, filling: int, rest: dict[str, Row]) -> None:
-        if filling != self._filling or not self.is_mounted:
-            return
-        for key, row in rest.items():
-            self.add_row(*row, key=key)
+    def _add_rest(self) -> None:
+        rest, self._rest = self._rest, {}
+        if self.is_mounted:
+            for key, row in rest.items():
+                self.add_row(*row, key=key)
 
-    @property
-    def complete(self) -> bool:
-        """Every row the table is to show is in it (a rebuild adds the rows past the first screen a paint later)."""
-        return self.row_count == len(self._visible())
+    def move_to(self, key: str) -> None:
+        """Put the cursor on row `key`, if the table shows it; a row still to come is added first, with the rest."""
+        if key in self._rest:
+            self._add_rest()
+        if key in self.rows:
+            self.move_cursor(row=self.get_row_index(key), animate=False)
 
     def _place_cursor(self, wanted: dict[str, Row], keep: str | None, place: int) -> None:
         if keep in wanted:
