@@ -1015,7 +1015,8 @@ def test_a_hung_up_app_that_cannot_close_ends_its_process_once_its_jobs_end(monk
 
 
 class ManyBackupsEngine(FixedEngine):
-    """300 backups, an hour apart, listed in no order; `extra` adds one more, newest of all."""
+    """300 backups, an hour apart, listed in no order, the oldest with the longest name; `extra` adds one
+    more, newest of all."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -1023,8 +1024,19 @@ class ManyBackupsEngine(FixedEngine):
 
     def list_backups(self) -> list[BackupSummary]:
         times = [NOW - 3600 * ((i * 7919) % 300 + 1) for i in range(300)]  # every hour once, shuffled
+        oldest = min(times)
         listed = [
-            BackupSummary(f"b_{int(t)}", "", "success", 1024, "", int(t), int(t), ("default.books",)) for t in times
+            BackupSummary(
+                f"b_{int(t)}" + ("_the_longest_name" if t == oldest else ""),
+                "",
+                "success",
+                1024,
+                "",
+                int(t),
+                int(t),
+                (),
+            )
+            for t in times
         ]
         return [*listed, BackupSummary("b_newest", "", "success", 1, "", int(NOW), int(NOW), ())][
             : 301 if self.extra else 300
@@ -1032,28 +1044,33 @@ class ManyBackupsEngine(FixedEngine):
 
 
 def test_a_long_table_shows_its_first_screen_then_holds_every_backup_newest_first() -> None:
-    """A table of many rows gets the rows past its first screen a paint later: it ends up with every
-    backup, newest first, and a refresh that adds one keeps the cursor on its row far down the table."""
+    """A table of many rows gets the rows past its first screen a paint later: its columns are as wide as
+    the rows to come need from the first, it ends up with every backup, newest first, and a refresh that
+    adds one keeps the cursor on its row far down the table."""
 
     async def scenario() -> None:
         engine = ManyBackupsEngine()
         app = MilvusBackupApp(engine, clock=lambda: NOW, refresh_seconds=0, jobs_poll_seconds=0)
-        shown: list[list[str]] = []  # the backups table's rows as each answer left them (before any paint)
+        shown: list[tuple[list[str], list[int]]] = []  # the backups table's rows and widths as each answer left them
         show = app._show_data
 
         def recorded(*args: Any) -> None:
             show(*args)
-            shown.append([str(k.value) for k in app.backups_table.rows])
+            table = app.backups_table
+            shown.append(([str(k.value) for k in table.rows], [c.content_width for c in table.columns.values()]))
 
         app._show_data = recorded  # type: ignore[method-assign,assignment]
         async with app.run_test(size=(80, 24)) as pilot:
             await asyncio.wait_for(app.loaded.wait(), 10)
             table = app.backups_table
             newest_first = sorted(engine.list_backups(), key=lambda b: -b.start_time)
-            first = next(rows for rows in shown if rows)
+            first, widths = next((rows, widths) for rows, widths in shown if rows)
             assert 0 < len(first) < 300 and first == [b.name for b in newest_first[: len(first)]]
             await _until(pilot, lambda: table.row_count == 300)
+            await pilot.pause()
             assert [str(k.value) for k in table.rows] == [b.name for b in newest_first]
+            assert [c.content_width for c in table.columns.values()] == widths
+            assert widths[0] == len(newest_first[-1].name)  # the longest name, in the last row, sets the width
             assert not table.hint.display
             table.focus()
             await pilot.press("G")
