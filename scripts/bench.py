@@ -540,6 +540,7 @@ class Bench:
         first.figure("drawn at {:.2f} s", took["painted"])
         first.figure("backups at {:.2f} s", took["backups"])
         first.figure("collections at {:.2f} s", took["collections"])
+        first.figure("every backup's row at {:.2f} s", took["all_rows"])  # the rows past the first screenful
         return float(took["seconds"])
 
     def report(self) -> str:

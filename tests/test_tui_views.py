@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import DataTable, RichLog
+from textual.widgets import DataTable, Input, RichLog
 from textual.widgets.data_table import ColumnKey
 
 from milvus_backup.core.meta import IndexInfo, KeyValue, Partition, Schema, Segment
@@ -298,6 +298,9 @@ def test_backup_dialog(snap_compare: SnapCompare, size: tuple[int, int]) -> None
         await _loaded(pilot)
         await pilot.press("space", "down", "space", "b")
         await pilot.pause()
+        # the name field's cursor blinks (0.5 s on, 0.5 s off): held on, the picture no longer depends on
+        # when, in that second, it is taken
+        pilot.app.screen.query_one("#name", Input).cursor_blink = False
 
     assert snap_compare(_app(), terminal_size=size, run_before=run_before)
 
@@ -1009,3 +1012,74 @@ def test_a_hung_up_app_that_cannot_close_ends_its_process_once_its_jobs_end(monk
     closed.closed.set()  # the app closed as it should: the watchdog leaves
     closed._end_if_stuck()
     assert ended == [0]
+
+
+class ManyBackupsEngine(FixedEngine):
+    """300 backups, an hour apart, listed in no order, the oldest with the longest name; `extra` adds one
+    more, newest of all."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.extra = False
+
+    def list_backups(self) -> list[BackupSummary]:
+        times = [NOW - 3600 * ((i * 7919) % 300 + 1) for i in range(300)]  # every hour once, shuffled
+        oldest = min(times)
+        listed = [
+            BackupSummary(
+                f"b_{int(t)}" + ("_the_longest_name" if t == oldest else ""),
+                "",
+                "success",
+                1024,
+                "",
+                int(t),
+                int(t),
+                (),
+            )
+            for t in times
+        ]
+        return [*listed, BackupSummary("b_newest", "", "success", 1, "", int(NOW), int(NOW), ())][
+            : 301 if self.extra else 300
+        ]
+
+
+def test_a_long_table_shows_its_first_screen_then_holds_every_backup_newest_first() -> None:
+    """A table of many rows gets the rows past its first screen a paint later: its columns are as wide as
+    the rows to come need from the first, it ends up with every backup, newest first, and a refresh that
+    adds one keeps the cursor on its row far down the table."""
+
+    async def scenario() -> None:
+        engine = ManyBackupsEngine()
+        app = MilvusBackupApp(engine, clock=lambda: NOW, refresh_seconds=0, jobs_poll_seconds=0)
+        shown: list[tuple[list[str], list[int]]] = []  # the backups table's rows and widths as each answer left them
+        show = app._show_data
+
+        def recorded(*args: Any) -> None:
+            show(*args)
+            table = app.backups_table
+            shown.append(([str(k.value) for k in table.rows], [c.content_width for c in table.columns.values()]))
+
+        app._show_data = recorded  # type: ignore[method-assign,assignment]
+        async with app.run_test(size=(80, 24)) as pilot:
+            await asyncio.wait_for(app.loaded.wait(), 10)
+            table = app.backups_table
+            newest_first = sorted(engine.list_backups(), key=lambda b: -b.start_time)
+            first, widths = next((rows, widths) for rows, widths in shown if rows)
+            assert 0 < len(first) < 300 and first == [b.name for b in newest_first[: len(first)]]
+            await _until(pilot, lambda: table.row_count == 300)
+            await pilot.pause()
+            assert [str(k.value) for k in table.rows] == [b.name for b in newest_first]
+            assert [c.content_width for c in table.columns.values()] == widths
+            assert widths[0] == len(newest_first[-1].name)  # the longest name, in the last row, sets the width
+            assert not table.hint.display
+            table.focus()
+            await pilot.press("G")
+            assert table.current_key == newest_first[-1].name
+            table.move_cursor(row=250)
+            engine.extra = True
+            await pilot.press("ctrl+r")
+            await _until(pilot, lambda: table.row_count == 301)
+            assert table.current_key == newest_first[250].name and table.cursor_row == 251
+            assert [str(k.value) for k in table.rows] == ["b_newest"] + [b.name for b in newest_first]
+
+    asyncio.run(scenario())

@@ -165,6 +165,7 @@ class MilvusBackupApp(App[None]):
         self._filter_target: SyncTable | None = None
         self._answered: set[str] = set()  # "milvus"/"backups": the sources that answered (or failed) once
         self.loaded = asyncio.Event()  # set once both have (tests wait on it)
+        self._keys_shown: tuple[object, ...] = ()  # what `_refresh_keys` last had the footer drawn from
 
     # -- layout ----------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -298,7 +299,7 @@ class MilvusBackupApp(App[None]):
         alert = self.query_one("#alert", Static)
         alert.update("\n".join(f"{self.symbols.cross} {m}  - ctrl+r retries" for m in self.errors.values()))
         alert.display = bool(self.errors)
-        self.refresh_bindings()
+        self._refresh_keys()
         self._answered |= answered
         if self._answered >= {"milvus", "backups"}:
             self.loaded.set()
@@ -417,8 +418,18 @@ class MilvusBackupApp(App[None]):
             return table is not None and table.id == "backups" and table.row_count > 0
         return True
 
-    def on_descendant_focus(self) -> None:
-        self.refresh_bindings()
+    def _refresh_keys(self) -> None:
+        """Have the footer show which keys apply after the tables or the marks changed, when that changed.
+
+        Textual rebuilds the whole footer on each refresh of the bindings (≈ 50 ms of CPU), and the tables
+        refresh every 15 s. Focus and screen changes refresh it on their own (Textual's Screen watches
+        both); they are part of what is compared, so a footer drawn by them is never taken for one drawn
+        from an older state. (`check_action` answers other than True only for the main screen's actions.)"""
+        applying = frozenset(action for action in self._MAIN_ONLY if self.check_action(action, ()))
+        state = (self.screen, self.focused, applying)
+        if state != self._keys_shown:
+            self._keys_shown = state
+            self.refresh_bindings()
 
     # -- actions: collections --------------------------------------------------------------------
     def action_toggle_mark(self) -> None:
@@ -433,7 +444,7 @@ class MilvusBackupApp(App[None]):
 
     def _show_marks(self) -> None:
         self.collections_table.sync(collection_rows(self.collections, self.marked, self.symbols))
-        self.refresh_bindings()
+        self._refresh_keys()
 
     def action_backup(self) -> None:
         names = sorted(self.marked)

@@ -476,8 +476,8 @@ class JobsScreen(Screen[None]):
         self.sub_title = "jobs" if self.symbols is FANCY else ""  # the header joins them with an em dash
         self.refresh_jobs()
         first = self._first_to_show()
-        if first is not None and first in table.rows:
-            table.move_cursor(row=table.get_row_index(first), animate=False)
+        if first is not None:
+            table.move_to(first)
         self.set_interval(self.REFRESH_SECONDS, self.refresh_jobs)
         table.focus()
 

@@ -95,6 +95,7 @@ class SyncTable(CursorTable):
         self.filter_text = ""
         self.hint = Static(classes="empty-hint")
         self.hint.display = False
+        self._rest: dict[str, Row] = {}  # the rows past the first screenful of the last rebuild, still to add
 
     def on_mount(self) -> None:
         for label in self._columns:
@@ -130,16 +131,19 @@ class SyncTable(CursorTable):
             return self.all_rows
         return {k: r for k, r in self.all_rows.items() if any(self.filter_text in str(cell).lower() for cell in r)}
 
-    def _fitted(self, rows: dict[str, Row]) -> dict[str, Row]:
-        """The rows as shown: when the whole row would not fit the width, the squeeze columns are shortened,
-        the first as far as its label, then the next."""
-        available = self.scrollable_content_region.width
-        if not self.squeeze or not rows or available <= 0:
-            return rows
-        widths = [
+    def _widths(self, rows: dict[str, Row]) -> list[int]:
+        """Each column's width: its widest cell or its label (what DataTable measures, counted from the text)."""
+        return [
             max([cell_len(label), *(cell_len(str(r[n])) for r in rows.values())])
             for n, label in enumerate(self._columns)
         ]
+
+    def _fitted(self, rows: dict[str, Row], widths: list[int]) -> dict[str, Row]:
+        """The rows as shown: when the whole row would not fit the width, the squeeze columns are shortened,
+        the first as far as its label, then the next. `widths` are the columns' widths; cut ones shrink."""
+        available = self.scrollable_content_region.width
+        if not self.squeeze or not rows or available <= 0:
+            return rows
         # one column to spare: a row exactly as wide as the table still gets a horizontal scrollbar
         over = sum(widths) + 2 * self.cell_padding * len(self._columns) - (available - 1)
         cut: dict[int, int] = {}  # column -> its width now
@@ -152,6 +156,8 @@ class SyncTable(CursorTable):
                 cut[n], over = widths[n] - trim, over - trim
         if not cut:
             return rows
+        for n, width in cut.items():
+            widths[n] = width
         return {
             key: tuple(shorten(cell, cut[n], self.symbols.ellipsis) if n in cut else cell for n, cell in enumerate(row))
             for key, row in rows.items()
@@ -160,25 +166,57 @@ class SyncTable(CursorTable):
     def _apply(self) -> None:
         if not self.is_mounted or not self.columns:
             return
-        wanted = self._fitted(self._visible())
+        visible = self._visible()
+        widths = self._widths(visible)
+        wanted = self._fitted(visible, widths)
         keep, place = self.current_key, self.cursor_row
-        if [key.value for key in self.rows] != list(wanted):  # rows came or went: rebuild, widths from scratch
-            self.clear()
-            for col in self.columns.values():
-                col.content_width = cell_len(col.label.plain)
-            for key, row in wanted.items():
-                self.add_row(*row, key=key)
+        if [key.value for key in self.rows] != list(wanted):  # rows came or went: rebuild
+            self._rebuild(wanted, widths, keep, place)
         else:
             for key, row in wanted.items():
                 current = self.get_row(key)
                 for column, (old, new) in enumerate(zip(current, row, strict=False)):
                     if old != new:
                         self.update_cell(key, self._columns[column], new, update_width=True)
+        self._place_cursor(wanted, keep, place)
+        self._show_hint(bool(wanted))
+
+    def _rebuild(self, wanted: dict[str, Row], widths: list[int], keep: str | None, place: int) -> None:
+        """Show `wanted` anew: the rows as far as a screenful past the cursor now, the rest after this paint.
+
+        DataTable measures every cell it is given before it paints (≈ 0.15 ms a row): with a thousand
+        backups, the first screen would wait for rows nobody sees yet. The columns get their widths from
+        every row at once (counted from the text, as DataTable does), so the rest changes no width."""
+        self.clear()
+        for col, width in zip(self.columns.values(), widths, strict=True):
+            col.content_width = width
+        keys = list(wanted)
+        at = max(place, keys.index(keep) if keep in wanted else 0)
+        first = at + max(self.app.size.height, 1)
+        for key in keys[:first]:
+            self.add_row(*wanted[key], key=key)
+        self._rest = {key: wanted[key] for key in keys[first:]}  # an older rebuild's rest is dropped
+        if self._rest:
+            self.call_after_refresh(self._add_rest)
+
+    def _add_rest(self) -> None:
+        rest, self._rest = self._rest, {}
+        if self.is_mounted:
+            for key, row in rest.items():
+                self.add_row(*row, key=key)
+
+    def move_to(self, key: str) -> None:
+        """Put the cursor on row `key`, if the table shows it; a row still to come is added first, with the rest."""
+        if key in self._rest:
+            self._add_rest()
+        if key in self.rows:
+            self.move_cursor(row=self.get_row_index(key), animate=False)
+
+    def _place_cursor(self, wanted: dict[str, Row], keep: str | None, place: int) -> None:
         if keep in wanted:
             self.move_cursor(row=self.get_row_index(keep), animate=False)
         elif wanted:  # the row under the cursor went away (deleted): stay at its place, on a neighbour
             self.move_cursor(row=min(place, len(wanted) - 1), animate=False)
-        self._show_hint(bool(wanted))
 
     def _show_hint(self, has_rows: bool) -> None:
         self.set_class(not has_rows, "-empty")  # an empty table shrinks to its header; the hint sits under it
