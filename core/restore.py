@@ -848,7 +848,7 @@ class _Restore:
 
 def prepare_restore(ctx: Context, request: RestoreRequest) -> tuple[BackupInfo, list[_Target]]:
     """Everything a restore checks before it changes anything."""
-    info = ctx.catalog.get(request.backup_name)
+    info = ctx.catalog.get(request.backup_name, binlogs=False)  # _backup_entries reads them as a stream
     if info.state_code != BackupState.SUCCESS:
         raise InvalidRequest(
             f"backup {request.backup_name} is not complete (state {int(info.state_code)}); it cannot be restored"
@@ -956,10 +956,10 @@ def run_restore(
 
 
 def _backup_entries(ctx: Context, info: BackupInfo, request: RestoreRequest, reporter: Reporter) -> _Entries:
-    """What the backup records about its binlogs (its manifest, read as a stream, else its meta's sizes: a
-    Go tool's backup), for the check of each import group. With verify "full", the meta files the restore
-    was planned from are re-hashed first (a few KiB, recorded by SHA-256): nothing is created from a meta
-    that is not the one backed up."""
+    """What the backup records about its binlogs, for the check of each import group: its manifest and
+    its meta's sizes (all a Go tool's backup has), both read as streams into ExpectedObjects. With verify
+    "full", the meta files the restore was planned from are re-hashed first (recorded by SHA-256):
+    nothing is created from a meta that is not the one backed up."""
     storage, layout, name = ctx.backup_storage, ctx.backup_layout, request.backup_name
     prefix = layout.backup(name)
     expected = ExpectedObjects()
@@ -972,7 +972,9 @@ def _backup_entries(ctx: Context, info: BackupInfo, request: RestoreRequest, rep
             problems = check_objects(storage, prefix, meta, cancel=reporter.cancel_event)
             reporter.check_cancelled()
             refuse_damaged(VerifyReport(name=name, full=False, problems=problems))
-        expected.add_meta_sizes(meta_binlogs(layout, name, info))
+        ctx.catalog.read_segments(
+            name, info, lambda segments: expected.add_meta_sizes(meta_binlogs(layout, name, info, segments))
+        )
     except BaseException:
         expected.close()
         raise
