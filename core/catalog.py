@@ -230,7 +230,7 @@ class Catalog:
 
         binlogs=False: its segments without their binlog lists, from full_meta.json read as a stream
         (read_full_meta), so memory grows with the segments, not the binlogs: what a restore plans from
-        and verify walks; `segments` gives the binlogs back when they are needed. A backup without
+        and verify walks; `read_segments` gives the binlogs back when needed. A backup without
         full_meta.json is rebuilt from its level files, whole."""
         check_backup_name(name)
         files = (*META_WRITE_ORDER, CHANNEL_CP_META) if binlogs else (BACKUP_META,)
