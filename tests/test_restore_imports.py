@@ -65,7 +65,7 @@ def test_an_import_milvus_has_not_started_says_it_is_queued_instead_of_sitting_a
         return ImportProgress("completed", 5, "") if told else QUEUED
 
     restore, job = _restore(FakeMilvus(answer))
-    unit = _ImportUnit("p1", "insert/", "", 5, [])
+    unit = _ImportUnit("p1", "insert/", "", 5, objects=0, size=0)
     task = CollectionTask("default.c", "default", "c")
     restore._import("default", "c", [unit], "default.c", task)
     assert task.rows == 5
@@ -122,7 +122,7 @@ def test_collections_restored_at_once_share_the_import_job_limit():
     restore, _ = _restore(milvus)
     restore.import_slots = threading.Semaphore(1)  # importJob=1
     tasks = [CollectionTask(f"default.c{i}", "default", f"c{i}") for i in range(2)]
-    units = [_ImportUnit("p1", f"insert/{g}/", "", 5, []) for g in range(2)]
+    units = [_ImportUnit("p1", f"insert/{g}/", "", 5, objects=0, size=0) for g in range(2)]
     workers = [
         threading.Thread(target=restore._import, args=("default", t.target_name, units, t.target, t)) for t in tasks
     ]
