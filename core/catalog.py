@@ -21,30 +21,45 @@ import hashlib
 import json
 import logging
 import os
+import typing
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from milvus_backup.core.errors import NotFound, StorageError
-from milvus_backup.core.meta import BackupInfo, BackupState, MetaError, read_backup
+from milvus_backup.core.meta import (
+    BackupInfo,
+    BackupState,
+    Collection,
+    MetaError,
+    Partition,
+    Segment,
+    full_meta_segments,
+    placed_segments,
+    read_backup,
+    read_full_meta,
+)
 from milvus_backup.core.paths import (
     BACKUP_META,
     BINLOG_DIR,
     CHANNEL_CP_META,
     COLLECTION_META,
+    FULL_META,
     META_DIR,
     META_WRITE_ORDER,
     BackupLayout,
     InvalidName,
+    UnsafeKey,
     backup_name_of,
     check_backup_name,
 )
-from milvus_backup.core.storage import ObjectInfo, ObjectNotFound, Storage
+from milvus_backup.core.storage import ObjectInfo, ObjectNotFound, Readable, Storage
 
 log = logging.getLogger("milvus_backup")
+T = TypeVar("T")
 READERS = 32  # meta files read at once by a listing
 LISTERS = 16  # key ranges of the root listed at once
 RANGE_BACKUPS = 128  # backups in one key range of the listing: its entries fit one page (1,000)
@@ -210,12 +225,16 @@ class Catalog:
         cache.put(name, etag, summary)
         return summary
 
-    def get(self, name: str, files: tuple[str, ...] = (*META_WRITE_ORDER, CHANNEL_CP_META)) -> BackupInfo:
-        """The backup's meta: its few files read in parallel, whatever the number of backups."""
+    def get(self, name: str, *, binlogs: bool = True) -> BackupInfo:
+        """The backup's meta: its few files read in parallel, whatever the number of backups.
+
+        binlogs=False: its segments without their binlog lists, from full_meta.json read as a stream
+        (read_full_meta), so memory grows with the segments, not the binlogs: what a restore plans from
+        and verify walks; `read_segments` gives the binlogs back when needed. A backup without
+        full_meta.json is rebuilt from its level files, whole."""
         check_backup_name(name)
-        with ThreadPoolExecutor(len(files), thread_name_prefix="meta") as pool:
-            read = dict(zip(files, pool.map(lambda filename: self._read_meta(name, filename), files), strict=True))
-        found = {filename: data for filename, data in read.items() if data is not None}
+        files = (*META_WRITE_ORDER, CHANNEL_CP_META) if binlogs else (BACKUP_META,)
+        found = self._read_files(name, files)
         if BACKUP_META not in found:
             if self.exists(name):
                 raise NotFound(
@@ -223,10 +242,41 @@ class Catalog:
                     f"failed backup left it; remove it with: milvus-backup delete -n {name}"
                 )
             raise NotFound(f"backup {name} not found under {self.storage.bucket}/{self.layout.backups_root()}")
-        info = read_backup(found)
+        if binlogs:
+            info = read_backup(found)
+        else:
+            try:
+                top = found[BACKUP_META]
+                info = read_streamed(self.storage, self.layout.meta(name, FULL_META), lambda s: read_full_meta(s, top))
+            except ObjectNotFound:
+                levels = tuple(f for f in META_WRITE_ORDER if f not in (BACKUP_META, FULL_META))
+                info = read_backup(found | self._read_files(name, levels))
         if not info.name:
             info.name = name
         return info
+
+    def read_segments(
+        self,
+        name: str,
+        info: BackupInfo,
+        consume: Callable[[Iterator[tuple[Collection, Partition | None, Segment]]], T],
+    ) -> T:
+        """consume(every segment of `info`, as get(name, binlogs=False) gave it, with its binlog lists and
+        where it sits: meta.placed_segments): full_meta.json read once more as a stream, a segment at a
+        time. A transient failure starts it again: `consume` must take all or nothing
+        (ExpectedObjects.add_meta_sizes does)."""
+        key = self.layout.meta(name, FULL_META)
+        try:
+            return read_streamed(self.storage, key, lambda s: consume(placed_segments(info, full_meta_segments(s))))
+        except ObjectNotFound:  # rebuilt from the level files: `info` holds its binlogs
+            return consume(placed_segments(info))
+
+    def _read_files(self, name: str, files: tuple[str, ...]) -> dict[str, bytes]:
+        if not files:
+            return {}
+        with ThreadPoolExecutor(len(files), thread_name_prefix="meta") as pool:
+            read = dict(zip(files, pool.map(lambda filename: self._read_meta(name, filename), files), strict=True))
+        return {filename: data for filename, data in read.items() if data is not None}
 
     def _read_meta(self, name: str, filename: str) -> bytes | None:
         key = self.layout.meta(name, filename)
@@ -247,6 +297,26 @@ class Catalog:
             self.storage.delete(marker)
             removed = 1
         return removed + self.storage.delete_prefix(self.layout.backup(name))
+
+
+def read_streamed(storage: Storage, key: str, consume: Callable[[Readable], T]) -> T:
+    """consume(a stream of the object at `key`), never read whole; transient failures start it again
+    (`consume` must take all or nothing). Raises ObjectNotFound when there is no such object, and what
+    `consume` raises (MetaError, UnsafeKey, StorageError) as it is."""
+    failed: list[Exception] = []
+
+    def run() -> T | None:
+        with storage.open(key) as stream:
+            try:
+                return consume(stream)
+            except (MetaError, UnsafeKey, StorageError) as exc:  # not for _call to retry or to restate
+                failed.append(exc)
+                return None
+
+    result = storage._call("read", storage.describe(key), run)
+    if failed:
+        raise failed[-1]
+    return typing.cast(T, result)
 
 
 def _folder_name(root: str, key: str) -> str | None:

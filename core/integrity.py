@@ -37,9 +37,20 @@ from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 import ijson
 
+from milvus_backup.core.catalog import Catalog, read_streamed
 from milvus_backup.core.errors import BackupToolError, Cancelled, NotFound, StorageError
 from milvus_backup.core.jobs import Phase
-from milvus_backup.core.meta import BackupInfo, Binlog, MetaError, read_backup
+from milvus_backup.core.meta import (
+    BackupInfo,
+    Binlog,
+    Collection,
+    MetaError,
+    Partition,
+    Segment,
+    placed_segments,
+    read_backup,
+    read_full_meta,
+)
 from milvus_backup.core.paths import (
     BACKUP_META,
     CHANNEL_CP_META,
@@ -578,8 +589,15 @@ def _common_folder(keys: list[str]) -> str:
 # --------------------------------------------------------------------------- what the meta names
 
 
-def meta_binlogs(layout: BackupLayout, name: str, info: BackupInfo) -> Iterator[tuple[str, int]]:
-    """Every binlog the backup's meta names (relative key, and the size the meta records), one at a time.
+def meta_binlogs(
+    layout: BackupLayout,
+    name: str,
+    info: BackupInfo,
+    segments: Iterable[tuple[Collection, Partition | None, Segment]] | None = None,
+) -> Iterator[tuple[str, int]]:
+    """Every binlog the backup's meta names (relative key, and the size the meta records), one at a time:
+    those of `info`'s segments, or of `segments` (placed_segments: the segments with their binlogs, when
+    `info` was read without them).
 
     Accepts the three group layouts (group = segment, packed groups, no group level) and L0 segments.
     """
@@ -587,37 +605,35 @@ def meta_binlogs(layout: BackupLayout, name: str, info: BackupInfo) -> Iterator[
     def add(key: str, size: int) -> tuple[str, int]:
         return layout.relative_key(name, key), size  # UnsafeKey outside the folder: not with integer IDs
 
-    for coll in info.collection_backups:
+    for coll, part, seg in segments if segments is not None else placed_segments(info):
         cid = coll.collection_id
-        for part in coll.partition_backups:
-            for seg in part.segment_backups:
-                group = seg.group_id or None
-                for fb in seg.binlogs:
-                    for b in fb.binlogs:
-                        yield add(
-                            layout.insert_binlog(
-                                name, cid, part.partition_id, group, seg.segment_id, fb.field_id, _log_id(b)
-                            ),
-                            b.log_size,
-                        )
-                for fb in seg.deltalogs:
-                    for b in fb.binlogs:
-                        yield add(
-                            layout.delta_binlog(name, cid, part.partition_id, group, seg.segment_id, _log_id(b)),
-                            b.log_size,
-                        )
-        for seg in coll.l0_segments:
+        if part is not None:
+            group = seg.group_id or None
+            for fb in seg.binlogs:
+                for b in fb.binlogs:
+                    yield add(
+                        layout.insert_binlog(
+                            name, cid, part.partition_id, group, seg.segment_id, fb.field_id, _log_id(b)
+                        ),
+                        b.log_size,
+                    )
             for fb in seg.deltalogs:
                 for b in fb.binlogs:
-                    if seg.partition_id == -1:  # collection-level: no group folder (FORMAT.md)
-                        yield add(layout.l0_delta_binlog(name, cid, seg.segment_id, _log_id(b)), b.log_size)
-                    else:
-                        yield add(
-                            layout.delta_binlog(
-                                name, cid, seg.partition_id, seg.group_id or None, seg.segment_id, _log_id(b)
-                            ),
-                            b.log_size,
-                        )
+                    yield add(
+                        layout.delta_binlog(name, cid, part.partition_id, group, seg.segment_id, _log_id(b)), b.log_size
+                    )
+            continue
+        for fb in seg.deltalogs:
+            for b in fb.binlogs:
+                if seg.partition_id == -1:  # collection-level: no group folder (FORMAT.md)
+                    yield add(layout.l0_delta_binlog(name, cid, seg.segment_id, _log_id(b)), b.log_size)
+                else:
+                    yield add(
+                        layout.delta_binlog(
+                            name, cid, seg.partition_id, seg.group_id or None, seg.segment_id, _log_id(b)
+                        ),
+                        b.log_size,
+                    )
 
 
 def _log_id(binlog: Binlog) -> int:
@@ -718,11 +734,11 @@ def _add_meta(
     returns the names of the meta files there are, less any that could not be read."""
     prefix = layout.backup(name)
     there = [f for f in (*META_WRITE_ORDER, CHANNEL_CP_META) if join(META_DIR, f) in listed]
-    # read_backup takes the whole tree from full_meta.json where there is one: the level files, as large
-    # again (segment_meta.json holds every segment), are then only listed
+    # full_meta.json, where there is one, holds the whole tree: the level files, as large again
+    # (segment_meta.json holds every segment), are then only listed
     needed = (BACKUP_META, FULL_META) if FULL_META in there else there
     meta_files = {}
-    for filename in [f for f in there if f in needed]:
+    for filename in [f for f in there if f in needed and f != FULL_META]:  # full_meta.json: read as a stream
         rel = join(META_DIR, filename)
         try:
             meta_files[filename] = storage.read(prefix + rel)
@@ -730,7 +746,10 @@ def _add_meta(
             report.problems.append(Problem(prefix + rel, MISSING, str(exc)))
             there.remove(filename)
     try:
-        expected.add_meta_sizes(meta_binlogs(layout, name, read_backup(meta_files)))
+        _add_meta_sizes(Catalog(storage, layout), name, meta_files, FULL_META in there, expected)
+    except StorageError as exc:  # full_meta.json could not be read
+        report.problems.append(Problem(prefix + join(META_DIR, FULL_META), MISSING, str(exc)))
+        there.remove(FULL_META)
     except (MetaError, UnsafeKey, KeyError) as exc:
         report.problems.append(
             Problem(prefix + join(META_DIR, BACKUP_META), UNREADABLE, f"the backup's meta cannot be read: {exc}")
@@ -744,6 +763,23 @@ def _add_meta(
             )
             report.problems.append(Problem(prefix + rel, INCONSISTENT, detail))
     return there
+
+
+def _add_meta_sizes(
+    catalog: Catalog, name: str, meta_files: dict[str, bytes], streamed: bool, expected: ExpectedObjects
+) -> None:
+    """The sizes of the binlogs the meta names, into `expected`. full_meta.json (`streamed`) is read twice
+    as a stream, never whole: its tree without the binlog lists, then its segments one at a time;
+    without it, the tree is rebuilt from the level files in `meta_files`."""
+    layout = catalog.layout
+    if not streamed:
+        expected.add_meta_sizes(meta_binlogs(layout, name, read_backup(meta_files)))
+        return
+    top = meta_files.get(BACKUP_META)
+    info = read_streamed(catalog.storage, layout.meta(name, FULL_META), lambda stream: read_full_meta(stream, top))
+    catalog.read_segments(
+        name, info, lambda segments: expected.add_meta_sizes(meta_binlogs(layout, name, info, segments))
+    )
 
 
 def _compare_sorted(

@@ -20,9 +20,9 @@ import re
 import tempfile
 import types
 import typing
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO, TypeVar
 
 from milvus_backup.core.errors import BackupToolError
@@ -502,6 +502,8 @@ def _decode_value(tp: Any, value: Any, where: str) -> Any:
 
 
 def _decode(cls: type[T], data: Any, where: str) -> T:
+    if isinstance(data, cls):  # a segment of full_meta.json, decoded as the stream passed it (read_full_meta)
+        return data
     if not isinstance(data, dict):
         raise MetaError(f"{where}: expected an object for {_type_name(cls)}, got {type(data).__name__}")
     known = {k.json: k for k in _keys(cls)}
@@ -772,3 +774,182 @@ def _rebuild(files: dict[str, bytes]) -> list[Collection]:
             p.segment_backups = by_partition.get((c.collection_id, p.partition_id), [])
         c.l0_segments = l0_by_collection.get(c.collection_id, c.l0_segments)
     return collections
+
+
+# --- full_meta.json read as a stream ---------------------------------------------------------------
+#
+# full_meta.json grows with the backup's binlogs (about 100 bytes each in the file, 0.7 KB each as
+# decoded objects), yet a restore plans from its collections and segments alone. So it can be read as a
+# stream of JSON events: every segment is decoded (and checked) as soon as its object ends, and what the
+# rest of the tree keeps in its place is up to the reader: the segment without its binlog lists (the
+# plan), or nothing (a second pass that hands out each segment's binlogs, one segment at a time).
+
+_MAX_DEPTH = 512  # a backup's meta nests about 10 deep; json.loads gives up near 1,000
+_CONTAINERS = {"start_map": dict, "start_array": list}
+_ENDS = frozenset(("end_map", "end_array"))
+# What a list or object holds, by what holds it and under which key (None: a list's items). Only the
+# segments are decoded as they end; the other roles lead to them.
+_ROLES: dict[tuple[str, str | None], str] = {
+    ("backup", "collection_backups"): "collections",
+    ("collections", None): "collection",
+    ("collection", "partition_backups"): "partitions",
+    ("collection", "l0_segments"): "l0_segments",
+    ("partitions", None): "partition",
+    ("partition", "segment_backups"): "segments",
+    ("segments", None): "segment",
+    ("l0_segments", None): "segment",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentPlace:
+    """Where a segment sits in full_meta.json's tree: collection_backups[collection], then either
+    partition_backups[partition].segment_backups[index] or, partition None, l0_segments[index]."""
+
+    collection: int
+    partition: int | None
+    index: int
+
+    def where(self) -> str:
+        within = f"partition_backups[{self.partition}].segment_backups" if self.partition is not None else "l0_segments"
+        return f"collection_backups[{self.collection}].{within}[{self.index}]"
+
+
+def read_full_meta(stream: Any, top: bytes | None = None) -> BackupInfo:
+    """The BackupInfo tree of full_meta.json (a file-like object, or bytes) read as a stream, as
+    read_backup reads it (same checks, same errors; backup_meta.json's raw `top`, when given, has the
+    last word on id, state, name, size), except that every segment comes WITHOUT its binlog lists: they
+    are checked as they are read, then dropped (`full_meta_segments` gives them back, a segment at a
+    time). What a restore plans from: memory grows with the segments, not with their binlogs."""
+    head = _read(BACKUP_META, top, BackupInfo) if top is not None else None
+    tree = _drain(_streamed_tree(stream, _without_binlogs))
+    if not isinstance(tree, dict):
+        raise MetaError(f"meta file {FULL_META} should hold a JSON object, found {type(tree).__name__}")
+    try:
+        info = _decode(BackupInfo, tree, "")
+    except MetaError as e:
+        raise MetaError(f"meta file {FULL_META}: {e}") from None
+    if head is not None:
+        info.id, info.state_code, info.name, info.size = head.id, head.state_code, head.name, head.size
+    return info
+
+
+def full_meta_segments(stream: Any) -> Iterator[tuple[SegmentPlace, Segment]]:
+    """Every segment of full_meta.json (a file-like object, or bytes), whole, with where it sits, as
+    the stream reaches it: one segment held at a time. Raises MetaError as read_full_meta does."""
+    return _streamed_tree(stream, lambda _segment: None)
+
+
+def _drain(items: Iterator[Any]) -> Any:
+    """Run a generator to its end, dropping what it yields: its return value."""
+    while True:
+        try:
+            next(items)
+        except StopIteration as end:
+            return end.value
+
+
+def placed_segments(
+    info: BackupInfo, streamed: Iterable[tuple[SegmentPlace, Segment]] | None = None
+) -> Iterator[tuple[Collection, Partition | None, Segment]]:
+    """Every segment of `info` with the collection and partition holding it (None: an L0 segment of the
+    collection). `streamed`: full_meta_segments of the file `info` was read from by read_full_meta, whose
+    segments hold their binlogs; one that is not where `info` has it (the file changed between the two
+    reads, or names a list twice) is left out, so its binlogs are unexpected, which every check refuses."""
+    if streamed is None:
+        for coll in info.collection_backups:
+            for part in coll.partition_backups:
+                for seg in part.segment_backups:
+                    yield coll, part, seg
+            for seg in coll.l0_segments:
+                yield coll, None, seg
+        return
+    for place, seg in streamed:
+        found = _placed(info, place)
+        if found is not None and _without_binlogs(replace(found[2])) == _without_binlogs(replace(seg)):
+            yield found[0], found[1], seg
+
+
+def _placed(info: BackupInfo, place: SegmentPlace) -> tuple[Collection, Partition | None, Segment] | None:
+    try:
+        coll = info.collection_backups[place.collection]
+        if place.partition is None:
+            return coll, None, coll.l0_segments[place.index]
+        part = coll.partition_backups[place.partition]
+        return coll, part, part.segment_backups[place.index]
+    except IndexError:
+        return None
+
+
+def _without_binlogs(segment: Segment) -> Segment:
+    segment.binlogs, segment.deltalogs = [], []
+    return segment
+
+
+def _streamed_tree(stream: Any, keep: Callable[[Segment], Any]) -> Generator[tuple[SegmentPlace, Segment], None, Any]:
+    """full_meta.json's JSON events built into plain values as json.loads builds them, except that each
+    segment's object is decoded as it ends, yielded (with its place), and replaced by `keep(segment)`.
+    Returns the tree (a dict when the file is a meta file). Raises MetaError on anything malformed."""
+    import ijson  # C parser; loaded by the readers of large files only
+
+    try:
+        return (yield from _build(ijson.basic_parse(stream, use_float=True), keep))
+    except ijson.JSONError as e:
+        raise MetaError(f"meta file {FULL_META} is not valid JSON: {_json_error(e)}") from None
+    except UnicodeDecodeError as e:
+        raise MetaError(f"meta file {FULL_META} is not valid JSON: {str(e)[:120]}") from None
+    except MetaError as e:
+        raise MetaError(f"meta file {FULL_META}: {e}") from None
+
+
+def _json_error(e: Exception) -> str:
+    text = e.args[0] if e.args else ""
+    text = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+    return text.strip().splitlines()[0][:120] if text.strip() else type(e).__name__
+
+
+def _build(
+    events: Iterator[tuple[str, Any]], keep: Callable[[Segment], Any]
+) -> Generator[tuple[SegmentPlace, Segment], None, Any]:
+    # a frame: [container, its current key, its role, its index in the list holding it]
+    stack: list[list[Any]] = []
+    root: Any = None
+    for event, value in events:
+        if event == "map_key":
+            stack[-1][1] = value
+            continue
+        if event in _CONTAINERS:
+            if len(stack) >= _MAX_DEPTH:
+                raise MetaError("nested too deeply to be a backup's meta")
+            if not stack:
+                stack.append([_CONTAINERS[event](), None, "backup", 0])
+                continue
+            parent = stack[-1]
+            within = parent[0]
+            role = parent[2] and _ROLES.get((parent[2], parent[1] if type(within) is dict else None))
+            stack.append([_CONTAINERS[event](), None, role, len(within) if type(within) is list else 0])
+            continue
+        if event in _ENDS:
+            frame = stack.pop()
+            value = frame[0]
+            if frame[2] == "segment" and type(value) is dict:
+                place = _place(stack, frame[3])
+                segment = _decode(Segment, value, place.where())
+                yield place, segment
+                value = keep(segment)
+        if not stack:
+            root = value
+            continue
+        parent = stack[-1]
+        if type(parent[0]) is list:
+            parent[0].append(value)
+        else:
+            parent[0][parent[1]] = value
+    return root
+
+
+def _place(stack: list[list[Any]], index: int) -> SegmentPlace:
+    """The place of the segment just ended: its index, and those of the collection and partition holding it."""
+    collection = next(f[3] for f in stack if f[2] == "collection")
+    partition = next((f[3] for f in stack if f[2] == "partition"), None)
+    return SegmentPlace(collection, partition, index)

@@ -40,6 +40,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -47,6 +48,7 @@ from typing import Any
 from milvus_backup.core.context import Context
 from milvus_backup.core.errors import AlreadyExists, BackupToolError, Cancelled, InvalidRequest, MilvusError, NotFound
 from milvus_backup.core.integrity import (
+    UNEXPECTED,
     DamagedBackup,
     Entry,
     ExpectedObjects,
@@ -61,7 +63,7 @@ from milvus_backup.core.integrity import (
 from milvus_backup.core.jobs import CollectionTask, Phase, Reporter, TaskState
 from milvus_backup.core.meta import BackupInfo, BackupState, Collection, IndexInfo, Segment, encode
 from milvus_backup.core.milvus import DEFAULT_DB
-from milvus_backup.core.paths import MANIFEST, META_DIR, BackupLayout, restore_temp_root
+from milvus_backup.core.paths import MANIFEST, META_DIR, BackupLayout, is_binlog, restore_temp_root
 from milvus_backup.core.pause import pause_point
 from milvus_backup.core.rbac import restore_rbac
 from milvus_backup.core.requests import describe_filter, filter_allows
@@ -196,13 +198,23 @@ class _Target:
 
 @dataclass
 class _ImportUnit:
-    """One bulk import: a group of segments of one partition."""
+    """One bulk import: a group of segments of one partition. Its folders' objects are counted when
+    planned and listed again when staged: a collection's listing, held whole, grew with its binlogs."""
 
     partition: str
     insert_prefix: str
     delta_prefix: str  # "" when the group has no deletes
     expected_rows: int
-    objects: list[ObjectInfo]
+    objects: int  # in its folders, when planned
+    size: int  # their bytes
+
+
+def _counted(objects: Iterable[ObjectInfo]) -> tuple[int, int]:
+    """How many objects a listing gives, and their bytes, none of them kept."""
+    count = size = 0
+    for o in objects:
+        count, size = count + 1, size + o.size
+    return count, size
 
 
 def parse_renames(text: str) -> dict[str, str]:
@@ -555,16 +567,16 @@ class _Restore:
                 rows = sum(s.num_of_rows for s in segs)
                 insert = layout.insert_group(name, cid, pid, group_id or None)
                 delta = layout.delta_group(name, cid, pid, group_id or None)
-                objects = list(storage.list(insert)) if group_id else []
-                if objects:
+                objects = _counted(storage.list(insert)) if group_id else (0, 0)
+                if objects[0]:
                     units.append(self._unit(part.partition_name, insert, delta, rows, objects))
                     continue
                 # The oldest layout has no group folder: import each segment's folder by itself.
                 for seg in segs:
                     seg_insert = layout.insert_segment(name, cid, pid, seg.segment_id)
                     seg_delta = layout.delta_segment(name, cid, pid, seg.segment_id)
-                    seg_objects = list(storage.list(seg_insert))
-                    if seg.num_of_rows and not seg_objects:
+                    seg_objects = _counted(storage.list(seg_insert))
+                    if seg.num_of_rows and not seg_objects[0]:
                         raise NotFound(
                             f"backup {name} has no binlogs for segment {seg.segment_id} of "
                             f"{_source_db(src)}.{src.collection_name}: the backup is damaged"
@@ -572,18 +584,19 @@ class _Restore:
                     units.append(self._unit(part.partition_name, seg_insert, seg_delta, seg.num_of_rows, seg_objects))
         return [u for u in units if u.expected_rows or u.objects]
 
-    def _unit(self, partition: str, insert: str, delta: str, rows: int, objects: list[ObjectInfo]) -> _ImportUnit:
+    def _unit(self, partition: str, insert: str, delta: str, rows: int, objects: tuple[int, int]) -> _ImportUnit:
         # Every unit names its partition: Milvus 2.3.5 refuses a backup-mode import without one, also for
         # partition-key collections (whose partitions _default_0... the new collection has by the same names).
-        deltas = list(self.ctx.backup_storage.list(delta))
-        return _ImportUnit(partition, insert, delta if deltas else "", rows, objects + deltas)
+        deltas = _counted(self.ctx.backup_storage.list(delta))
+        count, size = objects[0] + deltas[0], objects[1] + deltas[1]
+        return _ImportUnit(partition, insert, delta if deltas[0] else "", rows, count, size)
 
     # -- checking and importing, group by group --------------------------------------------------
     def _import(self, db: str, work: str, units: list[_ImportUnit], label: str, task: CollectionTask) -> None:
         """Import the groups in order, each checked (and staged) just before its import: the check of
         the next group runs while earlier ones import, so a damaged object fails the restore before its
         own group is submitted (Milvus 2.3.5 panics on a corrupt binlog), never after."""
-        step = _Step(label, bytes_total=sum(o.size for u in units for o in u.objects) if self.staging else 0)
+        step = _Step(label, bytes_total=sum(u.size for u in units) if self.staging else 0)
         step.units_total = len(units)
         self._report(step)
         milvus = self.ctx.milvus
@@ -714,8 +727,21 @@ class _Restore:
 
         def after_copy(copy: CopyTask, copied: Copied) -> None:
             want = entries.get(copy.src_key[len(prefix) :])
-            if want is not None:  # every staged object has one: the listing check named any other
+            if want is not None:  # every staged binlog has one (below)
                 self._refuse([p for p in [check_staged(copy.src_key, want, copied, copy.size)] if p])
+
+        # listed again (a listing held for every group of a collection grew with its binlogs): a binlog
+        # that came in since the check was never checked, and is refused
+        storage = self.ctx.backup_storage
+        objects = [o for folder in (unit.insert_prefix, unit.delta_prefix) if folder for o in storage.list(folder)]
+        unnamed = [o for o in objects if is_binlog(o.key[len(prefix) :]) and o.key[len(prefix) :] not in entries]
+        if self.entries is not None:
+            self._refuse(
+                [
+                    Problem(o.key, UNEXPECTED, f"{o.size} bytes that neither the manifest nor the meta names")
+                    for o in unnamed
+                ]
+            )
 
         def on_progress(nbytes: int, _objects: int) -> None:
             with step.lock:
@@ -725,7 +751,7 @@ class _Restore:
         copy_objects(
             self.ctx.backup_storage,
             self.ctx.milvus_storage,
-            [CopyTask(o.key, staged(o.key), o.size) for o in unit.objects],
+            [CopyTask(o.key, staged(o.key), o.size) for o in objects],
             self.ctx.config.backup.copydata,
             on_progress=on_progress,
             cancel=self.reporter.cancel_event,
@@ -848,7 +874,7 @@ class _Restore:
 
 def prepare_restore(ctx: Context, request: RestoreRequest) -> tuple[BackupInfo, list[_Target]]:
     """Everything a restore checks before it changes anything."""
-    info = ctx.catalog.get(request.backup_name)
+    info = ctx.catalog.get(request.backup_name, binlogs=False)  # _backup_entries reads them as a stream
     if info.state_code != BackupState.SUCCESS:
         raise InvalidRequest(
             f"backup {request.backup_name} is not complete (state {int(info.state_code)}); it cannot be restored"
@@ -956,10 +982,10 @@ def run_restore(
 
 
 def _backup_entries(ctx: Context, info: BackupInfo, request: RestoreRequest, reporter: Reporter) -> _Entries:
-    """What the backup records about its binlogs (its manifest, read as a stream, else its meta's sizes: a
-    Go tool's backup), for the check of each import group. With verify "full", the meta files the restore
-    was planned from are re-hashed first (a few KiB, recorded by SHA-256): nothing is created from a meta
-    that is not the one backed up."""
+    """What the backup records about its binlogs, for the check of each import group: its manifest and
+    its meta's sizes (all a Go tool's backup has), both read as streams into ExpectedObjects. With verify
+    "full", the meta files the restore was planned from are re-hashed first (recorded by SHA-256):
+    nothing is created from a meta that is not the one backed up."""
     storage, layout, name = ctx.backup_storage, ctx.backup_layout, request.backup_name
     prefix = layout.backup(name)
     expected = ExpectedObjects()
@@ -972,7 +998,9 @@ def _backup_entries(ctx: Context, info: BackupInfo, request: RestoreRequest, rep
             problems = check_objects(storage, prefix, meta, cancel=reporter.cancel_event)
             reporter.check_cancelled()
             refuse_damaged(VerifyReport(name=name, full=False, problems=problems))
-        expected.add_meta_sizes(meta_binlogs(layout, name, info))
+        ctx.catalog.read_segments(
+            name, info, lambda segments: expected.add_meta_sizes(meta_binlogs(layout, name, info, segments))
+        )
     except BaseException:
         expected.close()
         raise

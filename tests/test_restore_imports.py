@@ -11,10 +11,14 @@ import threading
 from types import SimpleNamespace
 from typing import Any, cast
 
+import pytest
+
 from milvus_backup.core.context import Context
+from milvus_backup.core.integrity import DamagedBackup, Entry, ExpectedObjects
 from milvus_backup.core.jobs import CollectionTask, Job, JobKind, Reporter
 from milvus_backup.core.milvus import ImportProgress
-from milvus_backup.core.restore import RestoreRequest, _ImportUnit, _Restore
+from milvus_backup.core.restore import RestoreRequest, _Entries, _ImportUnit, _Restore, _Step
+from milvus_backup.core.storage.local import LocalStorage
 
 QUEUED = ImportProgress("pending", 0, "", holds_datanode=True)
 RUNNING = ImportProgress("running", 0, "", holds_datanode=True)
@@ -65,7 +69,7 @@ def test_an_import_milvus_has_not_started_says_it_is_queued_instead_of_sitting_a
         return ImportProgress("completed", 5, "") if told else QUEUED
 
     restore, job = _restore(FakeMilvus(answer))
-    unit = _ImportUnit("p1", "insert/", "", 5, [])
+    unit = _ImportUnit("p1", "insert/", "", 5, objects=0, size=0)
     task = CollectionTask("default.c", "default", "c")
     restore._import("default", "c", [unit], "default.c", task)
     assert task.rows == 5
@@ -122,7 +126,7 @@ def test_collections_restored_at_once_share_the_import_job_limit():
     restore, _ = _restore(milvus)
     restore.import_slots = threading.Semaphore(1)  # importJob=1
     tasks = [CollectionTask(f"default.c{i}", "default", f"c{i}") for i in range(2)]
-    units = [_ImportUnit("p1", f"insert/{g}/", "", 5, []) for g in range(2)]
+    units = [_ImportUnit("p1", f"insert/{g}/", "", 5, objects=0, size=0) for g in range(2)]
     workers = [
         threading.Thread(target=restore._import, args=("default", t.target_name, units, t.target, t)) for t in tasks
     ]
@@ -150,3 +154,22 @@ def test_target_databases_are_created_once_before_collections_restore_at_once():
     restore._restore_all(cast(Any, None), cast(Any, targets))
     assert calls[:2] == [("database", "plan"), ("database", "other")]
     assert sorted(calls[2:]) == [("collection", "other"), ("collection", "plan"), ("collection", "plan")]
+
+
+def test_a_binlog_that_came_in_after_its_groups_check_is_refused_when_staged(tmp_path):
+    """A group's objects are listed again when staged (a restore no longer holds a collection's listing):
+    a binlog that is there now but was not when the group was checked is refused, never imported."""
+    restore, _job = _restore(FakeMilvus(lambda task_id: QUEUED))
+    storage = LocalStorage(tmp_path)
+    group = "backup/b/binlogs/insert_log/1/2/3/"
+    storage.write(group + "3/100/11", b"checked")
+    storage.write(group + "3/100/12", b"late")
+    expected = ExpectedObjects()
+    expected.setdefault("binlogs/insert_log/1/2/3/3/100/11", Entry(7, etag="0" * 32))
+    restore.ctx.backup_storage = storage
+    restore.entries = _Entries("backup/b/", expected)
+    try:
+        with pytest.raises(DamagedBackup, match=f"unexpected {group}3/100/12\\)"):
+            restore._stage(_ImportUnit("p1", group, "", 1, objects=1, size=7), _Step("default.c"))
+    finally:
+        expected.close()
