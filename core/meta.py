@@ -550,20 +550,14 @@ def meta_files(info: BackupInfo) -> dict[str, bytes]:
 
 
 @contextmanager
-def rendered_meta(info: BackupInfo) -> Iterator[dict[str, MetaFile]]:
+def rendered_meta(info: BackupInfo, names: tuple[str, ...] = META_WRITE_ORDER) -> Iterator[dict[str, MetaFile]]:
     """render_meta's files, closed when the block ends."""
-    rendered = render_meta(info)
+    rendered = render_meta(info, names)
     try:
         yield rendered
     finally:
         for meta in rendered.values():
             meta.file.close()
-
-
-def meta_size(info: BackupInfo) -> int:
-    """The length of the five meta files (BackupInfo.meta_size, which full_meta.json itself records)."""
-    with rendered_meta(info) as rendered:
-        return sum(meta.length for meta in rendered.values())
 
 
 @dataclass
@@ -575,10 +569,11 @@ class MetaFile:
     sha256: str
 
 
-def render_meta(info: BackupInfo) -> dict[str, MetaFile]:
-    """The five meta files of a backup, keyed by file name, in the order they must be written: the same
-    bytes one json.dumps of each file's whole tree gives, written a segment at a time (a backup of
-    100,000 binlogs held its meta's JSON trees and texts at once: 50 MB more than the BackupInfo)."""
+def render_meta(info: BackupInfo, names: tuple[str, ...] = META_WRITE_ORDER) -> dict[str, MetaFile]:
+    """The five meta files of a backup (or those `names` picks), keyed by file name, in the order they must
+    be written: the same bytes one json.dumps of each file's whole tree gives, written a binlog at a time
+    (a backup of 100,000 binlogs held its meta's JSON trees and texts at once: 50 MB more than the
+    BackupInfo; a backup being made reads its binlog lists back from disk as they are written)."""
     partitions = [part for coll in info.collection_backups for part in coll.partition_backups]
     write: dict[str, Callable[[_JsonOut], None]] = {
         BACKUP_META: lambda out: out.value(_backup_meta(info)),
@@ -589,7 +584,7 @@ def render_meta(info: BackupInfo) -> dict[str, MetaFile]:
     }
     rendered: dict[str, MetaFile] = {}
     try:
-        for name in META_WRITE_ORDER:
+        for name in names:
             out = _JsonOut()
             rendered[name] = out.meta_file  # closed below should the writing fail
             write[name](out)
@@ -606,7 +601,8 @@ _COLLECTION_LEVEL: dict[type, frozenset[str]] = {
     Collection: frozenset({"l0_segments"}),
     Partition: frozenset({"segment_backups"}),
 }
-_STREAMED = (BackupInfo, Collection, Partition)  # what holds a backup's many segments
+# what holds a backup's many binlogs: a backup being made reads its binlog lists back from disk
+_STREAMED = (BackupInfo, Collection, Partition, Segment, FieldBinlog)
 
 
 def _backup_meta(info: BackupInfo) -> dict[str, Any]:
