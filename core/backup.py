@@ -13,6 +13,11 @@ listing (a store that kept other bytes fails the backup); copies whose bytes str
 hashed on the way. What the store vouches for
 goes into the integrity manifest, written after the other meta and before `backup_meta.json`, which
 comes last; a failed or cancelled backup is removed, and never gets that file.
+
+Memory does not grow with the binlogs: each listing's binlogs go into a temporary database on disk
+(core.spill) as they are found, and the copies, their confirmations, the meta's binlog lists and the
+manifest's entries are read back from it a page at a time; what stays in memory is a summary per
+collection, segment and field.
 """
 
 from __future__ import annotations

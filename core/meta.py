@@ -36,8 +36,8 @@ from milvus_backup.core.paths import (
 )
 
 T = TypeVar("T")
-_META_IN_MEMORY = 4 * 1024 * 1024  # a larger meta file is written through a temporary file on disk
-_TEXT_BUFFER = 1024 * 1024  # characters of JSON text gathered before they are encoded and written
+_META_IN_MEMORY = 1024 * 1024  # a larger meta file is written through a temporary file on disk
+_TEXT_BUFFER = 256 * 1024  # characters of JSON text gathered before they are encoded and written
 _INT_STRING = re.compile(r"-?[0-9]{1,20}")  # ASCII digits only: str.isdigit() also accepts '²', which int() refuses
 
 
@@ -634,7 +634,7 @@ def _write_object(out: _JsonOut, obj: Any, skip: dict[type, frozenset[str]]) -> 
 
 
 def _write_list(out: _JsonOut, objects: list[Any], skip: dict[type, frozenset[str]]) -> None:
-    """A list of meta objects: a collection or partition written in pieces, anything else (a segment)
+    """A list of meta objects: those that hold binlogs written in pieces, anything else (a binlog)
     encoded whole, one at a time."""
     sep = "["
     for obj in objects:
