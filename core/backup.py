@@ -89,6 +89,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 MAX_LISTINGS = 128  # segment folders listed at once, at most
 FLUSH_BATCH = 10  # collections flushed by one request
+ONE_PART_AT_ONCE = 1024 * 1024  # meta files larger than this are written one at a time
 REQUESTS_PER_PLAN = 3  # a collection's Milvus requests that run beside its flush and segments request
 
 
@@ -760,10 +761,16 @@ def write_meta(ctx: Context, name: str, info: BackupInfo, manifest: ManifestWrit
     with rendered_meta(info) as files, ExitStack() as stack:
         info.meta_size = sum(meta.length for meta in files.values())
         files = {**files, **stack.enter_context(rendered_meta(info, (FULL_META,)))}
+
+        def write(filename: str) -> None:
+            storage.write_file(layout.meta(name, filename), files[filename].file, files[filename].length)
+
+        small = [f for f in first if files[f].length <= ONE_PART_AT_ONCE]
         with ThreadPoolExecutor(len(first), thread_name_prefix="meta") as pool:  # no order among these
-            writes = [
-                pool.submit(storage.write_file, layout.meta(name, f), files[f].file, files[f].length) for f in first
-            ]
+            writes = [pool.submit(write, f) for f in small]
+            for f in first:  # a large file holds a part (5 MiB) in memory while it is sent: one at a time
+                if f not in small:
+                    write(f)
             for future in writes:
                 future.result()
         pause_point("backup:meta")
