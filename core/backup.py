@@ -13,6 +13,11 @@ listing (a store that kept other bytes fails the backup); copies whose bytes str
 hashed on the way. What the store vouches for
 goes into the integrity manifest, written after the other meta and before `backup_meta.json`, which
 comes last; a failed or cancelled backup is removed, and never gets that file.
+
+Memory does not grow with the binlogs: each listing's binlogs go into a temporary database on disk
+(core.spill) as they are found, and the copies, their confirmations, the meta's binlog lists and the
+manifest's entries are read back from it a page at a time; what stays in memory is a summary per
+collection, segment and field.
 """
 
 from __future__ import annotations
@@ -26,11 +31,11 @@ import urllib.request
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from milvus_backup.core.context import Context
 from milvus_backup.core.errors import AlreadyExists, BackupToolError, InvalidRequest, NotFound, StorageError
@@ -49,14 +54,31 @@ from milvus_backup.core.meta import (
     Schema,
     Segment,
     decode,
-    meta_size,
     rendered_meta,
 )
 from milvus_backup.core.milvus import DEFAULT_DB, Milvus, SegmentInfo, proto_to_dict
-from milvus_backup.core.paths import MANIFEST, META_DIR, META_WRITE_ORDER, MalformedKey, check_backup_name, join
+from milvus_backup.core.paths import (
+    FULL_META,
+    MANIFEST,
+    META_DIR,
+    META_WRITE_ORDER,
+    MalformedKey,
+    check_backup_name,
+    join,
+)
 from milvus_backup.core.pause import pause_point
 from milvus_backup.core.rbac import backup_rbac
 from milvus_backup.core.requests import ALL, describe_filter, filter_allows
+from milvus_backup.core.spill import (
+    DELTA,
+    INSERT,
+    BinlogRow,
+    BinlogSpill,
+    CollectionCopies,
+    SpilledBinlogs,
+    SpilledCopy,
+)
+from milvus_backup.core.spill import PAGE as SPILL_PAGE
 from milvus_backup.core.storage import Copied, CopyTask, ObjectInfo, copy_groups
 from milvus_backup.core.storage.parallel_copy import CopyFeed
 from milvus_backup.core.versions import META_KEY as UNTESTED_META_KEY
@@ -67,6 +89,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 MAX_LISTINGS = 128  # segment folders listed at once, at most
 FLUSH_BATCH = 10  # collections flushed by one request
+ONE_PART_AT_ONCE = 1024 * 1024  # meta files larger than this are written one at a time
 REQUESTS_PER_PLAN = 3  # a collection's Milvus requests that run beside its flush and segments request
 
 
@@ -191,8 +214,8 @@ def _kv(pairs: Iterable[Any]) -> list[KeyValue]:  # protobuf KeyValuePair messag
 
 @dataclass
 class _CollectionPlan:
-    meta: Collection
-    copies: list[CopyTask]
+    meta: Collection  # its binlog lists read back from the spill
+    copies: CollectionCopies  # read back from the spill as they start, the largest first
     folders: list[str]  # the backup's folders its copies go to (one a partition and kind): listed to confirm them
 
 
@@ -228,40 +251,85 @@ class _Pools:
     load_states: _LoadStates
 
 
-def _insert_binlogs(ctx: Context, seg: SegmentInfo, etags: dict[str, str]) -> list[FieldBinlog]:
-    """A segment's insert binlogs, found by listing its folder in the Milvus bucket; the listing's ETags
-    go into `etags` by key, for the copies' confirmation."""
-    by_field: dict[int, list[Binlog]] = {}
-    prefix = ctx.milvus_layout.insert_segment(seg.collection_id, seg.partition_id, seg.segment_id)
+@dataclass(frozen=True)
+class _Spilling:
+    """Where a collection's segment listings put the binlogs they find: the spill, the backup's name (the
+    copies' keys) and the collection's place in the plan."""
+
+    spill: BinlogSpill
+    name: str
+    index: int
+
+
+class _Found:
+    """A listing's binlogs on their way into the spill, a page at a time, and how many of each field, how
+    large: the segment's meta keeps only that."""
+
+    def __init__(self, to: _Spilling, seg: SegmentInfo, kind: int):
+        self.to, self.seg, self.kind = to, seg, kind
+        self.fields: dict[int, list[int]] = {}  # field -> [binlogs, bytes]
+        self._rows: list[BinlogRow] = []
+
+    def add(self, obj: ObjectInfo, field_id: int, log_id: int, dst: str) -> None:
+        where = (self.to.index, self.seg.segment_id, self.kind)
+        self._rows.append(BinlogRow(*where, field_id, log_id, obj.key, dst, obj.size, obj.etag))
+        counts = self.fields.setdefault(field_id, [0, 0])
+        counts[0] += 1
+        counts[1] += obj.size
+        if len(self._rows) >= SPILL_PAGE:
+            self.flush()
+
+    def flush(self) -> None:
+        self.to.spill.add(self._rows)
+        self._rows = []
+
+    def field_binlogs(self) -> tuple[list[FieldBinlog], int]:
+        """The segment's binlogs of this kind by field, read back from the spill when the meta is written,
+        and their bytes."""
+        self.flush()
+        to, seg = self.to, self.seg
+        spilled = [
+            FieldBinlog(
+                field_id=f,
+                binlogs=cast(list[Binlog], SpilledBinlogs(to.spill, to.index, seg.segment_id, self.kind, f, count)),
+            )
+            for f, (count, _) in sorted(self.fields.items())
+        ]
+        return spilled, sum(size for _, size in self.fields.values())
+
+
+def _insert_binlogs(ctx: Context, seg: SegmentInfo, to: _Spilling) -> tuple[list[FieldBinlog], int]:
+    """A segment's insert binlogs, found by listing its folder in the Milvus bucket, into the spill (with
+    the listing's ETags, for the copies' confirmation); their bytes."""
+    found = _Found(to, seg, INSERT)
+    layout, cid, pid, sid = ctx.backup_layout, seg.collection_id, seg.partition_id, seg.segment_id
+    prefix = ctx.milvus_layout.insert_segment(cid, pid, sid)
     for obj in ctx.milvus_storage.list(prefix):
         try:
-            insert_log = ctx.milvus_layout.parse_insert_log(obj.key)
+            log = ctx.milvus_layout.parse_insert_log(obj.key)
         except MalformedKey:
             continue  # not a binlog
-        by_field.setdefault(insert_log.field_id, []).append(Binlog(obj.key, obj.size, insert_log.log_id))
-        etags[obj.key] = obj.etag
-    if seg.num_rows and not by_field:
+        dst = layout.insert_binlog(to.name, cid, pid, sid, sid, log.field_id, log.log_id)
+        found.add(obj, log.field_id, log.log_id, dst)
+    if seg.num_rows and not found.fields:
         raise StorageError(
             f"segment {seg.segment_id} has no binlogs under {ctx.milvus_storage.bucket}/{prefix}: check that "
             "minio.bucketName and minio.rootPath match the Milvus server's own config"
         )
-    return [
-        FieldBinlog(field_id=f, binlogs=sorted(logs, key=lambda b: b.log_id)) for f, logs in sorted(by_field.items())
-    ]
+    return found.field_binlogs()
 
 
-def _delta_binlogs(ctx: Context, seg: SegmentInfo, etags: dict[str, str]) -> list[FieldBinlog]:
-    """A segment's delete logs, as _insert_binlogs finds its insert logs."""
-    deltas = []
-    prefix = ctx.milvus_layout.delta_segment(seg.collection_id, seg.partition_id, seg.segment_id)
-    for obj in ctx.milvus_storage.list(prefix):
+def _delta_binlogs(ctx: Context, seg: SegmentInfo, to: _Spilling) -> tuple[list[FieldBinlog], int]:
+    """A segment's delete logs, as _insert_binlogs finds its insert logs (all as field 0)."""
+    found = _Found(to, seg, DELTA)
+    layout, cid, pid, sid = ctx.backup_layout, seg.collection_id, seg.partition_id, seg.segment_id
+    for obj in ctx.milvus_storage.list(ctx.milvus_layout.delta_segment(cid, pid, sid)):
         try:
-            delta_log = ctx.milvus_layout.parse_delta_log(obj.key)
+            log = ctx.milvus_layout.parse_delta_log(obj.key)
         except MalformedKey:
             continue
-        deltas.append(Binlog(obj.key, obj.size, delta_log.log_id))
-        etags[obj.key] = obj.etag
-    return [FieldBinlog(field_id=0, binlogs=sorted(deltas, key=lambda b: b.log_id))] if deltas else []
+        found.add(obj, 0, log.log_id, layout.delta_binlog(to.name, cid, pid, sid, sid, log.log_id))
+    return found.field_binlogs()
 
 
 _LISTINGS = (_insert_binlogs, _delta_binlogs)  # in this order: listed[::2] are insert logs
@@ -284,6 +352,7 @@ def _plan_collection(
     meta_only: bool,
     reporter: Reporter,
     pools: _Pools,
+    to: _Spilling,
     flushed: Flushed = None,
 ) -> _CollectionPlan:
     """The requests that do not depend on the flush (describe, indexes, partitions) are sent while it
@@ -315,14 +384,13 @@ def _plan_collection(
         for i in asked_indexes.result()
     ]
     segments: dict[int, list[Segment]] = {}
-    copies: list[CopyTask] = []
     folders: set[str] = set()
+    copies = CollectionCopies(to.spill, to.index, f"{db}.{coll}", 0, 0)
     if not meta_only:
-        etags: dict[str, str] = {}
         # each segment's two folders listed at once, on the pool all plans share
-        listings = [partial(list_binlogs, ctx, seg, etags) for seg in found for list_binlogs in _LISTINGS]
+        listings = [partial(list_binlogs, ctx, seg, to) for seg in found for list_binlogs in _LISTINGS]
         listed = run_all(pools.segments, lambda listing: listing(), listings, reporter)
-        for seg, insert, delta in zip(found, listed[::2], listed[1::2], strict=True):
+        for seg, (insert, insert_size), (delta, delta_size) in zip(found, listed[::2], listed[1::2], strict=True):
             segment = Segment(
                 segment_id=seg.segment_id,
                 collection_id=seg.collection_id,
@@ -330,34 +398,16 @@ def _plan_collection(
                 num_of_rows=seg.num_rows,
                 binlogs=insert,
                 deltalogs=delta,
+                size=insert_size + delta_size,
                 group_id=seg.segment_id,
                 storage_version=0,
             )
-            segment.size = segment.insert_size + segment.delta_size
             segments.setdefault(seg.partition_id, []).append(segment)
-            layout, cid, pid, sid = ctx.backup_layout, seg.collection_id, seg.partition_id, seg.segment_id
+            layout, cid, pid = ctx.backup_layout, seg.collection_id, seg.partition_id
             folders.update([layout.insert_group(name, cid, pid, None)] if insert else [])
             folders.update([layout.delta_group(name, cid, pid, None)] if delta else [])
-            for fb in insert:
-                copies += [
-                    CopyTask(
-                        b.log_path,
-                        layout.insert_binlog(name, cid, pid, sid, sid, fb.field_id, b.log_id),
-                        b.log_size,
-                        etags[b.log_path],
-                    )
-                    for b in fb.binlogs
-                ]
-            for fb in delta:
-                copies += [
-                    CopyTask(
-                        b.log_path,
-                        layout.delta_binlog(name, cid, pid, sid, sid, b.log_id),
-                        b.log_size,
-                        etags[b.log_path],
-                    )
-                    for b in fb.binlogs
-                ]
+            copies.count += sum(len(fb.binlogs) for fb in insert + delta)
+            copies.size += segment.size
     partitions = []
     for part_name, part_id in asked_partitions.result():
         segs = sorted(segments.get(part_id, []), key=lambda s: s.segment_id)
@@ -391,7 +441,6 @@ def _plan_collection(
         physical_channel_names=list(desc.physical_channel_names),
         aliases=list(desc.aliases),
     )
-    copies.sort(key=lambda task: task.size, reverse=True)  # the largest first: no large copy starts last, alone
     return _CollectionPlan(meta, copies, sorted(folders))
 
 
@@ -417,12 +466,13 @@ class _PlanAndCopy:
         meta_only: bool,
         reporter: Reporter,
         strategy: Strategy,
+        spill: BinlogSpill,
     ):
         self.ctx, self.backup_id, self.name, self.pairs = ctx, backup_id, name, pairs
-        self.meta_only, self.reporter, self.strategy = meta_only, reporter, strategy
+        self.meta_only, self.reporter, self.strategy, self.spill = meta_only, reporter, strategy, spill
         self.flushed: dict[tuple[str, str], Flushed] = {}
         self._feed = CopyFeed()
-        self.confirmations = _ConfirmedCopies(ctx, name, reporter, self._feed.fail)
+        self.confirmations = _ConfirmedCopies(ctx, name, reporter, self._feed.fail, spill)
         self.copying = False  # the first copies were handed over: something may be written
         self._plans: list[_CollectionPlan | None] = [None] * len(pairs)
         self._lock = threading.Lock()
@@ -461,8 +511,9 @@ class _PlanAndCopy:
                 return  # another plan failed: the backup stops
             self.reporter.phase(Phase.PREPARE, f"{db}.{coll}", unless=Phase.COPY)
             flushed = self.flushed[db, coll]
+            to = _Spilling(self.spill, self.name, index)
             plan = _plan_collection(
-                self.ctx, self.backup_id, self.name, db, coll, self.meta_only, self.reporter, pools, flushed
+                self.ctx, self.backup_id, self.name, db, coll, self.meta_only, self.reporter, pools, to, flushed
             )
             self._planned(index, plan)
         except BaseException as exc:
@@ -477,9 +528,9 @@ class _PlanAndCopy:
         db, coll = self.pairs[index]
         with self._lock:
             self._plans[index] = plan
-            self.confirmations.expect(f"{db}.{coll}", plan.copies, plan.folders)
-            self.reporter.plan_collection(f"{db}.{coll}", sum(t.size for t in plan.copies), plan.meta.num_rows)
-            self._bytes += sum(t.size for t in plan.copies)
+            self.confirmations.expect(f"{db}.{coll}", index, len(plan.copies), plan.folders)
+            self.reporter.plan_collection(f"{db}.{coll}", plan.copies.size, plan.meta.num_rows)
+            self._bytes += plan.copies.size
             self._objects += len(plan.copies)
             left = sum(p is None for p in self._plans)
             if not left:
@@ -549,6 +600,7 @@ def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_
     wrote_anything = gc_paused = False
     planned: _PlanAndCopy | None = None
     manifest: ManifestWriter | None = None
+    spill = BinlogSpill()  # the binlogs, on disk; the returned meta reads its binlog lists from it
     try:
         reporter.phase(Phase.PREPARE, message=f"planning backup {name} of {len(pairs)} collection(s)")
         for warning in untested:
@@ -556,7 +608,7 @@ def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_
         meta_only = strategy is Strategy.META_ONLY
         if not meta_only and request.gc_pause is not False:
             gc_paused = _pause_gc(ctx, reporter, request)
-        planned = _PlanAndCopy(ctx, backup_id, name, pairs, meta_only, reporter, strategy)
+        planned = _PlanAndCopy(ctx, backup_id, name, pairs, meta_only, reporter, strategy, spill)
         plans = planned.run()
         wrote_anything = True
         reporter.check_cancelled()
@@ -585,6 +637,7 @@ def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_
         reporter.log(f"backup {name} complete: {len(collections)} collection(s), {info.size} bytes")
         return info
     except BaseException as exc:
+        spill.close()
         if wrote_anything or (planned is not None and planned.copying):
             _remove_partial(ctx, name, reporter, exc)
         raise
@@ -603,13 +656,16 @@ class _ConfirmedCopies:
     is told at once, so that no other copy starts. Gives the manifest's entries: size, the ETag the store
     vouches for, and the SHA-256 of bytes that streamed through the tool anyway."""
 
-    def __init__(self, ctx: Context, name: str, reporter: Reporter, on_failure: Callable[[BaseException], None]):
-        self.ctx, self.name, self.reporter, self.on_failure = ctx, name, reporter, on_failure
-        self.owners: dict[str, str] = {}  # each copy's key -> the "db.collection" it belongs to
-        self.tasks: dict[str, CopyTask] = {}  # copies not confirmed yet
-        self.copied: dict[str, Copied] = {}
-        self.entries: dict[str, Entry] = {}  # confirmed copies, by key relative to the backup's folder
-        self._keys: dict[str, list[str]] = {}  # each collection's copies
+    def __init__(
+        self,
+        ctx: Context,
+        name: str,
+        reporter: Reporter,
+        on_failure: Callable[[BaseException], None],
+        spill: BinlogSpill,
+    ):
+        self.ctx, self.name, self.reporter, self.on_failure, self.spill = ctx, name, reporter, on_failure, spill
+        self._index: dict[str, int] = {}  # each collection's place in the plan: its copies' rows in the spill
         self._left: dict[str, int] = {}  # each collection's copies not done yet
         self._folders: dict[str, list[str]] = {}
         self._checks: list[Future[None]] = []
@@ -624,21 +680,19 @@ class _ConfirmedCopies:
             self._pool = pool
             yield
 
-    def expect(self, collection: str, tasks: list[CopyTask], folders: list[str]) -> None:
-        """`collection`'s copies, declared before any of them starts, and the folders they go to."""
+    def expect(self, collection: str, index: int, copies: int, folders: list[str]) -> None:
+        """`collection`'s count of copies, declared before any of them starts, and the folders they go to."""
         with self._lock:
-            for task in tasks:
-                self.tasks[task.dst_key] = task
-                self.owners[task.dst_key] = collection
-            self._keys[collection] = [task.dst_key for task in tasks]
-            self._left[collection] = len(tasks)
+            self._index[collection] = index
+            self._left[collection] = copies
             self._folders[collection] = folders
 
     def add(self, task: CopyTask, copied: Copied) -> None:
-        """Called in the copy's worker after each copy."""
-        owner = self.owners[task.dst_key]
+        """Called in the copy's worker after each copy: its answer goes on its row of the spill."""
+        assert isinstance(task, SpilledCopy), "a backup's copies are read from its spill"
+        owner = task.collection
+        self.spill.copied(task.row, copied)
         with self._lock:
-            self.copied[task.dst_key] = copied
             self._left[owner] -= 1
             if not self._left[owner]:
                 assert self._pool is not None, "copies are made while checking"
@@ -654,35 +708,31 @@ class _ConfirmedCopies:
             raise
 
     def _list_and_check(self, collection: str) -> None:
-        storage, layout = self.ctx.backup_storage, self.ctx.backup_layout
+        storage = self.ctx.backup_storage
         for folder in self._folders[collection]:
             for obj in storage.list(folder):
-                with self._lock:
-                    task = self.tasks.pop(obj.key, None)
-                    copied = self.copied.pop(obj.key, None)
-                if task is None or copied is None:
+                made = self.spill.answer(obj.key)
+                if made is None:
                     continue
-                _check_copy(storage.describe(obj.key), task, copied, obj)
-                entry = Entry(obj.size, copied.sha256 or None, obj.etag or None)
-                with self._lock:
-                    self.entries[layout.relative_key(self.name, obj.key)] = entry
-        with self._lock:
-            absent = [key for key in self._keys[collection] if key in self.tasks]
-        if absent:
+                _check_copy(storage.describe(obj.key), made.task, made.copied, obj)
+                self.spill.confirmed(made.row, obj.etag)
+        absent = self.spill.unconfirmed(self._index[collection])
+        if absent is not None:
             raise StorageError(
-                f"the copy {storage.describe(absent[0])} is absent after it was written: the store did not keep "
+                f"the copy {storage.describe(absent)} is absent after it was written: the store did not keep "
                 "what was written"
             )
 
     def confirm(self, manifest: ManifestWriter) -> None:
         """Once every copy is done and the checks have ended: raise the first failed confirmation, else add
-        every copy's entry to `manifest`, in key order."""
+        every copy's entry to `manifest`, in key order (read back from the spill)."""
         for check in self._checks:
             check.result()
-        if self.tasks:  # a copy whose collection was never confirmed: not expected once every copy is done
-            raise StorageError(f"the copy {self.ctx.backup_storage.describe(next(iter(self.tasks)))} was not confirmed")
-        for key in sorted(self.entries):
-            manifest.add(key, self.entries[key])
+        left = self.spill.unconfirmed()
+        if left is not None:  # a copy whose collection was never confirmed: not expected once every copy is done
+            raise StorageError(f"the copy {self.ctx.backup_storage.describe(left)} was not confirmed")
+        for key, entry in self.spill.entries():
+            manifest.add(self.ctx.backup_layout.relative_key(self.name, key), entry)
 
 
 def _check_copy(where: str, task: CopyTask, copied: Copied, listed: ObjectInfo) -> None:
@@ -704,14 +754,23 @@ def _check_copy(where: str, task: CopyTask, copied: Copied, listed: ObjectInfo) 
 def write_meta(ctx: Context, name: str, info: BackupInfo, manifest: ManifestWriter) -> None:
     """Write the meta files, then the integrity manifest (the binlogs' entries `manifest` holds already,
     plus every meta file), then backup_meta.json, which marks the backup complete."""
-    info.meta_size = meta_size(info)
     storage, layout = ctx.backup_storage, ctx.backup_layout
     first = META_WRITE_ORDER[:-1]
-    with rendered_meta(info) as files:  # written a segment at a time into temporary files, never held whole
+    # written a binlog at a time into temporary files, never held whole; full_meta.json records the
+    # length of the five files as they are with its meta_size still 0, so it is written twice
+    with rendered_meta(info) as files, ExitStack() as stack:
+        info.meta_size = sum(meta.length for meta in files.values())
+        files = {**files, **stack.enter_context(rendered_meta(info, (FULL_META,)))}
+
+        def write(filename: str) -> None:
+            storage.write_file(layout.meta(name, filename), files[filename].file, files[filename].length)
+
+        small = [f for f in first if files[f].length <= ONE_PART_AT_ONCE]
         with ThreadPoolExecutor(len(first), thread_name_prefix="meta") as pool:  # no order among these
-            writes = [
-                pool.submit(storage.write_file, layout.meta(name, f), files[f].file, files[f].length) for f in first
-            ]
+            writes = [pool.submit(write, f) for f in small]
+            for f in first:  # a large file holds a part (5 MiB) in memory while it is sent: one at a time
+                if f not in small:
+                    write(f)
             for future in writes:
                 future.result()
         pause_point("backup:meta")

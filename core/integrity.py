@@ -78,7 +78,7 @@ if TYPE_CHECKING:
 MANIFEST_FORMAT = "milvus-backup-py/integrity-manifest/2"
 OLD_MANIFEST_FORMAT = "milvus-backup-py/integrity-manifest/1"  # read, never written: a SHA-256 for each object
 ALGORITHM = "sha256"
-MANIFEST_IN_MEMORY = 4 * 1024 * 1024  # a larger manifest is written through a temporary file on disk
+MANIFEST_IN_MEMORY = 1024 * 1024  # a larger manifest is written through a temporary file on disk
 _HEX = frozenset("0123456789abcdef")
 _MAX_SIZE = 2**63 - 1  # the largest size SQLite keeps (ExpectedObjects)
 

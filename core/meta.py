@@ -36,8 +36,8 @@ from milvus_backup.core.paths import (
 )
 
 T = TypeVar("T")
-_META_IN_MEMORY = 4 * 1024 * 1024  # a larger meta file is written through a temporary file on disk
-_TEXT_BUFFER = 1024 * 1024  # characters of JSON text gathered before they are encoded and written
+_META_IN_MEMORY = 1024 * 1024  # a larger meta file is written through a temporary file on disk
+_TEXT_BUFFER = 256 * 1024  # characters of JSON text gathered before they are encoded and written
 _INT_STRING = re.compile(r"-?[0-9]{1,20}")  # ASCII digits only: str.isdigit() also accepts '²', which int() refuses
 
 
@@ -552,20 +552,14 @@ def meta_files(info: BackupInfo) -> dict[str, bytes]:
 
 
 @contextmanager
-def rendered_meta(info: BackupInfo) -> Iterator[dict[str, MetaFile]]:
+def rendered_meta(info: BackupInfo, names: tuple[str, ...] = META_WRITE_ORDER) -> Iterator[dict[str, MetaFile]]:
     """render_meta's files, closed when the block ends."""
-    rendered = render_meta(info)
+    rendered = render_meta(info, names)
     try:
         yield rendered
     finally:
         for meta in rendered.values():
             meta.file.close()
-
-
-def meta_size(info: BackupInfo) -> int:
-    """The length of the five meta files (BackupInfo.meta_size, which full_meta.json itself records)."""
-    with rendered_meta(info) as rendered:
-        return sum(meta.length for meta in rendered.values())
 
 
 @dataclass
@@ -577,10 +571,11 @@ class MetaFile:
     sha256: str
 
 
-def render_meta(info: BackupInfo) -> dict[str, MetaFile]:
-    """The five meta files of a backup, keyed by file name, in the order they must be written: the same
-    bytes one json.dumps of each file's whole tree gives, written a segment at a time (a backup of
-    100,000 binlogs held its meta's JSON trees and texts at once: 50 MB more than the BackupInfo)."""
+def render_meta(info: BackupInfo, names: tuple[str, ...] = META_WRITE_ORDER) -> dict[str, MetaFile]:
+    """The five meta files of a backup (or those `names` picks), keyed by file name, in the order they must
+    be written: the same bytes one json.dumps of each file's whole tree gives, written a binlog at a time
+    (a backup of 100,000 binlogs held its meta's JSON trees and texts at once: 50 MB more than the
+    BackupInfo; a backup being made reads its binlog lists back from disk as they are written)."""
     partitions = [part for coll in info.collection_backups for part in coll.partition_backups]
     write: dict[str, Callable[[_JsonOut], None]] = {
         BACKUP_META: lambda out: out.value(_backup_meta(info)),
@@ -591,7 +586,7 @@ def render_meta(info: BackupInfo) -> dict[str, MetaFile]:
     }
     rendered: dict[str, MetaFile] = {}
     try:
-        for name in META_WRITE_ORDER:
+        for name in names:
             out = _JsonOut()
             rendered[name] = out.meta_file  # closed below should the writing fail
             write[name](out)
@@ -608,7 +603,8 @@ _COLLECTION_LEVEL: dict[type, frozenset[str]] = {
     Collection: frozenset({"l0_segments"}),
     Partition: frozenset({"segment_backups"}),
 }
-_STREAMED = (BackupInfo, Collection, Partition)  # what holds a backup's many segments
+# what holds a backup's many binlogs: a backup being made reads its binlog lists back from disk
+_STREAMED = (BackupInfo, Collection, Partition, Segment, FieldBinlog)
 
 
 def _backup_meta(info: BackupInfo) -> dict[str, Any]:
@@ -640,7 +636,7 @@ def _write_object(out: _JsonOut, obj: Any, skip: dict[type, frozenset[str]]) -> 
 
 
 def _write_list(out: _JsonOut, objects: list[Any], skip: dict[type, frozenset[str]]) -> None:
-    """A list of meta objects: a collection or partition written in pieces, anything else (a segment)
+    """A list of meta objects: those that hold binlogs written in pieces, anything else (a binlog)
     encoded whole, one at a time."""
     sep = "["
     for obj in objects:

@@ -11,6 +11,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Protocol
 
 from milvus_backup.core.errors import BackupToolError, Cancelled, StorageError
 from milvus_backup.core.storage.base import Copied, Storage
@@ -59,6 +60,14 @@ def copy_objects(
     )
 
 
+class CopyGroup(Protocol):
+    """Copies handed over together: counted, then read once, in order (a list, or copies read from disk)."""
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[CopyTask]: ...
+
+
 class CopyFeed:
     """The groups of a copy that starts while they are still being found (a backup copies each collection's
     binlogs as soon as that collection is planned): `add` each group once known, then `close`; or `fail`,
@@ -67,7 +76,7 @@ class CopyFeed:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._changed = threading.Event()  # a group came, the feed ended, or a copy finished
-        self._new: list[Sequence[CopyTask]] = []
+        self._new: list[CopyGroup] = []
         self._closed = False
         self.error: BaseException | None = None
 
@@ -79,7 +88,7 @@ class CopyFeed:
         feed.close()
         return feed
 
-    def add(self, group: Sequence[CopyTask]) -> None:
+    def add(self, group: CopyGroup) -> None:
         with self._lock:
             self._new.append(group)
         self._changed.set()
@@ -95,7 +104,7 @@ class CopyFeed:
             self._closed = True
         self._changed.set()
 
-    def _take(self) -> tuple[list[Sequence[CopyTask]], bool]:
+    def _take(self) -> tuple[list[CopyGroup], bool]:
         """The groups added since the last call, and whether no more will come."""
         with self._lock:
             self._changed.clear()
@@ -108,14 +117,14 @@ class _Groups:
     a group closes when all its copies are done, and the next group opens then."""
 
     def __init__(self, at_once: int):
-        self._waiting: deque[tuple[int, Sequence[CopyTask]]] = deque()
+        self._waiting: deque[tuple[int, CopyGroup]] = deque()
         self._open: deque[tuple[int, Iterator[CopyTask]]] = deque()
         self._left: dict[int, int] = {}
         self._at_once = at_once
         self.count = 0  # groups added
         self.tasks = 0  # their tasks
 
-    def add(self, group: Sequence[CopyTask]) -> None:
+    def add(self, group: CopyGroup) -> None:
         if group:
             self._waiting.append((self.count, group))
         self.count += 1
