@@ -11,7 +11,7 @@ from milvus_backup.core.catalog import Catalog
 from milvus_backup.core.config import Config
 from milvus_backup.core.errors import InvalidRequest
 from milvus_backup.core.jobs import Reporter
-from milvus_backup.core.milvus import DirectMilvus, Milvus
+from milvus_backup.core.milvus import Milvus
 from milvus_backup.core.paths import BackupLayout, MilvusLayout, check_backup_root
 from milvus_backup.core.storage import Copied, CopyTask, Storage, copy_objects, layout_root, open_storage
 
@@ -28,9 +28,9 @@ class Context:
 
     @cached_property
     def milvus_reads(self) -> Milvus:
-        """A second connection, for the collections table: opened without pymilvus's import (see DirectMilvus)."""
+        """A second connection, for the collections table: its reads never wait behind a job's requests."""
         with self._lock:
-            return DirectMilvus(self.config.milvus)
+            return Milvus(self.config.milvus)
 
     @cached_property
     def milvus_storage(self) -> Storage:

@@ -1,4 +1,4 @@
-"""What the engine asks of a Milvus server, over pymilvus's gRPC stub.
+"""What the engine asks of a Milvus server, over gRPC with pymilvus's generated messages and stub.
 
 The raw requests are used rather than the ORM helpers because a physical backup needs the exact
 proto schema (field order and IDs, type params, dynamic field) and options no helper passes
@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import base64
 import importlib.util
-import itertools
 import sys
 import threading
 import time
-import warnings
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,11 +25,8 @@ from milvus_backup.core.errors import ConfigError, MilvusError, NotFound
 if TYPE_CHECKING:
     import grpc
     from google.protobuf import json_format
-    from pymilvus import connections
-    from pymilvus.exceptions import MilvusException
     from pymilvus.grpc_gen import common_pb2, milvus_pb2, milvus_pb2_grpc, schema_pb2
 
-_aliases = itertools.count()
 _LOAD_STATES: dict[int, str] = {}
 _IMPORT_DONE: set[int] = set()
 _IMPORT_FAILED: set[int] = set()
@@ -94,19 +89,6 @@ def _load_generated() -> Any:
     return package
 
 
-def _import_pymilvus() -> None:
-    """Import pymilvus for its connection (`Milvus`), not with this module: it pulls in pandas and numpy
-    (about a second), which commands that never talk to Milvus (list, get, delete, verify) skip."""
-    global connections, MilvusException
-    _load_protos()
-    from pymilvus import connections
-    from pymilvus.decorators import PyMilvusDeprecationWarning
-    from pymilvus.exceptions import MilvusException
-
-    # connections.connect is the one ORM call used (it owns the stub's channel and auth); its notice is noise.
-    warnings.filterwarnings("ignore", category=PyMilvusDeprecationWarning)
-
-
 @dataclass(frozen=True)
 class CollectionSummary:
     db_name: str
@@ -148,6 +130,16 @@ class ImportTask:
     progress: ImportProgress
 
 
+def data_type_name(number: int) -> str:
+    """A field's data type as Milvus's own messages name it ("Int64", "VarChar", "FloatVector"), or the number
+    itself when this Milvus version has no such type. The first call loads the generated messages."""
+    _load_protos()
+    try:
+        return str(schema_pb2.DataType.Name(number))
+    except ValueError:
+        return str(number)
+
+
 def _check(resp: Any, what: str) -> Any:
     """Raise MilvusError (one line) when a response's status is not success."""
     status = resp if isinstance(resp, common_pb2.Status) else getattr(resp, "status", None)
@@ -180,37 +172,26 @@ def _live_rows(answer: Future[int] | None) -> int | None:
 
 
 class Milvus:
-    """One connection to a Milvus server."""
+    """One connection to a Milvus server: a gRPC channel of its own, set up as pymilvus sets up its own
+    (unbounded messages, keepalive, TLS or mutual TLS, the credentials in an `authorization` header), with
+    pymilvus's generated stub. pymilvus's package itself is never imported: with pandas and numpy it costs
+    about 0.6 s of CPU and 55 MiB of memory in every process, and its connection would only hand over
+    this same stub."""
 
-    _metadata: tuple[tuple[str, str], ...] = ()  # headers sent with every request (pymilvus's channel adds its own)
+    _metadata: tuple[tuple[str, str], ...] = ()  # headers sent with every request: the credentials
 
     def __init__(self, cfg: MilvusConfig, timeout: float = 30):
-        _import_pymilvus()
+        _load_protos()
         self.cfg = cfg
         self.timeout = timeout
-        self.alias = f"milvus-backup-{next(_aliases)}"
-        kwargs: dict[str, Any] = {"uri": cfg.uri, "timeout": timeout}
+        self._channel = _open_channel(cfg)
+        self._stub = milvus_pb2_grpc.MilvusServiceStub(self._channel)
         if cfg.user:
-            kwargs.update(user=cfg.user, password=cfg.password.get_secret_value())
-        if cfg.tls_mode:
-            kwargs.update(secure=True, server_name=cfg.server_name or None, server_pem_path=cfg.ca_cert_path or None)
-            if cfg.tls_mode == 2:
-                kwargs.update(
-                    client_pem_path=cfg.mtls_cert_path or None,
-                    client_key_path=cfg.mtls_key_path or None,
-                    ca_pem_path=cfg.ca_cert_path or None,
-                )
-        try:
-            connections.connect(alias=self.alias, **kwargs)
-        except MilvusException as exc:
-            raise MilvusError(
-                f"cannot connect to Milvus at {cfg.address}:{cfg.port}: {exc.message}; "
-                "check milvus.address/port in the config and that the server is up"
-            ) from None
-        self._stub = connections._fetch_handler(self.alias)._stub
+            token = f"{cfg.user}:{cfg.password.get_secret_value()}"
+            self._metadata = (("authorization", base64.b64encode(token.encode()).decode()),)
 
     def close(self) -> None:
-        connections.disconnect(self.alias)
+        self._channel.close()
 
     def __enter__(self) -> Milvus:
         return self
@@ -620,26 +601,6 @@ class Milvus:
             milvus_pb2.AlterAliasRequest(db_name=db, collection_name=collection, alias=alias),
             f"point alias {alias} at {db}.{collection}",
         )
-
-
-class DirectMilvus(Milvus):
-    """The same requests on a gRPC channel of its own, opened without importing pymilvus (≈ 0.6 s of CPU with
-    pandas and numpy): what the collections table waits for at an app's start. The channel is set up as
-    pymilvus sets up its own (unbounded messages, keepalive, TLS, the credentials in an `authorization`
-    header); jobs keep pymilvus's connection (`Milvus`)."""
-
-    def __init__(self, cfg: MilvusConfig, timeout: float = 30):
-        _load_protos()
-        self.cfg = cfg
-        self.timeout = timeout
-        self._channel = _open_channel(cfg)
-        self._stub = milvus_pb2_grpc.MilvusServiceStub(self._channel)
-        if cfg.user:
-            token = f"{cfg.user}:{cfg.password.get_secret_value()}"
-            self._metadata = (("authorization", base64.b64encode(token.encode()).decode()),)
-
-    def close(self) -> None:
-        self._channel.close()
 
 
 _CHANNEL_OPTIONS: list[tuple[str, Any]] = [

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
         TaskState,
     )
     from milvus_backup.core.meta import BackupInfo, BackupState, Collection, Field, encode
-    from milvus_backup.core.milvus import CollectionSummary
+    from milvus_backup.core.milvus import CollectionSummary, data_type_name
     from milvus_backup.core.paths import check_backup_name
     from milvus_backup.core.requests import CollFilter, filter_from_map, parse_db_collections, parse_filter
     from milvus_backup.core.restore import (
@@ -94,6 +94,7 @@ _HOMES = {  # each name re-exported here -> the core module it lives in
     "Field": "meta",
     "encode": "meta",
     "CollectionSummary": "milvus",
+    "data_type_name": "milvus",
     "check_backup_name": "paths",
     "CollFilter": "requests",
     "filter_from_map": "requests",
@@ -172,6 +173,7 @@ __all__ = [
     "VerifyReport",
     "busy_message",
     "check_backup_name",
+    "data_type_name",
     "default_backup_name",
     "encode",
     "filter_from_map",

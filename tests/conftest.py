@@ -117,6 +117,39 @@ def assert_same_rows(actual: list[dict], demo: DemoCollection) -> None:
             assert have == value, f"{demo.name} row {key!r} field {name}: {have!r} != {value!r}"
 
 
+def pymilvus_summaries(uri: str, token: str = "") -> list[tuple]:
+    """Every collection as pymilvus's own client reads it, database by database: (db, name, id, rows, load
+    state, partitions, "field:INDEX_TYPE" labels), to hold the tool's gRPC reads against."""
+    found = []
+    for db in sorted(MilvusClient(uri, token=token).list_databases()):
+        client = MilvusClient(uri, token=token, db_name=db)
+        try:
+            for name in sorted(client.list_collections()):
+                indexes = [client.describe_index(name, i) for i in client.list_indexes(name)]
+                found.append(
+                    (
+                        db,
+                        name,
+                        client.describe_collection(name)["collection_id"],
+                        int(client.get_collection_stats(name)["row_count"]),
+                        client.get_load_state(name)["state"].name,
+                        len(client.list_partitions(name)),
+                        tuple(sorted(f"{i['field_name']}:{i['index_type']}" for i in indexes)),
+                    )
+                )
+        finally:
+            client.close()
+    return found
+
+
+def summarised(summaries: list) -> list[tuple]:
+    """The tool's CollectionSummary list in pymilvus_summaries' shape."""
+    return sorted(
+        (s.db_name, s.name, s.collection_id, s.row_count, s.load_state, s.partitions, tuple(sorted(s.indexes)))
+        for s in summaries
+    )
+
+
 def drop_if_exists(uri: str, db: str, *names: str) -> None:
     client = MilvusClient(uri=uri, db_name=db)
     try:

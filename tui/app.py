@@ -356,7 +356,7 @@ class MilvusBackupApp(App[None]):
         if info is not None:
             from milvus_backup.tui.details import load_type_names
 
-            load_type_names()  # pymilvus's import, here rather than on the UI thread
+            load_type_names()  # the generated messages load here rather than on the UI thread
             self._show_unless_replaced(lambda: self._show_details(info, name))
 
     def _show_details(self, info: BackupInfo, name: str) -> None:
