@@ -42,7 +42,6 @@ from xml.etree import ElementTree
 
 from minio import Minio
 from minio.commonconfig import CopySource
-from pymilvus import DataType, MilvusClient
 
 from milvus_backup.core.backup import BackupRequest
 from milvus_backup.core.config import Config, load_config
@@ -181,6 +180,8 @@ class Bench:
             self.config.backup_storage.bucket_name,
             self.config.backup_storage.root_path,
         )
+        from pymilvus import MilvusClient  # the parent's data only: the tool's child never loads pymilvus
+
         self.client = MilvusClient(uri=self.config.milvus.uri)
         self.rows: dict[str, Row] = {}
         self.tmp = Path(tempfile.mkdtemp(prefix="bench-"))
@@ -191,6 +192,8 @@ class Bench:
     # ---- data
 
     def schema(self) -> Any:
+        from pymilvus import DataType
+
         schema = self.client.create_schema(auto_id=False)
         schema.add_field("id", DataType.INT64, is_primary=True)
         schema.add_field("vec", DataType.FLOAT_VECTOR, dim=self.args.dim)
