@@ -293,7 +293,7 @@ def test_details_show_the_backup(sandbox, engine):
             "science",
             "_default",
             "embedding",
-            "FLOAT_VECTOR(",
+            "FloatVector(",
             "IVF_FLAT",
             shown.milvus_version,
             "primary",
