@@ -47,6 +47,7 @@ from milvus_backup.core.meta import (
     MetaError,
     Partition,
     Segment,
+    json_error_line,
     placed_segments,
     read_backup,
     read_full_meta,
@@ -253,15 +254,9 @@ def iter_manifest(stream: Readable) -> Iterator[tuple[str, Entry]]:
     try:
         yield from _ManifestParser().entries(ijson.basic_parse(stream, use_float=False))
     except ijson.JSONError as exc:
-        raise MetaError(f"{MANIFEST} is not valid JSON ({_first_line(exc)})") from None
+        raise MetaError(f"{MANIFEST} is not valid JSON ({json_error_line(exc)})") from None
     except UnicodeDecodeError as exc:
         raise MetaError(f"{MANIFEST} is not valid JSON ({str(exc)[:120]})") from None
-
-
-def _first_line(exc: Exception) -> str:
-    text = exc.args[0] if exc.args else ""
-    text = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
-    return text.strip().splitlines()[0][:120] if text.strip() else type(exc).__name__
 
 
 _NESTED = object()  # an entry's field whose value is a list or an object: never valid

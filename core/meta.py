@@ -891,14 +891,15 @@ def _streamed_tree(stream: Any, keep: Callable[[Segment], Any]) -> Generator[tup
     try:
         return (yield from _build(ijson.basic_parse(stream, use_float=True), keep))
     except ijson.JSONError as e:
-        raise MetaError(f"meta file {FULL_META} is not valid JSON: {_json_error(e)}") from None
+        raise MetaError(f"meta file {FULL_META} is not valid JSON: {json_error_line(e)}") from None
     except UnicodeDecodeError as e:
         raise MetaError(f"meta file {FULL_META} is not valid JSON: {str(e)[:120]}") from None
     except MetaError as e:
         raise MetaError(f"meta file {FULL_META}: {e}") from None
 
 
-def _json_error(e: Exception) -> str:
+def json_error_line(e: Exception) -> str:
+    """The first line of an ijson parse error, at most 120 characters (its message may come as bytes)."""
     text = e.args[0] if e.args else ""
     text = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
     return text.strip().splitlines()[0][:120] if text.strip() else type(e).__name__
