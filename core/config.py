@@ -233,6 +233,8 @@ class BackupSettings(_Frozen, BaseModel):
     restore_collection: Count = _key("backup.parallelism.restoreCollection", 2, "BACKUP_PARALLELISM_RESTORE_COLLECTION")
     import_job: Count = _key("backup.parallelism.importJob", 768)
     keep_temp_files: Flag = _key("backup.keepTempFiles", False, "BACKUP_KEEP_TEMP_FILES")
+    # the record of a job that ended longer ago than this is removed (core.job_records)
+    job_records_keep_days: Count = _key("backup.jobRecordsKeepDays", 30)
     # a restore whose imports Milvus has not started after this many seconds says it is queued
     import_queued_notice: Count = _key("backup.importQueuedNoticeSeconds", 30)
     # back up from / restore into a Milvus version this tool has not been proven against (core.versions)

@@ -100,7 +100,9 @@ class Engine:
 
     @property
     def job_records(self) -> JobRecords:
-        return JobRecords(self.ctx.milvus_storage, self.ctx.milvus_layout.root)
+        return JobRecords(
+            self.ctx.milvus_storage, self.ctx.milvus_layout.root, self.ctx.config.backup.job_records_keep_days
+        )
 
     def list_jobs(self) -> list[Job[Any]]:
         """Every job any process on this config ran or runs, newest first: this process's live, the

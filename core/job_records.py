@@ -11,6 +11,10 @@ Another process reads these records to list every job (`Engine.list_jobs`) and a
 writing `<id>.cancel`; the owner's recorder sees it at its next beat and cancels the job, which then
 cleans up as any cancel does. A record left "running" by a process that is gone (killed, machine down)
 reads as `interrupted`: its heartbeat is older than STALE_SECONDS, or, on the same host, its pid is dead.
+
+Records do not pile up: each job's start removes, in the background, the records of jobs that ended more
+than `backup.jobRecordsKeepDays` ago (found by the listing's times, so only those are read), and cancel
+requests as old; listing jobs thus costs what the recent ones cost, however long the tool has been used.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ BEAT_SECONDS = 1.0  # how often the recorder looks at its job (and for a cancel 
 REWRITE_SECONDS = 5.0  # an unchanged record is rewritten this often: the heartbeat
 STALE_SECONDS = 30.0  # a running record not rewritten for this long belongs to a process that is gone
 LOG_LINES = 20
+DAY = 86400.0
 HOST = socket.gethostname()
 
 
@@ -154,9 +159,10 @@ def listing_view(record: dict[str, Any]) -> dict[str, Any]:
 class JobRecords:
     """Reads and writes job records, and cancel requests, in one store (the Milvus bucket)."""
 
-    def __init__(self, storage: Storage, milvus_root: str):
+    def __init__(self, storage: Storage, milvus_root: str, keep_days: float = 30):
         self.storage = storage
         self.root = milvus_root
+        self.keep_seconds = keep_days * DAY
 
     def write(self, record: dict[str, Any]) -> None:
         key = job_record(self.root, record["id"])
@@ -204,6 +210,31 @@ class JobRecords:
 
         with ThreadPoolExecutor(max_workers=8, thread_name_prefix="job-records") as pool:
             return [r for r in pool.map(read, ids) if r is not None]
+
+    def prune(self, now: float | None = None) -> int:
+        """Delete the records of jobs that ended more than the kept days ago, and cancel requests as old;
+        returns how many went. Only objects nothing wrote for that long are read (a running job rewrites
+        its record every REWRITE_SECONDS). An interrupted job's record stays, however old, until
+        `cancel ID` has cleaned up after it: it is how the user finds what that job left."""
+        now = time.time() if now is None else now
+        listed = self.storage.list(job_records_root(self.root))
+        old = [o.key for o in listed if o.modified and now - o.modified > self.keep_seconds]  # 0: time unknown
+        gone = 0
+        for key in old:
+            job_id = job_id_of(key, self.root)
+            if job_id is None and not key.endswith(".cancel"):
+                continue  # not ours to remove
+            try:
+                if job_id is not None and not record_is_final(self._read(job_id)):
+                    continue
+            except NotFound:
+                continue
+            except StorageError as exc:
+                log.warning("keeping job record %s: %s", job_id, exc)
+                continue
+            self.storage.delete(key)
+            gone += 1
+        return gone
 
     def exists(self, job_id: str) -> bool:
         return self.storage.exists(job_record(self.root, job_id))
@@ -316,10 +347,12 @@ class JobRecorder:
         self._complaint = ""
 
     def start(self) -> JobRecorder:
-        """Write the first record now (a caller listing jobs sees it at once), then keep it current."""
+        """Write the first record now (a caller listing jobs sees it at once), then keep it current; old
+        records of other jobs are removed in the background meanwhile."""
         self._write()
         self.job.on_end(self.finish)
         self._thread.start()
+        threading.Thread(target=self._prune, name=f"prune-{self.job.id}", daemon=True).start()
         return self
 
     def finish(self) -> None:
@@ -328,6 +361,15 @@ class JobRecorder:
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join()
         self._write(force=True)
+
+    def _prune(self) -> None:
+        try:
+            gone = self.records.prune()
+        except (BackupToolError, OSError) as exc:  # never the job's concern: the next job's start tries again
+            log.warning("could not remove old job records: %s", exc)
+            return
+        if gone:
+            log.info("removed %d job records older than %g days", gone, self.records.keep_seconds / DAY)
 
     def _loop(self) -> None:
         while not self._stop.wait(self.beat):

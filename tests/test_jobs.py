@@ -163,6 +163,57 @@ def test_the_recorder_writes_from_its_thread_and_a_cancel_request_in_storage_sto
     assert "record-j-2" in threads  # the writes in between came from the recorder, not the worker
 
 
+def _history(records: JobRecords) -> None:
+    """Records of every kind a store holds after a while: ended, interrupted (and cleaned or not), a cancel
+    request, and an object that is not a record."""
+    records.write(_record(id="ended", state="success", phase="done"))
+    records.write(_record(id="failed", state="failed", phase="done"))
+    records.write(_record(id="lost", heartbeat=1.0))  # "running" from a process long gone: interrupted
+    records.write(_record(id="cleaned", state="interrupted", cleaned=True))
+    records.request_cancel("ended")
+    records.storage.write(records.root + "/backup_job_records/notes.txt", b"an operator's")
+
+
+def _names(records: JobRecords) -> set[str]:
+    return {o.key.rsplit("/", 1)[1] for o in records.storage.list(records.root + "/backup_job_records/")}
+
+
+KEPT = {"lost.json", "notes.txt"}  # an interrupted job's record is how the user finds what it left behind
+
+
+def test_records_of_jobs_ended_longer_ago_than_the_kept_days_are_removed_at_a_job_start(tmp_path):
+    records = JobRecords(LocalStorage(tmp_path), "files", keep_days=30)
+    _history(records)
+    everything = _names(records)
+    assert records.prune() == 0 and _names(records) == everything  # all written just now
+    month_ago = time.time() - 31 * 86400
+    for path in (tmp_path / "files" / "backup_job_records").iterdir():
+        os.utime(path, (month_ago, month_ago))
+    records.write(_record(id="recent", state="success", phase="done"))
+
+    job = Job(JobKind.VERIFY, "bk", lambda reporter: None, job_id="starts")
+    JobRecorder(job, records, beat=0.05).start()  # its start removes the old ones, in the background
+    job.start()
+    _until(lambda: _names(records) == KEPT | {"recent.json", "starts.json"}, "the old ended records to go")
+    assert job.wait(10) is JobState.SUCCESS
+    assert {r["id"] for r in records.list()} == {"lost", "recent", "starts"}
+
+
+def test_a_store_listing_gives_each_object_its_time_and_old_records_are_pruned_there(engine):
+    storage = engine.ctx.milvus_storage
+    records = JobRecords(storage, engine.ctx.milvus_layout.root + "/prune-" + uuid.uuid4().hex[:8], keep_days=30)
+    before = time.time()
+    _history(records)
+    listed = list(storage.list(records.root + "/"))
+    assert listed and all(before - 120 < o.modified < time.time() + 120 for o in listed)  # the store's clock
+    key = listed[0].key
+    assert abs(storage.stat(key).modified - listed[0].modified) < 2  # stat gives it too (listings round to s)
+    assert records.prune() == 0
+    assert records.prune(now=time.time() + 31 * 86400) == 4  # two ended, one cleaned, one cancel request
+    assert _names(records) == KEPT
+    storage.delete_prefix(records.root + "/")
+
+
 # -- on the sandbox: helpers ------------------------------------------------------------------------
 
 

@@ -15,7 +15,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO, Protocol, TypeVar
 
 from milvus_backup.core.errors import StorageError
@@ -79,6 +79,8 @@ class ObjectInfo:
     key: str
     size: int
     etag: str = ""  # the store's ETag, unquoted; "" where a store has none (a local folder)
+    # when the store last wrote it, in seconds since the epoch; 0 where unknown (a delimiter listing's folder)
+    modified: float = field(default=0.0, compare=False)
 
 
 @dataclass(frozen=True)

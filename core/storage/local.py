@@ -70,9 +70,9 @@ class LocalStorage(Storage):
         folder = self._folder_of(prefix)
         start = self._key_of(str(folder)) if folder != self.base_dir else ""
         try:
-            for key, size in self._scan(folder, start, recursive, (prefix, delimiter)):
+            for key, size, modified in self._scan(folder, start, recursive, (prefix, delimiter)):
                 if key.startswith(prefix):
-                    yield ObjectInfo(key, size)
+                    yield ObjectInfo(key, size, modified=modified)
         except OSError as exc:
             raise self._error(exc, "list", self.describe(prefix)) from exc
 
@@ -99,7 +99,7 @@ class LocalStorage(Storage):
             return None
         except OSError as exc:
             raise self._error(exc, "stat", str(path)) from exc
-        return ObjectInfo(key, st.st_size) if path.is_file() else None
+        return ObjectInfo(key, st.st_size, modified=st.st_mtime) if path.is_file() else None
 
     def read(self, key: str) -> bytes:
         path = self._path(key)
@@ -183,8 +183,8 @@ class LocalStorage(Storage):
 
     def _scan(
         self, folder: Path, key: str, recursive: bool, rolled: tuple[str, str] = ("", "")
-    ) -> Iterator[tuple[str, int]]:
-        """(key, size) of the files below `folder` (whose key is `key`), sorted by key as S3 sorts:
+    ) -> Iterator[tuple[str, int, float]]:
+        """(key, size, modified) of the files below `folder` (whose key is `key`), sorted by key as S3 sorts:
         a folder's entries are ordered by name, a sub-folder's name taken with its '/'. With `rolled`
         (prefix, delimiter), a sub-folder whose key holds the delimiter after the prefix is given as
         itself (size 0) when it holds files, and not entered: what S3's delimiter listing does."""
@@ -208,14 +208,15 @@ class LocalStorage(Storage):
             if name.endswith("/"):
                 if delimiter and child.startswith(prefix) and delimiter in child[len(prefix) :]:
                     if _holds_files(entry.path):
-                        yield child, 0
+                        yield child, 0, 0.0
                 elif recursive:
                     yield from self._scan(Path(entry.path), child.rstrip("/"), recursive, rolled)
                 continue
             try:
-                yield child, entry.stat().st_size
+                st = entry.stat()
             except FileNotFoundError:  # deleted while we listed
                 continue
+            yield child, st.st_size, st.st_mtime
 
     def _remove_leftovers(self, folder: Path) -> None:
         """Temp files a crashed writer left behind, which would keep the folder alive."""

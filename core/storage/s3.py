@@ -7,6 +7,7 @@ compose above the threshold); a listing that fails midway resumes after the last
 from __future__ import annotations
 
 import builtins
+import datetime
 import hashlib
 import io
 import os
@@ -214,7 +215,10 @@ class MinioStorage(Storage):
                 if exc.code in ("NoSuchKey", "NoSuchObject", "NotFound"):
                     return None
                 raise
-            return None if info.is_dir else ObjectInfo(key, int(info.size or 0), unquote(info.etag))
+            if info.is_dir:
+                return None
+            modified = info.last_modified.timestamp() if info.last_modified else 0.0
+            return ObjectInfo(key, int(info.size or 0), unquote(info.etag), modified)
 
         return self._call("stat", self.describe(key), run)
 
@@ -352,14 +356,23 @@ def _text(element: ElementTree.Element, tag: str) -> str:
 
 
 def _entries(page: ElementTree.Element) -> Iterator[ObjectInfo]:
-    """A ListObjectsV2 page's objects (key, size, ETag) and then its common prefixes (as keys, size 0)."""
+    """A ListObjectsV2 page's objects (key, size, ETag, time) and then its common prefixes (as keys, size 0)."""
     ns = _S3_XML if page.tag.startswith(_S3_XML) else ""
     decode = unquote_plus if _text(page, "EncodingType") == "url" else str
     for entry in page.iterfind(ns + "Contents"):
         key = decode(entry.findtext(ns + "Key") or "")
-        yield ObjectInfo(key, int(entry.findtext(ns + "Size") or 0), unquote(entry.findtext(ns + "ETag")))
+        size, etag = int(entry.findtext(ns + "Size") or 0), unquote(entry.findtext(ns + "ETag"))
+        yield ObjectInfo(key, size, etag, _timestamp(entry.findtext(ns + "LastModified")))
     for entry in page.iterfind(ns + "CommonPrefixes"):
         yield ObjectInfo(decode(entry.findtext(ns + "Prefix") or ""), 0)
+
+
+def _timestamp(text: str | None) -> float:
+    """S3's LastModified (ISO 8601 in UTC, `2026-12-01T11:00:00.000Z`) in seconds; 0 when absent or unreadable."""
+    try:
+        return datetime.datetime.fromisoformat(text).timestamp() if text else 0.0
+    except ValueError:
+        return 0.0
 
 
 def _past(key: str, delimiter: str) -> str:
