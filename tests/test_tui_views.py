@@ -889,23 +889,32 @@ def test_plain_terminal_gets_no_colour_and_ascii(monkeypatch: pytest.MonkeyPatch
 
 
 class HeldBackupsEngine(FixedEngine):
-    """The backup listing answers only when the test lets it (a slow store with many backups)."""
+    """The backup listing answers only when the test lets it (a slow store with many backups); `polls`
+    counts the reads of other processes' jobs."""
 
     def __init__(self) -> None:
         super().__init__()
         self.release = threading.Event()
         self.asked = threading.Event()
+        self.polls = 0
 
     def list_backups(self) -> list[BackupSummary]:
         self.asked.set()
         assert self.release.wait(30), "the test never released the backup listing"
         return super().list_backups()
 
+    def list_jobs(self) -> list[Job[Any]]:
+        self.polls += 1
+        return []
+
 
 def test_the_screen_fills_each_table_as_its_source_answers() -> None:
+    """Each table fills as its source answers; the other processes' jobs are read only once the backup
+    store has answered (their records would compete with its listing)."""
+
     async def scenario() -> None:
         engine = HeldBackupsEngine()
-        app = MilvusBackupApp(engine, clock=lambda: NOW, refresh_seconds=0, jobs_poll_seconds=0)
+        app = MilvusBackupApp(engine, clock=lambda: NOW, refresh_seconds=0, jobs_poll_seconds=60)
         async with app.run_test(size=(120, 40)) as pilot:
 
             async def collections_shown() -> None:
@@ -921,12 +930,13 @@ def test_the_screen_fills_each_table_as_its_source_answers() -> None:
                 collection_key(c) for c in engine.list_collections()
             }
             assert app.backups_table.row_count == 0 and "loading" in str(app.backups_table.hint.render())
-            assert not app.loaded.is_set()
+            assert not app.loaded.is_set() and engine.polls == 0
             engine.release.set()
             await asyncio.wait_for(app.loaded.wait(), 10)
             await pilot.pause()
             assert [str(k.value) for k in app.backups_table.rows] == [b.name for b in engine.list_backups()]
             assert not app.backups_table.hint.display
+            await _until(pilot, lambda: engine.polls == 1)
 
     asyncio.run(scenario())
 

@@ -205,9 +205,6 @@ class MilvusBackupApp(App[None]):
         if self.refresh_seconds:
             self.set_interval(self.refresh_seconds, self.action_refresh)
         self.set_interval(0.5, self._update_jobline)
-        if self.jobs_poll_seconds:
-            self._poll_jobs()
-            self.set_interval(self.jobs_poll_seconds, self._poll_jobs)
         try:  # the SSH session or the tmux session went away: close the app, let the jobs finish
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._terminal_gone)
         except (NotImplementedError, RuntimeError, ValueError):
@@ -300,9 +297,19 @@ class MilvusBackupApp(App[None]):
         alert.update("\n".join(f"{self.symbols.cross} {m}  - ctrl+r retries" for m in self.errors.values()))
         alert.display = bool(self.errors)
         self._refresh_keys()
+        if "backups" in answered - self._answered:
+            self._start_polling_jobs()
         self._answered |= answered
         if self._answered >= {"milvus", "backups"}:
             self.loaded.set()
+
+    def _start_polling_jobs(self) -> None:
+        """Read the other processes' jobs from now on. Not before the backup store's first answer: a store
+        that kept a record of every job ever run answers the first poll with one read each, and the
+        first screen waits for the store's listing."""
+        if self.jobs_poll_seconds:
+            self._poll_jobs()
+            self.set_interval(self.jobs_poll_seconds, self._poll_jobs)
 
     # -- worker plumbing: these run in a worker thread and reach the UI through call_from_thread ---
     def _show_unless_replaced(self, show: Callable[[], object]) -> None:
