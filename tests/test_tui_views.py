@@ -50,7 +50,6 @@ from milvus_backup.core.service import (
     load_config,
     preview_targets,
 )
-from milvus_backup.tui import tables
 from milvus_backup.tui.app import MilvusBackupApp
 from milvus_backup.tui.dialogs import QuitDialog, RestoreDialog
 from milvus_backup.tui.jobs import JobsScreen, JobWatch
@@ -1086,28 +1085,6 @@ class ManyBackupsEngine(FixedEngine):
         return [*listed, BackupSummary("b_newest", "", "success", 1, "", int(NOW), int(NOW), ())][
             : 301 if self.extra else 300
         ]
-
-
-def test_the_rows_past_the_first_screen_come_in_batches_and_end_reaches_the_last(monkeypatch) -> None:
-    """The rows past the first screenful come a batch after each paint (a thousand rows at once would hold
-    the keys); G, while some are still to come, adds them and lands on the oldest backup."""
-    monkeypatch.setattr(tables, "REST_BATCH", 1)  # a row a paint: many paints before the last comes
-
-    async def scenario() -> None:
-        engine = ManyBackupsEngine()
-        app = MilvusBackupApp(engine, clock=lambda: NOW, refresh_seconds=0, jobs_poll_seconds=0)
-        async with app.run_test(size=(80, 24)) as pilot:
-            await asyncio.wait_for(app.loaded.wait(), 10)
-            table = app.backups_table
-            shown = table.row_count
-            await _until(pilot, lambda: table.row_count > shown)  # a batch came after a paint ...
-            assert table.row_count < 300  # ... and not the rest with it
-            table.focus()
-            await pilot.press("G")
-            oldest = min(engine.list_backups(), key=lambda b: b.start_time)
-            assert table.row_count == 300 and table.current_key == oldest.name
-
-    asyncio.run(scenario())
 
 
 def test_a_long_table_shows_its_first_screen_then_holds_every_backup_newest_first() -> None:

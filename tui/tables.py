@@ -10,7 +10,6 @@ widths follow the cells on every refresh, and when the row is wider than the scr
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +23,6 @@ from textual.widgets import DataTable, Static
 from milvus_backup.core.service import BackupSummary, CollectionSummary
 
 Row = tuple[str | Text, ...]
-REST_BATCH = 100  # rows added after each paint past a rebuild's first screenful: ≈ 15 ms, keys still answer
 
 
 @dataclass(frozen=True)
@@ -97,8 +95,7 @@ class SyncTable(CursorTable):
         self.filter_text = ""
         self.hint = Static(classes="empty-hint")
         self.hint.display = False
-        self._rest: deque[tuple[str, Row]] = deque()  # past the last rebuild's first screenful, still to add
-        self._rebuilds = 0  # rebuilds so far: a batch of an older one's rest is not added
+        self._rest: dict[str, Row] = {}  # the rows past the first screenful of the last rebuild, still to add
 
     def on_mount(self) -> None:
         for label in self._columns:
@@ -185,13 +182,11 @@ class SyncTable(CursorTable):
         self._show_hint(bool(wanted))
 
     def _rebuild(self, wanted: dict[str, Row], widths: list[int], keep: str | None, place: int) -> None:
-        """Show `wanted` anew: the rows as far as a screenful past the cursor now, the rest after this paint,
-        REST_BATCH rows after each paint.
+        """Show `wanted` anew: the rows as far as a screenful past the cursor now, the rest after this paint.
 
         DataTable measures every cell it is given before it paints (≈ 0.15 ms a row): with a thousand
-        backups, the first screen would wait for rows nobody sees yet, and one batch of them all would hold
-        the keys for as long. The columns get their widths from every row at once (counted from the text,
-        as DataTable does), so the rest changes no width."""
+        backups, the first screen would wait for rows nobody sees yet. The columns get their widths from
+        every row at once (counted from the text, as DataTable does), so the rest changes no width."""
         self.clear()
         for col, width in zip(self.columns.values(), widths, strict=True):
             col.content_width = width
@@ -200,39 +195,20 @@ class SyncTable(CursorTable):
         first = at + max(self.app.size.height, 1)
         for key in keys[:first]:
             self.add_row(*wanted[key], key=key)
-        self._rest = deque((key, wanted[key]) for key in keys[first:])  # an older rebuild's rest is dropped
-        self._rebuilds += 1
+        self._rest = {key: wanted[key] for key in keys[first:]}  # an older rebuild's rest is dropped
         if self._rest:
-            self.call_after_refresh(self._add_batch, self._rebuilds)
-
-    def _add_batch(self, rebuild: int) -> None:
-        """The next REST_BATCH rows of rebuild number `rebuild` still to add, the batch after them after the
-        next paint; nothing once a newer rebuild replaced them (it adds its own)."""
-        if rebuild != self._rebuilds or not self.is_mounted:
-            return
-        for _ in range(min(REST_BATCH, len(self._rest))):
-            key, row = self._rest.popleft()
-            self.add_row(*row, key=key)
-        if self._rest:
-            self.call_after_refresh(self._add_batch, rebuild)
+            self.call_after_refresh(self._add_rest)
 
     def _add_rest(self) -> None:
-        """Every row still to come, now: before a move to a row that may be among them."""
-        while self._rest:
-            key, row = self._rest.popleft()
-            self.add_row(*row, key=key)
-
-    def action_last_row(self) -> None:
-        self._add_rest()  # the last row may be still to come
-        super().action_last_row()
-
-    def action_scroll_bottom(self) -> None:  # ctrl+end
-        self._add_rest()
-        super().action_scroll_bottom()
+        rest, self._rest = self._rest, {}
+        if self.is_mounted:
+            for key, row in rest.items():
+                self.add_row(*row, key=key)
 
     def move_to(self, key: str) -> None:
-        """Put the cursor on row `key`, if the table shows it; the rows still to come are added first."""
-        self._add_rest()
+        """Put the cursor on row `key`, if the table shows it; a row still to come is added first, with the rest."""
+        if key in self._rest:
+            self._add_rest()
         if key in self.rows:
             self.move_cursor(row=self.get_row_index(key), animate=False)
 
