@@ -941,6 +941,21 @@ def test_the_screen_fills_each_table_as_its_source_answers() -> None:
     asyncio.run(scenario())
 
 
+def test_a_backup_store_that_does_not_answer_holds_the_jobs_poll_one_interval_at_most() -> None:
+    async def scenario() -> None:
+        engine = HeldBackupsEngine()
+        app = MilvusBackupApp(engine, clock=lambda: NOW, refresh_seconds=0, jobs_poll_seconds=0.2)
+        async with app.run_test(size=(120, 40)) as pilot:
+            try:
+                await _until(pilot, lambda: engine.polls >= 1)
+                assert app.backups_table.row_count == 0 and not app.loaded.is_set()  # still held
+            finally:
+                engine.release.set()
+            await asyncio.wait_for(app.loaded.wait(), 10)
+
+    asyncio.run(scenario())
+
+
 class CountingEngine(FixedEngine):
     """Counts the listings asked for; its collections listing fails while `milvus_down` is set, its backups
     listing while `store_down` is."""
