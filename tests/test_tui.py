@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import os
 import subprocess
 import sys
@@ -302,6 +303,48 @@ def test_details_show_the_backup(sandbox, engine):
             assert expected in text, f"{expected!r} missing from the details view"
     finally:
         engine.delete_backup(name)
+
+
+# Runs `milvus-backup ARGS` in a process of its own with the engine's two listings counted, and prints
+# what was asked for, by which thread; for `tui`, the app's run only takes the first listings' answers.
+_COUNTED_LISTINGS = """
+import functools, json, sys, threading
+from milvus_backup.core.engine import Engine
+from milvus_backup.cli.main import run
+
+asked = []
+for name in ("list_backups", "list_collections"):
+    def counted(self, *args, _real=getattr(Engine, name), **kwargs):
+        asked.append([_real.__name__, threading.current_thread().name])
+        return _real(self, *args, **kwargs)
+    setattr(Engine, name, functools.wraps(getattr(Engine, name))(counted))
+if sys.argv[2:3] == ["tui"]:
+    from milvus_backup.tui.app import MilvusBackupApp
+    MilvusBackupApp.run = lambda app: [take() for take in (app.first_load.backups(), app.first_load.collections())]
+code = run(sys.argv[1:])
+sys.stdout.flush()
+print(json.dumps({"code": code, "asked": sorted(asked), "app": "milvus_backup.tui.launch" in sys.modules}))
+"""
+
+
+@pytest.mark.parametrize("command", ["list", "tui"])
+def test_only_the_app_asks_for_the_first_listings_before_it_is_there(sandbox, command):
+    """`milvus-backup` (the app) asks the engine for both listings in threads of their own, once each; a
+    command such as `list` asks only for what it prints, itself, and never loads the app's launcher."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _COUNTED_LISTINGS, f"--config={sandbox.config_path}", command],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    answer = json.loads(proc.stdout.splitlines()[-1])
+    if command == "list":
+        assert answer == {"code": 0, "asked": [["list_backups", "MainThread"]], "app": False}
+    else:
+        first = [["list_backups", "first-list_backups"], ["list_collections", "first-list_collections"]]
+        assert answer == {"code": 0, "asked": first, "app": True}
 
 
 def test_unreachable_milvus_says_where(sandbox, base_config: Config):

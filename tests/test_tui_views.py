@@ -44,6 +44,7 @@ from milvus_backup.core.service import (
     Phase,
     Progress,
     RestoreRequest,
+    StorageError,
     TaskState,
     VerifyReport,
     load_config,
@@ -888,23 +889,32 @@ def test_plain_terminal_gets_no_colour_and_ascii(monkeypatch: pytest.MonkeyPatch
 
 
 class HeldBackupsEngine(FixedEngine):
-    """The backup listing answers only when the test lets it (a slow store with many backups)."""
+    """The backup listing answers only when the test lets it (a slow store with many backups); `polls`
+    counts the reads of other processes' jobs."""
 
     def __init__(self) -> None:
         super().__init__()
         self.release = threading.Event()
         self.asked = threading.Event()
+        self.polls = 0
 
     def list_backups(self) -> list[BackupSummary]:
         self.asked.set()
         assert self.release.wait(30), "the test never released the backup listing"
         return super().list_backups()
 
+    def list_jobs(self) -> list[Job[Any]]:
+        self.polls += 1
+        return []
+
 
 def test_the_screen_fills_each_table_as_its_source_answers() -> None:
+    """Each table fills as its source answers; the other processes' jobs are read only once the backup
+    store has answered (their records would compete with its listing)."""
+
     async def scenario() -> None:
         engine = HeldBackupsEngine()
-        app = MilvusBackupApp(engine, clock=lambda: NOW, refresh_seconds=0, jobs_poll_seconds=0)
+        app = MilvusBackupApp(engine, clock=lambda: NOW, refresh_seconds=0, jobs_poll_seconds=60)
         async with app.run_test(size=(120, 40)) as pilot:
 
             async def collections_shown() -> None:
@@ -920,26 +930,46 @@ def test_the_screen_fills_each_table_as_its_source_answers() -> None:
                 collection_key(c) for c in engine.list_collections()
             }
             assert app.backups_table.row_count == 0 and "loading" in str(app.backups_table.hint.render())
-            assert not app.loaded.is_set()
+            assert not app.loaded.is_set() and engine.polls == 0
             engine.release.set()
             await asyncio.wait_for(app.loaded.wait(), 10)
             await pilot.pause()
             assert [str(k.value) for k in app.backups_table.rows] == [b.name for b in engine.list_backups()]
             assert not app.backups_table.hint.display
+            await _until(pilot, lambda: engine.polls == 1)
+
+    asyncio.run(scenario())
+
+
+def test_a_backup_store_that_does_not_answer_holds_the_jobs_poll_one_interval_at_most() -> None:
+    async def scenario() -> None:
+        engine = HeldBackupsEngine()
+        app = MilvusBackupApp(engine, clock=lambda: NOW, refresh_seconds=0, jobs_poll_seconds=0.2)
+        async with app.run_test(size=(120, 40)) as pilot:
+            try:
+                await _until(pilot, lambda: engine.polls >= 1)
+                assert app.backups_table.row_count == 0 and not app.loaded.is_set()  # still held
+            finally:
+                engine.release.set()
+            await asyncio.wait_for(app.loaded.wait(), 10)
 
     asyncio.run(scenario())
 
 
 class CountingEngine(FixedEngine):
-    """Counts the listings asked for; its collections listing fails while `milvus_down` is set."""
+    """Counts the listings asked for; its collections listing fails while `milvus_down` is set, its backups
+    listing while `store_down` is."""
 
-    def __init__(self, milvus_down: bool = False) -> None:
+    def __init__(self, milvus_down: bool = False, store_down: bool = False) -> None:
         super().__init__()
         self.asked: Counter[str] = Counter()
         self.milvus_down = milvus_down
+        self.store_down = store_down
 
     def list_backups(self) -> list[BackupSummary]:
         self.asked["backups"] += 1
+        if self.store_down:
+            raise StorageError("list a-bucket/backup/ failed: cannot reach 127.0.0.1:9000: connection refused")
         return super().list_backups()
 
     def list_collections(self, db: str | None = None) -> list[CollectionSummary]:
@@ -976,6 +1006,35 @@ def test_the_first_listings_asked_before_the_app_fill_its_first_screen() -> None
             await pilot.press("ctrl+r")
             await _until(pilot, lambda: app.collections_table.row_count == 4)
             assert engine.asked["collections"] == 2 and app.errors == {}
+
+    asyncio.run(scenario())
+
+
+def test_a_first_backups_listing_that_failed_shows_the_notice_and_a_refresh_recovers() -> None:
+    """The backups listing asked for before the app failed: the app says so as for any listing (a notice
+    naming the store, the alert, "not loaded"), shows the collections, and ctrl+r lists the backups."""
+
+    async def scenario() -> None:
+        engine = CountingEngine(store_down=True)
+        first = FirstLoad(engine)
+        app = MilvusBackupApp(engine, clock=lambda: NOW, refresh_seconds=0, jobs_poll_seconds=0, first_load=first)
+        async with app.run_test(size=(120, 40), notifications=True) as pilot:
+            await asyncio.wait_for(app.loaded.wait(), 10)
+            await pilot.pause()
+            assert engine.asked == {"backups": 1, "collections": 1}
+            [notice] = list(app._notifications)
+            assert notice.title == "cannot reach the backup store" and notice.severity == "error"
+            assert "cannot reach 127.0.0.1:9000: connection refused" in str(notice.message)
+            assert "ctrl+r retries" in str(app.query_one("#alert").render()) and app.query_one("#alert").display
+            assert app.backups_table.row_count == 0 and "not loaded" in str(app.backups_table.hint.render())
+            assert app.collections_table.row_count == 4
+            engine.store_down = False
+            await pilot.press("ctrl+r")
+            listed = sorted(FixedEngine.list_backups(engine), key=lambda b: (-b.start_time, b.name))
+            await _until(pilot, lambda: app.backups_table.row_count == len(listed))
+            assert [str(k.value) for k in app.backups_table.rows] == [b.name for b in listed]
+            assert engine.asked == {"backups": 2, "collections": 2} and app.errors == {}
+            assert not app.query_one("#alert").display
 
     asyncio.run(scenario())
 

@@ -164,6 +164,7 @@ class MilvusBackupApp(App[None]):
         self.errors: dict[str, str] = {}  # "milvus"/"backups" -> the last failure
         self._filter_target: SyncTable | None = None
         self._answered: set[str] = set()  # "milvus"/"backups": the sources that answered (or failed) once
+        self._polling_jobs = False  # the other processes' jobs are read every jobs_poll_seconds
         self.loaded = asyncio.Event()  # set once both have (tests wait on it)
         self._keys_shown: tuple[object, ...] = ()  # what `_refresh_keys` last had the footer drawn from
 
@@ -205,9 +206,8 @@ class MilvusBackupApp(App[None]):
         if self.refresh_seconds:
             self.set_interval(self.refresh_seconds, self.action_refresh)
         self.set_interval(0.5, self._update_jobline)
-        if self.jobs_poll_seconds:
-            self._poll_jobs()
-            self.set_interval(self.jobs_poll_seconds, self._poll_jobs)
+        if self.jobs_poll_seconds:  # at the latest: a backup store that does not answer holds no one's jobs
+            self.set_timer(self.jobs_poll_seconds, self._start_polling_jobs)
         try:  # the SSH session or the tmux session went away: close the app, let the jobs finish
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._terminal_gone)
         except (NotImplementedError, RuntimeError, ValueError):
@@ -300,9 +300,20 @@ class MilvusBackupApp(App[None]):
         alert.update("\n".join(f"{self.symbols.cross} {m}  - ctrl+r retries" for m in self.errors.values()))
         alert.display = bool(self.errors)
         self._refresh_keys()
+        if "backups" in answered:
+            self._start_polling_jobs()
         self._answered |= answered
         if self._answered >= {"milvus", "backups"}:
             self.loaded.set()
+
+    def _start_polling_jobs(self) -> None:
+        """Read the other processes' jobs from now on (once started, this does nothing). Not before the
+        backup store's first answer, or one poll interval: a store that kept a record of every job ever
+        run answers the first poll with one read each, and the first screen waits for its listing."""
+        if self.jobs_poll_seconds and not self._polling_jobs:
+            self._polling_jobs = True
+            self._poll_jobs()
+            self.set_interval(self.jobs_poll_seconds, self._poll_jobs)
 
     # -- worker plumbing: these run in a worker thread and reach the UI through call_from_thread ---
     def _show_unless_replaced(self, show: Callable[[], object]) -> None:
