@@ -7,11 +7,11 @@ totals are given once every collection is planned, so they are exact and the fra
 Binlogs are found by listing each persistent segment's
 folders in the Milvus bucket (Milvus 2.3 returns no paths); only the segments Milvus lists are
 copied, so binlogs that compaction left behind for GC are not restored twice. Copies inside one store
-run server-side and are never read back: once a collection's copies are done, one listing of its folders
-in the backup (while other collections copy) confirms each copy's size and ETag against its source's
-listing (a store that kept other bytes fails the backup); copies whose bytes stream through the tool are
-hashed on the way. What the store vouches for
-goes into the integrity manifest, written after the other meta and before `backup_meta.json`, which
+run server-side and are never read back: once a collection's copies are done, a listing of each of its
+segments' folders in the backup (listed at once, while other collections copy) confirms each copy's size
+and ETag against its source's listing (a store that kept other bytes fails the backup); copies whose bytes
+stream through the tool are hashed on the way. What the store vouches for goes into the integrity
+manifest, written after the other meta and before `backup_meta.json`, which
 comes last; a failed or cancelled backup is removed, and never gets that file.
 
 Memory does not grow with the binlogs: each listing's binlogs go into a temporary database on disk
@@ -79,7 +79,7 @@ from milvus_backup.core.spill import (
     SpilledCopy,
 )
 from milvus_backup.core.spill import PAGE as SPILL_PAGE
-from milvus_backup.core.storage import Copied, CopyTask, ObjectInfo, copy_groups
+from milvus_backup.core.storage import Copied, CopyTask, ObjectInfo, Storage, copy_groups
 from milvus_backup.core.storage.parallel_copy import CopyFeed
 from milvus_backup.core.versions import META_KEY as UNTESTED_META_KEY
 from milvus_backup.core.versions import check_backup_source
@@ -216,7 +216,7 @@ def _kv(pairs: Iterable[Any]) -> list[KeyValue]:  # protobuf KeyValuePair messag
 class _CollectionPlan:
     meta: Collection  # its binlog lists read back from the spill
     copies: CollectionCopies  # read back from the spill as they start, the largest first
-    folders: list[str]  # the backup's folders its copies go to (one a partition and kind): listed to confirm them
+    folders: list[str]  # the backup's folders its copies go to (one a segment and kind): listed to confirm them
 
 
 # A collection's flush: its timestamp when done already (0: not flushed at all), None to flush it as it is
@@ -404,8 +404,9 @@ def _plan_collection(
             )
             segments.setdefault(seg.partition_id, []).append(segment)
             layout, cid, pid = ctx.backup_layout, seg.collection_id, seg.partition_id
-            folders.update([layout.insert_group(name, cid, pid, None)] if insert else [])
-            folders.update([layout.delta_group(name, cid, pid, None)] if delta else [])
+            sid = seg.segment_id
+            folders.update([layout.insert_group(name, cid, pid, sid)] if insert else [])
+            folders.update([layout.delta_group(name, cid, pid, sid)] if delta else [])
             copies.count += sum(len(fb.binlogs) for fb in insert + delta)
             copies.size += segment.size
     partitions = []
@@ -489,7 +490,7 @@ class _PlanAndCopy:
             ThreadPoolExecutor(REQUESTS_PER_PLAN * at_once, thread_name_prefix="requests") as requests,
             ThreadPoolExecutor(at_once, thread_name_prefix="collections") as pool,
             ThreadPoolExecutor(1, thread_name_prefix="flush") as flushes,
-            self.confirmations.checking(at_once),
+            self.confirmations.checking(at_once, segments),
         ):
             pools = _Pools(requests, segments, _LoadStates(self.ctx.milvus))
             self.flushed = _flushes(self.ctx.milvus, self.pairs, self.strategy, self.reporter, flushes)
@@ -650,11 +651,11 @@ def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_
 
 class _ConfirmedCopies:
     """Confirms the binlog copies without reading them back, as the Go tool does: once a collection's last
-    copy is done, one listing of its folders (while other collections copy) must show each of its copies
-    with its source's size, and with the ETag the copy reported (and, for a one-part copy inside one store,
-    its source's ETag). A store that kept other bytes than it was given fails the backup: `on_failure`
-    is told at once, so that no other copy starts. Gives the manifest's entries: size, the ETag the store
-    vouches for, and the SHA-256 of bytes that streamed through the tool anyway."""
+    copy is done, a listing of its segments' folders (listed at once, while other collections copy) must
+    show each of its copies with its source's size, and with the ETag the copy reported (and, for a one-part
+    copy inside one store, its source's ETag). A store that kept other bytes than it was given fails the
+    backup: `on_failure` is told at once, so that no other copy starts. Gives the manifest's entries: size,
+    the ETag the store vouches for, and the SHA-256 of bytes that streamed through the tool anyway."""
 
     def __init__(
         self,
@@ -670,14 +671,15 @@ class _ConfirmedCopies:
         self._folders: dict[str, list[str]] = {}
         self._checks: list[Future[None]] = []
         self._pool: ThreadPoolExecutor | None = None
+        self._lists: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
 
     @contextmanager
-    def checking(self, at_once: int) -> Iterator[None]:
-        """While open, each collection is confirmed as soon as its copies are done, `at_once` at a time;
-        the confirmations under way end before it closes."""
+    def checking(self, at_once: int, lists: ThreadPoolExecutor) -> Iterator[None]:
+        """While open, each collection is confirmed as soon as its copies are done, `at_once` at a time,
+        its folders listed on `lists`; the confirmations under way end before it closes."""
         with ThreadPoolExecutor(at_once, thread_name_prefix="confirm") as pool:
-            self._pool = pool
+            self._pool, self._lists = pool, lists
             yield
 
     def expect(self, collection: str, index: int, copies: int, folders: list[str]) -> None:
@@ -708,20 +710,25 @@ class _ConfirmedCopies:
             raise
 
     def _list_and_check(self, collection: str) -> None:
+        assert self._lists is not None, "copies are confirmed while checking"
+        run_all(self._lists, self._check_folder, self._folders[collection], self.reporter)
         storage = self.ctx.backup_storage
-        for folder in self._folders[collection]:
-            for obj in storage.list(folder):
-                made = self.spill.answer(obj.key)
-                if made is None:
-                    continue
-                _check_copy(storage.describe(obj.key), made.task, made.copied, obj)
-                self.spill.confirmed(made.row, obj.etag)
         absent = self.spill.unconfirmed(self._index[collection])
         if absent is not None:
             raise StorageError(
                 f"the copy {storage.describe(absent)} is absent after it was written: the store did not keep "
                 "what was written"
             )
+
+    def _check_folder(self, folder: str) -> None:
+        """Check each copy that the listing of `folder` shows (a segment's insert or delete logs)."""
+        storage = self.ctx.backup_storage
+        for obj in storage.list(folder):
+            made = self.spill.answer(obj.key)
+            if made is None:
+                continue
+            _check_copy(storage, made.task, made.copied, obj)
+            self.spill.confirmed(made.row, obj.etag)
 
     def confirm(self, manifest: ManifestWriter) -> None:
         """Once every copy is done and the checks have ended: raise the first failed confirmation, else add
@@ -735,7 +742,7 @@ class _ConfirmedCopies:
             manifest.add(self.ctx.backup_layout.relative_key(self.name, key), entry)
 
 
-def _check_copy(where: str, task: CopyTask, copied: Copied, listed: ObjectInfo) -> None:
+def _check_copy(storage: Storage, task: CopyTask, copied: Copied, listed: ObjectInfo) -> None:
     """Raise unless the listed copy is what its source's listing and its copy's answer promise."""
     if listed.size != task.size:
         what = f"{listed.size} bytes"
@@ -746,7 +753,7 @@ def _check_copy(where: str, task: CopyTask, copied: Copied, listed: ObjectInfo) 
     else:
         return
     raise StorageError(
-        f"the copy {where} holds {what} than its source {task.src_key} ({task.size} bytes, ETag "
+        f"the copy {storage.describe(listed.key)} holds {what} than its source {task.src_key} ({task.size} bytes, ETag "
         f"{task.etag or 'none'}): the store did not keep what was written"
     )
 
