@@ -583,17 +583,24 @@ def run_all(pool: ThreadPoolExecutor, fn: Callable[[T], R], items: Sequence[T], 
         raise
 
 
-def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_id: str | None = None) -> BackupInfo:
-    """Carry out a backup (called in the job's thread). Returns the BackupInfo that was written."""
+def run_backup(
+    ctx: Context,
+    request: BackupRequest,
+    reporter: Reporter,
+    backup_id: str | None = None,
+    pairs: list[tuple[str, str]] | None = None,
+) -> BackupInfo:
+    """Carry out a backup (called in the job's thread). Returns the BackupInfo that was written. `pairs`:
+    the collections as resolve_collections gave them to a caller that also found the name free just
+    before; they are not asked for again (a listing and two requests to Milvus before the first copy)."""
     name = check_backup_name(request.name)
-    catalog = ctx.catalog
-    if catalog.exists(name):
+    if pairs is None and ctx.catalog.exists(name):
         raise AlreadyExists(
             f"backup {name} already exists in {ctx.backup_storage.bucket}/"
             f"{ctx.backup_layout.backups_root()}; choose another name or delete it first"
         )
     strategy = check_request(request)
-    pairs = resolve_collections(ctx.milvus, request)
+    pairs = resolve_collections(ctx.milvus, request) if pairs is None else pairs
     version = ctx.milvus.version()
     untested = check_backup_source(version, ctx.config.backup.allow_untested_milvus)
     started = int(time.time())
