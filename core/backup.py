@@ -479,18 +479,23 @@ class _PlanAndCopy:
         self._lock = threading.Lock()
         self._bytes = self._objects = 0
 
+    def collections_at_once(self) -> int:
+        return min(self.ctx.config.backup.backup_collection, len(self.pairs))
+
+    def listings_at_once(self) -> int:
+        return min(self.ctx.config.backup.backup_segment, MAX_LISTINGS)
+
     def run(self) -> list[_CollectionPlan]:
-        """Every collection's plan, in the order of `pairs`, once all its copies are done. At the first
-        failure (a cancel included) no other plan or copy starts, and the failure is raised once what runs
-        has finished."""
-        settings = self.ctx.config.backup
-        at_once = min(settings.backup_collection, len(self.pairs))
+        """Every collection's plan, in the order of `pairs`, once all its copies are done (run it while
+        `confirmations` is checking: the last confirmations may still be under way when it returns). At the
+        first failure (a cancel included) no other plan or copy starts, and the failure is raised once what
+        runs has finished."""
+        at_once = self.collections_at_once()
         with (
-            ThreadPoolExecutor(min(settings.backup_segment, MAX_LISTINGS), thread_name_prefix="segments") as segments,
+            ThreadPoolExecutor(self.listings_at_once(), thread_name_prefix="segments") as segments,
             ThreadPoolExecutor(REQUESTS_PER_PLAN * at_once, thread_name_prefix="requests") as requests,
             ThreadPoolExecutor(at_once, thread_name_prefix="collections") as pool,
             ThreadPoolExecutor(1, thread_name_prefix="flush") as flushes,
-            self.confirmations.checking(at_once, segments),
         ):
             pools = _Pools(requests, segments, _LoadStates(self.ctx.milvus))
             self.flushed = _flushes(self.ctx.milvus, self.pairs, self.strategy, self.reporter, flushes)
@@ -617,32 +622,16 @@ def run_backup(
         if not meta_only and request.gc_pause is not False:
             gc_paused = _pause_gc(ctx, reporter, request)
         planned = _PlanAndCopy(ctx, backup_id, name, pairs, meta_only, reporter, strategy, spill)
-        plans = planned.run()
-        wrote_anything = True
-        reporter.check_cancelled()
-        collections = [p.meta for p in plans]
-        info = BackupInfo(
-            id=backup_id,
-            state_code=BackupState.SUCCESS,
-            start_time=started,
-            end_time=int(time.time()),
-            progress=100,
-            name=name,
-            backup_timestamp=max((c.backup_timestamp for c in collections), default=0),
-            collection_backups=collections,
-            size=sum(c.size for c in collections),
-            milvus_version=version,
-            database_backups=[Database(db_name=db) for db in sorted({c.db_name for c in collections})],
-            rbac_meta=backup_rbac(ctx.milvus, reporter) if request.rbac else None,
-            # the guard was off for this backup: say so in its meta (the Go tool ignores keys it does not know)
-            extra={UNTESTED_META_KEY: True} if ctx.config.backup.allow_untested_milvus else {},
-        )
-        manifest = ManifestWriter(name)
-        planned.confirmations.confirm(manifest)
-        reporter.phase(Phase.META, message="writing meta")
-        write_meta(ctx, name, info, manifest)
-        reporter.add(rows=sum(c.num_rows for c in collections))
-        reporter.log(f"backup {name} complete: {len(collections)} collection(s), {info.size} bytes")
+        confirmations = planned.confirmations
+        # the last collection's confirmation (a listing) runs on while the meta files are rendered and written
+        with confirmations.checking(planned.collections_at_once(), planned.listings_at_once()):
+            info = _copied(ctx, request, reporter, planned, backup_id, name, version, started)
+            wrote_anything = True
+            manifest = ManifestWriter(name)
+            reporter.phase(Phase.META, message="writing meta")
+            write_meta(ctx, name, info, manifest, confirmations.confirm)
+        reporter.add(rows=sum(c.num_rows for c in info.collection_backups))
+        reporter.log(f"backup {name} complete: {len(info.collection_backups)} collection(s), {info.size} bytes")
         return info
     except BaseException as exc:
         spill.close()
@@ -654,6 +643,38 @@ def run_backup(
             manifest.close()
         if gc_paused:
             _gc_call(ctx, request, reporter, "resume", "resumed Milvus garbage collection")
+
+
+def _copied(
+    ctx: Context,
+    request: BackupRequest,
+    reporter: Reporter,
+    planned: _PlanAndCopy,
+    backup_id: str,
+    name: str,
+    version: str,
+    started: int,
+) -> BackupInfo:
+    """Plan and copy every collection; the backup's meta once the copies are done."""
+    plans = planned.run()
+    reporter.check_cancelled()
+    collections = [p.meta for p in plans]
+    return BackupInfo(
+        id=backup_id,
+        state_code=BackupState.SUCCESS,
+        start_time=started,
+        end_time=int(time.time()),
+        progress=100,
+        name=name,
+        backup_timestamp=max((c.backup_timestamp for c in collections), default=0),
+        collection_backups=collections,
+        size=sum(c.size for c in collections),
+        milvus_version=version,
+        database_backups=[Database(db_name=db) for db in sorted({c.db_name for c in collections})],
+        rbac_meta=backup_rbac(ctx.milvus, reporter) if request.rbac else None,
+        # the guard was off for this backup: say so in its meta (the Go tool ignores keys it does not know)
+        extra={UNTESTED_META_KEY: True} if ctx.config.backup.allow_untested_milvus else {},
+    )
 
 
 class _ConfirmedCopies:
@@ -682,10 +703,13 @@ class _ConfirmedCopies:
         self._lock = threading.Lock()
 
     @contextmanager
-    def checking(self, at_once: int, lists: ThreadPoolExecutor) -> Iterator[None]:
+    def checking(self, at_once: int, listings: int) -> Iterator[None]:
         """While open, each collection is confirmed as soon as its copies are done, `at_once` at a time,
-        its folders listed on `lists`; the confirmations under way end before it closes."""
-        with ThreadPoolExecutor(at_once, thread_name_prefix="confirm") as pool:
+        up to `listings` of their folders listed at once; the confirmations under way end before it closes."""
+        with (
+            ThreadPoolExecutor(at_once, thread_name_prefix="confirm") as pool,
+            ThreadPoolExecutor(listings, thread_name_prefix="confirm-list") as lists,
+        ):
             self._pool, self._lists = pool, lists
             yield
 
@@ -738,8 +762,8 @@ class _ConfirmedCopies:
             self.spill.confirmed(made.row, obj.etag)
 
     def confirm(self, manifest: ManifestWriter) -> None:
-        """Once every copy is done and the checks have ended: raise the first failed confirmation, else add
-        every copy's entry to `manifest`, in key order (read back from the spill)."""
+        """Once every copy is done: wait for the checks still under way, raise the first failed confirmation,
+        else add every copy's entry to `manifest`, in key order (read back from the spill)."""
         for check in self._checks:
             check.result()
         left = self.spill.unconfirmed()
@@ -765,9 +789,11 @@ def _check_copy(storage: Storage, task: CopyTask, copied: Copied, listed: Object
     )
 
 
-def write_meta(ctx: Context, name: str, info: BackupInfo, manifest: ManifestWriter) -> None:
-    """Write the meta files, then the integrity manifest (the binlogs' entries `manifest` holds already,
-    plus every meta file), then backup_meta.json, which marks the backup complete."""
+def write_meta(
+    ctx: Context, name: str, info: BackupInfo, manifest: ManifestWriter, binlogs: Callable[[ManifestWriter], None]
+) -> None:
+    """Write the meta files, then the integrity manifest (the binlogs' entries, which `binlogs` adds once
+    every copy is confirmed, then every meta file's), then backup_meta.json, which marks the backup complete."""
     storage, layout = ctx.backup_storage, ctx.backup_layout
     first = META_WRITE_ORDER[:-1]
     # written a binlog at a time into temporary files, never held whole; full_meta.json records the
@@ -788,6 +814,7 @@ def write_meta(ctx: Context, name: str, info: BackupInfo, manifest: ManifestWrit
             for future in writes:
                 future.result()
         pause_point("backup:meta")
+        binlogs(manifest)
         for filename in sorted(META_WRITE_ORDER):  # after every binlog: "binlogs/..." < "meta/..."
             manifest.add(join(META_DIR, filename), Entry(files[filename].length, files[filename].sha256))
         storage.write_file(layout.meta(name, MANIFEST), *manifest.finish())
