@@ -3,6 +3,7 @@ operation underneath, back to back, alternating which goes first, several rounds
 
     .venv/bin/python scripts/bench.py [--config .sandbox/backup.yaml] [--rows 1000000] [--dim 128]
                                       [--small 50] [--small-rows 2000] [--backups 1000] [--rounds 3]
+                                      [--only big|small|listing] [--keep] [--timeline] [--backup-only]
 
 Rows: a backup in the same store (against a parallel server-side copy of the same binlogs) and the
 bytes read through the client for it; a backup into a local folder (against a parallel download); a
@@ -12,7 +13,9 @@ at a time (backupCollection=1) and restored against raw imports submitted all at
 GET /api/v1/list and the terminal app's first screen with `--backups` backups in the store (against
 one listing of the root with "/binlogs/" as the delimiter); the start of `get` and `delete`.
 The tool's backups and restores run in a child process each, which reports its peak RSS and the
-bytes it read (files, and what the S3 client received). Times never go into pass/fail tests; this
+bytes it read (files, and what the S3 client received). `--timeline` prints, for each large backup,
+when each kind of step ran (Milvus requests, listings, copies, confirmation, meta writes) against the raw
+copy's time; `--backup-only` measures only that backup pair. Times never go into pass/fail tests; this
 script asserts only that every operation did its job (row counts).
 """
 
