@@ -7,11 +7,11 @@ totals are given once every collection is planned, so they are exact and the fra
 Binlogs are found by listing each persistent segment's
 folders in the Milvus bucket (Milvus 2.3 returns no paths); only the segments Milvus lists are
 copied, so binlogs that compaction left behind for GC are not restored twice. Copies inside one store
-run server-side and are never read back: once a collection's copies are done, one listing of its folders
-in the backup (while other collections copy) confirms each copy's size and ETag against its source's
-listing (a store that kept other bytes fails the backup); copies whose bytes stream through the tool are
-hashed on the way. What the store vouches for
-goes into the integrity manifest, written after the other meta and before `backup_meta.json`, which
+run server-side and are never read back: once a collection's copies are done, a listing of each of its
+segments' folders in the backup (listed at once, while other collections copy) confirms each copy's size
+and ETag against its source's listing (a store that kept other bytes fails the backup); copies whose bytes
+stream through the tool are hashed on the way. What the store vouches for goes into the integrity
+manifest, written after the other meta and before `backup_meta.json`, which
 comes last; a failed or cancelled backup is removed, and never gets that file.
 
 Memory does not grow with the binlogs: each listing's binlogs go into a temporary database on disk
@@ -79,7 +79,7 @@ from milvus_backup.core.spill import (
     SpilledCopy,
 )
 from milvus_backup.core.spill import PAGE as SPILL_PAGE
-from milvus_backup.core.storage import Copied, CopyTask, ObjectInfo, copy_groups
+from milvus_backup.core.storage import Copied, CopyTask, ObjectInfo, Storage, copy_groups
 from milvus_backup.core.storage.parallel_copy import CopyFeed
 from milvus_backup.core.versions import META_KEY as UNTESTED_META_KEY
 from milvus_backup.core.versions import check_backup_source
@@ -216,7 +216,7 @@ def _kv(pairs: Iterable[Any]) -> list[KeyValue]:  # protobuf KeyValuePair messag
 class _CollectionPlan:
     meta: Collection  # its binlog lists read back from the spill
     copies: CollectionCopies  # read back from the spill as they start, the largest first
-    folders: list[str]  # the backup's folders its copies go to (one a partition and kind): listed to confirm them
+    folders: list[str]  # the backup's folders its copies go to (one a segment and kind): listed to confirm them
 
 
 # A collection's flush: its timestamp when done already (0: not flushed at all), None to flush it as it is
@@ -404,8 +404,9 @@ def _plan_collection(
             )
             segments.setdefault(seg.partition_id, []).append(segment)
             layout, cid, pid = ctx.backup_layout, seg.collection_id, seg.partition_id
-            folders.update([layout.insert_group(name, cid, pid, None)] if insert else [])
-            folders.update([layout.delta_group(name, cid, pid, None)] if delta else [])
+            sid = seg.segment_id
+            folders.update([layout.insert_group(name, cid, pid, sid)] if insert else [])
+            folders.update([layout.delta_group(name, cid, pid, sid)] if delta else [])
             copies.count += sum(len(fb.binlogs) for fb in insert + delta)
             copies.size += segment.size
     partitions = []
@@ -478,18 +479,23 @@ class _PlanAndCopy:
         self._lock = threading.Lock()
         self._bytes = self._objects = 0
 
+    def collections_at_once(self) -> int:
+        return min(self.ctx.config.backup.backup_collection, len(self.pairs))
+
+    def listings_at_once(self) -> int:
+        return min(self.ctx.config.backup.backup_segment, MAX_LISTINGS)
+
     def run(self) -> list[_CollectionPlan]:
-        """Every collection's plan, in the order of `pairs`, once all its copies are done. At the first
-        failure (a cancel included) no other plan or copy starts, and the failure is raised once what runs
-        has finished."""
-        settings = self.ctx.config.backup
-        at_once = min(settings.backup_collection, len(self.pairs))
+        """Every collection's plan, in the order of `pairs`, once all its copies are done (run it while
+        `confirmations` is checking: the last confirmations may still be under way when it returns). At the
+        first failure (a cancel included) no other plan or copy starts, and the failure is raised once what
+        runs has finished."""
+        at_once = self.collections_at_once()
         with (
-            ThreadPoolExecutor(min(settings.backup_segment, MAX_LISTINGS), thread_name_prefix="segments") as segments,
+            ThreadPoolExecutor(self.listings_at_once(), thread_name_prefix="segments") as segments,
             ThreadPoolExecutor(REQUESTS_PER_PLAN * at_once, thread_name_prefix="requests") as requests,
             ThreadPoolExecutor(at_once, thread_name_prefix="collections") as pool,
             ThreadPoolExecutor(1, thread_name_prefix="flush") as flushes,
-            self.confirmations.checking(at_once),
         ):
             pools = _Pools(requests, segments, _LoadStates(self.ctx.milvus))
             self.flushed = _flushes(self.ctx.milvus, self.pairs, self.strategy, self.reporter, flushes)
@@ -582,17 +588,24 @@ def run_all(pool: ThreadPoolExecutor, fn: Callable[[T], R], items: Sequence[T], 
         raise
 
 
-def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_id: str | None = None) -> BackupInfo:
-    """Carry out a backup (called in the job's thread). Returns the BackupInfo that was written."""
+def run_backup(
+    ctx: Context,
+    request: BackupRequest,
+    reporter: Reporter,
+    backup_id: str | None = None,
+    pairs: list[tuple[str, str]] | None = None,
+) -> BackupInfo:
+    """Carry out a backup (called in the job's thread). Returns the BackupInfo that was written. `pairs`:
+    the collections as resolve_collections gave them to a caller that also found the name free just
+    before; they are not asked for again (a listing and two requests to Milvus before the first copy)."""
     name = check_backup_name(request.name)
-    catalog = ctx.catalog
-    if catalog.exists(name):
+    if pairs is None and ctx.catalog.exists(name):
         raise AlreadyExists(
             f"backup {name} already exists in {ctx.backup_storage.bucket}/"
             f"{ctx.backup_layout.backups_root()}; choose another name or delete it first"
         )
     strategy = check_request(request)
-    pairs = resolve_collections(ctx.milvus, request)
+    pairs = resolve_collections(ctx.milvus, request) if pairs is None else pairs
     version = ctx.milvus.version()
     untested = check_backup_source(version, ctx.config.backup.allow_untested_milvus)
     started = int(time.time())
@@ -609,32 +622,16 @@ def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_
         if not meta_only and request.gc_pause is not False:
             gc_paused = _pause_gc(ctx, reporter, request)
         planned = _PlanAndCopy(ctx, backup_id, name, pairs, meta_only, reporter, strategy, spill)
-        plans = planned.run()
-        wrote_anything = True
-        reporter.check_cancelled()
-        collections = [p.meta for p in plans]
-        info = BackupInfo(
-            id=backup_id,
-            state_code=BackupState.SUCCESS,
-            start_time=started,
-            end_time=int(time.time()),
-            progress=100,
-            name=name,
-            backup_timestamp=max((c.backup_timestamp for c in collections), default=0),
-            collection_backups=collections,
-            size=sum(c.size for c in collections),
-            milvus_version=version,
-            database_backups=[Database(db_name=db) for db in sorted({c.db_name for c in collections})],
-            rbac_meta=backup_rbac(ctx.milvus, reporter) if request.rbac else None,
-            # the guard was off for this backup: say so in its meta (the Go tool ignores keys it does not know)
-            extra={UNTESTED_META_KEY: True} if ctx.config.backup.allow_untested_milvus else {},
-        )
-        manifest = ManifestWriter(name)
-        planned.confirmations.confirm(manifest)
-        reporter.phase(Phase.META, message="writing meta")
-        write_meta(ctx, name, info, manifest)
-        reporter.add(rows=sum(c.num_rows for c in collections))
-        reporter.log(f"backup {name} complete: {len(collections)} collection(s), {info.size} bytes")
+        confirmations = planned.confirmations
+        # the last collection's confirmation (a listing) runs on while the meta files are rendered and written
+        with confirmations.checking(planned.collections_at_once(), planned.listings_at_once()):
+            info = _copied(ctx, request, reporter, planned, backup_id, name, version, started)
+            wrote_anything = True
+            manifest = ManifestWriter(name)
+            reporter.phase(Phase.META, message="writing meta")
+            write_meta(ctx, name, info, manifest, confirmations.confirm)
+        reporter.add(rows=sum(c.num_rows for c in info.collection_backups))
+        reporter.log(f"backup {name} complete: {len(info.collection_backups)} collection(s), {info.size} bytes")
         return info
     except BaseException as exc:
         spill.close()
@@ -648,13 +645,45 @@ def run_backup(ctx: Context, request: BackupRequest, reporter: Reporter, backup_
             _gc_call(ctx, request, reporter, "resume", "resumed Milvus garbage collection")
 
 
+def _copied(
+    ctx: Context,
+    request: BackupRequest,
+    reporter: Reporter,
+    planned: _PlanAndCopy,
+    backup_id: str,
+    name: str,
+    version: str,
+    started: int,
+) -> BackupInfo:
+    """Plan and copy every collection; the backup's meta once the copies are done."""
+    plans = planned.run()
+    reporter.check_cancelled()
+    collections = [p.meta for p in plans]
+    return BackupInfo(
+        id=backup_id,
+        state_code=BackupState.SUCCESS,
+        start_time=started,
+        end_time=int(time.time()),
+        progress=100,
+        name=name,
+        backup_timestamp=max((c.backup_timestamp for c in collections), default=0),
+        collection_backups=collections,
+        size=sum(c.size for c in collections),
+        milvus_version=version,
+        database_backups=[Database(db_name=db) for db in sorted({c.db_name for c in collections})],
+        rbac_meta=backup_rbac(ctx.milvus, reporter) if request.rbac else None,
+        # the guard was off for this backup: say so in its meta (the Go tool ignores keys it does not know)
+        extra={UNTESTED_META_KEY: True} if ctx.config.backup.allow_untested_milvus else {},
+    )
+
+
 class _ConfirmedCopies:
     """Confirms the binlog copies without reading them back, as the Go tool does: once a collection's last
-    copy is done, one listing of its folders (while other collections copy) must show each of its copies
-    with its source's size, and with the ETag the copy reported (and, for a one-part copy inside one store,
-    its source's ETag). A store that kept other bytes than it was given fails the backup: `on_failure`
-    is told at once, so that no other copy starts. Gives the manifest's entries: size, the ETag the store
-    vouches for, and the SHA-256 of bytes that streamed through the tool anyway."""
+    copy is done, a listing of its segments' folders (listed at once, while other collections copy) must
+    show each of its copies with its source's size, and with the ETag the copy reported (and, for a one-part
+    copy inside one store, its source's ETag). A store that kept other bytes than it was given fails the
+    backup: `on_failure` is told at once, so that no other copy starts. Gives the manifest's entries: size,
+    the ETag the store vouches for, and the SHA-256 of bytes that streamed through the tool anyway."""
 
     def __init__(
         self,
@@ -670,14 +699,18 @@ class _ConfirmedCopies:
         self._folders: dict[str, list[str]] = {}
         self._checks: list[Future[None]] = []
         self._pool: ThreadPoolExecutor | None = None
+        self._lists: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
 
     @contextmanager
-    def checking(self, at_once: int) -> Iterator[None]:
-        """While open, each collection is confirmed as soon as its copies are done, `at_once` at a time;
-        the confirmations under way end before it closes."""
-        with ThreadPoolExecutor(at_once, thread_name_prefix="confirm") as pool:
-            self._pool = pool
+    def checking(self, at_once: int, listings: int) -> Iterator[None]:
+        """While open, each collection is confirmed as soon as its copies are done, `at_once` at a time,
+        up to `listings` of their folders listed at once; the confirmations under way end before it closes."""
+        with (
+            ThreadPoolExecutor(at_once, thread_name_prefix="confirm") as pool,
+            ThreadPoolExecutor(listings, thread_name_prefix="confirm-list") as lists,
+        ):
+            self._pool, self._lists = pool, lists
             yield
 
     def expect(self, collection: str, index: int, copies: int, folders: list[str]) -> None:
@@ -708,14 +741,9 @@ class _ConfirmedCopies:
             raise
 
     def _list_and_check(self, collection: str) -> None:
+        assert self._lists is not None, "copies are confirmed while checking"
+        run_all(self._lists, self._check_folder, self._folders[collection], self.reporter)
         storage = self.ctx.backup_storage
-        for folder in self._folders[collection]:
-            for obj in storage.list(folder):
-                made = self.spill.answer(obj.key)
-                if made is None:
-                    continue
-                _check_copy(storage.describe(obj.key), made.task, made.copied, obj)
-                self.spill.confirmed(made.row, obj.etag)
         absent = self.spill.unconfirmed(self._index[collection])
         if absent is not None:
             raise StorageError(
@@ -723,9 +751,19 @@ class _ConfirmedCopies:
                 "what was written"
             )
 
+    def _check_folder(self, folder: str) -> None:
+        """Check each copy that the listing of `folder` shows (a segment's insert or delete logs)."""
+        storage = self.ctx.backup_storage
+        for obj in storage.list(folder):
+            made = self.spill.answer(obj.key)
+            if made is None:
+                continue
+            _check_copy(storage, made.task, made.copied, obj)
+            self.spill.confirmed(made.row, obj.etag)
+
     def confirm(self, manifest: ManifestWriter) -> None:
-        """Once every copy is done and the checks have ended: raise the first failed confirmation, else add
-        every copy's entry to `manifest`, in key order (read back from the spill)."""
+        """Once every copy is done: wait for the checks still under way, raise the first failed confirmation,
+        else add every copy's entry to `manifest`, in key order (read back from the spill)."""
         for check in self._checks:
             check.result()
         left = self.spill.unconfirmed()
@@ -735,7 +773,7 @@ class _ConfirmedCopies:
             manifest.add(self.ctx.backup_layout.relative_key(self.name, key), entry)
 
 
-def _check_copy(where: str, task: CopyTask, copied: Copied, listed: ObjectInfo) -> None:
+def _check_copy(storage: Storage, task: CopyTask, copied: Copied, listed: ObjectInfo) -> None:
     """Raise unless the listed copy is what its source's listing and its copy's answer promise."""
     if listed.size != task.size:
         what = f"{listed.size} bytes"
@@ -746,14 +784,16 @@ def _check_copy(where: str, task: CopyTask, copied: Copied, listed: ObjectInfo) 
     else:
         return
     raise StorageError(
-        f"the copy {where} holds {what} than its source {task.src_key} ({task.size} bytes, ETag "
+        f"the copy {storage.describe(listed.key)} holds {what} than its source {task.src_key} ({task.size} bytes, ETag "
         f"{task.etag or 'none'}): the store did not keep what was written"
     )
 
 
-def write_meta(ctx: Context, name: str, info: BackupInfo, manifest: ManifestWriter) -> None:
-    """Write the meta files, then the integrity manifest (the binlogs' entries `manifest` holds already,
-    plus every meta file), then backup_meta.json, which marks the backup complete."""
+def write_meta(
+    ctx: Context, name: str, info: BackupInfo, manifest: ManifestWriter, binlogs: Callable[[ManifestWriter], None]
+) -> None:
+    """Write the meta files, then the integrity manifest (the binlogs' entries, which `binlogs` adds once
+    every copy is confirmed, then every meta file's), then backup_meta.json, which marks the backup complete."""
     storage, layout = ctx.backup_storage, ctx.backup_layout
     first = META_WRITE_ORDER[:-1]
     # written a binlog at a time into temporary files, never held whole; full_meta.json records the
@@ -774,6 +814,7 @@ def write_meta(ctx: Context, name: str, info: BackupInfo, manifest: ManifestWrit
             for future in writes:
                 future.result()
         pause_point("backup:meta")
+        binlogs(manifest)
         for filename in sorted(META_WRITE_ORDER):  # after every binlog: "binlogs/..." < "meta/..."
             manifest.add(join(META_DIR, filename), Entry(files[filename].length, files[filename].sha256))
         storage.write_file(layout.meta(name, MANIFEST), *manifest.finish())

@@ -239,7 +239,7 @@ class Engine:
             job = Job(
                 JobKind.BACKUP,
                 request.name,
-                lambda r: run_backup(ctx, request, r, backup_id=job_id),
+                lambda r: run_backup(ctx, request, r, backup_id=job_id, pairs=pairs),
                 listeners,
                 job_id=job_id,
             )

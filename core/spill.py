@@ -56,11 +56,15 @@ class CopyAnswer:
 
 class BinlogSpill:
     """The temporary database of one backup's binlogs. Safe to share among threads (one lock: each call
-    is short)."""
+    is short). The copies' answers and confirmations are kept a page at a time and written together (an
+    UPDATE per copy, under the lock every copy thread takes, cost more than the copy's own request); every
+    read of them writes what is kept first."""
 
     def __init__(self) -> None:
         self._db = sqlite3.connect("", check_same_thread=False, isolation_level=None)
         self._lock = threading.Lock()
+        self._copied: list[tuple[str, str, bool, int]] = []  # (etag, sha256, single_part, row), not written yet
+        self._confirmed: dict[int, str] = {}  # row -> listed etag, not written yet
         self._db.execute("PRAGMA journal_mode=OFF")
         self._db.execute("PRAGMA synchronous=OFF")
         self._db.execute(
@@ -121,31 +125,49 @@ class BinlogSpill:
 
     def copied(self, row: int, copied: Copied) -> None:
         with self._lock:
-            self._db.execute(
-                "UPDATE binlog SET etag = ?, sha256 = ?, single_part = ?, state = 1 WHERE id = ?",
-                (copied.etag, copied.sha256, copied.single_part, row),
+            self._copied.append((copied.etag, copied.sha256, copied.single_part, row))
+            if len(self._copied) >= PAGE:
+                self._write_kept()
+
+    def _write_kept(self, confirmations: bool = True) -> None:
+        """Write the answers (and confirmations) kept so far, in this order: a copy is confirmed after it
+        was made. Called under the lock."""
+        if self._copied:
+            self._db.executemany(
+                "UPDATE binlog SET etag = ?, sha256 = ?, single_part = ?, state = 1 WHERE id = ?", self._copied
             )
+            self._copied = []
+        if self._confirmed and confirmations:
+            self._db.executemany(
+                "UPDATE binlog SET listed_etag = ?, state = 2 WHERE id = ?",
+                ((etag, row) for row, etag in self._confirmed.items()),
+            )
+            self._confirmed = {}
 
     def answer(self, dst: str) -> CopyAnswer | None:
         """The copy to `dst` when it was made and is not confirmed yet."""
         with self._lock:
+            self._write_kept(confirmations=False)  # those kept are looked at below
             found = self._db.execute(
                 "SELECT id, src, size, src_etag, etag, sha256, single_part FROM binlog WHERE dst = ? AND state = 1",
                 (dst,),
             ).fetchone()
-        if found is None:
-            return None
+            if found is None or found[0] in self._confirmed:
+                return None
         row, src, size, src_etag, etag, sha256, single_part = found
         return CopyAnswer(row, CopyTask(src, dst, size, src_etag), Copied(etag, sha256, bool(single_part)))
 
     def confirmed(self, row: int, listed_etag: str) -> None:
         with self._lock:
-            self._db.execute("UPDATE binlog SET listed_etag = ?, state = 2 WHERE id = ?", (listed_etag, row))
+            self._confirmed[row] = listed_etag
+            if len(self._confirmed) >= PAGE:
+                self._write_kept()
 
     def unconfirmed(self, collection: int | None = None) -> str | None:
         """The key of a copy not confirmed yet (of `collection`, or of any), if there is one."""
         where, args = ("coll = ? AND state < 2", (collection,)) if collection is not None else ("state < 2", ())
         with self._lock:
+            self._write_kept()
             found = self._db.execute(f"SELECT dst FROM binlog WHERE {where} LIMIT 1", args).fetchone()
         return found[0] if found is not None else None
 
@@ -155,6 +177,7 @@ class BinlogSpill:
         last = ""
         while True:
             with self._lock:
+                self._write_kept()
                 page = self._db.execute(
                     "SELECT dst, size, sha256, listed_etag FROM binlog WHERE dst > ? AND state = 2 "
                     "ORDER BY dst LIMIT ?",

@@ -3,6 +3,7 @@ operation underneath, back to back, alternating which goes first, several rounds
 
     .venv/bin/python scripts/bench.py [--config .sandbox/backup.yaml] [--rows 1000000] [--dim 128]
                                       [--small 50] [--small-rows 2000] [--backups 1000] [--rounds 3]
+                                      [--only big|small|listing] [--keep] [--timeline] [--backup-only]
 
 Rows: a backup in the same store (against a parallel server-side copy of the same binlogs) and the
 bytes read through the client for it; a backup into a local folder (against a parallel download); a
@@ -12,7 +13,9 @@ at a time (backupCollection=1) and restored against raw imports submitted all at
 GET /api/v1/list and the terminal app's first screen with `--backups` backups in the store (against
 one listing of the root with "/binlogs/" as the delimiter); the start of `get` and `delete`.
 The tool's backups and restores run in a child process each, which reports its peak RSS and the
-bytes it read (files, and what the S3 client received). Times never go into pass/fail tests; this
+bytes it read (files, and what the S3 client received). `--timeline` prints, for each large backup,
+when each kind of step ran (Milvus requests, listings, copies, confirmation, meta writes) against the raw
+copy's time; `--backup-only` measures only that backup pair. Times never go into pass/fail tests; this
 script asserts only that every operation did its job (row counts).
 """
 
@@ -101,11 +104,108 @@ def _child_config(config_path: str, spec: dict[str, Any]) -> Config:
     return config
 
 
+class _Timeline:
+    """Where a backup's time goes (`--timeline`): the child wraps the tool's Milvus requests, storage calls,
+    copies, spill calls and meta writing, and records when each ran (seconds from the operation's start)
+    and in which thread; the parent prints each kind's count, first start, last end and summed time."""
+
+    def __init__(self) -> None:
+        self.t0 = time.perf_counter()
+        self.events: list[tuple[str, float, float]] = []
+        self._lock = threading.Lock()
+
+    def record(self, name: str, start: float, end: float) -> None:
+        with self._lock:
+            self.events.append((name, start - self.t0, end - self.t0))
+
+    def wrap(self, owner: Any, method: str, label: Callable[..., str] | None = None) -> None:
+        plain = getattr(owner, method)
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return plain(*args, **kwargs)
+            finally:
+                self.record(label(*args, **kwargs) if label else method, start, time.perf_counter())
+
+        setattr(owner, method, timed)
+
+    def wrap_iterator(self, owner: Any, method: str, label: Callable[..., str]) -> None:
+        """A generator method: from its first request to its last entry."""
+        plain = getattr(owner, method)
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                yield from plain(*args, **kwargs)
+            finally:
+                self.record(label(*args, **kwargs), start, time.perf_counter())
+
+        setattr(owner, method, timed)
+
+    def install(self, backup_root: str) -> None:
+        from milvus_backup.core import backup, spill
+        from milvus_backup.core.milvus import Milvus as ToolMilvus
+        from milvus_backup.core.storage.base import Storage
+        from milvus_backup.core.storage.s3 import MinioStorage
+
+        for rpc in ("version", "list_databases", "list_collections", "describe", "partitions", "indexes"):
+            self.wrap(ToolMilvus, rpc, lambda *a, rpc=rpc, **k: f"milvus {rpc}")
+        for rpc in ("load_states", "flush_many", "flush", "segments"):
+            self.wrap(ToolMilvus, rpc, lambda *a, rpc=rpc, **k: f"milvus {rpc}")
+
+        def where(store: Any, prefix: str, *a: Any, **k: Any) -> str:
+            return "list backup" if prefix.startswith(backup_root + "/") else "list milvus"
+
+        self.wrap_iterator(MinioStorage, "_listing", where)
+        self.wrap(Storage, "copy_from", lambda *a, **k: "copy")
+        self.wrap(Storage, "write_file", lambda s, key, *a, **k: f"write {key.rsplit('/', 1)[-1]}")
+        self.wrap(MinioStorage, "write", lambda s, key, *a, **k: f"write {key.split('/')[-2]}/")
+        self.wrap(MinioStorage, "stat", lambda *a, **k: "stat")
+        for step in ("write_meta", "run_backup", "resolve_collections"):
+            self.wrap(backup, step)
+        self.wrap(backup._ConfirmedCopies, "_list_and_check", lambda *a, **k: "confirm a collection")
+        self.wrap(backup._ConfirmedCopies, "confirm", lambda *a, **k: "confirm: manifest entries")
+        for call in ("add", "copied", "answer", "confirmed"):
+            self.wrap(spill.BinlogSpill, call, lambda *a, call=call, **k: f"spill {call}")
+
+    def summary(self) -> list[dict[str, Any]]:
+        kinds: dict[str, list[tuple[float, float]]] = {}
+        for name, start, end in self.events:
+            kinds.setdefault(name, []).append((start, end))
+        rows = [
+            {
+                "what": name,
+                "n": len(spans),
+                "first": min(s for s, _ in spans),
+                "last": max(e for _, e in spans),
+                "sum": sum(e - s for s, e in spans),
+            }
+            for name, spans in kinds.items()
+        ]
+        return sorted(rows, key=lambda r: (r["first"], r["last"]))
+
+
+def _print_timeline(label: str, rows: list[dict[str, Any]], took: float) -> None:
+    print(f"timeline of {label} ({took:.2f} s)", file=sys.stderr)
+    for r in rows:
+        print(
+            f"  {r['what']:<28} n={r['n']:<6} {r['first']:7.3f} -> {r['last']:7.3f} s  summed {r['sum']:7.3f} s",
+            file=sys.stderr,
+        )
+
+
 def child(config_path: str, spec: dict[str, Any]) -> None:
     """One tool operation in this process; prints seconds, peak RSS and bytes read as JSON."""
     _count_socket_reads()
-    engine = Engine(_child_config(config_path, spec))
+    config = _child_config(config_path, spec)
+    timeline = _Timeline() if spec.get("timeline") else None
+    if timeline is not None:
+        timeline.install(config.backup_storage.root_path)
+    engine = Engine(config)
     read_before, t = _read_bytes(), time.perf_counter()
+    if timeline is not None:
+        timeline.t0 = t
     if spec["what"] == "backup":
         job: Any = engine.start_backup(BackupRequest(name=spec["backup"], collections=spec["collections"]))
     else:
@@ -113,8 +213,13 @@ def child(config_path: str, spec: dict[str, Any]) -> None:
     assert job.wait() is JobState.SUCCESS, job.error
     took = time.perf_counter() - t
     size = job.result.size if spec["what"] == "backup" else sum(c.rows for c in job.result)
+    cpu = resource.getrusage(resource.RUSAGE_SELF)
     engine.close()
-    print(json.dumps({"seconds": took, "rss_mib": _peak_rss_mib(), "read": _read_bytes() - read_before, "size": size}))
+    result = {"seconds": took, "rss_mib": _peak_rss_mib(), "read": _read_bytes() - read_before, "size": size}
+    result["cpu"] = cpu.ru_utime + cpu.ru_stime
+    if timeline is not None:
+        result["timeline"] = timeline.summary()
+    print(json.dumps(result))
 
 
 # --------------------------------------------------------------------------- the parent
@@ -359,15 +464,24 @@ class Bench:
         result: dict[str, Any] = {}
 
         def backup_tool() -> float:
-            result.update(self.tool(what="backup", backup=backup, collections=[name]))
+            result.update(self.tool(what="backup", backup=backup, collections=[name], timeline=args.timeline))
             return float(result["seconds"])
 
-        pair(r, backup_tool, lambda: self.raw_copy(keys), self.row("backup, same store"))
+        same_store = self.row("backup, same store")
+        pair(r, backup_tool, lambda: self.raw_copy(keys), same_store)
+        same_store.cpu.append(result["cpu"])
+        if args.timeline:
+            _print_timeline(f"round {r} (raw copy {same_store.raw[-1]:.2f} s)", result["timeline"], result["seconds"])
         size = result["size"]
         read_row = self.row("bytes read through the client per byte backed up")
         read_row.figure("{:.1f} MiB", result["read"] / MIB)
         read_row.figure("{:.3f} per byte", result["read"] / size)
         read_row.figure("peak RSS {:.0f} MiB", result["rss_mib"])
+        if args.backup_only:
+            engine = Engine(self.config)
+            engine.delete_backup(backup)
+            engine.close()
+            return
         for full in (False, True):
             t = time.perf_counter()
             engine = Engine(self.config)
@@ -607,6 +721,8 @@ def main() -> None:
     parser.add_argument("--only", choices=["big", "small", "listing"], action="append", help="run only these parts")
     parser.add_argument("--keep", action="store_true", help="keep the source collections, reuse kept ones")
     parser.add_argument("--no-restore", action="store_true", help="leave out the restore of the small collections")
+    parser.add_argument("--timeline", action="store_true", help="print where each big backup's time went")
+    parser.add_argument("--backup-only", action="store_true", help="big: only the same-store backup and raw copy")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:

@@ -16,7 +16,7 @@ from pymilvus import DataType, MilvusClient
 from milvus_backup.core import backup as backup_module
 from milvus_backup.core.backup import BackupRequest, Strategy
 from milvus_backup.core.engine import Engine
-from milvus_backup.core.errors import InvalidRequest
+from milvus_backup.core.errors import Cancelled, InvalidRequest
 from milvus_backup.core.jobs import Job, JobKind, JobState, Reporter
 from milvus_backup.core.restore import RestoreRequest
 from milvus_backup.core.storage import CopyTask, LocalStorage, copy_groups
@@ -265,6 +265,24 @@ def test_groups_fed_while_copying_are_copied_and_a_failed_feed_stops_them(tmp_pa
             src, stopped, failing, 1, 2, after_copy=lambda *_: failing.fail(InvalidRequest("the plan of b failed"))
         )
     assert stopped.started == ["a/0"]  # no other copy started
+
+
+def test_a_cancel_reaches_copy_threads_that_wait_for_the_next_group(tmp_path):
+    # every copy of the first group is done and the feed stays open (a later collection still being planned):
+    # the copy threads wait for work, and a cancel, which nothing hands to the feed, still ends the copy
+    sizes = {"a": 3}
+    src, dst = LocalStorage(tmp_path / "s"), _GroupWatch(tmp_path / "d", sizes)
+    feed, cancel, copied = CopyFeed(), threading.Event(), []
+    feed.add(_groups(src, sizes)[0])
+
+    def cancel_after_the_last(task, _copied):
+        copied.append(task.dst_key)
+        if len(copied) == sizes["a"]:
+            threading.Timer(0.05, cancel.set).start()  # once the threads wait, not while one still copies
+
+    with pytest.raises(Cancelled, match="after 3 of 3 objects"):
+        copy_groups(src, dst, feed, 4, 2, cancel=cancel, after_copy=cancel_after_the_last)
+    assert sorted(dst.started) == ["a/0", "a/1", "a/2"]
 
 
 @pytest.mark.integration

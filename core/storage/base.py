@@ -20,7 +20,7 @@ from typing import BinaryIO, Protocol, TypeVar
 
 from milvus_backup.core.errors import StorageError
 from milvus_backup.core.storage.errors import SourceReadError, map_os_error
-from milvus_backup.core.storage.retry import retrying
+from milvus_backup.core.storage.retry import call_retrying
 
 T = TypeVar("T")
 
@@ -239,7 +239,7 @@ class Storage(ABC):
         try:
             if not retry:
                 return fn()
-            return retrying(op, where)(fn)
+            return call_retrying(op, where, fn)
         except StorageError:
             raise
         except Exception as exc:

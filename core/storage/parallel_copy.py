@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -68,14 +68,16 @@ class CopyGroup(Protocol):
     def __iter__(self) -> Iterator[CopyTask]: ...
 
 
+CANCEL_LOOK = 0.2  # seconds between looks at the cancel event while a copy thread waits for work
+
+
 class CopyFeed:
     """The groups of a copy that starts while they are still being found (a backup copies each collection's
     binlogs as soon as that collection is planned): `add` each group once known, then `close`; or `fail`,
     and no other copy starts and copy_groups raises that error once the copies in flight are done."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._changed = threading.Event()  # a group came, the feed ended, or a copy finished
+        self._changed = threading.Condition()  # a group came, the feed ended, or a copy ended
         self._new: list[CopyGroup] = []
         self._closed = False
         self.error: BaseException | None = None
@@ -89,27 +91,20 @@ class CopyFeed:
         return feed
 
     def add(self, group: CopyGroup) -> None:
-        with self._lock:
+        with self._changed:
             self._new.append(group)
-        self._changed.set()
+            self._changed.notify_all()
 
     def close(self) -> None:
-        with self._lock:
+        with self._changed:
             self._closed = True
-        self._changed.set()
+            self._changed.notify_all()
 
     def fail(self, error: BaseException) -> None:
-        with self._lock:
+        with self._changed:
             self.error = self.error or error
             self._closed = True
-        self._changed.set()
-
-    def _take(self) -> tuple[list[CopyGroup], bool]:
-        """The groups added since the last call, and whether no more will come."""
-        with self._lock:
-            self._changed.clear()
-            new, self._new = self._new, []
-            return new, self._closed
+            self._changed.notify_all()
 
 
 class _Groups:
@@ -145,11 +140,17 @@ class _Groups:
                 return index, task
         return None
 
-    def done(self, index: int) -> None:
-        """One copy of group `index` ended."""
+    def done(self, index: int) -> bool:
+        """One copy of group `index` ended; True when that was the group's last: another may open."""
         self._left[index] -= 1
-        if not self._left[index]:
-            del self._left[index]
+        if self._left[index]:
+            return False
+        del self._left[index]
+        return True
+
+    def started_all(self) -> bool:
+        """Every task of every group added has started."""
+        return not self._waiting and not self._open
 
 
 def copy_groups(
@@ -171,6 +172,7 @@ def copy_groups(
     if parallelism < 1 or groups_at_once < 1:
         raise ValueError("parallelism and groups_at_once must be at least 1")
     feed = groups if isinstance(groups, CopyFeed) else CopyFeed.of(groups)
+    run = _CopyRun(feed, _Groups(groups_at_once), cancel)
 
     def copy_one(task: CopyTask) -> None:
         copied = dst.copy_from(src, task.src_key, task.dst_key, task.size, server_side=server_side)
@@ -179,48 +181,73 @@ def copy_groups(
         if on_progress is not None:
             on_progress(task.size, 1)
 
-    failure: tuple[CopyTask, BaseException] | None = None  # the first copy that failed, and why
-    cancelled = False
-    done_count = 0
-    pending: dict[Future[None], tuple[int, CopyTask]] = {}
-    queue = _Groups(groups_at_once)
+    def copy_until_done() -> None:
+        while (item := run.next_task()) is not None:
+            index, task = item
+            try:
+                copy_one(task)
+            except BaseException as exc:
+                run.ended(index, task, exc)
+            else:
+                run.ended(index, task, None)
+
+    # Each of `parallelism` threads takes the next copy itself as soon as its last one ended: no future, no
+    # callback and no wake-up of a coordinating thread per copy (that cost as much CPU as the copy's request).
     with ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="copy") as pool:
-        while True:
-            new, closed = feed._take()
-            for group in new:
-                queue.add(group)
-            for future in [f for f in pending if f.done()]:
-                index, task = pending.pop(future)
-                queue.done(index)
-                error = future.exception()
-                if error is None:
-                    done_count += 1
-                elif isinstance(error, Cancelled):  # after_copy saw the cancel
-                    cancelled = True
-                elif failure is None:
-                    failure = task, error
-            cancelled = cancelled or (cancel is not None and cancel.is_set())
-            stopped = failure is not None or cancelled or feed.error is not None
-            # Submit only as many as can run: the cancel check then happens right before each copy starts.
-            while not stopped and len(pending) < parallelism:
-                if cancel is not None and cancel.is_set():
-                    cancelled = stopped = True
-                    break
-                item = queue.next()
-                if item is None:
-                    break
-                future = pool.submit(copy_one, item[1])
-                pending[future] = item
-                future.add_done_callback(lambda _: feed._changed.set())
-            if not pending and (closed or stopped):
-                break
-            feed._changed.wait()
-    if failure is not None:
-        failed_task, cause = failure
-        if isinstance(cause, BackupToolError):  # a StorageError, or after_copy's own verdict (a damaged object)
-            raise cause
-        raise StorageError(f"copy of {failed_task.src_key} failed: {short(cause)}") from cause
-    if feed.error is not None:
-        raise feed.error
-    if cancelled:
-        raise Cancelled(f"copy cancelled after {done_count} of {queue.tasks} objects")
+        workers = [pool.submit(copy_until_done) for _ in range(parallelism)]
+    for worker in workers:
+        worker.result()  # a fault of the loop itself, never a copy's
+    run.raise_outcome()
+
+
+class _CopyRun:
+    """What the copy threads share, under the feed's lock: the groups' tasks, the first failure, the cancel."""
+
+    def __init__(self, feed: CopyFeed, queue: _Groups, cancel: threading.Event | None):
+        self.feed, self.queue, self.cancel = feed, queue, cancel
+        self.failure: tuple[CopyTask, BaseException] | None = None  # the first copy that failed, and why
+        self.cancelled = False
+        self.done = 0
+
+    def next_task(self) -> tuple[int, CopyTask] | None:
+        """The next copy to start (checked for a cancel right before), waiting while none may start yet;
+        None once no other copy will start: all have started and the feed is closed, or the run stopped."""
+        feed = self.feed
+        with feed._changed:
+            while True:
+                for group in feed._new:
+                    self.queue.add(group)
+                feed._new = []
+                self.cancelled = self.cancelled or (self.cancel is not None and self.cancel.is_set())
+                if self.failure is not None or self.cancelled or feed.error is not None:
+                    return None
+                item = self.queue.next()
+                if item is not None:
+                    return item
+                if feed._closed and self.queue.started_all():
+                    return None
+                feed._changed.wait(CANCEL_LOOK)  # a cancel sets no condition: looked at this often
+
+    def ended(self, index: int, task: CopyTask, error: BaseException | None) -> None:
+        with self.feed._changed:
+            group_done = self.queue.done(index)
+            if error is None:
+                self.done += 1
+            elif isinstance(error, Cancelled):  # after_copy saw the cancel
+                self.cancelled = True
+            elif self.failure is None:
+                self.failure = task, error
+            if group_done or error is not None:  # what a waiting thread waits for: a group to open, or the end
+                self.feed._changed.notify_all()
+
+    def raise_outcome(self) -> None:
+        """Once every copy thread has ended: the first failure, the feed's, or the cancel."""
+        if self.failure is not None:
+            failed_task, cause = self.failure
+            if isinstance(cause, BackupToolError):  # a StorageError, or after_copy's own verdict (a damaged object)
+                raise cause
+            raise StorageError(f"copy of {failed_task.src_key} failed: {short(cause)}") from cause
+        if self.feed.error is not None:
+            raise self.feed.error
+        if self.cancelled:
+            raise Cancelled(f"copy cancelled after {self.done} of {self.queue.tasks} objects")

@@ -8,14 +8,17 @@ module (`milvus_backup.core.storage.retry`); every retry reads them from here wh
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
+from typing import TypeVar
 
-import tenacity
 import urllib3
 from minio.error import InvalidResponseError, S3Error, ServerError
 
 from milvus_backup.core.storage.errors import SourceReadError, short
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 RETRY_ATTEMPTS = 4
 RETRY_WAIT_INITIAL = 0.2  # seconds; doubles each attempt
@@ -63,19 +66,18 @@ def log_retry(op: str, where: str, exc: BaseException | None, failures: int) -> 
     log.warning("%s %s failed (%s), retrying (attempt %d of %d)", op, where, reason, failures + 1, RETRY_ATTEMPTS)
 
 
-def retrying(op: str, where: str) -> tenacity.Retrying:
-    """A tenacity policy that retries transient failures of one operation, logging each retry."""
-
-    def before_sleep(state: tenacity.RetryCallState) -> None:
-        log_retry(op, where, state.outcome.exception() if state.outcome is not None else None, state.attempt_number)
-
-    def wait(state: tenacity.RetryCallState) -> float:
-        return backoff(state.attempt_number)
-
-    return tenacity.Retrying(
-        retry=tenacity.retry_if_exception(is_transient),
-        stop=tenacity.stop_after_attempt(RETRY_ATTEMPTS),
-        wait=wait,
-        before_sleep=before_sleep,
-        reraise=True,
-    )
+def call_retrying(op: str, where: str, fn: Callable[[], T]) -> T:
+    """fn(), tried again after each transient failure (logged) up to RETRY_ATTEMPTS times in all; the last
+    failure, or the first that is not transient, is raised as it is. A loop, not a retry library's policy
+    object: a backup runs this once per binlog copy, and building such a policy cost more CPU than the
+    copy's own request."""
+    failures = 0
+    while True:
+        try:
+            return fn()
+        except Exception as exc:
+            failures += 1
+            if failures >= RETRY_ATTEMPTS or not is_transient(exc):
+                raise
+            log_retry(op, where, exc, failures)
+            time.sleep(backoff(failures))
