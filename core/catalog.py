@@ -23,7 +23,7 @@ import logging
 import os
 import typing
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,12 +35,20 @@ from milvus_backup.core.meta import (
     BackupState,
     Collection,
     MetaError,
+    MetaFile,
     Partition,
     Segment,
+    SegmentPlace,
     full_meta_segments,
+    placed_level_segments,
     placed_segments,
     read_backup,
     read_full_meta,
+    read_segment_meta,
+    render_backup_json,
+    same_but_binlogs,
+    segment_meta_segments,
+    segment_places,
 )
 from milvus_backup.core.paths import (
     BACKUP_META,
@@ -50,6 +58,8 @@ from milvus_backup.core.paths import (
     FULL_META,
     META_DIR,
     META_WRITE_ORDER,
+    PARTITION_META,
+    SEGMENT_META,
     BackupLayout,
     InvalidName,
     UnsafeKey,
@@ -228,10 +238,39 @@ class Catalog:
     def get(self, name: str, *, binlogs: bool = True) -> BackupInfo:
         """The backup's meta: its few files read in parallel, whatever the number of backups.
 
-        binlogs=False: its segments without their binlog lists, from full_meta.json read as a stream
-        (read_full_meta), so memory grows with the segments, not the binlogs: what a restore plans from
-        and verify walks; `read_segments` gives the binlogs back when needed. A backup without
-        full_meta.json is rebuilt from its level files, whole."""
+        binlogs=False: its segments without their binlog lists, so memory grows with the segments, not
+        the binlogs: what get, the API and the app show, what a restore plans from and verify walks. The
+        file the binlogs are in is read as a stream: full_meta.json (read_full_meta), or in a backup
+        without it, segment_meta.json (read_segment_meta) beside the small level files.
+        `read_segments` and `backup_json` give the binlogs back when needed."""
+        return self._get(name, binlogs)[0]
+
+    def backup_json(
+        self,
+        name: str,
+        *,
+        indent: int | None = None,
+        last_word: Callable[[BackupInfo], dict[str, Any]] | None = None,
+    ) -> MetaFile:
+        """The backup's meta as the JSON text of encode(get(name)), updated with last_word(the meta), in
+        a temporary file (meta.render_backup_json): its tree without binlog lists, then the file they
+        are in read once more as a stream, each segment written whole in turn, one held at a time."""
+        info, source, wanted = self._get(name, binlogs=False)
+        words = last_word(info) if last_word is not None else None
+        if source is None:  # no segment_meta.json: no segments but those the tree holds whole
+            return render_backup_json(info, indent=indent, last_word=words)
+        key = self.layout.meta(name, source)
+
+        def render(stream: Readable) -> MetaFile:
+            with _SegmentCursor(self.storage, key, stream, wanted) as cursor:
+                return render_backup_json(info, cursor.whole, indent=indent, last_word=words)
+
+        return read_streamed(self.storage, key, render)
+
+    def _get(self, name: str, binlogs: bool) -> tuple[BackupInfo, str | None, dict[int, SegmentPlace | None]]:
+        """The meta (see get); the file whose binlog lists it was read without: full_meta.json,
+        segment_meta.json, or None (read whole, or a backup without segment_meta.json); and the segments
+        read from that file without them (by id(): _SegmentCursor's `wanted`)."""
         check_backup_name(name)
         files = (*META_WRITE_ORDER, CHANNEL_CP_META) if binlogs else (BACKUP_META,)
         found = self._read_files(name, files)
@@ -242,18 +281,25 @@ class Catalog:
                     f"failed backup left it; remove it with: milvus-backup delete -n {name}"
                 )
             raise NotFound(f"backup {name} not found under {self.storage.bucket}/{self.layout.backups_root()}")
-        if binlogs:
-            info = read_backup(found)
-        else:
-            try:
-                top = found[BACKUP_META]
-                info = read_streamed(self.storage, self.layout.meta(name, FULL_META), lambda s: read_full_meta(s, top))
-            except ObjectNotFound:
-                levels = tuple(f for f in META_WRITE_ORDER if f not in (BACKUP_META, FULL_META))
-                info = read_backup(found | self._read_files(name, levels))
-        if not info.name:
-            info.name = name
-        return info
+        read = (read_backup(found), None, {}) if binlogs else self._read_bare(name, found[BACKUP_META])
+        if not read[0].name:
+            read[0].name = name
+        return read
+
+    def _read_bare(self, name: str, top: bytes) -> tuple[BackupInfo, str | None, dict[int, SegmentPlace | None]]:
+        try:
+            key = self.layout.meta(name, FULL_META)
+            info = read_streamed(self.storage, key, lambda s: read_full_meta(s, top))
+            return info, FULL_META, dict(segment_places(info))
+        except ObjectNotFound:
+            pass
+        levels = self._read_files(name, (COLLECTION_META, PARTITION_META))
+        try:
+            segments = read_streamed(self.storage, self.layout.meta(name, SEGMENT_META), read_segment_meta)
+        except ObjectNotFound:
+            return read_backup({BACKUP_META: top, **levels}), None, {}
+        # segment_meta.json names no places: a segment there is matched by what it says
+        return read_backup({BACKUP_META: top, **levels}, segments), SEGMENT_META, dict.fromkeys(map(id, segments))
 
     def read_segments(
         self,
@@ -262,13 +308,20 @@ class Catalog:
         consume: Callable[[Iterator[tuple[Collection, Partition | None, Segment]]], T],
     ) -> T:
         """consume(every segment of `info`, as get(name, binlogs=False) gave it, with its binlog lists and
-        where it sits: meta.placed_segments): full_meta.json read once more as a stream, a segment at a
-        time. A transient failure starts it again: `consume` must take all or nothing
-        (ExpectedObjects.add_meta_sizes does)."""
-        key = self.layout.meta(name, FULL_META)
+        where it sits: meta.placed_segments): full_meta.json (or, without it, segment_meta.json) read once
+        more as a stream, a segment at a time. A transient failure starts it again: `consume` must take
+        all or nothing (ExpectedObjects.add_meta_sizes does)."""
         try:
+            key = self.layout.meta(name, FULL_META)
             return read_streamed(self.storage, key, lambda s: consume(placed_segments(info, full_meta_segments(s))))
-        except ObjectNotFound:  # rebuilt from the level files: `info` holds its binlogs
+        except ObjectNotFound:
+            pass
+        try:
+            key = self.layout.meta(name, SEGMENT_META)
+            return read_streamed(
+                self.storage, key, lambda s: consume(placed_level_segments(info, segment_meta_segments(s)))
+            )
+        except ObjectNotFound:  # no segments but those the tree holds whole
             return consume(placed_segments(info))
 
     def _read_files(self, name: str, files: tuple[str, ...]) -> dict[str, bytes]:
@@ -317,6 +370,46 @@ def read_streamed(storage: Storage, key: str, consume: Callable[[Readable], T]) 
     if failed:
         raise failed[-1]
     return typing.cast(T, result)
+
+
+class _SegmentCursor:
+    """The segments of a tree read without their binlog lists (`wanted`: each one's id(), with its place
+    in full_meta.json, or None in segment_meta.json where only what it says can match it), whole again,
+    from the file they came from read once more as a stream. Each is looked for from where the last was
+    found: the tree was written in the file's order, so that is one pass. One not found by the end is
+    looked for from the start again (a file in another order: its L0 segments first, say); one not there
+    at all means the file changed since the tree was read. A segment not wanted was read whole: as it is."""
+
+    def __init__(self, storage: Storage, key: str, stream: Readable, wanted: dict[int, SegmentPlace | None]):
+        self.storage, self.key, self.wanted = storage, key, wanted
+        full = key.endswith(f"/{FULL_META}")
+        self._segments_of: Callable[[Readable], Iterator[tuple[Any, Segment]]]
+        self._segments_of = full_meta_segments if full else segment_meta_segments
+        self._segments: Iterator[tuple[Any, Segment]] = self._segments_of(stream)  # read_streamed's: it closes it
+        self._reopened: Generator[tuple[Any, Segment], None, None] | None = None
+
+    def __enter__(self) -> _SegmentCursor:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._reopened is not None:
+            self._reopened.close()
+
+    def whole(self, bare: Segment) -> Segment:
+        if id(bare) not in self.wanted:
+            return bare
+        place = self.wanted[id(bare)]
+        for _pass in range(2):
+            for at, whole in self._segments:
+                if (place is None or at == place) and same_but_binlogs(bare, whole):
+                    return whole
+            self.__exit__()
+            self._segments = self._reopened = self._reopen()
+        raise MetaError(f"{self.storage.describe(self.key)} changed while it was read: read the backup again")
+
+    def _reopen(self) -> Generator[tuple[Any, Segment], None, None]:
+        with self.storage.open(self.key) as stream:
+            yield from self._segments_of(stream)
 
 
 def _folder_name(root: str, key: str) -> str | None:
