@@ -23,7 +23,7 @@ import logging
 import os
 import typing
 import uuid
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,8 +37,8 @@ from milvus_backup.core.meta import (
     MetaError,
     MetaFile,
     Partition,
+    RenderedSegments,
     Segment,
-    SegmentPlace,
     full_meta_segments,
     placed_level_segments,
     placed_segments,
@@ -46,9 +46,7 @@ from milvus_backup.core.meta import (
     read_full_meta,
     read_segment_meta,
     render_backup_json,
-    same_but_binlogs,
     segment_meta_segments,
-    segment_places,
 )
 from milvus_backup.core.paths import (
     BACKUP_META,
@@ -243,34 +241,9 @@ class Catalog:
         file the binlogs are in is read as a stream: full_meta.json (read_full_meta), or in a backup
         without it, segment_meta.json (read_segment_meta) beside the small level files.
         `read_segments` and `backup_json` give the binlogs back when needed."""
-        return self._get(name, binlogs)[0]
+        return self._get(name, binlogs)
 
-    def backup_json(
-        self,
-        name: str,
-        *,
-        indent: int | None = None,
-        last_word: Callable[[BackupInfo], dict[str, Any]] | None = None,
-    ) -> MetaFile:
-        """The backup's meta as the JSON text of encode(get(name)), updated with last_word(the meta), in
-        a temporary file (meta.render_backup_json): its tree without binlog lists, then the file they
-        are in read once more as a stream, each segment written whole in turn, one held at a time."""
-        info, source, wanted = self._get(name, binlogs=False)
-        words = last_word(info) if last_word is not None else None
-        if source is None:  # no segment_meta.json: no segments but those the tree holds whole
-            return render_backup_json(info, indent=indent, last_word=words)
-        key = self.layout.meta(name, source)
-
-        def render(stream: Readable) -> MetaFile:
-            with _SegmentCursor(self.storage, key, stream, wanted) as cursor:
-                return render_backup_json(info, cursor.whole, indent=indent, last_word=words)
-
-        return read_streamed(self.storage, key, render)
-
-    def _get(self, name: str, binlogs: bool) -> tuple[BackupInfo, str | None, dict[int, SegmentPlace | None]]:
-        """The meta (see get); the file whose binlog lists it was read without: full_meta.json,
-        segment_meta.json, or None (read whole, or a backup without segment_meta.json); and the segments
-        read from that file without them (by id(): _SegmentCursor's `wanted`)."""
+    def _get(self, name: str, binlogs: bool, keep: Callable[[Segment], Segment] | None = None) -> BackupInfo:
         check_backup_name(name)
         files = (*META_WRITE_ORDER, CHANNEL_CP_META) if binlogs else (BACKUP_META,)
         found = self._read_files(name, files)
@@ -281,25 +254,43 @@ class Catalog:
                     f"failed backup left it; remove it with: milvus-backup delete -n {name}"
                 )
             raise NotFound(f"backup {name} not found under {self.storage.bucket}/{self.layout.backups_root()}")
-        read = (read_backup(found), None, {}) if binlogs else self._read_bare(name, found[BACKUP_META])
-        if not read[0].name:
-            read[0].name = name
-        return read
+        info = read_backup(found) if binlogs else self._read_bare(name, found[BACKUP_META], keep)
+        if not info.name:
+            info.name = name
+        return info
 
-    def _read_bare(self, name: str, top: bytes) -> tuple[BackupInfo, str | None, dict[int, SegmentPlace | None]]:
+    def backup_json(
+        self,
+        name: str,
+        *,
+        indent: int | None = None,
+        last_word: Callable[[BackupInfo], dict[str, Any]] | None = None,
+    ) -> MetaFile:
+        """The backup's meta as the JSON text of encode(get(name)), updated with last_word(the meta), in
+        a temporary file (meta.render_backup_json): get(name, binlogs=False), each segment's text made
+        as the stream passes it whole (meta.RenderedSegments), then written where the tree puts it."""
+        rendered = RenderedSegments(indent)
         try:
-            key = self.layout.meta(name, FULL_META)
-            info = read_streamed(self.storage, key, lambda s: read_full_meta(s, top))
-            return info, FULL_META, dict(segment_places(info))
+            info = self._get(name, False, rendered.keep)
+            return render_backup_json(info, rendered, indent=indent, last_word=last_word(info) if last_word else None)
+        finally:
+            rendered.close()
+
+    def _read_bare(self, name: str, top: bytes, keep: Callable[[Segment], Segment] | None) -> BackupInfo:
+        """get(name, binlogs=False) once backup_meta.json (`top`) is read; `keep` as read_full_meta's."""
+        try:
+            return read_streamed(
+                self.storage, self.layout.meta(name, FULL_META), lambda s: read_full_meta(s, top, keep)
+            )
         except ObjectNotFound:
             pass
         levels = self._read_files(name, (COLLECTION_META, PARTITION_META))
         try:
-            segments = read_streamed(self.storage, self.layout.meta(name, SEGMENT_META), read_segment_meta)
+            key = self.layout.meta(name, SEGMENT_META)
+            segments = read_streamed(self.storage, key, lambda s: read_segment_meta(s, keep))
         except ObjectNotFound:
-            return read_backup({BACKUP_META: top, **levels}), None, {}
-        # segment_meta.json names no places: a segment there is matched by what it says
-        return read_backup({BACKUP_META: top, **levels}, segments), SEGMENT_META, dict.fromkeys(map(id, segments))
+            segments = []
+        return read_backup({BACKUP_META: top, **levels}, segments)
 
     def read_segments(
         self,
@@ -370,46 +361,6 @@ def read_streamed(storage: Storage, key: str, consume: Callable[[Readable], T]) 
     if failed:
         raise failed[-1]
     return typing.cast(T, result)
-
-
-class _SegmentCursor:
-    """The segments of a tree read without their binlog lists (`wanted`: each one's id(), with its place
-    in full_meta.json, or None in segment_meta.json where only what it says can match it), whole again,
-    from the file they came from read once more as a stream. Each is looked for from where the last was
-    found: the tree was written in the file's order, so that is one pass. One not found by the end is
-    looked for from the start again (a file in another order: its L0 segments first, say); one not there
-    at all means the file changed since the tree was read. A segment not wanted was read whole: as it is."""
-
-    def __init__(self, storage: Storage, key: str, stream: Readable, wanted: dict[int, SegmentPlace | None]):
-        self.storage, self.key, self.wanted = storage, key, wanted
-        full = key.endswith(f"/{FULL_META}")
-        self._segments_of: Callable[[Readable], Iterator[tuple[Any, Segment]]]
-        self._segments_of = full_meta_segments if full else segment_meta_segments
-        self._segments: Iterator[tuple[Any, Segment]] = self._segments_of(stream)  # read_streamed's: it closes it
-        self._reopened: Generator[tuple[Any, Segment], None, None] | None = None
-
-    def __enter__(self) -> _SegmentCursor:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        if self._reopened is not None:
-            self._reopened.close()
-
-    def whole(self, bare: Segment) -> Segment:
-        if id(bare) not in self.wanted:
-            return bare
-        place = self.wanted[id(bare)]
-        for _pass in range(2):
-            for at, whole in self._segments:
-                if (place is None or at == place) and same_but_binlogs(bare, whole):
-                    return whole
-            self.__exit__()
-            self._segments = self._reopened = self._reopen()
-        raise MetaError(f"{self.storage.describe(self.key)} changed while it was read: read the backup again")
-
-    def _reopen(self) -> Generator[tuple[Any, Segment], None, None]:
-        with self.storage.open(self.key) as stream:
-            yield from self._segments_of(stream)
 
 
 def _folder_name(root: str, key: str) -> str | None:

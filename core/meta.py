@@ -656,9 +656,41 @@ def _text(data: Any) -> str:
 # --- a backup's meta as one JSON document (get, the API's backup views), a segment at a time -----------
 
 
+class RenderedSegments:
+    """The JSON text of each segment (json.dumps of encode(segment), as deep as the top of a document),
+    made as a stream reads the segment whole, before its binlog lists are dropped (`keep`), and kept in
+    a temporary file (in memory while small): what render_backup_json writes for the segment once the
+    tree is read, indented to where it sits. One read of the file, and one segment held at a time."""
+
+    def __init__(self, indent: int | None):
+        self.indent = indent
+        self._file = tempfile.SpooledTemporaryFile(_META_IN_MEMORY)  # noqa: SIM115 (closed by close())
+        self._at: dict[int, tuple[int, int]] = {}  # id() of a segment kept in the tree -> its text's place
+
+    def keep(self, segment: Segment) -> Segment:
+        """The segment without its binlog lists, its text written first: the `keep` of a stream read."""
+        data = _dumped(encode(segment), self.indent).encode("utf-8")
+        self._at[id(segment)] = (self._file.tell(), len(data))  # a later segment at the same id() replaces it
+        self._file.write(data)
+        return _without_binlogs(segment)
+
+    def text(self, segment: Segment) -> str | None:
+        """The text of a segment `keep` returned (None for another: one read whole, say)."""
+        at = self._at.get(id(segment))
+        if at is None:
+            return None
+        self._file.seek(at[0])
+        text: str = self._file.read(at[1]).decode("utf-8")
+        self._file.seek(0, 2)
+        return text
+
+    def close(self) -> None:
+        self._file.close()
+
+
 def render_backup_json(
     info: BackupInfo,
-    whole: Callable[[Segment], Segment] | None = None,
+    rendered: RenderedSegments | None = None,
     *,
     indent: int | None = None,
     last_word: dict[str, Any] | None = None,
@@ -666,38 +698,42 @@ def render_backup_json(
     """The text of json.dumps(encode(info) updated with `last_word`, ensure_ascii=False), indented by
     `indent` (None: compact, separators "," and ":", as the API's answers are written), in a temporary
     file (in memory while small) written a segment at a time: a backup of 100,000 binlogs never has its
-    binlog lists decoded or encoded at once. Each segment is written as `whole(segment)` gives it: `info`
-    may be read without its binlog lists (Catalog.get(binlogs=False)), and `whole` reads each back, in
-    the order the segments are written (the order of the file they came from)."""
+    binlog lists decoded or encoded at once. A segment `rendered` has the text of (`info` was read
+    without binlog lists, through its `keep`) is written as that text; any other is encoded then (a
+    backup job's tree, whose binlog lists are read back from its spill)."""
     fields = list(_fields(info))
     for key, value in (last_word or {}).items():  # as dict.update: in place, else at the end
         at = next((i for i, (k, _v, _item) in enumerate(fields) if k == key), len(fields))
         fields[at : at + 1] = [(key, value, None)]
     out = _JsonOut()
     try:
-        _JsonView(out, indent, whole or (lambda segment: segment)).object(fields, 0)
+        _JsonView(out, indent, rendered).object(fields, 0)
         return out.finish()
     except BaseException:
         out.meta_file.file.close()
         raise
 
 
+def _dumped(value: Any, indent: int | None) -> str:
+    if indent is None:
+        return _text(value)
+    return json.dumps(value, indent=indent, ensure_ascii=False)
+
+
 class _JsonView:
     """json.dumps's layout (indented or compact) written in pieces: the objects that hold segments key by
-    key, each segment encoded whole, one at a time, anything else by json.dumps itself."""
+    key, each segment whole, one at a time, anything else by json.dumps itself."""
 
-    def __init__(self, out: _JsonOut, indent: int | None, whole: Callable[[Segment], Segment]):
-        self.out, self.indent, self.whole = out, indent, whole
+    def __init__(self, out: _JsonOut, indent: int | None, rendered: RenderedSegments | None):
+        self.out, self.indent, self.rendered = out, indent, rendered
         self.colon = ":" if indent is None else ": "
 
     def _line(self, level: int) -> str:
         return "" if self.indent is None else "\n" + " " * (self.indent * level)
 
-    def plain(self, value: Any, level: int) -> None:
-        if self.indent is None:
-            self.out.value(value)
-        else:  # a JSON text has no newline but those of its layout: each is indented as deep as the value sits
-            self.out.text(json.dumps(value, indent=self.indent, ensure_ascii=False).replace("\n", self._line(level)))
+    def _indented(self, text: str, level: int) -> None:
+        # a JSON text has no newline but those of its layout: each is indented as deep as the value sits
+        self.out.text(text if self.indent is None else text.replace("\n", self._line(level)))
 
     def object(self, fields: list[tuple[str, Any, Any]], level: int) -> None:
         sep = "{"
@@ -705,7 +741,7 @@ class _JsonView:
             self.out.text(sep + self._line(level + 1) + _text(key) + self.colon)
             sep = ","
             if item is None:
-                self.plain(value, level + 1)
+                self._indented(_dumped(value, self.indent), level + 1)
             else:
                 self.items(value, level + 1)
         self.out.text("{}" if sep == "{" else self._line(level) + "}")
@@ -715,18 +751,12 @@ class _JsonView:
         for obj in objects:
             self.out.text(sep + self._line(level + 1))
             sep = ","
-            if isinstance(obj, Segment):
-                self.plain(encode(self.whole(obj)), level + 1)
-            elif isinstance(obj, (Collection, Partition)):
+            if isinstance(obj, (Collection, Partition)):
                 self.object(list(_fields(obj)), level + 1)
-            else:
-                self.plain(encode(obj), level + 1)
+                continue
+            text = self.rendered.text(obj) if self.rendered is not None and isinstance(obj, Segment) else None
+            self._indented(text if text is not None else _dumped(encode(obj), self.indent), level + 1)
         self.out.text("[]" if sep == "[" else self._line(level) + "]")
-
-
-def same_but_binlogs(bare: Segment, whole: Segment) -> bool:
-    """Whether `whole` is the segment `bare` stands for: equal once its binlog lists are left out."""
-    return _without_binlogs(replace(whole)) == _without_binlogs(replace(bare))
 
 
 class _JsonOut:
@@ -891,14 +921,17 @@ class SegmentPlace:
         return f"collection_backups[{self.collection}].{within}[{self.index}]"
 
 
-def read_full_meta(stream: Any, top: bytes | None = None) -> BackupInfo:
+def read_full_meta(
+    stream: Any, top: bytes | None = None, keep: Callable[[Segment], Segment] | None = None
+) -> BackupInfo:
     """The BackupInfo tree of full_meta.json (a file-like object, or bytes) read as a stream, as
     read_backup reads it (same checks, same errors; backup_meta.json's raw `top`, when given, has the
     last word on id, state, name, size), except that every segment comes WITHOUT its binlog lists: they
     are checked as they are read, then dropped (`full_meta_segments` gives them back, a segment at a
-    time). What a restore plans from: memory grows with the segments, not with their binlogs."""
+    time). What a restore plans from: memory grows with the segments, not with their binlogs.
+    `keep`: what each segment is, whole, turned into (RenderedSegments.keep; default: dropping the lists)."""
     head = _read(BACKUP_META, top, BackupInfo) if top is not None else None
-    tree = _drain(_streamed_tree(stream, _without_binlogs))
+    tree = _drain(_streamed_tree(stream, keep or _without_binlogs))
     if not isinstance(tree, dict):
         raise MetaError(f"meta file {FULL_META} should hold a JSON object, found {type(tree).__name__}")
     try:
@@ -916,11 +949,12 @@ def full_meta_segments(stream: Any) -> Iterator[tuple[SegmentPlace, Segment]]:
     return _streamed_tree(stream, lambda _segment: None)
 
 
-def read_segment_meta(stream: Any) -> list[Segment]:
+def read_segment_meta(stream: Any, keep: Callable[[Segment], Segment] | None = None) -> list[Segment]:
     """segment_meta.json's segments (a file-like object, or bytes) read as a stream, as read_backup reads
     them (same checks, same errors), except that each comes WITHOUT its binlog lists: the file a backup
-    without full_meta.json grows in (`segment_meta_segments` gives them back, a segment at a time)."""
-    tree = _drain(_streamed_tree(stream, _without_binlogs, SEGMENT_META))
+    without full_meta.json grows in (`segment_meta_segments` gives them back, a segment at a time).
+    `keep` as read_full_meta's."""
+    tree = _drain(_streamed_tree(stream, keep or _without_binlogs, SEGMENT_META))
     return _segment_infos(tree)
 
 
@@ -971,6 +1005,11 @@ def placed_segments(
             yield found[0], found[1], seg
 
 
+def _same_but_binlogs(bare: Segment, whole: Segment) -> bool:
+    """Whether `whole` is the segment `bare` stands for: equal once its binlog lists are left out."""
+    return _without_binlogs(replace(whole)) == _without_binlogs(replace(bare))
+
+
 def placed_level_segments(
     info: BackupInfo, streamed: Iterable[tuple[int, Segment]]
 ) -> Iterator[tuple[Collection, Partition | None, Segment]]:
@@ -984,7 +1023,7 @@ def placed_level_segments(
         waiting.setdefault((seg.collection_id, seg.partition_id, seg.segment_id), []).append((coll, part, seg))
     for _index, whole in streamed:
         holders = waiting.get((whole.collection_id, whole.partition_id, whole.segment_id), [])
-        match = next((seg for _c, _p, seg in holders if same_but_binlogs(seg, whole)), None)
+        match = next((seg for _c, _p, seg in holders if _same_but_binlogs(seg, whole)), None)
         if match is None:
             continue
         for coll, part, _seg in [h for h in holders if h[2] is match]:
@@ -992,18 +1031,6 @@ def placed_level_segments(
         holders[:] = [h for h in holders if h[2] is not match]
     for holders in waiting.values():
         yield from holders
-
-
-def segment_places(info: BackupInfo) -> dict[int, SegmentPlace]:
-    """Where each segment of `info` (by its id()) sits in full_meta.json's tree, as full_meta_segments names it."""
-    places: dict[int, SegmentPlace] = {}
-    for c, coll in enumerate(info.collection_backups):
-        for p, part in enumerate(coll.partition_backups):
-            for i, seg in enumerate(part.segment_backups):
-                places[id(seg)] = SegmentPlace(c, p, i)
-        for i, seg in enumerate(coll.l0_segments):
-            places[id(seg)] = SegmentPlace(c, None, i)
-    return places
 
 
 def _placed(info: BackupInfo, place: SegmentPlace) -> tuple[Collection, Partition | None, Segment] | None:
