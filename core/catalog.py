@@ -233,14 +233,15 @@ class Catalog:
         cache.put(name, etag, summary)
         return summary
 
-    def get(self, name: str, *, binlogs: bool = True) -> BackupInfo:
+    def get(self, name: str, *, binlogs: bool = False) -> BackupInfo:
         """The backup's meta: its few files read in parallel, whatever the number of backups.
 
-        binlogs=False: its segments without their binlog lists, so memory grows with the segments, not
-        the binlogs: what get, the API and the app show, what a restore plans from and verify walks. The
+        Its segments come without their binlog lists, so memory grows with the segments, not the
+        binlogs: what get, the API and the app show, what a restore plans from and verify walks. The
         file the binlogs are in is read as a stream: full_meta.json (read_full_meta), or in a backup
         without it, segment_meta.json (read_segment_meta) beside the small level files.
-        `read_segments` and `backup_json` give the binlogs back when needed."""
+        `read_segments` and `backup_json` give the binlogs back when needed. binlogs=True: the whole
+        meta decoded at once, binlog lists included (read_backup), for a caller that knows it is small."""
         return self._get(name, binlogs)
 
     def _get(self, name: str, binlogs: bool, keep: Callable[[Segment], Segment] | None = None) -> BackupInfo:

@@ -74,7 +74,7 @@ class Engine:
 
     def get_backup(self, name: str) -> BackupInfo:
         """The backup's meta, its segments without their binlog lists (backup_json writes them)."""
-        return self.ctx.catalog.get(name, binlogs=False)
+        return self.ctx.catalog.get(name)
 
     def backup_json(
         self,

@@ -135,7 +135,7 @@ def _delete_and_check_gone(sandbox, engine: Engine, folder: str, written: int) -
 def _read_as_get_shows_it(engine: Engine, folder: str) -> Any:
     """The backup's meta read whole, binlog lists included, after checking that `get` writes the same
     (a segment at a time) and that get_backup holds the same tree less the binlog lists."""
-    info = engine.ctx.catalog.get(folder)
+    info = engine.ctx.catalog.get(folder, binlogs=True)
     rendered = engine.backup_json(folder, indent=2)
     with rendered.file:
         assert json.loads(rendered.file.read()) == encode(info)

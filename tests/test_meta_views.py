@@ -189,7 +189,7 @@ def test_a_backup_without_full_meta_reads_segment_meta_as_a_stream(tmp_path):
     del files[FULL_META]
     _write(storage, layout, files)
     catalog = Catalog(storage, layout)
-    whole = catalog.get(NAME)
+    whole = catalog.get(NAME, binlogs=True)
     bare = catalog.get(NAME, binlogs=False)
     assert _text(catalog.backup_json(NAME)) == _expected(whole, None)
     assert sum(len(s.binlogs) + len(s.deltalogs) for c in bare.collection_backups for s in c.segments()) == 0
@@ -215,7 +215,7 @@ def test_the_cli_prints_what_it_printed(tmp_path, capsys):
     try:
         info = _meta(segments=4, logs=3)
         _write(engine.ctx.backup_storage, engine.ctx.backup_layout, meta_files(info))
-        whole = engine.ctx.catalog.get(NAME)
+        whole = engine.ctx.catalog.get(NAME, binlogs=True)
     finally:
         engine.close()
     for extra in ([], ["--json"]):
@@ -233,7 +233,7 @@ def test_the_api_answers_what_it_answered(tmp_path):
         info.progress = 0  # a backup that says nothing of its progress: the view's 100 comes last
         files = meta_files(info)
         _write(engine.ctx.backup_storage, engine.ctx.backup_layout, files)
-        whole = engine.ctx.catalog.get(NAME)
+        whole = engine.ctx.catalog.get(NAME, binlogs=True)
         with TestClient(create_app(engine)) as client:
             answer = client.get("/api/v1/get_backup", params={"backup_name": NAME, "requestId": "r-1"})
         assert answer.status_code == 200 and answer.headers["content-type"] == "application/json"
@@ -271,7 +271,7 @@ def test_full_meta_is_read_once_whatever_its_order(tmp_path):
     reads: list[str] = []
     real_open = storage.open
     storage.open = lambda key: reads.append(key) or real_open(key)  # type: ignore[method-assign]
-    whole = catalog.get(NAME)
+    whole = catalog.get(NAME, binlogs=True)
     assert [c.collection_id for c in whole.collection_backups] == [2, 1]
     assert _text(catalog.backup_json(NAME, indent=2)) == _expected(whole, 2)
     assert reads == [layout.meta(NAME, FULL_META)]
@@ -293,7 +293,7 @@ def _same_as_whole(files: dict[str, bytes]) -> None:
         _write(storage, layout, files)
         catalog = Catalog(storage, layout)
         try:
-            whole = catalog.get(NAME)
+            whole = catalog.get(NAME, binlogs=True)
             expected = [_expected(whole, indent) for indent in (2, None)]
         except (MetaError, ValueError, RecursionError):
             with pytest.raises(MetaError) as raised:
