@@ -665,27 +665,29 @@ class RenderedSegments:
     def __init__(self, indent: int | None):
         self.indent = indent
         self._file = tempfile.SpooledTemporaryFile(_META_IN_MEMORY)  # noqa: SIM115 (closed by close())
-        self._at: dict[int, tuple[int, int]] = {}  # id() of a segment kept in the tree -> its text's place
+        # id() of each segment kept -> it (held, so that no other object takes its id()) and its text's place
+        self._at: dict[int, tuple[Segment, int, int]] = {}
 
     def keep(self, segment: Segment) -> Segment:
         """The segment without its binlog lists, its text written first: the `keep` of a stream read."""
         data = _dumped(encode(segment), self.indent).encode("utf-8")
-        self._at[id(segment)] = (self._file.tell(), len(data))  # a later segment at the same id() replaces it
+        self._at[id(segment)] = (segment, self._file.tell(), len(data))
         self._file.write(data)
         return _without_binlogs(segment)
 
     def text(self, segment: Segment) -> str | None:
         """The text of a segment `keep` returned (None for another: one read whole, say)."""
-        at = self._at.get(id(segment))
-        if at is None:
+        kept = self._at.get(id(segment))
+        if kept is None or kept[0] is not segment:
             return None
-        self._file.seek(at[0])
-        text: str = self._file.read(at[1]).decode("utf-8")
+        self._file.seek(kept[1])
+        text: str = self._file.read(kept[2]).decode("utf-8")
         self._file.seek(0, 2)
         return text
 
     def close(self) -> None:
         self._file.close()
+        self._at.clear()
 
 
 def render_backup_json(

@@ -321,11 +321,14 @@ def test_full_meta_written_by_get_is_the_whole_read(full):
 @FUZZ
 @given(meta_like.map(_int64), st.lists(meta_like.map(_int64), max_size=3))
 def test_segment_meta_written_by_get_is_the_whole_rebuild(segments, more):
+    l0 = {"segment_id": 5, "is_l0": True, "deltalogs": [{"binlogs": [{"log_id": 7}]}]}  # read whole, beside
     files = {
         BACKUP_META: b'{"name":"big","state_code":2}',
-        COLLECTION_META: b'{"infos":[{"collection_id":1,"l0_segments":[{"segment_id":5,"is_l0":true}]}]}',
+        COLLECTION_META: json.dumps({"infos": [{"collection_id": 1, "l0_segments": [l0]}]}).encode(),
         PARTITION_META: b'{"infos":[{"collection_id":1,"partition_id":2},{"collection_id":1,"partition_id":2}]}',
     }
     _same_as_whole({**files, SEGMENT_META: json.dumps(segments).encode()})
     shaped = [{"collection_id": 1, "partition_id": 2, **m} if isinstance(m, dict) else m for m in more]
     _same_as_whole({**files, SEGMENT_META: json.dumps({"infos": shaped}).encode()})
+    twice = '{"infos":' + json.dumps(shaped[::-1]) + ',"infos":' + json.dumps(shaped) + "}"  # the last counts
+    _same_as_whole({**files, SEGMENT_META: twice.encode()})
