@@ -15,7 +15,7 @@ import logging
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from typing import Any
 import fastapi_offline
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -53,15 +53,16 @@ from milvus_backup.core.service import (
     Job,
     JobKind,
     JobState,
+    MetaFile,
     NotFound,
     RestorePlan,
     RestoreRequest,
     SkipParams,
     check_backup_name,
-    encode,
     filter_from_map,
     job_view,
     parse_db_collections,
+    render_backup_json,
 )
 
 log = logging.getLogger("milvus_backup.api")
@@ -100,6 +101,25 @@ def _envelope(code: int, msg: str, data: Any = None, request_id: str = "", statu
         {"requestId": request_id or uuid.uuid4().hex, "code": code, "msg": msg, "data": data},
         status_code=status or _STATUS.get(code, 200),
     )
+
+
+def _success(data: dict[str, Any] | MetaFile, request_id: str) -> Response:
+    """_envelope(OK, "success", data), for data that may be a backup's meta rendered into a temporary
+    file (it grows with the backup's binlogs): the same bytes JSONResponse writes, sent a piece at a time."""
+    if isinstance(data, dict):
+        return _envelope(OK, "success", data, request_id)
+    envelope = JSONResponse({"requestId": request_id or uuid.uuid4().hex, "code": OK, "msg": "success"})
+    head = bytes(envelope.body)[:-1] + b',"data":'
+
+    def body() -> Iterator[bytes]:
+        with data.file:
+            yield head
+            while piece := data.file.read(256 * 1024):
+                yield piece
+            yield b"}"
+
+    length = {"content-length": str(len(head) + data.length + 1)}
+    return StreamingResponse(body(), media_type=JSONResponse.media_type, headers=length)
 
 
 def _code_of(exc: BackupToolError) -> int:
@@ -269,18 +289,21 @@ def backup_job_view(job: Job[Any]) -> dict[str, Any]:
     }
 
 
-def stored_backup_view(engine: BackupService, name: str) -> dict[str, Any]:
-    return info_view(engine.get_backup(name))
+def stored_backup_view(engine: BackupService, name: str) -> MetaFile:
+    return engine.backup_json(name, last_word=_state_and_progress)
 
 
-def info_view(info: BackupInfo) -> dict[str, Any]:
-    data = encode(info)
-    data["state_code"] = int(info.state_code)
-    data["progress"] = 100 if info.state_code == BackupState.SUCCESS else int(info.progress)
-    return data
+def info_view(info: BackupInfo) -> MetaFile:
+    return render_backup_json(info, last_word=_state_and_progress(info))
 
 
-def backup_view(engine: BackupService, name: str = "", backup_id: str = "") -> dict[str, Any]:
+def _state_and_progress(info: BackupInfo) -> dict[str, Any]:
+    """What a backup's view says besides its meta: its state and progress as numbers, 100 when done."""
+    progress = 100 if info.state_code == BackupState.SUCCESS else int(info.progress)
+    return {"state_code": int(info.state_code), "progress": progress}
+
+
+def backup_view(engine: BackupService, name: str = "", backup_id: str = "") -> dict[str, Any] | MetaFile:
     """get_backup's data: a running job of this process, else storage, else a failed job of this process."""
     job = engine.backup_job(name=name, job_id=backup_id)
     if job is not None and not job.state.finished:
@@ -394,13 +417,13 @@ def create_app(engine: BackupService, token: str | None = None) -> FastAPI:
         return _envelope(OK, "success", HELLO)
 
     @app.post(f"{BASE}/create", response_model=Envelope, summary="Create a backup")
-    def create(body: CreateBackupRequest) -> JSONResponse:
+    def create(body: CreateBackupRequest) -> Response:
         try:
             return _create(body)
         except BackupToolError as exc:
             return _envelope(_code_of(exc), str(exc), request_id=body.requestId)
 
-    def _create(body: CreateBackupRequest) -> JSONResponse:
+    def _create(body: CreateBackupRequest) -> Response:
         refused = _refused(body)
         if refused is not None:
             return refused
@@ -414,8 +437,8 @@ def create_app(engine: BackupService, token: str | None = None) -> FastAPI:
             return _envelope(OK, "create backup is executing asynchronously", backup_job_view(job), body.requestId)
         if job.wait() is JobState.SUCCESS:
             if request.root_path and job.result is not None:  # not under the root get_backup reads
-                return _envelope(OK, "success", info_view(job.result), body.requestId)
-            return _envelope(OK, "success", stored_backup_view(engine, job.name), body.requestId)
+                return _success(info_view(job.result), body.requestId)
+            return _success(stored_backup_view(engine, job.name), body.requestId)
         return _envelope(FAIL, job.error, backup_job_view(job), body.requestId)
 
     @app.get(f"{BASE}/list", response_model=Envelope, summary="List the backups in the backup store")
@@ -466,7 +489,7 @@ def create_app(engine: BackupService, token: str | None = None) -> FastAPI:
         bucket_name: str = Query("", description=_described("GetBackupRequest", "bucket_name")),
         path: str = Query("", description=_described("GetBackupRequest", "path")),
         without_detail: bool = Query(False, description=_described("GetBackupRequest", "without_detail")),
-    ) -> JSONResponse:
+    ) -> Response:
         unsupported = [name for name, value in (("bucket_name", bucket_name), ("path", path)) if value]
         if unsupported:
             return _not_supported(unsupported, requestId)
@@ -476,7 +499,7 @@ def create_app(engine: BackupService, token: str | None = None) -> FastAPI:
             return _envelope(PARAMETER_ERROR, "give backup_name or backup_id, e.g. get_backup?backup_name=my_backup")
         if backup_name:
             check_backup_name(backup_name)
-        return _envelope(OK, "success", backup_view(engine, backup_name, backup_id), requestId)
+        return _success(backup_view(engine, backup_name, backup_id), requestId)
 
     @app.delete(f"{BASE}/delete", response_model=Envelope, summary="Delete a backup")
     def delete(backup_name: str = Query(""), requestId: str = Query("")) -> JSONResponse:

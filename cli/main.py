@@ -25,7 +25,15 @@ from typing import TYPE_CHECKING, Any, NoReturn
 # tests/test_catalog.py hold the line).
 if TYPE_CHECKING:
     from milvus_backup.cli.progress import ProgressPrinter
-    from milvus_backup.core.service import BackupInfo, BackupRequest, BackupService, Config, Job, VerifyReport
+    from milvus_backup.core.service import (
+        BackupInfo,
+        BackupRequest,
+        BackupService,
+        Config,
+        Job,
+        MetaFile,
+        VerifyReport,
+    )
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
 # stdout was closed by its reader (`... | head`): the status a shell reports for any Unix tool that
@@ -310,6 +318,18 @@ def _print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, ensure_ascii=False))
 
 
+def _print_json_file(rendered: MetaFile) -> None:
+    """_print_json of a backup's meta, rendered into a temporary file (it grows with the backup's binlogs):
+    copied to the terminal a piece at a time, then closed. Written once whole: a failure prints nothing."""
+    import codecs
+
+    with rendered.file:
+        text = codecs.getreader("utf-8")(rendered.file)
+        while piece := text.read(256 * 1024):
+            sys.stdout.write(piece)
+    sys.stdout.write("\n")
+
+
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from milvus_backup.sandbox.servers import ROOT_PASSWORD, ROOT_USER, Sandbox
 
@@ -446,9 +466,7 @@ def cmd_list(engine: BackupService, args: argparse.Namespace) -> int:
 
 
 def cmd_get(engine: BackupService, args: argparse.Namespace) -> int:
-    from milvus_backup.core.service import encode
-
-    _print_json(encode(engine.get_backup(args.name)))
+    _print_json_file(engine.backup_json(args.name, indent=2))
     return EXIT_OK
 
 
@@ -476,7 +494,7 @@ def _backup_request(args: argparse.Namespace) -> BackupRequest:
 def cmd_create(engine: BackupService, args: argparse.Namespace, printer: ProgressPrinter) -> int:
     import humanize
 
-    from milvus_backup.core.service import BackupState, encode
+    from milvus_backup.core.service import BackupState, render_backup_json
 
     if len(args.databases) > 1 and args.colls:
         print(
@@ -488,12 +506,13 @@ def cmd_create(engine: BackupService, args: argparse.Namespace, printer: Progres
     code = _run_job(job, printer)
     info: BackupInfo | None = job.result if code == EXIT_OK else None
     if args.json:
-        if info is not None:
-            data = encode(info)
-            data.update(state_code=int(BackupState.SUCCESS), progress=100)
+        if info is not None:  # its binlog lists are read back from the job's spill, a segment at a time
+            done = {"state_code": int(BackupState.SUCCESS), "progress": 100}
+            _print_json_file(render_backup_json(info, indent=2, last_word=done))
         else:
-            data = {"id": job.id, "name": job.name, "state_code": int(BackupState.FAIL), "errorMessage": job.error}
-        _print_json(data)
+            _print_json(
+                {"id": job.id, "name": job.name, "state_code": int(BackupState.FAIL), "errorMessage": job.error}
+            )
     elif info is not None:
         print(
             f"backup {info.name} created: {len(info.collection_backups)} collection(s), "

@@ -35,12 +35,18 @@ from milvus_backup.core.meta import (
     BackupState,
     Collection,
     MetaError,
+    MetaFile,
     Partition,
+    RenderedSegments,
     Segment,
     full_meta_segments,
+    placed_level_segments,
     placed_segments,
     read_backup,
     read_full_meta,
+    read_segment_meta,
+    render_backup_json,
+    segment_meta_segments,
 )
 from milvus_backup.core.paths import (
     BACKUP_META,
@@ -50,6 +56,8 @@ from milvus_backup.core.paths import (
     FULL_META,
     META_DIR,
     META_WRITE_ORDER,
+    PARTITION_META,
+    SEGMENT_META,
     BackupLayout,
     InvalidName,
     UnsafeKey,
@@ -225,13 +233,18 @@ class Catalog:
         cache.put(name, etag, summary)
         return summary
 
-    def get(self, name: str, *, binlogs: bool = True) -> BackupInfo:
+    def get(self, name: str, *, binlogs: bool = False) -> BackupInfo:
         """The backup's meta: its few files read in parallel, whatever the number of backups.
 
-        binlogs=False: its segments without their binlog lists, from full_meta.json read as a stream
-        (read_full_meta), so memory grows with the segments, not the binlogs: what a restore plans from
-        and verify walks; `read_segments` gives the binlogs back when needed. A backup without
-        full_meta.json is rebuilt from its level files, whole."""
+        Its segments come without their binlog lists, so memory grows with the segments, not the
+        binlogs: what get, the API and the app show, what a restore plans from and verify walks. The
+        file the binlogs are in is read as a stream: full_meta.json (read_full_meta), or in a backup
+        without it, segment_meta.json (read_segment_meta) beside the small level files.
+        `read_segments` and `backup_json` give the binlogs back when needed. binlogs=True: the whole
+        meta decoded at once, binlog lists included (read_backup), for a caller that knows it is small."""
+        return self._get(name, binlogs)
+
+    def _get(self, name: str, binlogs: bool, keep: Callable[[Segment], Segment] | None = None) -> BackupInfo:
         check_backup_name(name)
         files = (*META_WRITE_ORDER, CHANNEL_CP_META) if binlogs else (BACKUP_META,)
         found = self._read_files(name, files)
@@ -242,18 +255,43 @@ class Catalog:
                     f"failed backup left it; remove it with: milvus-backup delete -n {name}"
                 )
             raise NotFound(f"backup {name} not found under {self.storage.bucket}/{self.layout.backups_root()}")
-        if binlogs:
-            info = read_backup(found)
-        else:
-            try:
-                top = found[BACKUP_META]
-                info = read_streamed(self.storage, self.layout.meta(name, FULL_META), lambda s: read_full_meta(s, top))
-            except ObjectNotFound:
-                levels = tuple(f for f in META_WRITE_ORDER if f not in (BACKUP_META, FULL_META))
-                info = read_backup(found | self._read_files(name, levels))
+        info = read_backup(found) if binlogs else self._read_bare(name, found[BACKUP_META], keep)
         if not info.name:
             info.name = name
         return info
+
+    def backup_json(
+        self,
+        name: str,
+        *,
+        indent: int | None = None,
+        last_word: Callable[[BackupInfo], dict[str, Any]] | None = None,
+    ) -> MetaFile:
+        """The backup's meta as the JSON text of encode(get(name)), updated with last_word(the meta), in
+        a temporary file (meta.render_backup_json): get(name, binlogs=False), each segment's text made
+        as the stream passes it whole (meta.RenderedSegments), then written where the tree puts it."""
+        rendered = RenderedSegments(indent)
+        try:
+            info = self._get(name, False, rendered.keep)
+            return render_backup_json(info, rendered, indent=indent, last_word=last_word(info) if last_word else None)
+        finally:
+            rendered.close()
+
+    def _read_bare(self, name: str, top: bytes, keep: Callable[[Segment], Segment] | None) -> BackupInfo:
+        """get(name, binlogs=False) once backup_meta.json (`top`) is read; `keep` as read_full_meta's."""
+        try:
+            return read_streamed(
+                self.storage, self.layout.meta(name, FULL_META), lambda s: read_full_meta(s, top, keep)
+            )
+        except ObjectNotFound:
+            pass
+        levels = self._read_files(name, (COLLECTION_META, PARTITION_META))
+        try:
+            key = self.layout.meta(name, SEGMENT_META)
+            segments = read_streamed(self.storage, key, lambda s: read_segment_meta(s, keep))
+        except ObjectNotFound:
+            segments = []
+        return read_backup({BACKUP_META: top, **levels}, segments)
 
     def read_segments(
         self,
@@ -262,13 +300,20 @@ class Catalog:
         consume: Callable[[Iterator[tuple[Collection, Partition | None, Segment]]], T],
     ) -> T:
         """consume(every segment of `info`, as get(name, binlogs=False) gave it, with its binlog lists and
-        where it sits: meta.placed_segments): full_meta.json read once more as a stream, a segment at a
-        time. A transient failure starts it again: `consume` must take all or nothing
-        (ExpectedObjects.add_meta_sizes does)."""
-        key = self.layout.meta(name, FULL_META)
+        where it sits: meta.placed_segments): full_meta.json (or, without it, segment_meta.json) read once
+        more as a stream, a segment at a time. A transient failure starts it again: `consume` must take
+        all or nothing (ExpectedObjects.add_meta_sizes does)."""
         try:
+            key = self.layout.meta(name, FULL_META)
             return read_streamed(self.storage, key, lambda s: consume(placed_segments(info, full_meta_segments(s))))
-        except ObjectNotFound:  # rebuilt from the level files: `info` holds its binlogs
+        except ObjectNotFound:
+            pass
+        try:
+            key = self.layout.meta(name, SEGMENT_META)
+            return read_streamed(
+                self.storage, key, lambda s: consume(placed_level_segments(info, segment_meta_segments(s)))
+            )
+        except ObjectNotFound:  # no segments but those the tree holds whole
             return consume(placed_segments(info))
 
     def _read_files(self, name: str, files: tuple[str, ...]) -> dict[str, bytes]:

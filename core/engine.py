@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from milvus_backup.core.config import Config
@@ -25,7 +26,7 @@ from milvus_backup.core.job_records import (
     record_state,
 )
 from milvus_backup.core.jobs import CollectionTask, Job, JobKind, JobState, Listener
-from milvus_backup.core.meta import BackupInfo, BackupState
+from milvus_backup.core.meta import BackupInfo, BackupState, MetaFile
 from milvus_backup.core.milvus import CollectionSummary
 from milvus_backup.core.paths import check_backup_name, check_job_id, check_restore_id, restore_temp_root
 from milvus_backup.core.records import RestoreRecords, restore_view
@@ -72,7 +73,17 @@ class Engine:
         return {f"{db}.{name}" for db in milvus.list_databases() for name in milvus.list_collections(db)}
 
     def get_backup(self, name: str) -> BackupInfo:
+        """The backup's meta, its segments without their binlog lists (backup_json writes them)."""
         return self.ctx.catalog.get(name)
+
+    def backup_json(
+        self,
+        name: str,
+        *,
+        indent: int | None = None,
+        last_word: Callable[[BackupInfo], dict[str, Any]] | None = None,
+    ) -> MetaFile:
+        return self.ctx.catalog.backup_json(name, indent=indent, last_word=last_word)
 
     def busy_imports(self) -> int:
         """Import tasks queued or running in Milvus now (anyone's): a restore started now queues behind them."""

@@ -653,6 +653,114 @@ def _text(data: Any) -> str:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
 
+# --- a backup's meta as one JSON document (get, the API's backup views), a segment at a time -----------
+
+
+class RenderedSegments:
+    """The JSON text of each segment (json.dumps of encode(segment), as deep as the top of a document),
+    made as a stream reads the segment whole, before its binlog lists are dropped (`keep`), and kept in
+    a temporary file (in memory while small): what render_backup_json writes for the segment once the
+    tree is read, indented to where it sits. One read of the file, and one segment held at a time."""
+
+    def __init__(self, indent: int | None):
+        self.indent = indent
+        self._file = tempfile.SpooledTemporaryFile(_META_IN_MEMORY)  # noqa: SIM115 (closed by close())
+        # id() of each segment kept -> it (held, so that no other object takes its id()) and its text's place
+        self._at: dict[int, tuple[Segment, int, int]] = {}
+
+    def keep(self, segment: Segment) -> Segment:
+        """The segment without its binlog lists, its text written first: the `keep` of a stream read."""
+        data = _dumped(encode(segment), self.indent).encode("utf-8")
+        self._at[id(segment)] = (segment, self._file.tell(), len(data))
+        self._file.write(data)
+        return _without_binlogs(segment)
+
+    def text(self, segment: Segment) -> str | None:
+        """The text of a segment `keep` returned (None for another: one read whole, say)."""
+        kept = self._at.get(id(segment))
+        if kept is None or kept[0] is not segment:
+            return None
+        self._file.seek(kept[1])
+        text: str = self._file.read(kept[2]).decode("utf-8")
+        self._file.seek(0, 2)
+        return text
+
+    def close(self) -> None:
+        self._file.close()
+        self._at.clear()
+
+
+def render_backup_json(
+    info: BackupInfo,
+    rendered: RenderedSegments | None = None,
+    *,
+    indent: int | None = None,
+    last_word: dict[str, Any] | None = None,
+) -> MetaFile:
+    """The text of json.dumps(encode(info) updated with `last_word`, ensure_ascii=False), indented by
+    `indent` (None: compact, separators "," and ":", as the API's answers are written), in a temporary
+    file (in memory while small) written a segment at a time: a backup of 100,000 binlogs never has its
+    binlog lists decoded or encoded at once. A segment `rendered` has the text of (`info` was read
+    without binlog lists, through its `keep`) is written as that text; any other is encoded then (a
+    backup job's tree, whose binlog lists are read back from its spill)."""
+    fields = list(_fields(info))
+    for key, value in (last_word or {}).items():  # as dict.update: in place, else at the end
+        at = next((i for i, (k, _v, _item) in enumerate(fields) if k == key), len(fields))
+        fields[at : at + 1] = [(key, value, None)]
+    out = _JsonOut()
+    try:
+        _JsonView(out, indent, rendered).object(fields, 0)
+        return out.finish()
+    except BaseException:
+        out.meta_file.file.close()
+        raise
+
+
+def _dumped(value: Any, indent: int | None) -> str:
+    if indent is None:
+        return _text(value)
+    return json.dumps(value, indent=indent, ensure_ascii=False)
+
+
+class _JsonView:
+    """json.dumps's layout (indented or compact) written in pieces: the objects that hold segments key by
+    key, each segment whole, one at a time, anything else by json.dumps itself."""
+
+    def __init__(self, out: _JsonOut, indent: int | None, rendered: RenderedSegments | None):
+        self.out, self.indent, self.rendered = out, indent, rendered
+        self.colon = ":" if indent is None else ": "
+
+    def _line(self, level: int) -> str:
+        return "" if self.indent is None else "\n" + " " * (self.indent * level)
+
+    def _indented(self, text: str, level: int) -> None:
+        # a JSON text has no newline but those of its layout: each is indented as deep as the value sits
+        self.out.text(text if self.indent is None else text.replace("\n", self._line(level)))
+
+    def object(self, fields: list[tuple[str, Any, Any]], level: int) -> None:
+        sep = "{"
+        for key, value, item in fields:
+            self.out.text(sep + self._line(level + 1) + _text(key) + self.colon)
+            sep = ","
+            if item is None:
+                self._indented(_dumped(value, self.indent), level + 1)
+            else:
+                self.items(value, level + 1)
+        self.out.text("{}" if sep == "{" else self._line(level) + "}")
+
+    def items(self, objects: Iterable[Any], level: int) -> None:
+        sep = "["
+        for obj in objects:
+            self.out.text(sep + self._line(level + 1))
+            sep = ","
+            if isinstance(obj, (Collection, Partition)):
+                self.object(list(_fields(obj)), level + 1)
+                continue
+            text = self.rendered.text(obj) if self.rendered is not None and isinstance(obj, Segment) else None
+            self._indented(text if text is not None else _dumped(encode(obj), self.indent), level + 1)
+        self.out.text("[]" if sep == "[" else self._line(level) + "]")
+
+
 class _JsonOut:
     """JSON text written in pieces into a temporary file that stays in memory while small, hashed on the
     way (a backup's manifest records each meta file's SHA-256)."""
@@ -721,11 +829,12 @@ def _read_infos(name: str, raw: bytes | str, cls: type[T]) -> list[T]:
         raise MetaError(f"meta file {name} is nested too deeply to be a backup's meta") from None
 
 
-def read_backup(files: dict[str, bytes]) -> BackupInfo:
+def read_backup(files: dict[str, bytes], segments: list[Segment] | None = None) -> BackupInfo:
     """The BackupInfo tree from a backup's meta files (keyed by file name, `meta/` prefix optional).
 
     full_meta.json is preferred; without it the tree is rebuilt from the four level files, which
-    hold no L0 segments (unless a segment_meta.json carries them) and no database list.
+    hold no L0 segments (unless a segment_meta.json carries them) and no database list: `segments`, when
+    given, stands for segment_meta.json's (read_segment_meta: read as a stream, without binlog lists).
     backup_meta.json, the file that marks a backup complete, has the last word on id, state, name, size.
     """
     files = {k.rsplit("/", 1)[-1]: v for k, v in files.items()}
@@ -734,7 +843,7 @@ def read_backup(files: dict[str, bytes]) -> BackupInfo:
         info = _read(FULL_META, files[FULL_META], BackupInfo)
     elif top is not None:
         info = top
-        info.collection_backups = _rebuild(files)
+        info.collection_backups = _rebuild(files, segments)
     else:
         raise MetaError(f"no {BACKUP_META} or {FULL_META} among the meta files: not a complete backup")
     if top is not None and top is not info:
@@ -742,13 +851,14 @@ def read_backup(files: dict[str, bytes]) -> BackupInfo:
     return info
 
 
-def _rebuild(files: dict[str, bytes]) -> list[Collection]:
+def _rebuild(files: dict[str, bytes], segments: list[Segment] | None) -> list[Collection]:
     def infos(name: str, cls: type[T]) -> list[T]:
         return _read_infos(name, files[name], cls) if name in files else []
 
     collections = infos(COLLECTION_META, Collection)
     partitions = infos(PARTITION_META, Partition)
-    segments = infos(SEGMENT_META, Segment)
+    if segments is None:
+        segments = infos(SEGMENT_META, Segment)
 
     by_partition: dict[tuple[int, int], list[Segment]] = {}
     l0_by_collection: dict[int, list[Segment]] = {}
@@ -794,6 +904,8 @@ _ROLES: dict[tuple[str, str | None], str] = {
     ("partition", "segment_backups"): "segments",
     ("segments", None): "segment",
     ("l0_segments", None): "segment",
+    ("segment_infos", "infos"): "infos",  # segment_meta.json: {"infos": [segment, ...]}
+    ("infos", None): "segment",
 }
 
 
@@ -811,14 +923,17 @@ class SegmentPlace:
         return f"collection_backups[{self.collection}].{within}[{self.index}]"
 
 
-def read_full_meta(stream: Any, top: bytes | None = None) -> BackupInfo:
+def read_full_meta(
+    stream: Any, top: bytes | None = None, keep: Callable[[Segment], Segment] | None = None
+) -> BackupInfo:
     """The BackupInfo tree of full_meta.json (a file-like object, or bytes) read as a stream, as
     read_backup reads it (same checks, same errors; backup_meta.json's raw `top`, when given, has the
     last word on id, state, name, size), except that every segment comes WITHOUT its binlog lists: they
     are checked as they are read, then dropped (`full_meta_segments` gives them back, a segment at a
-    time). What a restore plans from: memory grows with the segments, not with their binlogs."""
+    time). What a restore plans from: memory grows with the segments, not with their binlogs.
+    `keep`: what each segment is, whole, turned into (RenderedSegments.keep; default: dropping the lists)."""
     head = _read(BACKUP_META, top, BackupInfo) if top is not None else None
-    tree = _drain(_streamed_tree(stream, _without_binlogs))
+    tree = _drain(_streamed_tree(stream, keep or _without_binlogs))
     if not isinstance(tree, dict):
         raise MetaError(f"meta file {FULL_META} should hold a JSON object, found {type(tree).__name__}")
     try:
@@ -834,6 +949,32 @@ def full_meta_segments(stream: Any) -> Iterator[tuple[SegmentPlace, Segment]]:
     """Every segment of full_meta.json (a file-like object, or bytes), whole, with where it sits, as
     the stream reaches it: one segment held at a time. Raises MetaError as read_full_meta does."""
     return _streamed_tree(stream, lambda _segment: None)
+
+
+def read_segment_meta(stream: Any, keep: Callable[[Segment], Segment] | None = None) -> list[Segment]:
+    """segment_meta.json's segments (a file-like object, or bytes) read as a stream, as read_backup reads
+    them (same checks, same errors), except that each comes WITHOUT its binlog lists: the file a backup
+    without full_meta.json grows in (`segment_meta_segments` gives them back, a segment at a time).
+    `keep` as read_full_meta's."""
+    tree = _drain(_streamed_tree(stream, keep or _without_binlogs, SEGMENT_META))
+    return _segment_infos(tree)
+
+
+def segment_meta_segments(stream: Any) -> Iterator[tuple[int, Segment]]:
+    """Every segment of segment_meta.json, whole, with its index in the file's `infos`, as the stream
+    reaches it: one segment held at a time. Raises MetaError on what the stream cannot parse; the file's
+    shape around the segments is read_segment_meta's to check."""
+    return _streamed_tree(stream, lambda _segment: None, SEGMENT_META)
+
+
+def _segment_infos(tree: Any) -> list[Segment]:
+    if not isinstance(tree, dict):
+        raise MetaError(f"meta file {SEGMENT_META} should hold a JSON object, found {type(tree).__name__}")
+    try:
+        infos: list[Segment] = _decode_value(list[Segment], tree.get("infos") or [], "infos")
+        return infos
+    except MetaError as e:
+        raise MetaError(f"meta file {SEGMENT_META}: {e}") from None
 
 
 def _drain(items: Iterator[Any]) -> Any:
@@ -866,6 +1007,34 @@ def placed_segments(
             yield found[0], found[1], seg
 
 
+def _same_but_binlogs(bare: Segment, whole: Segment) -> bool:
+    """Whether `whole` is the segment `bare` stands for: equal once its binlog lists are left out."""
+    return _without_binlogs(replace(whole)) == _without_binlogs(replace(bare))
+
+
+def placed_level_segments(
+    info: BackupInfo, streamed: Iterable[tuple[int, Segment]]
+) -> Iterator[tuple[Collection, Partition | None, Segment]]:
+    """placed_segments for a tree rebuilt from the level files (read_backup with read_segment_meta's
+    segments): `streamed` is segment_meta_segments of the file those segments came from. The rebuild put
+    each segment by its own collection_id and partition_id, so each is matched there (the first segment
+    of the tree it stands for, in every place that holds that one); a tree segment no streamed one
+    stands for (one collection_meta.json held, or one gone from the file since) comes last, as it is."""
+    waiting: dict[tuple[int, int, int], list[tuple[Collection, Partition | None, Segment]]] = {}
+    for coll, part, seg in placed_segments(info):
+        waiting.setdefault((seg.collection_id, seg.partition_id, seg.segment_id), []).append((coll, part, seg))
+    for _index, whole in streamed:
+        holders = waiting.get((whole.collection_id, whole.partition_id, whole.segment_id), [])
+        match = next((seg for _c, _p, seg in holders if _same_but_binlogs(seg, whole)), None)
+        if match is None:
+            continue
+        for coll, part, _seg in [h for h in holders if h[2] is match]:
+            yield coll, part, whole
+        holders[:] = [h for h in holders if h[2] is not match]
+    for holders in waiting.values():
+        yield from holders
+
+
 def _placed(info: BackupInfo, place: SegmentPlace) -> tuple[Collection, Partition | None, Segment] | None:
     try:
         coll = info.collection_backups[place.collection]
@@ -882,20 +1051,24 @@ def _without_binlogs(segment: Segment) -> Segment:
     return segment
 
 
-def _streamed_tree(stream: Any, keep: Callable[[Segment], Any]) -> Generator[tuple[SegmentPlace, Segment], None, Any]:
-    """full_meta.json's JSON events built into plain values as json.loads builds them, except that each
-    segment's object is decoded as it ends, yielded (with its place), and replaced by `keep(segment)`.
+def _streamed_tree(
+    stream: Any, keep: Callable[[Segment], Any], file: str = FULL_META
+) -> Generator[tuple[Any, Segment], None, Any]:
+    """The JSON events of full_meta.json (or segment_meta.json) built into plain values as json.loads
+    builds them, except that each segment's object is decoded as it ends, yielded (with its place: a
+    SegmentPlace, or for segment_meta.json its index in `infos`), and replaced by `keep(segment)`.
     Returns the tree (a dict when the file is a meta file). Raises MetaError on anything malformed."""
     import ijson  # C parser; loaded by the readers of large files only
 
+    root = "backup" if file == FULL_META else "segment_infos"
     try:
-        return (yield from _build(ijson.basic_parse(stream, use_float=True), keep))
+        return (yield from _build(ijson.basic_parse(stream, use_float=True), keep, root))
     except ijson.JSONError as e:
-        raise MetaError(f"meta file {FULL_META} is not valid JSON: {json_error_line(e)}") from None
+        raise MetaError(f"meta file {file} is not valid JSON: {json_error_line(e)}") from None
     except UnicodeDecodeError as e:
-        raise MetaError(f"meta file {FULL_META} is not valid JSON: {str(e)[:120]}") from None
+        raise MetaError(f"meta file {file} is not valid JSON: {str(e)[:120]}") from None
     except MetaError as e:
-        raise MetaError(f"meta file {FULL_META}: {e}") from None
+        raise MetaError(f"meta file {file}: {e}") from None
 
 
 def json_error_line(e: Exception) -> str:
@@ -906,8 +1079,8 @@ def json_error_line(e: Exception) -> str:
 
 
 def _build(
-    events: Iterator[tuple[str, Any]], keep: Callable[[Segment], Any]
-) -> Generator[tuple[SegmentPlace, Segment], None, Any]:
+    events: Iterator[tuple[str, Any]], keep: Callable[[Segment], Any], root_role: str
+) -> Generator[tuple[Any, Segment], None, Any]:
     # a frame: [container, its current key, its role, its index in the list holding it]
     stack: list[list[Any]] = []
     root: Any = None
@@ -919,7 +1092,7 @@ def _build(
             if len(stack) >= _MAX_DEPTH:
                 raise MetaError("nested too deeply to be a backup's meta")
             if not stack:
-                stack.append([_CONTAINERS[event](), None, "backup", 0])
+                stack.append([_CONTAINERS[event](), None, root_role, 0])
                 continue
             parent = stack[-1]
             within = parent[0]
@@ -931,7 +1104,9 @@ def _build(
             value = frame[0]
             if frame[2] == "segment" and type(value) is dict:
                 place = _place(stack, frame[3])
-                segment = _decode(Segment, value, place.where())
+                segment = _decode(
+                    Segment, value, place.where() if isinstance(place, SegmentPlace) else f"infos[{place}]"
+                )
                 yield place, segment
                 value = keep(segment)
         if not stack:
@@ -945,8 +1120,11 @@ def _build(
     return root
 
 
-def _place(stack: list[list[Any]], index: int) -> SegmentPlace:
-    """The place of the segment just ended: its index, and those of the collection and partition holding it."""
+def _place(stack: list[list[Any]], index: int) -> SegmentPlace | int:
+    """The place of the segment just ended: its index, and those of the collection and partition holding it
+    (in segment_meta.json, which has neither, its index alone)."""
+    if stack[0][2] == "segment_infos":
+        return index
     collection = next(f[3] for f in stack if f[2] == "collection")
     partition = next((f[3] for f in stack if f[2] == "partition"), None)
     return SegmentPlace(collection, partition, index)

@@ -9,6 +9,7 @@ in-memory one that mypy checks against the same protocol.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
         Progress,
         TaskState,
     )
-    from milvus_backup.core.meta import BackupInfo, BackupState, Collection, Field, encode
+    from milvus_backup.core.meta import BackupInfo, BackupState, Collection, Field, MetaFile, encode, render_backup_json
     from milvus_backup.core.milvus import CollectionSummary, data_type_name
     from milvus_backup.core.paths import check_backup_name
     from milvus_backup.core.requests import CollFilter, filter_from_map, parse_db_collections, parse_filter
@@ -92,7 +93,9 @@ _HOMES = {  # each name re-exported here -> the core module it lives in
     "BackupState": "meta",
     "Collection": "meta",
     "Field": "meta",
+    "MetaFile": "meta",
     "encode": "meta",
+    "render_backup_json": "meta",
     "CollectionSummary": "milvus",
     "data_type_name": "milvus",
     "check_backup_name": "paths",
@@ -157,6 +160,7 @@ __all__ = [
     "JobKind",
     "JobState",
     "Listener",
+    "MetaFile",
     "MilvusError",
     "NotFound",
     "Phase",
@@ -184,6 +188,7 @@ __all__ = [
     "parse_filter",
     "parse_renames",
     "preview_targets",
+    "render_backup_json",
 ]
 
 
@@ -209,7 +214,20 @@ class BackupService(Protocol):
 
     def list_backups(self) -> list[BackupSummary]: ...
 
-    def get_backup(self, name: str) -> BackupInfo: ...
+    def get_backup(self, name: str) -> BackupInfo:
+        """The backup's meta, its segments without their binlog lists: memory grows with its segments."""
+        ...
+
+    def backup_json(
+        self,
+        name: str,
+        *,
+        indent: int | None = None,
+        last_word: Callable[[BackupInfo], dict[str, Any]] | None = None,
+    ) -> MetaFile:
+        """The backup's whole meta, binlog lists included, as the JSON text of encode() (updated with
+        last_word(the meta)), written a segment at a time into a temporary file: close it."""
+        ...
 
     def busy_imports(self) -> int:
         """Import tasks queued or running in Milvus now: a restore's preview says "this restore will queue"."""

@@ -19,7 +19,7 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, RichLog
 from textual.widgets.data_table import ColumnKey
 
-from milvus_backup.core.meta import IndexInfo, KeyValue, Partition, Schema, Segment
+from milvus_backup.core.meta import IndexInfo, KeyValue, MetaFile, Partition, Schema, Segment, render_backup_json
 from milvus_backup.core.service import (
     BackupInfo,
     BackupRequest,
@@ -167,6 +167,16 @@ class FixedEngine:
         if name not in BACKUPS:
             raise NotFound(f"backup {name} not found")
         return BACKUPS[name]
+
+    def backup_json(
+        self,
+        name: str,
+        *,
+        indent: int | None = None,
+        last_word: Callable[[BackupInfo], dict[str, Any]] | None = None,
+    ) -> MetaFile:
+        info = self.get_backup(name)
+        return render_backup_json(info, indent=indent, last_word=last_word(info) if last_word else None)
 
     def backup_exists(self, name: str) -> bool:
         return any(b.name == name for b in self.list_backups())
