@@ -49,7 +49,6 @@ from milvus_backup.core.meta import (
     Segment,
     json_error_line,
     placed_segments,
-    read_backup,
     read_full_meta,
 )
 from milvus_backup.core.paths import (
@@ -59,6 +58,7 @@ from milvus_backup.core.paths import (
     MANIFEST,
     META_DIR,
     META_WRITE_ORDER,
+    SEGMENT_META,
     BackupLayout,
     MalformedKey,
     UnsafeKey,
@@ -730,10 +730,11 @@ def _add_meta(
     prefix = layout.backup(name)
     there = [f for f in (*META_WRITE_ORDER, CHANNEL_CP_META) if join(META_DIR, f) in listed]
     # full_meta.json, where there is one, holds the whole tree: the level files, as large again
-    # (segment_meta.json holds every segment), are then only listed
-    needed = (BACKUP_META, FULL_META) if FULL_META in there else there
+    # (segment_meta.json holds every segment), are then only listed. The file of the binlogs (full_meta.json,
+    # else segment_meta.json) is read as a stream, never whole.
+    needed = (BACKUP_META,) if FULL_META in there else [f for f in there if f != SEGMENT_META]
     meta_files = {}
-    for filename in [f for f in there if f in needed and f != FULL_META]:  # full_meta.json: read as a stream
+    for filename in [f for f in there if f in needed]:
         rel = join(META_DIR, filename)
         try:
             meta_files[filename] = storage.read(prefix + rel)
@@ -742,9 +743,11 @@ def _add_meta(
             there.remove(filename)
     try:
         _add_meta_sizes(Catalog(storage, layout), name, meta_files, FULL_META in there, expected)
-    except StorageError as exc:  # full_meta.json could not be read
-        report.problems.append(Problem(prefix + join(META_DIR, FULL_META), MISSING, str(exc)))
-        there.remove(FULL_META)
+    except StorageError as exc:  # the file of the binlogs could not be read
+        streamed = FULL_META if FULL_META in there else SEGMENT_META
+        report.problems.append(Problem(prefix + join(META_DIR, streamed), MISSING, str(exc)))
+        if streamed in there:
+            there.remove(streamed)
     except (MetaError, UnsafeKey, KeyError) as exc:
         report.problems.append(
             Problem(prefix + join(META_DIR, BACKUP_META), UNREADABLE, f"the backup's meta cannot be read: {exc}")
@@ -763,15 +766,15 @@ def _add_meta(
 def _add_meta_sizes(
     catalog: Catalog, name: str, meta_files: dict[str, bytes], streamed: bool, expected: ExpectedObjects
 ) -> None:
-    """The sizes of the binlogs the meta names, into `expected`. full_meta.json (`streamed`) is read twice
-    as a stream, never whole: its tree without the binlog lists, then its segments one at a time;
-    without it, the tree is rebuilt from the level files in `meta_files`."""
+    """The sizes of the binlogs the meta names, into `expected`. The file they are in is read twice as a
+    stream, never whole: its tree without the binlog lists, then its segments one at a time. That file is
+    full_meta.json (`streamed`), or without it segment_meta.json, beside the small level files."""
     layout = catalog.layout
-    if not streamed:
-        expected.add_meta_sizes(meta_binlogs(layout, name, read_backup(meta_files)))
-        return
-    top = meta_files.get(BACKUP_META)
-    info = read_streamed(catalog.storage, layout.meta(name, FULL_META), lambda stream: read_full_meta(stream, top))
+    if streamed:
+        top = meta_files.get(BACKUP_META)
+        info = read_streamed(catalog.storage, layout.meta(name, FULL_META), lambda stream: read_full_meta(stream, top))
+    else:
+        info = catalog.get(name)
     catalog.read_segments(
         name, info, lambda segments: expected.add_meta_sizes(meta_binlogs(layout, name, info, segments))
     )

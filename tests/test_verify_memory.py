@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from milvus_backup.core import catalog as catalog_module
 from milvus_backup.core import integrity
 from milvus_backup.core.catalog import Catalog
 from milvus_backup.core.integrity import (
@@ -42,7 +43,7 @@ from milvus_backup.core.meta import (
     Segment,
     meta_files,
 )
-from milvus_backup.core.paths import BACKUP_META, MANIFEST, META_DIR, META_WRITE_ORDER, BackupLayout, join
+from milvus_backup.core.paths import BACKUP_META, FULL_META, MANIFEST, META_DIR, META_WRITE_ORDER, BackupLayout, join
 from milvus_backup.core.storage import ObjectInfo
 from milvus_backup.core.storage.local import LocalStorage
 
@@ -298,8 +299,33 @@ def test_verify_never_decodes_full_meta_whole(tmp_path, monkeypatch):
     """verify checks the binlogs full_meta.json names against the listing, reading it as a stream."""
     storage, layout = LocalStorage(tmp_path), BackupLayout("backup")
     _write_backup(storage, layout, _big_meta(segments=2), binlogs=True)
-    monkeypatch.setattr(integrity, "read_backup", None)  # the whole decode: verify must not need it
+    monkeypatch.setattr(catalog_module, "read_backup", None)  # the whole decode: verify must not need it
+    monkeypatch.setattr(integrity, "read_backup", None, raising=False)
     storage.write(layout.backup("big") + "binlogs/insert_log/1/2/1000/1000/100/100099", b"extra")
     report = verify_backup(storage, layout, "big")
     assert [p.kind for p in report.problems] == ["unexpected"]
     assert report.objects_checked == 2 * (FIELDS * LOGS + 1) + 1 + len(META_WRITE_ORDER)
+
+
+def test_verify_of_a_backup_without_full_meta_reads_segment_meta_as_a_stream(tmp_path, monkeypatch):
+    """A backup of the Go tool's older layouts has the level files only, and no manifest: verify checks
+    the binlogs segment_meta.json names, read as a stream too, and still finds a missing or extra one."""
+    storage, layout = LocalStorage(tmp_path), BackupLayout("backup")
+    info = _big_meta(segments=2)
+    info.collection_backups[0].l0_segments = []  # the level files have no place for them
+    for rel, size in meta_binlogs(layout, "big", info):
+        storage.write(layout.backup("big") + rel, b"0" * size)
+    files = meta_files(info)
+    for name in META_WRITE_ORDER:
+        if name != FULL_META:
+            storage.write(layout.meta("big", name), files[name])
+    monkeypatch.setattr(integrity, "read_backup", None, raising=False)  # the whole decode verify once made
+    storage.write(layout.backup("big") + "binlogs/insert_log/1/2/1000/1000/100/100099", b"extra")
+    storage.delete(layout.backup("big") + "binlogs/insert_log/1/2/1001/1001/100/100100")
+    report = verify_backup(storage, layout, "big")
+    assert sorted((p.kind, p.key.rsplit("/", 1)[1]) for p in report.problems) == [
+        ("missing", "100100"),
+        ("unexpected", "100099"),
+    ]
+    assert report.source == "meta"
+    assert report.objects_checked == 2 * (FIELDS * LOGS + 1) + len(META_WRITE_ORDER) - 2
