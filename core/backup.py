@@ -259,6 +259,7 @@ class _Spilling:
     spill: BinlogSpill
     name: str
     index: int
+    check_cancelled: Callable[[], None] = lambda: None  # between pages of a listing: one segment can hold 100k
 
 
 class _Found:
@@ -282,6 +283,7 @@ class _Found:
     def flush(self) -> None:
         self.to.spill.add(self._rows)
         self._rows = []
+        self.to.check_cancelled()
 
     def field_binlogs(self) -> tuple[list[FieldBinlog], int]:
         """The segment's binlogs of this kind by field, read back from the spill when the meta is written,
@@ -517,7 +519,7 @@ class _PlanAndCopy:
                 return  # another plan failed: the backup stops
             self.reporter.phase(Phase.PREPARE, f"{db}.{coll}", unless=Phase.COPY)
             flushed = self.flushed[db, coll]
-            to = _Spilling(self.spill, self.name, index)
+            to = _Spilling(self.spill, self.name, index, self.reporter.check_cancelled)
             plan = _plan_collection(
                 self.ctx, self.backup_id, self.name, db, coll, self.meta_only, self.reporter, pools, to, flushed
             )

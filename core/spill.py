@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from milvus_backup.core.errors import BackupToolError
 from milvus_backup.core.integrity import Entry
 from milvus_backup.core.meta import Binlog
 from milvus_backup.core.storage import Copied, CopyTask
@@ -80,16 +81,34 @@ class BinlogSpill:
         with self._lock:
             self._db.close()
 
-    def add(self, rows: Iterable[BinlogRow]) -> None:
+    def add(self, rows: Sequence[BinlogRow]) -> None:
+        """Keep `rows`. Two objects that would be copied to one key (log IDs `7` and `007` parse alike) are
+        refused with a BackupToolError naming both, before either is copied."""
         with self._lock:
-            self._db.executemany(
-                "INSERT INTO binlog (coll, seg, kind, field, log_id, src, dst, size, rank, src_etag) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    (r.collection, r.segment, r.kind, r.field, r.log_id, r.src, r.dst, r.size, -r.size, r.etag)
-                    for r in rows
-                ),
-            )
+            try:
+                self._db.executemany(
+                    "INSERT INTO binlog (coll, seg, kind, field, log_id, src, dst, size, rank, src_etag) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        (r.collection, r.segment, r.kind, r.field, r.log_id, r.src, r.dst, r.size, -r.size, r.etag)
+                        for r in rows
+                    ),
+                )
+            except sqlite3.IntegrityError:
+                raise self._clash(rows) from None
+
+    def _clash(self, rows: Sequence[BinlogRow]) -> BackupToolError:
+        seen: dict[str, str] = {}
+        for row in rows:
+            found = self._db.execute("SELECT src FROM binlog WHERE dst = ?", (row.dst,)).fetchone()
+            other = seen.get(row.dst) or (found[0] if found and found[0] != row.src else None)
+            if other is not None:
+                return BackupToolError(
+                    f"{other} and {row.src} in the Milvus bucket are the same binlog (log {row.log_id}) and "
+                    "would be backed up as one: remove the one Milvus does not list, then back up again"
+                )
+            seen[row.dst] = row.src
+        return BackupToolError("two objects in the Milvus bucket would be backed up as one binlog")
 
     def binlogs(self, collection: int, segment: int, kind: int, field: int) -> Iterator[Binlog]:
         """One field's binlogs of a segment, by log ID (then in the order listed)."""

@@ -8,9 +8,12 @@ from __future__ import annotations
 import random
 import tracemalloc
 
+import pytest
+
 from milvus_backup.core import backup, meta
 from milvus_backup.core import spill as spill_module
 from milvus_backup.core.backup import _Found, _Spilling
+from milvus_backup.core.errors import BackupToolError, Cancelled
 from milvus_backup.core.meta import BackupInfo, Binlog, Collection, FieldBinlog, Partition, Segment, encode
 from milvus_backup.core.milvus import SegmentInfo
 from milvus_backup.core.paths import FULL_META, SEGMENT_META
@@ -127,5 +130,46 @@ def test_copies_come_back_the_largest_first_and_entries_in_key_order_a_page_at_a
         entries = list(spill.entries())
         assert [key for key, _ in entries] == sorted(dst for dst, _ in listed)
         assert all(entry.etag and entry.etag.startswith("etag-files/") and not entry.sha256 for _, entry in entries)
+    finally:
+        spill.close()
+
+
+def test_two_objects_that_would_be_one_binlog_are_refused_naming_both():
+    spill = BinlogSpill()
+    try:
+        found = _Found(_Spilling(spill, "big", 0), SegmentInfo(1, 1, 10, 5), INSERT)
+        dst = "backup/big/binlogs/insert_log/1/10/1/1/100/7"
+        found.add(ObjectInfo("files/insert_log/1/10/1/100/7", 8, "a"), 100, 7, dst)
+        found.add(ObjectInfo("files/insert_log/1/10/1/100/8", 8, "b"), 100, 8, dst[:-1] + "8")
+        found.flush()
+        found.add(ObjectInfo("files/insert_log/1/10/1/100/007", 8, "c"), 100, 7, dst)  # parses as log 7 too
+        with pytest.raises(BackupToolError) as caught:
+            found.flush()
+        message = str(caught.value)
+        assert "files/insert_log/1/10/1/100/7 and files/insert_log/1/10/1/100/007" in message, message
+        assert "\n" not in message
+    finally:
+        spill.close()
+
+
+def test_a_long_segment_listing_looks_for_a_cancel_between_its_pages(monkeypatch):
+    """One segment can hold 100,000 binlogs: its listing must not run to its end once the job is cancelled."""
+    monkeypatch.setattr(backup, "SPILL_PAGE", PAGE)
+    looked: list[int] = []
+
+    def check_cancelled() -> None:
+        looked.append(len(looked))
+        if len(looked) == 2:
+            raise Cancelled("cancelled")
+
+    spill = BinlogSpill()
+    try:
+        found = _Found(_Spilling(spill, "big", 0, check_cancelled), SegmentInfo(1, 1, 10, 5), INSERT)
+        added = 0
+        with pytest.raises(Cancelled):
+            for f, n, obj in _listed(1):
+                found.add(obj, f, n, f"backup/big/binlogs/insert_log/1/10/1/1/{f}/{n}")
+                added += 1
+        assert added == 2 * PAGE - 1  # the add that filled the second page (of 20) raised
     finally:
         spill.close()
