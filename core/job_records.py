@@ -13,8 +13,9 @@ cleans up as any cancel does. A record left "running" by a process that is gone 
 reads as `interrupted`: its heartbeat is older than STALE_SECONDS, or, on the same host, its pid is dead.
 
 Records do not pile up: each job's start removes, in the background, the records of jobs that ended more
-than `backup.jobRecordsKeepDays` ago (found by the listing's times, so only those are read), and cancel
-requests as old; listing jobs thus costs what the recent ones cost, however long the tool has been used.
+than `backup.jobRecordsKeepDays` ago (found by the listing's times, so only those are read), a restore's
+Go-tool record with its job's, and cancel requests as old; listing jobs thus costs what the recent ones
+cost, however long the tool has been used.
 """
 
 from __future__ import annotations
@@ -32,7 +33,14 @@ from typing import Any
 
 from milvus_backup.core.errors import BackupToolError, NotFound, StorageError
 from milvus_backup.core.jobs import CollectionTask, Job, JobKind, JobState, Phase, Progress, TaskState
-from milvus_backup.core.paths import check_job_id, job_cancel_request, job_id_of, job_record, job_records_root
+from milvus_backup.core.paths import (
+    check_job_id,
+    job_cancel_request,
+    job_id_of,
+    job_record,
+    job_records_root,
+    restore_record,
+)
 from milvus_backup.core.records import RestoreRecords, restore_view
 from milvus_backup.core.storage import ObjectNotFound, Storage
 
@@ -212,10 +220,11 @@ class JobRecords:
             return [r for r in pool.map(read, ids) if r is not None]
 
     def prune(self, now: float | None = None) -> int:
-        """Delete the records of jobs that ended more than the kept days ago, and cancel requests as old;
-        returns how many went. Only objects nothing wrote for that long are read (a running job rewrites
-        its record every REWRITE_SECONDS). An interrupted job's record stays, however old, until
-        `cancel ID` has cleaned up after it: it is how the user finds what that job left."""
+        """Delete the records of jobs that ended more than the kept days ago (a restore's Go-tool record
+        with its job's), and cancel requests as old; returns how many job records and requests went.
+        Only objects nothing wrote for that long are read (a running job rewrites its record every
+        REWRITE_SECONDS). An interrupted job's record stays, however old, until `cancel ID` has cleaned
+        up after it: it is how the user finds what that job left."""
         now = time.time() if now is None else now
         listed = self.storage.list(job_records_root(self.root))
         old = [o.key for o in listed if o.modified and now - o.modified > self.keep_seconds]  # 0: time unknown
@@ -232,6 +241,8 @@ class JobRecords:
             except StorageError as exc:
                 log.warning("keeping job record %s: %s", job_id, exc)
                 continue
+            if job_id is not None:  # a restore's id is its job's: its get_restore record goes too
+                self.storage.delete(restore_record(self.root, job_id))
             self.storage.delete(key)
             gone += 1
         return gone

@@ -42,6 +42,7 @@ from milvus_backup.core.job_records import (
     record_state,
 )
 from milvus_backup.core.jobs import CollectionTask, Job, JobKind, JobState, Phase
+from milvus_backup.core.paths import restore_record
 from milvus_backup.core.pause import PAUSE_AT, PAUSE_FILE, RESUME_FILE
 from milvus_backup.core.storage import LocalStorage
 from milvus_backup.sandbox.demo import demo_collection
@@ -172,6 +173,8 @@ def _history(records: JobRecords) -> None:
     records.write(_record(id="cleaned", state="interrupted", cleaned=True))
     records.request_cancel("ended")
     records.storage.write(records.root + "/backup_job_records/notes.txt", b"an operator's")
+    for job_id in ("ended", "lost"):  # a restore's Go-tool record (get_restore), by its job's id
+        records.storage.write(restore_record(records.root, job_id), b"{}")
 
 
 def _names(records: JobRecords) -> set[str]:
@@ -195,6 +198,8 @@ def test_records_of_jobs_ended_longer_ago_than_the_kept_days_are_removed_at_a_jo
     JobRecorder(job, records, beat=0.05).start()  # its start removes the old ones, in the background
     job.start()
     _until(lambda: _names(records) == KEPT | {"recent.json", "starts.json"}, "the old ended records to go")
+    assert not records.storage.exists(restore_record("files", "ended"))  # went with its job's record
+    assert records.storage.exists(restore_record("files", "lost"))
     assert job.wait(10) is JobState.SUCCESS
     assert {r["id"] for r in records.list()} == {"lost", "recent", "starts"}
 
@@ -211,6 +216,8 @@ def test_a_store_listing_gives_each_object_its_time_and_old_records_are_pruned_t
     assert records.prune() == 0
     assert records.prune(now=time.time() + 31 * 86400) == 4  # two ended, one cleaned, one cancel request
     assert _names(records) == KEPT
+    assert not storage.exists(restore_record(records.root, "ended"))
+    assert storage.exists(restore_record(records.root, "lost"))
     storage.delete_prefix(records.root + "/")
 
 
