@@ -7,6 +7,7 @@ a backup in a local folder, made by the project's own meta writer."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 import tracemalloc
@@ -209,7 +210,21 @@ def test_a_backup_without_full_meta_reads_segment_meta_as_a_stream(tmp_path):
 # --- the same bytes as before ----------------------------------------------------------------------------
 
 
-def test_the_cli_prints_what_it_printed(tmp_path, capsys):
+@pytest.fixture
+def cli_logging():
+    """The CLI's main sets up the "milvus_backup" logger for its process (a log file, no propagation): put
+    it back, so that no later test in this process loses the records it captures."""
+    logger = logging.getLogger("milvus_backup")
+    level, propagate, handlers = logger.level, logger.propagate, list(logger.handlers)
+    yield
+    for handler in [h for h in logger.handlers if h not in handlers]:
+        logger.removeHandler(handler)
+        handler.close()
+    logger.setLevel(level)
+    logger.propagate = propagate
+
+
+def test_the_cli_prints_what_it_printed(tmp_path, capsys, cli_logging):
     """`get -n` and `get --json`, in process: the text json.dumps(encode(the whole meta), indent=2) printed."""
     engine = _local_engine(tmp_path)
     try:
