@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tracemalloc
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,16 @@ def fetch_rows(uri: str, db: str, collection: str, partition: str | None = None)
         )
     finally:
         client.close()
+
+
+def traced_peak(run: Callable[[], Any]) -> tuple[Any, int]:
+    """run()'s result, and the peak of Python's own allocations while it ran (tracemalloc: no timing)."""
+    tracemalloc.start()
+    try:
+        result = run()
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
 
 
 def assert_same_rows(actual: list[dict], demo: DemoCollection) -> None:

@@ -10,8 +10,6 @@ import json
 import logging
 import os
 import tempfile
-import tracemalloc
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +49,7 @@ from milvus_backup.core.paths import (
     BackupLayout,
 )
 from milvus_backup.core.storage.local import LocalStorage
+from tests.conftest import traced_peak
 from tests.test_hostile_meta import meta_like
 
 NAME = "big"
@@ -135,15 +134,6 @@ def _local_engine(tmp_path: Path) -> Engine:
     return Engine(load_config(config, env={}))
 
 
-def _traced_peak(run: Callable[[], Any]) -> tuple[Any, int]:
-    tracemalloc.start()
-    try:
-        result = run()
-        return result, tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-
-
 # --- memory: flat in the binlogs -----------------------------------------------------------------------
 
 
@@ -157,7 +147,7 @@ def test_get_and_the_details_never_hold_the_binlog_lists(tmp_path):
         storage, layout = engine.ctx.backup_storage, engine.ctx.backup_layout
         files = meta_files(_meta(segments=20, logs=50))
         _write(storage, layout, files)
-        bare, details_peak = _traced_peak(lambda: engine.get_backup(NAME))
+        bare, details_peak = traced_peak(lambda: engine.get_backup(NAME))
 
         def get() -> int:
             rendered = engine.backup_json(NAME, indent=2)
@@ -166,7 +156,7 @@ def test_get_and_the_details_never_hold_the_binlog_lists(tmp_path):
                     pass
             return rendered.length
 
-        length, get_peak = _traced_peak(get)
+        length, get_peak = traced_peak(get)
         assert details_peak < 2 * 1024 * 1024, details_peak
         assert get_peak < 4 * 1024 * 1024, get_peak
 

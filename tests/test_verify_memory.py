@@ -9,8 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tracemalloc
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 
@@ -46,6 +45,7 @@ from milvus_backup.core.meta import (
 from milvus_backup.core.paths import BACKUP_META, FULL_META, MANIFEST, META_DIR, META_WRITE_ORDER, BackupLayout, join
 from milvus_backup.core.storage import ObjectInfo
 from milvus_backup.core.storage.local import LocalStorage
+from tests.conftest import traced_peak
 
 PREFIX = "backup/big/"
 OBJECTS = 200_000
@@ -259,15 +259,6 @@ def _write_backup(storage: LocalStorage, layout: BackupLayout, info: BackupInfo,
         writer.close()
 
 
-def _traced_peak(run: Callable[[], Any]) -> tuple[Any, int]:
-    tracemalloc.start()
-    try:
-        result = run()
-        return result, tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-
-
 def test_a_restore_reads_full_meta_as_a_stream(tmp_path):
     """What a restore reads before its imports: the tree it plans from, then every binlog's size. Both
     come from full_meta.json read as a stream of JSON events, a segment at a time: Python's own
@@ -284,7 +275,7 @@ def test_a_restore_reads_full_meta_as_a_stream(tmp_path):
             "big", summary, lambda segments: sum(1 for _ in meta_binlogs(layout, "big", summary, segments))
         )
 
-    (summary, count), peak = _traced_peak(plan)
+    (summary, count), peak = traced_peak(plan)
     assert peak < 1.4 * 1024 * 1024, peak
     assert count == SEGMENTS * (FIELDS * LOGS + 1) + 1
     # every binlog the whole tree names, and the tree a restore plans from: the whole tree's, less the binlog lists
