@@ -4,12 +4,14 @@ A folder under the backup root is a complete backup when `meta/backup_meta.json`
 without it is what an interrupted or failed backup left behind, listed as incomplete so it can be
 deleted. Backups written by zilliztech/milvus-backup are read the same way.
 
-A listing is one listing of the root with "/binlogs/" as the delimiter: it gives every backup's meta
-files with their ETags and rolls each backup's binlogs up into one entry, so its size grows with the
-backups, not their binlogs (about 7 entries a backup, 1,000 a request). A summary (collections, times,
-from `backup_meta.json` and `collection_meta.json`) comes from a cache on this machine keyed by the
-ETag of the `backup_meta.json` it was read from (a backup made again under the same name has another):
-only backups not seen before are read, in parallel. A local folder has no ETags: each is read.
+A listing is one listing of the root with "/" as the delimiter (a name a backup), then each backup's
+`backup_meta.json` read, in parallel: its cost grows with the backups, never with their binlogs. (A listing
+with "/binlogs/" as the delimiter would give every meta file's ETag in a few requests, but SeaweedFS walks
+every key it rolls up, 28 s for 50 backups of 2,000 binlogs, and no store need index by another delimiter
+than "/".) A summary (collections, times, from `backup_meta.json` and `collection_meta.json`) comes from a cache on
+this machine keyed by the ETag of the `backup_meta.json` just read (a backup made again under the same
+name has another), so `collection_meta.json` is read only for backups not seen before. A local folder
+has no ETags: each is read.
 """
 
 from __future__ import annotations
@@ -50,28 +52,23 @@ from milvus_backup.core.meta import (
 )
 from milvus_backup.core.paths import (
     BACKUP_META,
-    BINLOG_DIR,
     CHANNEL_CP_META,
     COLLECTION_META,
     FULL_META,
-    META_DIR,
     META_WRITE_ORDER,
     PARTITION_META,
     SEGMENT_META,
     BackupLayout,
     InvalidName,
     UnsafeKey,
-    backup_name_of,
     check_backup_name,
 )
-from milvus_backup.core.storage import ObjectInfo, ObjectNotFound, Readable, Storage
+from milvus_backup.core.storage import ObjectNotFound, Readable, Storage
 
 log = logging.getLogger("milvus_backup")
 T = TypeVar("T")
 READERS = 32  # meta files read at once by a listing
-LISTERS = 16  # key ranges of the root listed at once
-RANGE_BACKUPS = 128  # backups in one key range of the listing: its entries fit one page (1,000)
-ENTRIES_PER_BACKUP = len(META_WRITE_ORDER) + 2  # its meta files, channel checkpoints, its rolled-up binlogs
+CHECKING = "checking"  # the state of a backup listed but not read yet (Catalog.list's early answer)
 
 
 @dataclass(frozen=True)
@@ -102,19 +99,6 @@ class Catalog:
         self.storage = storage
         self.layout = layout
 
-    def names(self) -> list[str]:
-        root = self.layout.backups_root()
-        names = []
-        for prefix in self.storage.list_dirs(root):
-            name = backup_name_of(prefix, root)
-            if name is None:
-                continue
-            try:
-                names.append(check_backup_name(name))
-            except InvalidName:
-                continue  # not ours (the Go tool's temp folders, stray files)
-        return sorted(names)
-
     def exists(self, name: str) -> bool:
         """True when anything at all is stored under the name: a name is taken even by leftovers."""
         return next(iter(self.storage.list(self.layout.backup(name))), None) is not None
@@ -122,82 +106,21 @@ class Catalog:
     def is_complete(self, name: str) -> bool:
         return self.storage.exists(self.layout.meta(name, BACKUP_META))
 
-    def list(self) -> list[BackupSummary]:
-        """Every backup folder's summary, by name. One listing of the root gives each backup's meta files
-        with their ETags, its binlogs rolled up into one entry ("/binlogs/" as the delimiter): a backup
-        seen before under the same ETag costs nothing more; the others are read in parallel."""
+    def list(self, early: Callable[[list[BackupSummary]], None] | None = None) -> list[BackupSummary]:
+        """Every backup folder's summary, by name: the folders from one "/" listing of the root, then each
+        backup's `backup_meta.json` read in parallel (a backup seen before under its ETag costs nothing more).
+
+        `early`, when given, is called once the names are known, before anything is read, with what this
+        machine last saw of each (its cached summary, unchecked), or a summary in state CHECKING."""
         root = self.layout.backups_root()
         cache = SummaryCache.for_store(self.storage.describe(root))
-        folders = self._rolled_listing(root, cache)
-        if folders is None:  # a store that cannot: a listing of the folders, then each backup_meta.json read
-            found: dict[str, BackupSummary | None] = dict.fromkeys(self._folder_names(root))
-        else:
-            found = {name: cache.get(name, m.etag) if m else _incomplete(name) for name, m in folders.items()}
-        unread = sorted(name for name, summary in found.items() if summary is None)
-        with ThreadPoolExecutor(max(1, min(READERS, len(unread))), thread_name_prefix="catalog") as pool:
-            found.update(zip(unread, pool.map(lambda name: self._summary(name, cache), unread), strict=True))
+        names = sorted(name for info in self.storage.list_rolled(root, "/") if (name := _folder_name(root, info.key)))
+        if early is not None:
+            early([cache.last_seen(name) or _checking(name) for name in names])
+        with ThreadPoolExecutor(max(1, min(READERS, len(names))), thread_name_prefix="catalog") as pool:
+            summaries = builtins.list(pool.map(lambda name: self._summary(name, cache), names))
         cache.save()
-        return [summary for _name, summary in sorted(found.items()) if summary is not None]
-
-    def _rolled_listing(self, root: str, cache: SummaryCache) -> dict[str, ObjectInfo | None] | None:
-        """Each backup folder's `backup_meta.json` as listed (None for a folder without one), or None when
-        the store does not honour "/binlogs/" as a delimiter (S3 allows any string; some servers fail
-        it, answer as if it were "/", or page it wrongly).
-
-        A store that answers requests in parallel is listed in key ranges of about RANGE_BACKUPS backups
-        at once: the server's time goes into walking every backup folder (SeaweedFS: ~1 s for 1,000
-        backups in one listing), and the ranges share it out. A listing in ranges answers exactly what
-        one listing answers, whichever bounds are chosen: bounds that no longer fit the backups (made or
-        deleted since) only make the ranges uneven."""
-        delimiter = f"/{BINLOG_DIR}/"
-        marker = f"/{META_DIR}/{BACKUP_META}"  # after the name: "root/<name>/meta/backup_meta.json"
-        folders: dict[str, ObjectInfo | None] = {}
-        try:
-            for info in self._listing_in_ranges(root, delimiter, cache):
-                if info.key.endswith("/") and not info.key.endswith(delimiter):
-                    raise StorageError(f"rolled up at {info.key!r}, not at {delimiter!r}")
-                name = _folder_name(root, info.key)
-                if name is not None:
-                    own = info if info.key == f"{root}{name}{marker}" else None
-                    folders[name] = folders.get(name) or own
-        except StorageError as exc:
-            log.info("listing %s with delimiter %r failed (%s): reading each backup", root, delimiter, exc)
-            return None
-        return folders
-
-    def _listing_in_ranges(self, root: str, delimiter: str, cache: SummaryCache) -> Iterator[ObjectInfo]:
-        bounds = self._range_bounds(root, cache) if self.storage.lists_in_parallel else []
-        if not bounds:
-            yield from self.storage.list_rolled(root, delimiter)
-            return
-        page = (RANGE_BACKUPS + 1) * ENTRIES_PER_BACKUP  # a range's entries, and the next range's first backup
-
-        def listed(after: str, through: str) -> builtins.list[ObjectInfo]:
-            return builtins.list(self.storage.list_rolled(root, delimiter, after, through, page))
-
-        ranges = zip(["", *bounds], [*bounds, ""], strict=True)
-        with ThreadPoolExecutor(min(LISTERS, len(bounds) + 1), thread_name_prefix="listing") as pool:
-            for part in pool.map(lambda bound: listed(*bound), ranges):
-                yield from part
-
-    def _range_bounds(self, root: str, cache: SummaryCache) -> builtins.list[str]:
-        """Where to split the listing: folder prefixes "root/name/" (which no rolled-up folder straddles)
-        every RANGE_BACKUPS backups, placed on the names the last listing found (kept in the cache).
-        Without them (a first listing), the names come from one listing of the root with "/" as the
-        delimiter: an entry per backup, cheap to list."""
-        names = [name for name in cache.names() if _valid_name(name)]
-        if not names:
-            folders = self.storage.list_rolled(root, "/")
-            names = [name for info in folders if info.key.endswith("/") and (name := _folder_name(root, info.key))]
-        ranges = -(-len(names) // RANGE_BACKUPS)
-        if ranges < 2:
-            return []
-        names.sort()
-        return [f"{root}{names[len(names) * i // ranges]}/" for i in range(1, ranges)]
-
-    def _folder_names(self, root: str) -> builtins.list[str]:
-        folders = self.storage.list_dirs(root, holding_objects=False)
-        return [name for prefix in folders if (name := _folder_name(root, prefix))]
+        return [summary for summary in summaries if summary is not None]
 
     def _summary(self, name: str, cache: SummaryCache) -> BackupSummary | None:
         """The summary from the cache by the ETag read, else read from the backup's meta files (and kept)."""
@@ -372,13 +295,18 @@ def _folder_name(root: str, key: str) -> str | None:
     return name if _valid_name(name) else None  # else not ours (the Go tool's temp folders, stray files)
 
 
-@functools.lru_cache(maxsize=4096)  # a listing asks once for each of a backup's ~7 entries
+@functools.lru_cache(maxsize=4096)
 def _valid_name(name: str) -> bool:
     try:
         check_backup_name(name)
     except InvalidName:
         return False
     return True
+
+
+def _checking(name: str) -> BackupSummary:
+    """A backup listed, not read yet."""
+    return BackupSummary(name, "", CHECKING, 0, "", 0, 0, ())
 
 
 def _incomplete(name: str) -> BackupSummary:
@@ -408,21 +336,24 @@ class SummaryCache:
         base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "milvus-backup-py" / "catalog"
         return cls(base / (hashlib.sha256(where.encode()).hexdigest()[:32] + ".json"))
 
-    def names(self) -> list[str]:
-        """The backups the last listing found with an ETag."""
-        return list(self._old)
-
     def get(self, name: str, etag: str) -> BackupSummary | None:
+        """The summary kept for the backup while its `backup_meta.json` still has that ETag."""
         entry = self._old.get(name)
         if not etag or not isinstance(entry, dict) or entry.get("etag") != etag:
             return None
+        summary = self.last_seen(name)
+        if summary is not None:
+            self._new[name] = entry
+        return summary
+
+    def last_seen(self, name: str) -> BackupSummary | None:
+        """The summary kept for the backup, whatever it has become since."""
+        entry = self._old.get(name)
         try:
-            fields = dict(entry["summary"])
-            summary = BackupSummary(**{**fields, "collections": tuple(fields["collections"])})
+            fields = dict(entry["summary"])  # type: ignore[index]
+            return BackupSummary(**{**fields, "collections": tuple(fields["collections"])})
         except (KeyError, TypeError, ValueError):
             return None
-        self._new[name] = entry
-        return summary
 
     def put(self, name: str, etag: str, summary: BackupSummary) -> None:
         if etag:

@@ -64,8 +64,8 @@ class Engine:
         dbs = [db] if db else sorted(milvus.list_databases())
         return [c for name in dbs for c in milvus.collection_summaries(name)]
 
-    def list_backups(self) -> list[BackupSummary]:
-        return self.ctx.catalog.list()
+    def list_backups(self, early: Callable[[list[BackupSummary]], None] | None = None) -> list[BackupSummary]:
+        return self.ctx.catalog.list(early)
 
     def existing_collections(self) -> set[str]:
         """Every collection in Milvus as "db.name"."""

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from milvus_backup.core.backup import BackupRequest, Strategy, default_backup_name
-    from milvus_backup.core.catalog import BackupSummary
+    from milvus_backup.core.catalog import CHECKING, BackupSummary
     from milvus_backup.core.check import CheckReport, CheckStep
     from milvus_backup.core.config import DEFAULT_CONFIG_PATH, Config, load_config
     from milvus_backup.core.errors import (
@@ -62,6 +62,7 @@ _HOMES = {  # each name re-exported here -> the core module it lives in
     "Strategy": "backup",
     "default_backup_name": "backup",
     "BackupSummary": "catalog",
+    "CHECKING": "catalog",
     "CheckReport": "check",
     "CheckStep": "check",
     "Config": "config",
@@ -132,6 +133,7 @@ if not TYPE_CHECKING:
 
 
 __all__ = [
+    "CHECKING",
     "DEFAULT_CONFIG_PATH",
     "AlreadyExists",
     "BackupInfo",
@@ -212,7 +214,9 @@ class BackupService(Protocol):
         """Every collection in Milvus as "db.name"."""
         ...
 
-    def list_backups(self) -> list[BackupSummary]: ...
+    def list_backups(self, early: Callable[[list[BackupSummary]], None] | None = None) -> list[BackupSummary]:
+        """Every backup's summary. `early` gets, before anything is read, the names with what this
+        machine last saw of each (or state "checking"): what a screen can show at once."""
 
     def get_backup(self, name: str) -> BackupInfo:
         """The backup's meta, its segments without their binlog lists: memory grows with its segments."""

@@ -2,7 +2,8 @@
 operation underneath, back to back, alternating which goes first, several rounds; median and spread.
 
     .venv/bin/python scripts/bench.py [--config .sandbox/backup.yaml] [--rows 1000000] [--dim 128]
-                                      [--small 50] [--small-rows 2000] [--backups 1000] [--rounds 3]
+                                      [--small 50] [--small-rows 2000] [--backups 1000] [--fake-binlogs 20]
+                                      [--rounds 3]
                                       [--only big|small|listing] [--keep] [--timeline] [--backup-only]
 
 Rows: a backup in the same store (against a parallel server-side copy of the same binlogs) and the
@@ -10,8 +11,9 @@ bytes read through the client for it; a backup into a local folder (against a pa
 restore (against backup-mode bulk imports of the same folders, all submitted at once) and a restore
 from a local folder; `--small` collections of `--small-rows` rows backed up as configured against one
 at a time (backupCollection=1) and restored against raw imports submitted all at once; `list --json`,
-GET /api/v1/list and the terminal app's first screen with `--backups` backups in the store (against
-one listing of the root with "/binlogs/" as the delimiter); the start of `get` and `delete`.
+GET /api/v1/list and the terminal app's first screen with `--backups` backups in the store, each
+holding `--fake-binlogs` binlogs (against one "/" listing of the root and every `backup_meta.json` read
+in parallel); the start of `get` and `delete`.
 The tool's backups and restores run in a child process each, which reports its peak RSS and the
 bytes it read (files, and what the S3 client received). `--timeline` prints, for each large backup,
 when each kind of step ran (Milvus requests, listings, copies, confirmation, meta writes) against the raw
@@ -45,6 +47,8 @@ from xml.etree import ElementTree
 
 from minio import Minio
 from minio.commonconfig import CopySource
+from minio.deleteobjects import DeleteObject
+from minio.error import S3Error
 
 from milvus_backup.core.backup import BackupRequest
 from milvus_backup.core.config import Config, load_config
@@ -420,22 +424,34 @@ class Bench:
         return took
 
     def raw_list(self) -> float:
-        """What a listing does at least once it has seen the backups: one listing of the backup root with
-        "/binlogs/" as the delimiter (each backup's meta files with their ETags, its binlogs rolled up),
-        its pages' XML parsed, nothing more."""
+        """What a listing does at least: one listing of the backup root with "/" as the delimiter (the
+        backups' names), then every backup's `backup_meta.json` read, 32 at once (as many as the tool)."""
         ns = "{http://s3.amazonaws.com/doc/2006-03-01/}"
-        query: dict[str, Any] = {"list-type": "2", "prefix": self.backup_root + "/", "delimiter": "/binlogs/"}
+        query: dict[str, Any] = {"list-type": "2", "prefix": self.backup_root + "/", "delimiter": "/"}
         t = time.perf_counter()
-        markers = 0
+        names: list[str] = []
         while True:
             page = ElementTree.fromstring(self.s3._execute("GET", self.backup_bucket, query_params=query).data)
-            keys = (entry.findtext(ns + "Key") or "" for entry in page.iterfind(ns + "Contents"))
-            markers += sum(1 for key in keys if key.endswith("/backup_meta.json"))
+            names += (entry.findtext(ns + "Prefix") or "" for entry in page.iterfind(ns + "CommonPrefixes"))
             if page.findtext(ns + "IsTruncated") != "true":
                 break
             query["continuation-token"] = page.findtext(ns + "NextContinuationToken")
+
+        def read(prefix: str) -> int:
+            try:
+                response = self.s3.get_object(self.backup_bucket, prefix + "meta/backup_meta.json")
+            except S3Error:
+                return 0
+            try:
+                return len(response.read())
+            finally:
+                response.close()
+                response.release_conn()
+
+        with ThreadPoolExecutor(32) as pool:
+            read_ok = sum(1 for size in pool.map(read, names) if size)
         took = time.perf_counter() - t
-        assert markers >= self.args.backups - 5, markers
+        assert read_ok >= self.args.backups - 5, read_ok
         return took
 
     def raw_get(self, name: str) -> float:
@@ -601,6 +617,9 @@ class Bench:
             for filename, data in metas.items():
                 key = f"{self.backup_root}/{fake}/meta/{filename}"
                 self.s3.put_object(self.backup_bucket, key, io.BytesIO(data), len(data))
+            for i in range(args.fake_binlogs):  # a listing must not grow with these
+                key = f"{self.backup_root}/{fake}/binlogs/insert_log/1/2/3/{i}"
+                self.s3.put_object(self.backup_bucket, key, io.BytesIO(b"x"), 1)
 
         with ThreadPoolExecutor(32) as pool:
             list(pool.map(make, fakes))
@@ -640,8 +659,12 @@ class Bench:
             server.terminate()
             server.wait(30)
         for fake in fakes:
-            for filename in metas:
-                self.s3.remove_object(self.backup_bucket, f"{self.backup_root}/{fake}/meta/{filename}")
+            keys = (
+                DeleteObject(o.object_name)
+                for o in self.s3.list_objects(self.backup_bucket, prefix=f"{self.backup_root}/{fake}/", recursive=True)
+            )
+            for error in self.s3.remove_objects(self.backup_bucket, keys):
+                raise RuntimeError(f"could not delete {error.name}: {error.message}")
         engine.delete_backup(name)
         engine.close()
         self.client.drop_collection(name)
@@ -658,6 +681,7 @@ class Bench:
         first.figure("backups at {:.2f} s", took["backups"])
         first.figure("collections at {:.2f} s", took["collections"])
         first.figure("every backup's row at {:.2f} s", took["all_rows"])  # the rows past the first screenful
+        first.figure("every backup read at {:.2f} s", took["read"])
         return float(took["seconds"])
 
     def report(self) -> str:
@@ -717,6 +741,7 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=50, help="small collections")
     parser.add_argument("--small-rows", type=int, default=2000)
     parser.add_argument("--backups", type=int, default=1000, help="backups in the store when listing")
+    parser.add_argument("--fake-binlogs", type=int, default=20, help="binlogs in each of those backups")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--only", choices=["big", "small", "listing"], action="append", help="run only these parts")
     parser.add_argument("--keep", action="store_true", help="keep the source collections, reuse kept ones")

@@ -1,7 +1,8 @@
-"""Listing backups at scale: one listing of the root with "/binlogs/" as the delimiter gives every
-backup's meta files and their ETags; a summary comes from a cache keyed by that ETag, and only backups
-not seen before are read; `get` of one backup never lists the others. Checked on the real S3 of the
-sandbox, counting the requests the catalog makes."""
+"""Listing backups at scale: one "/" listing of the root gives the backups' names, then each backup's
+`backup_meta.json` is read; a summary comes from a cache keyed by its ETag, so `collection_meta.json` is
+read only for backups not seen before. No listing ever walks a backup's binlogs (a delimiter other than
+"/" makes SeaweedFS do exactly that), and `get` of one backup never lists the others. Checked on
+the real S3 of the sandbox, counting the requests the catalog makes."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ from collections import Counter
 import pytest
 from minio import Minio
 
-from milvus_backup.core.catalog import Catalog
-from milvus_backup.core.errors import NotFound, StorageError
+from milvus_backup.core.catalog import CHECKING, BackupSummary, Catalog
+from milvus_backup.core.errors import NotFound
 from milvus_backup.core.paths import BACKUP_META, COLLECTION_META
 from milvus_backup.core.storage import LocalStorage, MinioStorage, ObjectInfo
 
@@ -32,9 +33,8 @@ class CountingStorage(MinioStorage):
         super().__init__(cfg)
         self.reads: Counter[str] = Counter()
         self.listings = 0
-        self.rolled = 0
         self.folder_listings = 0
-        self.ranges: list[tuple[str, str]] = []
+        self.other_listings: list[tuple[str, str]] = []
         self._lock = threading.Lock()
 
     def read(self, key):
@@ -57,8 +57,7 @@ class CountingStorage(MinioStorage):
             if delimiter == "/":
                 self.folder_listings += 1
             else:
-                self.rolled += 1
-                self.ranges.append((after, through))
+                self.other_listings.append((prefix, delimiter))
         return super().list_rolled(prefix, delimiter, after, through, page)
 
 
@@ -87,7 +86,7 @@ def test_listing_reads_only_backups_it_has_not_seen(sandbox, base_config, store_
     root, s3 = store_root
     for i in range(5):
         _backup(s3, root, f"b{i}", f"coll{i}")
-        _put(s3, f"{root}/b{i}/binlogs/insert_log/1/2/3/4/{i}", b"x")  # rolled up: never listed one by one
+        _put(s3, f"{root}/b{i}/binlogs/insert_log/1/2/3/4/{i}", b"x")  # never listed
     _put(s3, f"{root}/half/binlogs/insert_log/1/2/3/4/5", b"x")  # being written: no backup_meta.json yet
     _put(s3, f"{root}/gone/meta/{BACKUP_META}", b"{}")
     _put(s3, f"{root}/gone/binlogs/insert_log/1/2/3/4/5", b"x")
@@ -97,18 +96,23 @@ def test_listing_reads_only_backups_it_has_not_seen(sandbox, base_config, store_
 
     storage = CountingStorage(base_config.backup_storage)
     catalog = Catalog(storage, _layout(root))
-    first = catalog.list()
+    early: list[list[BackupSummary]] = []
+    first = catalog.list(early=early.append)
+    names = ["b0", "b1", "b2", "b3", "b4", "gone", "half"]  # the "/" listing's: nothing read yet
+    assert early == [[BackupSummary(n, "", CHECKING, 0, "", 0, 0, ()) for n in names]]
     assert [(b.name, b.id, b.state, b.collections) for b in first] == [
         *[(f"b{i}", f"id-b{i}", "success", (f"default.coll{i}",)) for i in range(5)],
         ("half", "", "incomplete", ()),
     ]
-    assert storage.reads == Counter({BACKUP_META: 5, COLLECTION_META: 5})
-    assert storage.rolled == 1  # one listing of the root, nothing listed per backup (a few backups: no ranges)
-    assert storage.listings == 0
+    # gone/ and half/ have no backup_meta.json: read (not found), then one listing each to see what is left
+    assert storage.reads == Counter({BACKUP_META: 7, COLLECTION_META: 5})
+    assert (storage.folder_listings, storage.listings, storage.other_listings) == (1, 2, [])
 
     storage.reads.clear()
-    assert catalog.list() == first  # the same answer from the cache, by the ETags the listing gave ...
-    assert storage.reads == Counter()  # ... without reading any file
+    early.clear()
+    assert catalog.list(early=early.append) == first  # the same answer, from the cache by the ETags read ...
+    assert early == [[*first[:5], *(BackupSummary(n, "", CHECKING, 0, "", 0, 0, ()) for n in ("gone", "half"))]]
+    assert storage.reads == Counter({BACKUP_META: 7})  # ... without reading collection_meta.json
 
     # a backup made again under the same name has a new backup_meta.json (new ETag): read again
     s3.remove_object(BUCKET, f"{root}/b2/meta/{BACKUP_META}")
@@ -117,68 +121,50 @@ def test_listing_reads_only_backups_it_has_not_seen(sandbox, base_config, store_
     s3.remove_object(BUCKET, f"{root}/b4/meta/{BACKUP_META}")
     s3.remove_object(BUCKET, f"{root}/b4/meta/{COLLECTION_META}")
     s3.remove_object(BUCKET, f"{root}/b4/binlogs/insert_log/1/2/3/4/4")  # b4 deleted
+    _backup(s3, root, "b1_a", "c_new")  # new, between two names the cache knows
     storage.reads.clear()
-    again = {b.name: (b.id, b.state, b.collections) for b in catalog.list()}
+    early.clear()
+    again = {b.name: (b.id, b.state, b.collections) for b in catalog.list(early=early.append)}
+    assert [b for b in early[0] if b.name == "b2"] == [first[2]]  # what was last seen of it, until read
     assert again == {
         **{f"b{i}": (f"id-b{i}", "success", (f"default.coll{i}",)) for i in (0, 1, 3)},
+        "b1_a": ("id-b1_a", "success", ("default.c_new",)),
         "b2": ("new", "success", ("default.other",)),
         "half": ("", "incomplete", ()),
     }
-    assert storage.reads == Counter({BACKUP_META: 1, COLLECTION_META: 1})
+    assert storage.reads[COLLECTION_META] == 2  # b1_a and b2, nothing else
+    assert storage.other_listings == []
 
 
-def test_many_backups_are_listed_in_key_ranges_at_once(sandbox, base_config, store_root, tmp_path, monkeypatch):
-    """Ranges of RANGE_BACKUPS backups (2 here), placed on the names the last listing found, or on a "/"
-    listing of the root the first time: the same answer as one listing, and the cache stays exact for
-    backups made, made again or deleted since (their names may fall anywhere in a range)."""
+def test_listing_cost_does_not_grow_with_binlogs(sandbox, base_config, store_root, tmp_path, monkeypatch):
+    """The store is asked the same requests whether a backup holds one binlog or many: the listing never
+    reaches into `binlogs/` (the old listing with "/binlogs/" as the delimiter made SeaweedFS walk them)."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr("milvus_backup.core.catalog.RANGE_BACKUPS", 2)
     root, s3 = store_root
-    names = ["b0", "b1", "b10", "b1_x", "b2", "b3"]
-    for name in names:
-        _backup(s3, root, name, f"c_{name}")
-        _put(s3, f"{root}/{name}/binlogs/insert_log/1/2/3/4/5", b"x")
-    _put(s3, f"{root}/half/binlogs/insert_log/1/2/3/4/5", b"x")  # being written: no backup_meta.json yet
-    expected = [*[(n, f"id-{n}", "success", (f"default.c_{n}",)) for n in names], ("half", "", "incomplete", ())]
-
+    _backup(s3, root, "small", "c1")
+    _put(s3, f"{root}/small/binlogs/insert_log/1/2/3/4/1", b"x")
+    _backup(s3, root, "big", "c2")
+    for i in range(300):
+        _put(s3, f"{root}/big/binlogs/insert_log/1/2/3/{i // 100}/{i}", b"x")
     storage = CountingStorage(base_config.backup_storage)
-    catalog = Catalog(storage, _layout(root))
-    assert [(b.name, b.id, b.state, b.collections) for b in catalog.list()] == expected
-    assert storage.folder_listings == 1  # the first listing: names from a "/" listing of the root
-    assert len(storage.ranges) == 4  # 7 folders, 2 a range
-    bounds = [through for _after, through in storage.ranges if through]
-    assert sorted(storage.ranges) == sorted(zip(["", *sorted(bounds)], [*sorted(bounds), ""], strict=True))
+    listed: list[tuple[str, str]] = []
+    real = MinioStorage._pages
 
-    storage.reads.clear()
-    storage.ranges.clear()
-    second = catalog.list()
-    assert [(b.name, b.id, b.state, b.collections) for b in second] == expected
-    assert storage.reads == Counter() and storage.folder_listings == 1  # the cache's names, its summaries
-    assert len(storage.ranges) == 3  # on the 6 names the cache holds (the incomplete one has no ETag)
+    def pages(self, prefix, delimiter, after, through, page):
+        listed.append((prefix, delimiter))
+        yield from real(self, prefix, delimiter, after, through, page)
 
-    s3.remove_object(BUCKET, f"{root}/b10/meta/{BACKUP_META}")  # b10 made again under its name
-    _put(s3, f"{root}/b10/meta/{BACKUP_META}", b'{"id":"new","name":"b10","state_code":2}')
-    for key in (f"{root}/b2/meta/{BACKUP_META}", f"{root}/b2/meta/{COLLECTION_META}"):
-        s3.remove_object(BUCKET, key)
-    s3.remove_object(BUCKET, f"{root}/b2/binlogs/insert_log/1/2/3/4/5")  # b2 deleted
-    _backup(s3, root, "b1_a", "c_new")  # new, between two names the cache knows
-    storage.reads.clear()
-    listed = {b.name: (b.id, b.collections) for b in catalog.list()}
-    assert listed == {
-        **{n: (f"id-{n}", (f"default.c_{n}",)) for n in ("b0", "b1", "b1_x", "b3")},
-        "b10": ("new", ("default.c_b10",)),
-        "b1_a": ("id-b1_a", ("default.c_new",)),
-        "half": ("", ()),
-    }
-    assert storage.reads[BACKUP_META] == 2  # b10 and b1_a, nothing else
-    in_ranges = catalog.list()
-    monkeypatch.setattr(storage, "lists_in_parallel", False)
-    assert catalog.list() == in_ranges  # one listing: the same answer
-    assert storage.ranges[-1] == ("", "")
+    monkeypatch.setattr(MinioStorage, "_pages", pages)
+    assert [(b.name, b.collections) for b in Catalog(storage, _layout(root)).list()] == [
+        ("big", ("default.c2",)),
+        ("small", ("default.c1",)),
+    ]
+    assert listed == [(f"{root}/", "/")]  # one listing, of the names
+    assert storage.reads == Counter({BACKUP_META: 2, COLLECTION_META: 2})
 
 
 def test_a_local_folder_lists_the_same_way(tmp_path, monkeypatch):
-    """A folder has no ETags: every backup is read, and the binlogs are still never walked."""
+    """A folder has no ETags: every backup is read."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     local = LocalStorage(tmp_path / "store")
     for name in ("b0", "b1"):
@@ -266,30 +252,3 @@ def test_minio_crypto_loads_when_first_used():
         "assert sys.modules['minio.crypto'].DecryptReader\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
-
-
-class SlashOnly(LocalStorage):
-    """A store that answers any delimiter as if it were "/" (a folder per backup, no meta files)."""
-
-    def list_rolled(self, prefix, delimiter, after="", through="", page=1000):
-        return iter([ObjectInfo(d, 0) for d in self.list_dirs(prefix, holding_objects=False)])
-
-
-class NoDelimiter(LocalStorage):
-    """A store that refuses delimiters other than "/" (as some S3 servers answer: NotImplemented)."""
-
-    def list_rolled(self, prefix, delimiter, after="", through="", page=1000):
-        raise StorageError("list failed: NotImplemented")
-
-
-@pytest.mark.parametrize("store", [SlashOnly, NoDelimiter])
-def test_a_store_that_cannot_roll_up_is_listed_backup_by_backup(tmp_path, monkeypatch, store):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    local = store(tmp_path / "store")
-    local.write(f"root/b0/meta/{BACKUP_META}", b'{"id":"id-b0","name":"b0","state_code":2}')
-    local.write("root/b0/binlogs/insert_log/1/2/3/4/5", b"x")
-    local.write("root/half/binlogs/insert_log/1/2/3/4/5", b"x")
-    assert [(b.name, b.id, b.state) for b in Catalog(local, _layout("root")).list()] == [
-        ("b0", "id-b0", "success"),
-        ("half", "", "incomplete"),
-    ]

@@ -94,19 +94,6 @@ def test_local_list_is_sorted_relative_and_by_string_prefix(local):
     assert list(local.list("missing/")) == []
 
 
-def test_local_list_dirs_only_folders_holding_objects(local):
-    local.write("backup/one/meta/backup_meta.json", b"{}")
-    local.write("backup/two/x", b"x")
-    local.write("backup/file", b"f")
-    (local.base_dir / "backup" / "empty" / "deeper").mkdir(parents=True)
-    (local.base_dir / "backup" / "crashed").mkdir()
-    (local.base_dir / "backup" / "crashed" / ".partial-abc").write_bytes(b"half")
-    assert local.list_dirs("backup/") == ["backup/one/", "backup/two/"]
-    assert local.list_dirs("backup") == ["backup/one/", "backup/two/"]
-    assert local.list_dirs("") == ["backup/"]
-    assert local.list_dirs("nothing/") == []
-
-
 def test_local_atomic_write_never_leaves_a_half_file(local):
     local.write("k/obj", b"old content")
 
@@ -473,8 +460,6 @@ def test_s3_write_read_list_stat(s3):
         ObjectInfo("files/insert_log/1/2/4/100/1", 3, md5(b"ccc")),
     ]
     assert [o.key for o in s3.list("files/", recursive=False)] == ["files/x"]
-    assert s3.list_dirs("files/insert_log/1/2/") == ["files/insert_log/1/2/3/", "files/insert_log/1/2/4/"]
-    assert s3.list_dirs("files") == ["files/delta_log/", "files/insert_log/"]
     assert s3.read("files/insert_log/1/2/4/100/1") == b"ccc"
     assert s3.stat("files/x") == ObjectInfo("files/x", 1, md5(b"x")) and s3.exists("files/x")
     assert s3.stat("files/nope") is None and s3.stat("files/insert_log/") is None
@@ -590,7 +575,6 @@ def test_s3_delete_and_delete_prefix(s3):
     assert s3.delete_prefix("backup/b1/") == 6
     assert list(s3.list("backup/b1/")) == []
     assert [o.key for o in s3.list("backup/")] == ["backup/b10/keep"]
-    assert s3.list_dirs("backup/") == ["backup/b10/"]  # the emptied folder no longer counts
     with pytest.raises(StorageError):
         s3.delete_prefix("")
 

@@ -8,7 +8,6 @@ its transient failures retried (`retry`) and every failure mapped to a one-line 
 
 from __future__ import annotations
 
-import builtins
 import ctypes
 import hashlib
 import threading
@@ -102,9 +101,6 @@ class Storage(ABC):
 
     kind: str  # "minio" | "local"
     bucket: str
-    # True when key ranges of one listing, listed at once, answer sooner than the listing (a server that
-    # answers requests in parallel); False for a local folder, where a listing is a walk of the disk.
-    lists_in_parallel = False
 
     @abstractmethod
     def same_store(self, other: Storage) -> bool:
@@ -127,20 +123,13 @@ class Storage(ABC):
         """Objects under `prefix`, as S3's ListObjects with `delimiter` gives them: every key holding the
         delimiter after the prefix rolls up into one entry, the key up to and including the delimiter's
         first occurrence, with size 0 (a folder: its key ends with the delimiter, which ends with '/').
-        Listing a backup root with delimiter "/binlogs/" answers every backup's meta files in one
-        listing, however many binlogs they have. Not sorted; a rolled-up folder shows once.
+        Not sorted; a rolled-up folder shows once. Few entries is not little work: with any delimiter
+        but "/", SeaweedFS walks every key it rolls up.
 
         Only entries after `after` and up to `through` (when given) come: key ranges listed side by side
         cover a listing exactly when each range's `through` is the next one's `after`. Choose bounds that
         no rolled-up folder straddles (a folder prefix such as "root/name/" does). `page` is how many
         entries one request asks for (S3's max-keys): a range that expects a few hundred asks for no more."""
-
-    @abstractmethod
-    def list_dirs(self, prefix: str, holding_objects: bool = True) -> builtins.list[str]:
-        """The immediate child folders of folder `prefix` that hold objects, as full keys ending in '/'.
-
-        holding_objects=False answers with one delimiter listing, which may include a folder a store
-        keeps after its last object was deleted (SeaweedFS does); True checks each folder (a request each)."""
 
     @abstractmethod
     def stat(self, key: str) -> ObjectInfo | None:

@@ -6,7 +6,6 @@ real key; keys with '.', '..' or empty parts are refused, so no key reaches outs
 
 from __future__ import annotations
 
-import builtins
 import functools
 import os
 import shutil
@@ -24,7 +23,6 @@ from milvus_backup.core.storage.base import (
     ObjectInfo,
     Readable,
     Storage,
-    as_folder,
     refuse_everything,
 )
 
@@ -75,19 +73,6 @@ class LocalStorage(Storage):
                     yield ObjectInfo(key, size, modified=modified)
         except OSError as exc:
             raise self._error(exc, "list", self.describe(prefix)) from exc
-
-    def list_dirs(self, prefix: str, holding_objects: bool = True) -> builtins.list[str]:
-        folder = as_folder(prefix)
-        path = self._folder_of(folder)
-        if not path.is_dir():
-            return []
-        try:
-            names = sorted(
-                e.name for e in os.scandir(path) if e.is_dir() and (not holding_objects or _holds_files(e.path))
-            )
-        except OSError as exc:
-            raise self._error(exc, "list", self.describe(folder)) from exc
-        return [f"{folder}{name}/" for name in names]
 
     def stat(self, key: str) -> ObjectInfo | None:
         if not key or key.endswith("/"):

@@ -31,7 +31,7 @@ from urllib3 import BaseHTTPResponse
 from milvus_backup.core.config import StorageConfig
 from milvus_backup.core.errors import StorageError
 from milvus_backup.core.storage import retry
-from milvus_backup.core.storage.base import Copied, ObjectInfo, Readable, Storage, as_folder, first, refuse_everything
+from milvus_backup.core.storage.base import Copied, ObjectInfo, Readable, Storage, refuse_everything
 from milvus_backup.core.storage.errors import map_minio_error, one_line, short
 
 DELETE_BATCH = 1000  # S3 DeleteObjects takes at most 1000 keys
@@ -47,7 +47,6 @@ class MinioStorage(Storage):
     """One bucket of a MinIO / S3 / SeaweedFS server."""
 
     kind = "minio"
-    lists_in_parallel = True
 
     def __init__(self, cfg: StorageConfig, multipart_copy_threshold_mib: int = 500, max_connections: int = 128):
         self.bucket = cfg.bucket_name
@@ -190,18 +189,6 @@ class MinioStorage(Storage):
                 raise StorageError(f"the store gave the same continuation token twice (delimiter {delimiter!r})")
             tokens.add(token)
             query["continuation-token"] = token
-
-    def list_dirs(self, prefix: str, holding_objects: bool = True) -> builtins.list[str]:
-        folder = as_folder(prefix)
-
-        def run() -> builtins.list[str]:
-            return sorted(o.object_name for o in self._client.list_objects(self.bucket, prefix=folder) if o.is_dir)
-
-        folders = self._call("list", self.describe(folder), run)
-        if not holding_objects:
-            return folders
-        # SeaweedFS keeps a folder after its last object is deleted: only folders with objects count.
-        return [d for d in folders if first(self.list(d)) is not None]
 
     def stat(self, key: str) -> ObjectInfo | None:
         if not key or key.endswith("/"):
