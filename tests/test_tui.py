@@ -320,7 +320,10 @@ for name in ("list_backups", "list_collections"):
     setattr(Engine, name, functools.wraps(getattr(Engine, name))(counted))
 if sys.argv[2:3] == ["tui"]:
     from milvus_backup.tui.app import MilvusBackupApp
-    MilvusBackupApp.run = lambda app: [take() for take in (app.first_load.backups(), app.first_load.collections())]
+    def taken(app):
+        app.first_load.first_screen_shown()
+        return app.first_load.backups()(lambda early: None), app.first_load.collections()()
+    MilvusBackupApp.run = taken
 code = run(sys.argv[1:])
 sys.stdout.flush()
 print(json.dumps({"code": code, "asked": sorted(asked), "app": "milvus_backup.tui.launch" in sys.modules}))

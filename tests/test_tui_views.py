@@ -21,6 +21,7 @@ from textual.widgets.data_table import ColumnKey
 
 from milvus_backup.core.meta import IndexInfo, KeyValue, MetaFile, Partition, Schema, Segment, render_backup_json
 from milvus_backup.core.service import (
+    CHECKING,
     BackupInfo,
     BackupRequest,
     BackupService,
@@ -147,7 +148,7 @@ class FixedEngine:
             CollectionSummary("default", "books", 1, 650, "Loaded", 3, ("embedding:IVF_FLAT",), 647),
         ]  # databases in no fixed order, as Milvus lists them
 
-    def list_backups(self) -> list[BackupSummary]:
+    def list_backups(self, early: Callable[[list[BackupSummary]], None] | None = None) -> list[BackupSummary]:
         listed = [
             BackupSummary(
                 b.name,
@@ -907,11 +908,19 @@ class HeldBackupsEngine(FixedEngine):
         self.release = threading.Event()
         self.asked = threading.Event()
         self.polls = 0
+        self.early: list[BackupSummary] | None = None  # the early answer it gives, when asked for one
+        self.reading = threading.Event()
 
-    def list_backups(self) -> list[BackupSummary]:
+    def list_backups(self, early: Callable[[list[BackupSummary]], None] | None = None) -> list[BackupSummary]:
         self.asked.set()
+        if early is not None and self.early is not None:
+            early(self.early)
+        self.reading.set()  # (after the early answer: where the catalog starts reading each backup)
         assert self.release.wait(30), "the test never released the backup listing"
         return super().list_backups()
+
+    def list_backups_now(self) -> list[BackupSummary]:
+        return FixedEngine.list_backups(self)
 
     def list_jobs(self) -> list[Job[Any]]:
         self.polls += 1
@@ -966,6 +975,79 @@ def test_a_backup_store_that_does_not_answer_holds_the_jobs_poll_one_interval_at
     asyncio.run(scenario())
 
 
+@pytest.mark.parametrize("asked_before_the_app", [True, False])
+def test_the_backups_table_shows_the_names_while_each_backup_is_read(asked_before_the_app: bool) -> None:
+    """The listing's early answer (the names, with what this machine last saw of each, or "checking")
+    fills the table at once; the whole answer replaces it. A later refresh asks for no early answer."""
+
+    async def scenario() -> None:
+        engine = HeldBackupsEngine()
+        final = FixedEngine.list_backups(engine)
+        seen = replace(final[0], size=1, collections=("default.old",))  # what the cache kept of one
+        engine.early = [seen, *(BackupSummary(b.name, "", CHECKING, 0, "", 0, 0, ()) for b in final[1:])]
+        first = FirstLoad(engine) if asked_before_the_app else None
+        app = MilvusBackupApp(engine, clock=lambda: NOW, refresh_seconds=0, jobs_poll_seconds=60, first_load=first)
+        async with app.run_test(size=(120, 40)) as pilot:
+            try:
+                await _until(pilot, lambda: app.backups_table.row_count == len(final))
+                shown = {str(k.value): app.backups_table.get_row(k) for k in app.backups_table.rows}
+                assert sorted(shown) == sorted(b.name for b in final) and not app.backups_table.hint.display
+                assert [str(cell) for cell in shown[seen.name][2:]] == ["1 Byte", "default.old", seen.state]
+                for b in final[1:]:
+                    assert [str(cell) for cell in shown[b.name][1:]] == ["-", "-", "-", CHECKING]
+                    assert getattr(shown[b.name][4], "style", None) == "dim"
+                assert not app.loaded.is_set() and engine.polls == 0
+            finally:
+                engine.release.set()
+            await asyncio.wait_for(app.loaded.wait(), 10)
+            await pilot.pause()
+            assert app.backups_table.all_rows == backup_rows(final, lambda: NOW)
+            engine.release.clear()
+            engine.asked.clear()
+            engine.early = [BackupSummary("never_shown", "", CHECKING, 0, "", 0, 0, ())]
+            await pilot.press("ctrl+r")
+            await _until(pilot, engine.asked.is_set)
+            engine.release.set()
+            await pilot.pause(0.2)
+            assert "never_shown" not in app.backups_table.all_rows
+
+    asyncio.run(scenario())
+
+
+def test_the_first_listing_reads_each_backup_only_once_the_first_screen_is_drawn() -> None:
+    """Asked for before the app, the backups listing gives its early answer, then waits with its reads
+    (which would compete with drawing the screen) until both tables show something."""
+
+    class SlowMilvus(HeldBackupsEngine):
+        def __init__(self) -> None:
+            super().__init__()
+            self.milvus_answers = threading.Event()
+
+        def list_collections(self, db: str | None = None) -> list[CollectionSummary]:
+            assert self.milvus_answers.wait(30), "the test never let Milvus answer"
+            return super().list_collections(db)
+
+    async def scenario() -> None:
+        engine = SlowMilvus()
+        engine.early = [BackupSummary(b.name, "", CHECKING, 0, "", 0, 0, ()) for b in engine.list_backups_now()]
+        first = FirstLoad(engine)
+        app = MilvusBackupApp(engine, clock=lambda: NOW, refresh_seconds=0, jobs_poll_seconds=60, first_load=first)
+        async with app.run_test(size=(120, 40)) as pilot:
+            try:
+                await _until(pilot, lambda: app.backups_table.row_count == len(engine.early or ()))
+                await pilot.pause()
+                assert not engine.reading.is_set()  # held: the collections are not there yet
+                engine.milvus_answers.set()
+                await _until(pilot, engine.reading.is_set)
+                assert app.collections_table.row_count == 4
+            finally:
+                engine.milvus_answers.set()
+                engine.release.set()
+            await asyncio.wait_for(app.loaded.wait(), 10)
+
+    asyncio.run(scenario())
+
+
 class CountingEngine(FixedEngine):
     """Counts the listings asked for; its collections listing fails while `milvus_down` is set, its backups
     listing while `store_down` is."""
@@ -976,7 +1058,7 @@ class CountingEngine(FixedEngine):
         self.milvus_down = milvus_down
         self.store_down = store_down
 
-    def list_backups(self) -> list[BackupSummary]:
+    def list_backups(self, early: Callable[[list[BackupSummary]], None] | None = None) -> list[BackupSummary]:
         self.asked["backups"] += 1
         if self.store_down:
             raise StorageError("list a-bucket/backup/ failed: cannot reach 127.0.0.1:9000: connection refused")
@@ -1091,7 +1173,7 @@ class ManyBackupsEngine(FixedEngine):
         super().__init__()
         self.extra = False
 
-    def list_backups(self) -> list[BackupSummary]:
+    def list_backups(self, early: Callable[[list[BackupSummary]], None] | None = None) -> list[BackupSummary]:
         times = [NOW - 3600 * ((i * 7919) % 300 + 1) for i in range(300)]  # every hour once, shuffled
         oldest = min(times)
         listed = [

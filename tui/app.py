@@ -251,11 +251,35 @@ class MilvusBackupApp(App[None]):
 
     @work(thread=True, exclusive=True, group="refresh-backups", exit_on_error=False)
     def _load_backups(self) -> None:
-        """List the backups (a worker thread); a newer refresh replaces this one."""
+        """List the backups (a worker thread); a newer refresh replaces this one. Until the table has had
+        rows, it shows the listing's early answer first: the names, with what this machine last saw of
+        each, while each backup is read (a second or more with a thousand backups)."""
         errors: dict[str, str] = {}
+
+        def early(backups: list[BackupSummary]) -> None:
+            self._show_unless_replaced(lambda: self._show_early_backups(backups))
+
         first = self.first_load.backups() if self.first_load else None
-        backups = self._listed("backups", first or self.engine.list_backups, errors)
+
+        def listing() -> list[BackupSummary]:
+            if first is not None:
+                return first(early)
+            return self.engine.list_backups(early=None if self.backups_table.synced else early)
+
+        backups = self._listed("backups", listing, errors)
         self._show_unless_replaced(lambda: self._show_data(None, backups, errors))
+
+    def _show_early_backups(self, backups: list[BackupSummary]) -> None:
+        if self.collections_table_present() and not self.backups_table.synced:
+            self.backups = {b.name: b for b in backups}
+            self.backups_table.sync(backup_rows(backups, self.clock))
+            self._refresh_keys()
+            self._check_first_screen()
+
+    def _check_first_screen(self) -> None:
+        """Once both tables show something (or their failure), the first listing may read each backup."""
+        if self.first_load is not None and self.backups_table.synced and "milvus" in self._answered:
+            self.first_load.first_screen_shown()
 
     def _listed(self, source: str, call: Callable[[], list[T]], errors: dict[str, str]) -> list[T] | None:
         """What `call` lists, or None with the failure put in `errors[source]`."""
@@ -303,6 +327,7 @@ class MilvusBackupApp(App[None]):
         if "backups" in answered:
             self._start_polling_jobs()
         self._answered |= answered
+        self._check_first_screen()
         if self._answered >= {"milvus", "backups"}:
             self.loaded.set()
 

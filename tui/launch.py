@@ -8,12 +8,13 @@ is drawn. `run_tui` is what `milvus-backup` (no command) runs.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from milvus_backup.tui.app import MilvusBackupApp
 
 T = TypeVar("T")
+READS_HELD = 2.0  # seconds the first backups listing waits with its reads for the first screen
 
 
 class FirstLoad:
@@ -29,14 +31,38 @@ class FirstLoad:
     (or its failure) once, for its first refresh; later refreshes ask the engine again."""
 
     def __init__(self, engine: BackupService):
+        self._early: Future[list[BackupSummary]] = Future()  # the backups listing's early answer
+        self._shown = threading.Event()
         self._answers: dict[str, Future[Any]] = {
-            "backups": _in_thread(engine.list_backups),
-            "collections": _in_thread(engine.list_collections),
+            "backups": _in_thread(functools.partial(engine.list_backups, early=self._hold_reads), "list_backups"),
+            "collections": _in_thread(engine.list_collections, "list_collections"),
         }
 
-    def backups(self) -> Callable[[], list[BackupSummary]] | None:
-        """What waits for the first backups listing, or None once it was taken."""
-        return self._take("backups")
+    def _hold_reads(self, backups: list[BackupSummary]) -> None:
+        """The early answer is in: the listing waits with its reads of each backup (a thousand requests
+        in the one CPU Python has) until the first screen is drawn with it and the collections, or
+        READS_HELD seconds."""
+        self._early.set_result(backups)
+        self._shown.wait(READS_HELD)
+
+    def first_screen_shown(self) -> None:
+        self._shown.set()
+
+    def backups(self) -> Callable[[Callable[[list[BackupSummary]], None]], list[BackupSummary]] | None:
+        """What waits for the first backups listing, or None once it was taken: called with a function
+        that gets the listing's early answer (the names, with what was last seen of them), if it comes
+        before the whole answer."""
+        answer = self._answers.pop("backups", None)
+        if answer is None:
+            return None
+
+        def take(early: Callable[[list[BackupSummary]], None]) -> list[BackupSummary]:
+            wait([self._early, answer], return_when=FIRST_COMPLETED)
+            if self._early.done() and not answer.done():
+                early(self._early.result())
+            return answer.result()
+
+        return take
 
     def collections(self) -> Callable[[], list[CollectionSummary]] | None:
         return self._take("collections")
@@ -46,7 +72,7 @@ class FirstLoad:
         return answer.result if answer is not None else None
 
 
-def _in_thread(call: Callable[[], T]) -> Future[T]:
+def _in_thread(call: Callable[[], T], name: str) -> Future[T]:
     """`call()` in a daemon thread (a hung request must not hold up the process's exit), as a Future."""
     answer: Future[T] = Future()
 
@@ -56,7 +82,7 @@ def _in_thread(call: Callable[[], T]) -> Future[T]:
         except BaseException as exc:
             answer.set_exception(exc)
 
-    threading.Thread(target=run, name=f"first-{getattr(call, '__name__', 'load')}", daemon=True).start()
+    threading.Thread(target=run, name=f"first-{name}", daemon=True).start()
     return answer
 
 

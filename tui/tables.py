@@ -20,7 +20,7 @@ from rich.text import Text
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
-from milvus_backup.core.service import BackupSummary, CollectionSummary
+from milvus_backup.core.service import CHECKING, BackupSummary, CollectionSummary
 
 Row = tuple[str | Text, ...]
 
@@ -275,11 +275,12 @@ def backup_rows(backups: Iterable[BackupSummary], now: Callable[[], float] = tim
     moment = now()
     for b in sorted(backups, key=lambda b: (-b.start_time, b.name)):
         when = humanize.naturaltime(moment - b.start_time) if b.start_time else "-"
-        state = Text(b.state, style="green" if b.complete else "bold red")
+        checking = b.state == CHECKING  # listed, not read yet
+        state = Text(b.state, style="dim" if checking else "green" if b.complete else "bold red")
         rows[b.name] = (
             Text(b.name),
             Text(when),
-            Text(humanize.naturalsize(b.size)),
+            Text("-" if checking else humanize.naturalsize(b.size)),
             Text(", ".join(b.collections) or "-"),
             state,
         )
