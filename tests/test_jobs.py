@@ -524,3 +524,79 @@ def test_cancel_of_a_job_of_this_process_that_ended_is_refused(engine, products_
         engine.cancel_job(job.id)
     listed = {j.id: j for j in engine.list_jobs()}
     assert listed[job.id] is job  # this process's own job, live, not its record
+
+
+class _SilentStore:
+    """A TCP port that takes connections and never answers: a store behind a network that stopped
+    carrying replies (each request would wait out its read timeout, 300 s, and be retried)."""
+
+    def __init__(self) -> None:
+        import socket
+
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.held: list[Any] = []
+        threading.Thread(target=self._take, daemon=True).start()
+
+    def _take(self) -> None:
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            self.held.append(conn)
+
+    def close(self) -> None:
+        self.server.close()
+        for conn in self.held:
+            conn.close()
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
+def test_the_app_quits_at_once_while_its_backup_store_never_answers(tmp_path):
+    """The backups listing (and its reads) wait on a store that never answers; `q` still ends the process
+    within seconds, not after the requests' timeouts."""
+    store = _SilentStore()
+    closed_port = _free_port()  # Milvus: nothing listens there, so its listing fails at once
+    config = tmp_path / "backup.yaml"
+    config.write_text(
+        f"log:\n  file:\n    filename: {tmp_path / 'backup.log'}\n"
+        f"milvus:\n  address: 127.0.0.1\n  port: {closed_port}\n"
+        f"minio:\n  address: 127.0.0.1\n  port: {store.port}\n  accessKeyID: k\n  secretAccessKey: s\n"
+        "  bucketName: a-bucket\n  rootPath: files\n  backupBucketName: a-bucket\n  backupRootPath: backup\n",
+        encoding="utf-8",
+    )
+    socket_name = f"mbq{uuid.uuid4().hex[:8]}"
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    command = "cd {} && exec env {} {}".format(
+        shlex.quote(str(ROOT)),
+        " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()),
+        shlex.join(cli_command(config)),
+    )
+    started = _tmux(socket_name, "new-session", "-d", "-s", "app", "-x", "100", "-y", "30", command)
+    assert started.returncode == 0, started.stderr
+    pid = 0
+    try:
+        pid = int(_tmux(socket_name, "list-panes", "-t", "app", "-F", "#{pane_pid}").stdout.strip())
+
+        def screen() -> str:
+            return _tmux(socket_name, "capture-pane", "-p", "-t", "app").stdout
+
+        _until(lambda: "cannot reach Milvus" in screen(), "the app to show Milvus's failure", timeout=60)
+        _until(lambda: store.held, "the backups listing's request to reach the store", timeout=30)
+        assert "loading..." in screen()  # the backups listing is still waiting
+        assert _tmux(socket_name, "send-keys", "-t", "app", "q").returncode == 0
+        _until(lambda: _gone(pid), "the app's process to end after q", timeout=20)
+    finally:
+        if pid and not _gone(pid):
+            os.kill(pid, signal.SIGKILL)
+        _tmux(socket_name, "kill-server")
+        store.close()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

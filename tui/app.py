@@ -17,6 +17,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from textual import on, work
@@ -45,7 +46,7 @@ from milvus_backup.core.service import (
     RecordedJob,
 )
 from milvus_backup.tui.jobs import JobsScreen, JobWatch
-from milvus_backup.tui.launch import FirstLoad
+from milvus_backup.tui.launch import STUCK_GRACE, FirstLoad
 from milvus_backup.tui.tables import (
     BACKUP_COLUMNS,
     COLLECTION_COLUMNS,
@@ -65,6 +66,19 @@ if TYPE_CHECKING:
 log = logging.getLogger("milvus_backup")
 
 T = TypeVar("T")
+
+
+class _BoundedWait(ThreadPoolExecutor):
+    """An executor whose shutdown waits STUCK_GRACE seconds at most for what runs (a worker that ends
+    meanwhile still shows its answer: the loop runs on while it waits); run_tui ends the process
+    without a thread that is still waiting on a request after that."""
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        super().shutdown(wait=False, cancel_futures=cancel_futures)
+        if wait:
+            deadline = time.monotonic() + STUCK_GRACE
+            for thread in list(self._threads):
+                thread.join(max(0.0, deadline - time.monotonic()))
 
 
 class JobFinished(Message):
@@ -197,6 +211,9 @@ class MilvusBackupApp(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        # the thread workers (listings, polls) run on an executor that closing the app waits for only a
+        # little: one stuck on a request to a store that stopped answering would hold the quit for minutes
+        asyncio.get_running_loop().set_default_executor(_BoundedWait(thread_name_prefix="app-worker"))
         if self.plain:
             self.add_class("-plain")
             ScrollBar.renderer = PlainScrollBarRender  # a class setting: put back when the app ends

@@ -12,7 +12,9 @@ import functools
 import logging
 import os
 import signal
+import sys
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from pathlib import Path
@@ -23,7 +25,9 @@ if TYPE_CHECKING:
     from milvus_backup.tui.app import MilvusBackupApp
 
 T = TypeVar("T")
+log = logging.getLogger("milvus_backup")
 READS_HELD = 2.0  # seconds the first backups listing waits with its reads for the first screen
+STUCK_GRACE = 2.0  # seconds a quitting app gives threads still waiting on a request
 
 
 class FirstLoad:
@@ -145,7 +149,29 @@ def run_tui(config: Config) -> int:
         for job in app.running_jobs():  # cancelled by the quit question or by Ctrl-C: let them clean up
             job.wait(120)
         engine.close()
+    _end_unless_all_threads_end()
     return 0
+
+
+def _end_unless_all_threads_end(grace: float = STUCK_GRACE) -> None:
+    """Python waits at exit for every thread that is not a daemon. The app's jobs have ended by now; a
+    thread still running is a listing's request to a store or Milvus that stopped answering, which
+    would hold the exit until its timeouts (minutes, with retries). Give them `grace` seconds, then end
+    the process without them."""
+    deadline = time.monotonic() + grace
+    for thread in _other_threads():
+        thread.join(max(0.0, deadline - time.monotonic()))
+    stuck = [thread.name for thread in _other_threads()]
+    if stuck:
+        log.warning("quitting without %d thread(s) still waiting on a request: %s", len(stuck), ", ".join(stuck))
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+
+def _other_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t is not threading.current_thread() and not t.daemon and t.is_alive()]
 
 
 def detach_from_terminal() -> None:
