@@ -5,13 +5,13 @@ without it is what an interrupted or failed backup left behind, listed as incomp
 deleted. Backups written by zilliztech/milvus-backup are read the same way.
 
 A listing is one listing of the root with "/" as the delimiter (a name a backup), then each backup's
-`backup_meta.json` read, in parallel: its cost grows with the backups, never with their binlogs. (A listing
-with "/binlogs/" as the delimiter would give every meta file's ETag in a few requests, but SeaweedFS walks
-every key it rolls up, 28 s for 50 backups of 2,000 binlogs, and no store need index by another delimiter
-than "/".) A summary (collections, times, from `backup_meta.json` and `collection_meta.json`) comes from a cache on
-this machine keyed by the ETag of the `backup_meta.json` just read (a backup made again under the same
-name has another), so `collection_meta.json` is read only for backups not seen before. A local folder
-has no ETags: each is read.
+`backup_meta.json` read, in parallel: its cost grows with the backups, never with their binlogs. (A
+listing with "/binlogs/" as the delimiter would give every meta file's ETag in a few requests, but
+SeaweedFS walks every key it rolls up, 28 s for 50 backups of 2,000 binlogs, and no store need index by
+another delimiter than "/".) A summary (collections, times, from `backup_meta.json` and
+`collection_meta.json`) comes from a cache on this machine keyed by the ETag of the `backup_meta.json`
+just read (a backup made again under the same name has another), so `collection_meta.json` is read only
+for backups not seen before. A local folder has no ETags: each is read.
 """
 
 from __future__ import annotations
@@ -349,8 +349,10 @@ class SummaryCache:
     def last_seen(self, name: str) -> BackupSummary | None:
         """The summary kept for the backup, whatever it has become since."""
         entry = self._old.get(name)
+        if not isinstance(entry, dict):
+            return None
         try:
-            fields = dict(entry["summary"])  # type: ignore[index]
+            fields = dict(entry["summary"])
             return BackupSummary(**{**fields, "collections": tuple(fields["collections"])})
         except (KeyError, TypeError, ValueError):
             return None

@@ -263,11 +263,6 @@ class HashingReader:
         return self._digest.hexdigest()
 
 
-def as_folder(prefix: str) -> str:
-    prefix = prefix.strip("/")
-    return prefix + "/" if prefix else ""
-
-
 def refuse_everything(prefix: str, where: str) -> None:
     """Raise unless `prefix` names less than the whole store: a delete of '' would empty it."""
     if not prefix.strip("/"):
