@@ -46,6 +46,7 @@ from milvus_backup.core.paths import restore_record
 from milvus_backup.core.pause import PAUSE_AT, PAUSE_FILE, RESUME_FILE
 from milvus_backup.core.storage import LocalStorage
 from milvus_backup.sandbox.demo import demo_collection
+from milvus_backup.sandbox.servers import free_port
 from milvus_backup.tui.app import MilvusBackupApp
 from tests.conftest import assert_same_rows, cli_command, cli_env, drop_if_exists, fetch_rows, made_backup, run_cli
 
@@ -358,6 +359,17 @@ def _tmux(socket_name: str, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+def _start_app_in_tmux(socket_name: str, config: Path | str, env: dict[str, str]) -> None:
+    """`milvus-backup --config CONFIG` (the app) in a 100x30 tmux session "app", with `env` added."""
+    command = "cd {} && exec env {} {}".format(
+        shlex.quote(str(ROOT)),
+        " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()),
+        shlex.join(cli_command(config)),
+    )
+    started = _tmux(socket_name, "new-session", "-d", "-s", "app", "-x", "100", "-y", "30", command)
+    assert started.returncode == 0, started.stderr
+
+
 @pytest.mark.integration
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
 def test_the_app_restore_goes_on_after_tmux_kill_session_and_a_new_app_sees_it_finish(
@@ -372,13 +384,7 @@ def test_the_app_restore_goes_on_after_tmux_kill_session_and_a_new_app_sees_it_f
     socket_name = f"mbt{uuid.uuid4().hex[:8]}"
     marker, resume = tmp_path / "paused", tmp_path / "resume"
     env = {PAUSE_AT: POINT, PAUSE_FILE: str(marker), RESUME_FILE: str(resume)}
-    command = "cd {} && exec env {} {}".format(
-        shlex.quote(str(ROOT)),
-        " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()),
-        shlex.join(cli_command(sandbox.config_path)),
-    )
-    started = _tmux(socket_name, "new-session", "-d", "-s", "app", "-x", "100", "-y", "30", command)
-    assert started.returncode == 0, started.stderr
+    _start_app_in_tmux(socket_name, sandbox.config_path, env)
     pid = 0
     try:
         pid = int(_tmux(socket_name, "list-panes", "-t", "app", "-F", "#{pane_pid}").stdout.strip())
@@ -557,7 +563,7 @@ def test_the_app_quits_at_once_while_its_backup_store_never_answers(tmp_path):
     """The backups listing (and its reads) wait on a store that never answers; `q` still ends the process
     within seconds, not after the requests' timeouts."""
     store = _SilentStore()
-    closed_port = _free_port()  # Milvus: nothing listens there, so its listing fails at once
+    closed_port = free_port()  # Milvus: nothing listens there, so its listing fails at once
     config = tmp_path / "backup.yaml"
     config.write_text(
         f"log:\n  file:\n    filename: {tmp_path / 'backup.log'}\n"
@@ -568,13 +574,7 @@ def test_the_app_quits_at_once_while_its_backup_store_never_answers(tmp_path):
     )
     socket_name = f"mbq{uuid.uuid4().hex[:8]}"
     env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
-    command = "cd {} && exec env {} {}".format(
-        shlex.quote(str(ROOT)),
-        " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()),
-        shlex.join(cli_command(config)),
-    )
-    started = _tmux(socket_name, "new-session", "-d", "-s", "app", "-x", "100", "-y", "30", command)
-    assert started.returncode == 0, started.stderr
+    _start_app_in_tmux(socket_name, config, env)
     pid = 0
     try:
         pid = int(_tmux(socket_name, "list-panes", "-t", "app", "-F", "#{pane_pid}").stdout.strip())
@@ -592,11 +592,3 @@ def test_the_app_quits_at_once_while_its_backup_store_never_answers(tmp_path):
             os.kill(pid, signal.SIGKILL)
         _tmux(socket_name, "kill-server")
         store.close()
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
