@@ -17,6 +17,7 @@ import pytest
 from minio import Minio
 
 import milvus_backup.core.storage.retry as storage_retry
+import milvus_backup.core.storage.s3 as s3_module
 from milvus_backup.core.config import StorageConfig
 from milvus_backup.core.errors import Cancelled, StorageError
 from milvus_backup.core.storage import (
@@ -31,6 +32,7 @@ from milvus_backup.core.storage import (
     layout_root,
     open_storage,
 )
+from milvus_backup.core.storage.s3 import FolderTrail, _EmptyFolders
 
 
 @pytest.fixture(autouse=True)
@@ -577,6 +579,70 @@ def test_s3_delete_and_delete_prefix(s3):
     assert [o.key for o in s3.list("backup/")] == ["backup/b10/keep"]
     with pytest.raises(StorageError):
         s3.delete_prefix("")
+
+
+def test_folder_trail_gives_each_folder_once_after_what_it_holds():
+    keys = ["b/x/1/a", "b/x/1/b", "b/x/2/a", "b/y", "b/z/3/c"]
+    trail = FolderTrail("b/")
+    seen = [(key, trail.past(key)) for key in keys]
+    assert seen == [
+        ("b/x/1/a", []),
+        ("b/x/1/b", []),
+        ("b/x/2/a", ["b/x/1/"]),
+        ("b/y", ["b/x/2/", "b/x/"]),
+        ("b/z/3/c", []),
+    ]
+    assert trail.end() == ["b/z/3/", "b/z/", "b/"]
+    # a string prefix: a folder only once every key in it matches the prefix
+    trail = FolderTrail("backup/b1")
+    assert [trail.past("backup/b1/m/x"), trail.past("backup/b10/y"), trail.end()] == [
+        [],
+        ["backup/b1/m/", "backup/b1/"],
+        ["backup/b10/"],
+    ]
+
+
+class _DropsEmptyFolders(MinioStorage):
+    """A store that keeps no empty folder (as AWS S3 and MinIO): its "/" listings show none."""
+
+    def __init__(self) -> None:
+        self.listed: list[str] = []
+        self.removed: list[str] = []
+
+    def list_rolled(self, prefix, delimiter, after="", through="", page=1000):
+        self.listed.append(prefix)
+        return iter(())
+
+    def _delete_folder_keys(self, folders):
+        self.removed.extend(folders)
+
+
+def test_empty_folders_cost_one_listing_on_a_store_that_keeps_none():
+    store = _DropsEmptyFolders()
+    folders = _EmptyFolders(store)
+    folders.remove(["b/x/1/", "b/x/"])
+    folders.remove(["b/y/", "b/"])
+    assert store.listed == ["b/x/"] and store.removed == []
+
+
+@pytest.mark.integration
+def test_s3_delete_prefix_leaves_no_empty_folder(s3, monkeypatch):
+    """SeaweedFS keeps a folder after its last object: each deleted backup would stay in the "/" listing
+    of the backups as an empty folder that every listing looks into. Batches of 4, so that folders are
+    removed between batches too."""
+    monkeypatch.setattr(s3_module, "DELETE_BATCH", 4)
+    keys = [f"backup/g1/binlogs/insert_log/1/2/{s}/{f}/{log}" for s in range(3) for f in range(3) for log in range(2)]
+    keys += ["backup/g1/meta/backup_meta.json", "backup/g1/meta/full_meta.json"]
+    for key in [*keys, "backup/g10/keep", "backup/g1x"]:
+        s3.write(key, b"x")
+    assert {o.key for o in s3.list_rolled("backup/", "/")} == {"backup/g1/", "backup/g10/", "backup/g1x"}
+    assert s3.delete_prefix("backup/g1/") == len(keys)
+    assert {o.key for o in s3.list_rolled("backup/", "/")} == {"backup/g10/", "backup/g1x"}
+    assert list(s3.list_rolled("backup/g1/", "/")) == []
+    assert s3.read("backup/g10/keep") == b"x" and s3.read("backup/g1x") == b"x"
+    # a string prefix takes the folders whose every key it matches, and no other
+    assert s3.delete_prefix("backup/g1") == 2
+    assert not [o.key for o in s3.list_rolled("backup/", "/") if o.key.startswith("backup/g1")]
 
 
 @pytest.mark.integration

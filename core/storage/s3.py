@@ -10,6 +10,7 @@ import builtins
 import datetime
 import hashlib
 import io
+import logging
 import os
 import time
 from collections.abc import Iterator
@@ -34,6 +35,7 @@ from milvus_backup.core.storage import retry
 from milvus_backup.core.storage.base import Copied, ObjectInfo, Readable, Storage, refuse_everything
 from milvus_backup.core.storage.errors import map_minio_error, one_line, short
 
+log = logging.getLogger(__name__)
 DELETE_BATCH = 1000  # S3 DeleteObjects takes at most 1000 keys
 MIN_PART_SIZE = 5 * 1024 * 1024  # S3's smallest multipart part
 MAX_PART_SIZE = 5 * 1024 * 1024 * 1024  # S3's largest part, and largest single CopyObject
@@ -251,16 +253,26 @@ class MinioStorage(Storage):
         self._call("delete", self.describe(key), lambda: self._client.remove_object(self.bucket, key))
 
     def delete_prefix(self, prefix: str) -> int:
+        """Also removes the folders under `prefix` (and the prefix's own, when it is one) that the store
+        keeps once their last object is gone, as SeaweedFS does: without that, every backup deleted would
+        stay in the "/" listing of the backups as an empty folder that each listing has to look into."""
         refuse_everything(prefix, self.describe(prefix))
         deleted = 0
         batch: builtins.list[str] = []
+        trail = FolderTrail(prefix)
+        emptied: builtins.list[str] = []  # folders whose every object is in `batch` or already deleted
+        folders = _EmptyFolders(self)
         for info in self.list(prefix):
+            emptied.extend(trail.past(info.key))
             batch.append(info.key)
             if len(batch) == DELETE_BATCH:
                 deleted += self._delete_batch(batch)
                 batch = []
+                folders.remove(emptied)
+                emptied = []
         if batch:
             deleted += self._delete_batch(batch)
+        folders.remove(emptied + trail.end())
         return deleted
 
     def _delete_batch(self, keys: builtins.list[str]) -> int:
@@ -275,6 +287,10 @@ class MinioStorage(Storage):
                 f"({len(errors)} of {len(keys)} objects not deleted)"
             )
         return len(keys)
+
+    def _delete_folder_keys(self, folders: builtins.list[str]) -> None:
+        for start in range(0, len(folders), DELETE_BATCH):  # in their order: a folder after what it holds
+            self._delete_batch(folders[start : start + DELETE_BATCH])
 
     def ensure_bucket(self) -> None:
         def run() -> None:
@@ -384,3 +400,58 @@ def _parts(size: int, threshold: int) -> list[tuple[int, int]]:
     part = max(threshold, MIN_PART_SIZE, -(-size // MAX_PARTS))
     part = min(part, MAX_PART_SIZE)
     return [(offset, min(part, size - offset)) for offset in range(0, size, part)]
+
+
+class FolderTrail:
+    """The folders of keys given in sorted order under `prefix` (the prefix's own included when it ends
+    in '/'): past(key) gives back, deepest first, the folders that no key from `key` on is in: every key
+    they hold has gone by. end() gives the rest. So a folder always comes after the folders it holds."""
+
+    def __init__(self, prefix: str):
+        self.prefix = prefix
+        self._open: builtins.list[str] = []  # the folders of the last key, outermost first
+
+    def past(self, key: str) -> builtins.list[str]:
+        folders = self._folders(key)
+        same = 0
+        while same < min(len(folders), len(self._open)) and folders[same] == self._open[same]:
+            same += 1
+        closed = self._open[same:][::-1]
+        self._open = folders
+        return closed
+
+    def end(self) -> builtins.list[str]:
+        closed, self._open = self._open[::-1], []
+        return closed
+
+    def _folders(self, key: str) -> builtins.list[str]:
+        top = self.prefix.rfind("/") + 1  # a folder only from the prefix's own on ("bk" is not one)
+        own = [self.prefix] if self.prefix.endswith("/") else []
+        cuts = [i + 1 for i in range(len(self.prefix), len(key)) if key[i] == "/"]
+        return own + [key[:cut] for cut in cuts if cut > top]
+
+
+class _EmptyFolders:
+    """The folders a deletion emptied, removed where the store keeps them: the first ones tell (one "/"
+    listing of their parent); on a store that drops a folder with its last object (AWS S3, MinIO), no
+    request more."""
+
+    def __init__(self, storage: MinioStorage):
+        self.storage = storage
+        self.kept: bool | None = None  # does the store keep empty folders? not known until asked
+
+    def remove(self, folders: builtins.list[str]) -> None:
+        """Remove `folders` (deepest first, every object in them deleted) where the store keeps them. A
+        failure is logged, not raised: the objects are gone, and an empty folder left behind costs
+        listings only time."""
+        if not folders or self.kept is False:
+            return
+        try:
+            if self.kept is None:
+                parent = folders[0][: folders[0].rstrip("/").rfind("/") + 1]
+                self.kept = any(info.key == folders[0] for info in self.storage.list_rolled(parent, "/"))
+            if self.kept:
+                self.storage._delete_folder_keys(folders)
+        except StorageError as exc:
+            log.warning("%s: its objects are deleted, some empty folders are left: %s", folders[-1], exc)
+            self.kept = False  # not tried again in this deletion
