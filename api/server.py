@@ -309,7 +309,7 @@ def backup_view(engine: BackupService, name: str = "", backup_id: str = "") -> d
     if job is not None and not job.state.finished:
         return backup_job_view(job)
     if not name and backup_id:
-        name = job.name if job is not None else next((b.name for b in engine.list_backups() if b.id == backup_id), "")
+        name = job.name if job is not None else engine.backup_name_of_id(backup_id) or ""
         if not name:
             raise NotFound(f"no backup has id {backup_id}")
     try:

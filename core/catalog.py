@@ -122,6 +122,21 @@ class Catalog:
         cache.save()
         return [summary for summary in summaries if summary is not None]
 
+    def name_of_id(self, backup_id: str) -> str | None:
+        """The name of the backup with that id: one read when this machine's listing cache saw it (its
+        backup_meta.json is read to be sure it still has that id), else a whole listing; None if none has."""
+        if not backup_id:
+            return None
+        cache = SummaryCache.for_store(self.storage.describe(self.layout.backups_root()))
+        for name in cache.names_of_id(backup_id):
+            try:
+                info = read_backup({BACKUP_META: self.storage.read(self.layout.meta(name, BACKUP_META))})
+            except (ObjectNotFound, MetaError):
+                continue
+            if info.id == backup_id:
+                return name
+        return next((summary.name for summary in self.list() if summary.id == backup_id), None)
+
     def _summary(self, name: str, cache: SummaryCache) -> BackupSummary | None:
         """The summary from the cache by the ETag read, else read from the backup's meta files (and kept)."""
         try:
@@ -356,6 +371,10 @@ class SummaryCache:
             return BackupSummary(**{**fields, "collections": tuple(fields["collections"])})
         except (KeyError, TypeError, ValueError):
             return None
+
+    def names_of_id(self, backup_id: str) -> builtins.list[str]:
+        """The backups last seen with that id (one, unless a backup was copied under another name)."""
+        return [name for name in self._old if (seen := self.last_seen(name)) is not None and seen.id == backup_id]
 
     def put(self, name: str, etag: str, summary: BackupSummary) -> None:
         if etag:

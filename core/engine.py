@@ -67,6 +67,9 @@ class Engine:
     def list_backups(self, early: Callable[[list[BackupSummary]], None] | None = None) -> list[BackupSummary]:
         return self.ctx.catalog.list(early)
 
+    def backup_name_of_id(self, backup_id: str) -> str | None:
+        return self.ctx.catalog.name_of_id(backup_id)
+
     def existing_collections(self) -> set[str]:
         """Every collection in Milvus as "db.name"."""
         milvus = self.ctx.milvus

@@ -218,6 +218,11 @@ class BackupService(Protocol):
         """Every backup's summary. `early` gets, before anything is read, the names with what this
         machine last saw of each (or state "checking"): what a screen can show at once."""
 
+    def backup_name_of_id(self, backup_id: str) -> str | None:
+        """The name of the backup with that id (None if no backup has it): one read when this machine
+        listed it before, else a whole listing."""
+        ...
+
     def get_backup(self, name: str) -> BackupInfo:
         """The backup's meta, its segments without their binlog lists: memory grows with its segments."""
         ...

@@ -136,6 +136,31 @@ def test_listing_reads_only_backups_it_has_not_seen(sandbox, base_config, store_
     assert storage.other_listings == []
 
 
+def test_a_backup_found_by_id_costs_one_read_once_listed(sandbox, base_config, store_root, tmp_path, monkeypatch):
+    """get_backup?backup_id=...: the name comes from the listing cache, checked by reading that one
+    backup_meta.json; a whole listing only for an id this machine has not seen, or no longer holds."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    root, s3 = store_root
+    for i in range(4):
+        _backup(s3, root, f"b{i}", f"coll{i}")
+    storage = CountingStorage(base_config.backup_storage)
+    catalog = Catalog(storage, _layout(root))
+    assert catalog.name_of_id("id-b2") == "b2"  # nothing cached: a whole listing
+    assert (storage.folder_listings, storage.reads[BACKUP_META]) == (1, 4)
+
+    storage.reads.clear()
+    storage.folder_listings = 0
+    assert catalog.name_of_id("id-b2") == "b2"
+    assert (storage.folder_listings, storage.reads) == (0, Counter({BACKUP_META: 1}))
+
+    # made again under its name with another id: the cache is not believed, the listing finds neither
+    _put(s3, f"{root}/b2/meta/{BACKUP_META}", b'{"id":"other","name":"b2","state_code":2}')
+    storage.reads.clear()
+    assert catalog.name_of_id("id-b2") is None
+    assert catalog.name_of_id("other") == "b2"
+    assert catalog.name_of_id("") is None
+
+
 def test_listing_cost_does_not_grow_with_binlogs(sandbox, base_config, store_root, tmp_path, monkeypatch):
     """The store is asked the same requests whether a backup holds one binlog or many: the listing never
     reaches into `binlogs/` (the old listing with "/binlogs/" as the delimiter made SeaweedFS walk them)."""

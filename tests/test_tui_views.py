@@ -182,6 +182,9 @@ class FixedEngine:
     def backup_exists(self, name: str) -> bool:
         return any(b.name == name for b in self.list_backups())
 
+    def backup_name_of_id(self, backup_id: str) -> str | None:
+        return next((b.name for b in self.list_backups() if b.id == backup_id), None)
+
     def delete_backup(self, name: str) -> int:
         raise InvalidRequest("the snapshot engine deletes nothing")
 
