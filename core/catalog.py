@@ -25,7 +25,7 @@ import logging
 import os
 import typing
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +69,7 @@ log = logging.getLogger("milvus_backup")
 T = TypeVar("T")
 READERS = 32  # meta files read at once by a listing
 CHECKING = "checking"  # the state of a backup listed but not read yet (Catalog.list's early answer)
+SETTLED = frozenset({"success", "fail"})  # the states of a backup_meta.json no backup writes again
 
 
 @dataclass(frozen=True)
@@ -106,19 +107,34 @@ class Catalog:
     def is_complete(self, name: str) -> bool:
         return self.storage.exists(self.layout.meta(name, BACKUP_META))
 
-    def list(self, early: Callable[[list[BackupSummary]], None] | None = None) -> list[BackupSummary]:
+    def list(
+        self,
+        early: Callable[[list[BackupSummary]], None] | None = None,
+        known: Mapping[str, BackupSummary] | None = None,
+    ) -> list[BackupSummary]:
         """Every backup folder's summary, by name: the folders from one "/" listing of the root, then each
         backup's `backup_meta.json` read in parallel (a backup seen before under its ETag costs nothing more).
 
         `early`, when given, is called once the names are known, before anything is read, with what this
-        machine last saw of each (its cached summary, unchecked), or a summary in state CHECKING."""
+        machine last saw of each (its cached summary, unchecked), or a summary in state CHECKING.
+        `known`: summaries the caller read a moment ago and takes as they are for the names still listed
+        (those of finished backups: success or fail); only the other names are read."""
         root = self.layout.backups_root()
         cache = SummaryCache.for_store(self.storage.describe(root))
         names = sorted(name for info in self.storage.list_rolled(root, "/") if (name := _folder_name(root, info.key)))
         if early is not None:
             early([cache.last_seen(name) or _checking(name) for name in names])
-        with ThreadPoolExecutor(max(1, min(READERS, len(names))), thread_name_prefix="catalog") as pool:
-            summaries = builtins.list(pool.map(lambda name: self._summary(name, cache), names))
+        settled = {name: summary for name, summary in (known or {}).items() if summary.state in SETTLED}
+
+        def summary(name: str) -> BackupSummary | None:
+            if name in settled:
+                cache.keep(name)
+                return settled[name]
+            return self._summary(name, cache)
+
+        unread = [name for name in names if name not in settled]
+        with ThreadPoolExecutor(max(1, min(READERS, len(unread))), thread_name_prefix="catalog") as pool:
+            summaries = builtins.list(pool.map(summary, names))
         cache.save()
         return [summary for summary in summaries if summary is not None]
 
@@ -375,6 +391,11 @@ class SummaryCache:
     def names_of_id(self, backup_id: str) -> builtins.list[str]:
         """The backups last seen with that id (one, unless a backup was copied under another name)."""
         return [name for name in self._old if (seen := self.last_seen(name)) is not None and seen.id == backup_id]
+
+    def keep(self, name: str) -> None:
+        """Keep the entry as it is: the listing took the backup's summary from its caller, unread."""
+        if name in self._old:
+            self._new[name] = self._old[name]
 
     def put(self, name: str, etag: str, summary: BackupSummary) -> None:
         if etag:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from milvus_backup.core.config import Config
@@ -64,8 +64,12 @@ class Engine:
         dbs = [db] if db else sorted(milvus.list_databases())
         return [c for name in dbs for c in milvus.collection_summaries(name)]
 
-    def list_backups(self, early: Callable[[list[BackupSummary]], None] | None = None) -> list[BackupSummary]:
-        return self.ctx.catalog.list(early)
+    def list_backups(
+        self,
+        early: Callable[[list[BackupSummary]], None] | None = None,
+        known: Mapping[str, BackupSummary] | None = None,
+    ) -> list[BackupSummary]:
+        return self.ctx.catalog.list(early, known)
 
     def backup_name_of_id(self, backup_id: str) -> str | None:
         return self.ctx.catalog.name_of_id(backup_id)

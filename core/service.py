@@ -9,7 +9,7 @@ in-memory one that mypy checks against the same protocol.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -214,9 +214,14 @@ class BackupService(Protocol):
         """Every collection in Milvus as "db.name"."""
         ...
 
-    def list_backups(self, early: Callable[[list[BackupSummary]], None] | None = None) -> list[BackupSummary]:
+    def list_backups(
+        self,
+        early: Callable[[list[BackupSummary]], None] | None = None,
+        known: Mapping[str, BackupSummary] | None = None,
+    ) -> list[BackupSummary]:
         """Every backup's summary. `early` gets, before anything is read, the names with what this
-        machine last saw of each (or state "checking"): what a screen can show at once."""
+        machine last saw of each (or state "checking"): what a screen can show at once. `known`: what
+        the caller listed a moment ago, taken as it is for finished backups still listed (not read)."""
 
     def backup_name_of_id(self, backup_id: str) -> str | None:
         """The name of the backup with that id (None if no backup has it): one read when this machine

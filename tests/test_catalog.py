@@ -136,6 +136,43 @@ def test_listing_reads_only_backups_it_has_not_seen(sandbox, base_config, store_
     assert storage.other_listings == []
 
 
+def test_a_listing_takes_what_its_caller_knows_of_finished_backups(
+    sandbox, base_config, store_root, tmp_path, monkeypatch
+):
+    """The app's timed refresh passes the rows it shows: finished backups still listed are not read again,
+    new names and unfinished ones are, and the cache keeps what it held of the ones taken as given."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    root, s3 = store_root
+    for i in range(3):
+        _backup(s3, root, f"b{i}", f"coll{i}")
+    _put(s3, f"{root}/half/binlogs/insert_log/1/2/3/4/5", b"x")
+    storage = CountingStorage(base_config.backup_storage)
+    catalog = Catalog(storage, _layout(root))
+    first = catalog.list()
+    assert [(b.name, b.state) for b in first] == [
+        ("b0", "success"),
+        ("b1", "success"),
+        ("b2", "success"),
+        ("half", "incomplete"),
+    ]
+
+    _backup(s3, root, "b3", "coll3")  # new
+    _put(s3, f"{root}/half/meta/{BACKUP_META}", b'{"id":"h","name":"half","state_code":2}')  # finished since
+    assert catalog.delete("b1") == 2  # by this tool, on any machine: its folder goes too
+    storage.reads.clear()
+    again = catalog.list(known={b.name: b for b in first})
+    assert [(b.name, b.id, b.state) for b in again] == [
+        ("b0", "id-b0", "success"),
+        ("b2", "id-b2", "success"),
+        ("b3", "id-b3", "success"),
+        ("half", "h", "success"),
+    ]
+    assert storage.reads == Counter({BACKUP_META: 2, COLLECTION_META: 2})  # b3 and half only
+    storage.reads.clear()
+    assert catalog.list() == again
+    assert storage.reads == Counter({BACKUP_META: 4})  # every ETag checked; the cache kept b0 and b2
+
+
 def test_a_backup_found_by_id_costs_one_read_once_listed(sandbox, base_config, store_root, tmp_path, monkeypatch):
     """get_backup?backup_id=...: the name comes from the listing cache, checked by reading that one
     backup_meta.json; a whole listing only for an id this machine has not seen, or no longer holds."""

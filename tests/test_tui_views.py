@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -19,6 +19,7 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, RichLog
 from textual.widgets.data_table import ColumnKey
 
+import milvus_backup.tui.app as app_module
 from milvus_backup.core.meta import IndexInfo, KeyValue, MetaFile, Partition, Schema, Segment, render_backup_json
 from milvus_backup.core.service import (
     CHECKING,
@@ -148,7 +149,11 @@ class FixedEngine:
             CollectionSummary("default", "books", 1, 650, "Loaded", 3, ("embedding:IVF_FLAT",), 647),
         ]  # databases in no fixed order, as Milvus lists them
 
-    def list_backups(self, early: Callable[[list[BackupSummary]], None] | None = None) -> list[BackupSummary]:
+    def list_backups(
+        self,
+        early: Callable[[list[BackupSummary]], None] | None = None,
+        known: Mapping[str, BackupSummary] | None = None,
+    ) -> list[BackupSummary]:
         listed = [
             BackupSummary(
                 b.name,
@@ -914,7 +919,11 @@ class HeldBackupsEngine(FixedEngine):
         self.early: list[BackupSummary] | None = None  # the early answer it gives, when asked for one
         self.reading = threading.Event()
 
-    def list_backups(self, early: Callable[[list[BackupSummary]], None] | None = None) -> list[BackupSummary]:
+    def list_backups(
+        self,
+        early: Callable[[list[BackupSummary]], None] | None = None,
+        known: Mapping[str, BackupSummary] | None = None,
+    ) -> list[BackupSummary]:
         self.asked.set()
         if early is not None and self.early is not None:
             early(self.early)
@@ -1061,7 +1070,11 @@ class CountingEngine(FixedEngine):
         self.milvus_down = milvus_down
         self.store_down = store_down
 
-    def list_backups(self, early: Callable[[list[BackupSummary]], None] | None = None) -> list[BackupSummary]:
+    def list_backups(
+        self,
+        early: Callable[[list[BackupSummary]], None] | None = None,
+        known: Mapping[str, BackupSummary] | None = None,
+    ) -> list[BackupSummary]:
         self.asked["backups"] += 1
         if self.store_down:
             raise StorageError("list a-bucket/backup/ failed: cannot reach 127.0.0.1:9000: connection refused")
@@ -1168,6 +1181,49 @@ def test_a_hung_up_app_that_cannot_close_ends_its_process_once_its_jobs_end(monk
     assert ended == [0]
 
 
+class KnownRowsEngine(FixedEngine):
+    """Records what each backups listing was given as `known` (None: every backup read)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.known: list[dict[str, str] | None] = []
+
+    def list_backups(
+        self,
+        early: Callable[[list[BackupSummary]], None] | None = None,
+        known: Mapping[str, BackupSummary] | None = None,
+    ) -> list[BackupSummary]:
+        self.known.append(None if known is None else {name: b.state for name, b in known.items()})
+        return super().list_backups()
+
+
+def test_a_timed_refresh_reads_only_what_it_has_not_shown() -> None:
+    """Every 15 s the app lists the backups; reading each of them every time (a request each, 1,000 for
+    1,000 backups) only for a timed refresh at most FULL_LISTING_EVERY apart, at ctrl+r and after a job."""
+
+    async def scenario() -> None:
+        engine = KnownRowsEngine()
+        app = MilvusBackupApp(engine, clock=lambda: NOW, refresh_seconds=0.05, jobs_poll_seconds=0)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await asyncio.wait_for(app.loaded.wait(), 10)
+            await _until(pilot, lambda: len(engine.known) >= 3)
+            shown = {b.name: b.state for b in FixedEngine().list_backups()}
+            assert engine.known[0] is None and engine.known[1:3] == [shown, shown]
+            app._full_listing -= app_module.FULL_LISTING_EVERY  # as long ago as that
+            seen = len(engine.known)
+            await _until(pilot, lambda: len(engine.known) > seen + 1)
+            assert engine.known[seen] is None and engine.known[seen + 1] == shown
+            seen = len(engine.known)
+            await pilot.press("ctrl+r")
+            await _until(pilot, lambda: None in engine.known[seen:])
+            await pilot.press("j")  # timed refreshes go on under another screen
+            seen = len(engine.known)
+            await _until(pilot, lambda: len(engine.known) > seen + 2)
+            assert isinstance(app.screen, JobsScreen) and engine.known[-1] == shown
+
+    asyncio.run(scenario())
+
+
 class ManyBackupsEngine(FixedEngine):
     """300 backups, an hour apart, listed in no order, the oldest with the longest name; `extra` adds one
     more, newest of all."""
@@ -1176,7 +1232,11 @@ class ManyBackupsEngine(FixedEngine):
         super().__init__()
         self.extra = False
 
-    def list_backups(self, early: Callable[[list[BackupSummary]], None] | None = None) -> list[BackupSummary]:
+    def list_backups(
+        self,
+        early: Callable[[list[BackupSummary]], None] | None = None,
+        known: Mapping[str, BackupSummary] | None = None,
+    ) -> list[BackupSummary]:
         times = [NOW - 3600 * ((i * 7919) % 300 + 1) for i in range(300)]  # every hour once, shuffled
         oldest = min(times)
         listed = [

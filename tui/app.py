@@ -66,6 +66,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("milvus_backup")
 
 T = TypeVar("T")
+# A timed refresh lists the backups (one request) and reads only the new and unfinished ones; at most this
+# many seconds apart it reads every backup again (about 1,000 requests for 1,000 backups, where a store may
+# bill each), to catch one made again under the same name elsewhere. ctrl+r and a job's end read them all.
+FULL_LISTING_EVERY = 300.0
 
 
 class _BoundedWait(ThreadPoolExecutor):
@@ -180,6 +184,7 @@ class MilvusBackupApp(App[None]):
         self._answered: set[str] = set()  # "milvus"/"backups": the sources that answered (or failed) once
         self._polling_jobs = False  # the other processes' jobs are read every jobs_poll_seconds
         self.loaded = asyncio.Event()  # set once both have (tests wait on it)
+        self._full_listing = 0.0  # time.monotonic() when a listing last read every backup
         self._keys_shown: tuple[object, ...] = ()  # what `_refresh_keys` last had the footer drawn from
 
     # -- layout ----------------------------------------------------------------------------------
@@ -221,7 +226,7 @@ class MilvusBackupApp(App[None]):
         self.query_one("#collections", SyncTable).focus()
         self.action_refresh()
         if self.refresh_seconds:
-            self.set_interval(self.refresh_seconds, self.action_refresh)
+            self.set_interval(self.refresh_seconds, self._timed_refresh)
         self.set_interval(0.5, self._update_jobline)
         if self.jobs_poll_seconds:  # at the latest: a backup store that does not answer holds no one's jobs
             self.set_timer(self.jobs_poll_seconds, self._start_polling_jobs)
@@ -258,6 +263,11 @@ class MilvusBackupApp(App[None]):
         self._load_collections()
         self._load_backups()
 
+    def _timed_refresh(self) -> None:
+        self._load_collections()
+        known = self.backups if time.monotonic() - self._full_listing < FULL_LISTING_EVERY else {}
+        self._load_backups(known=dict(known) or None)  # (no widget asked: a dialog may be on the screen)
+
     @work(thread=True, exclusive=True, group="refresh-collections", exit_on_error=False)
     def _load_collections(self) -> None:
         """List the collections (a worker thread); a newer refresh replaces this one."""
@@ -267,11 +277,14 @@ class MilvusBackupApp(App[None]):
         self._show_unless_replaced(lambda: self._show_data(collections, None, errors))
 
     @work(thread=True, exclusive=True, group="refresh-backups", exit_on_error=False)
-    def _load_backups(self) -> None:
+    def _load_backups(self, known: Mapping[str, BackupSummary] | None = None) -> None:
         """List the backups (a worker thread); a newer refresh replaces this one. Until the table has had
         rows, it shows the listing's early answer first: the names, with what this machine last saw of
-        each, while each backup is read (a second or more with a thousand backups)."""
+        each, while each backup is read (a second or more with a thousand backups). `known`: the rows
+        shown, taken as they are for the finished backups still listed (a timed refresh's)."""
         errors: dict[str, str] = {}
+        if known is None:
+            self._full_listing = time.monotonic()
 
         def early(backups: list[BackupSummary]) -> None:
             self._show_unless_replaced(lambda: self._show_early_backups(backups))
@@ -281,7 +294,7 @@ class MilvusBackupApp(App[None]):
         def listing() -> list[BackupSummary]:
             if first is not None:
                 return first(early)
-            return self.engine.list_backups(early=None if self.backups_table.synced else early)
+            return self.engine.list_backups(early=None if self.backups_table.synced else early, known=known)
 
         backups = self._listed("backups", listing, errors)
         self._show_unless_replaced(lambda: self._show_data(None, backups, errors))
