@@ -49,7 +49,6 @@ from xml.etree import ElementTree
 
 from minio import Minio
 from minio.commonconfig import CopySource
-from minio.deleteobjects import DeleteObject
 from minio.error import S3Error
 
 from milvus_backup.core.backup import BackupRequest
@@ -58,6 +57,7 @@ from milvus_backup.core.engine import Engine
 from milvus_backup.core.jobs import JobState
 from milvus_backup.core.milvus import Milvus
 from milvus_backup.core.restore import RestoreRequest
+from milvus_backup.core.storage import open_storage
 
 MIB = 1024 * 1024
 _socket_read = [0]
@@ -291,6 +291,7 @@ class Bench:
         s = self.config.storage
         self.s3 = Minio(s.endpoint, s.access_key_id, s.secret_access_key.get_secret_value(), secure=s.use_ssl)
         self.bucket, self.root = s.bucket_name, s.root_path
+        self.store = open_storage(s)  # deletes what the bench made, with the folders SeaweedFS would keep
         self.backup_bucket, self.backup_root = (
             self.config.backup_storage.bucket_name,
             self.config.backup_storage.root_path,
@@ -382,8 +383,7 @@ class Bench:
         with ThreadPoolExecutor(self.config.backup.copydata) as pool:
             list(pool.map(copy, keys))
         took = time.perf_counter() - t
-        for k in keys:
-            self.s3.remove_object(self.bucket, f"bench_raw/{k}")
+        self.store.delete_prefix("bench_raw/")
         return took
 
     def raw_download(self, keys: list[str]) -> float:
@@ -665,13 +665,8 @@ class Bench:
         finally:
             server.terminate()
             server.wait(30)
-        for fake in fakes:
-            keys = (
-                DeleteObject(o.object_name)
-                for o in self.s3.list_objects(self.backup_bucket, prefix=f"{self.backup_root}/{fake}/", recursive=True)
-            )
-            for error in self.s3.remove_objects(self.backup_bucket, keys):
-                raise RuntimeError(f"could not delete {error.name}: {error.message}")
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(lambda fake: engine.ctx.backup_storage.delete_prefix(f"{self.backup_root}/{fake}/"), fakes))
         engine.delete_backup(name)
         engine.close()
         self.client.drop_collection(name)
