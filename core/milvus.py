@@ -222,21 +222,22 @@ class Milvus:
         return sorted(resp.collection_names)
 
     def collection_summaries(self, db: str = DEFAULT_DB) -> list[CollectionSummary]:
-        """Every collection of `db` with its rows, load state, partitions and indexes: four requests per
-        collection, all sent at once (SUMMARY_REQUESTS in flight), not one after another."""
+        """Every collection of `db` with its rows, load state, partitions and indexes: three requests per
+        collection and one for every load state of the database, all sent at once (SUMMARY_REQUESTS in
+        flight), not one after another."""
         resp = self._call(
             "ShowCollections", milvus_pb2.ShowCollectionsRequest(db_name=db), f"list collections of database {db}"
         )
         pairs = list(zip(resp.collection_names, resp.collection_ids, strict=False))
         if not pairs:
             return []
-        with ThreadPoolExecutor(min(SUMMARY_REQUESTS, 4 * len(pairs)), thread_name_prefix="summaries") as pool:
+        with ThreadPoolExecutor(min(SUMMARY_REQUESTS, 3 * len(pairs) + 1), thread_name_prefix="summaries") as pool:
+            states = pool.submit(self.load_states, db)
             asked = [
                 (
                     name,
                     cid,
                     pool.submit(self.row_count, db, name),
-                    pool.submit(self.load_state, db, name),
                     pool.submit(self.partitions, db, name),
                     pool.submit(self._index_labels, db, name),
                 )
@@ -244,24 +245,21 @@ class Milvus:
             ]
             # a collection dropped while it is being described is left out, not an error of the listing
             asked = [a for a in asked if _still_there(*a[2:])]
-            # count(*) only where the collection is loaded: asked once its load state is known
-            live = {
-                name: pool.submit(self.count_rows, db, name)
-                for name, _, _, state, _, _ in asked
-                if state.result() == "Loaded"
-            }
+            loaded = states.result()
+            # count(*) only where the collection is loaded
+            live = {name: pool.submit(self.count_rows, db, name) for name, *_ in asked if loaded.get(name) == "Loaded"}
             summaries = [
                 CollectionSummary(
                     db,
                     name,
                     cid,
                     rows.result(),
-                    state.result(),
+                    loaded.get(name, "NotLoad"),
                     len(parts.result()),
                     labels.result(),
                     _live_rows(live.get(name)),
                 )
-                for name, cid, rows, state, parts, labels in asked
+                for name, cid, rows, parts, labels in asked
                 if name not in live or _still_there(live[name])
             ]
         return sorted(summaries, key=lambda c: c.name)

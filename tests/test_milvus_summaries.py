@@ -1,5 +1,5 @@
 """The collections table's listing. When Milvus changes under it, a collection dropped between the listing
-and its four requests is left out, where it used to fail the whole refresh ("cannot reach Milvus"): a unit
+and its requests is left out, where it used to fail the whole refresh ("cannot reach Milvus"): a unit
 test on a fake gRPC stub (the sandbox cannot drop a collection at that moment on demand). And its
 connection, the tool's own gRPC channel without pymilvus's import, against the sandbox and pymilvus's client."""
 
