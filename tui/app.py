@@ -266,7 +266,7 @@ class MilvusBackupApp(App[None]):
     def _timed_refresh(self) -> None:
         self._load_collections()
         known = self.backups if time.monotonic() - self._full_listing < FULL_LISTING_EVERY else {}
-        self._load_backups(known=dict(known) or None)  # (no widget asked: a dialog may be on the screen)
+        self._load_backups(known=dict(known) or None)  # (no widget asked: the timer may fire as the app closes)
 
     @work(thread=True, exclusive=True, group="refresh-collections", exit_on_error=False)
     def _load_collections(self) -> None:
