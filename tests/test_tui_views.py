@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, RichLog
+from textual.widgets import _data_table as data_table_module
 from textual.widgets.data_table import ColumnKey
 
 import milvus_backup.tui.app as app_module
@@ -1022,6 +1023,58 @@ def test_the_backups_table_shows_the_names_while_each_backup_is_read(asked_befor
             engine.release.set()
             await pilot.pause(0.2)
             assert "never_shown" not in app.backups_table.all_rows
+
+    asyncio.run(scenario())
+
+
+def test_a_thousand_rows_changing_at_once_are_not_measured_again_cell_by_cell(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The early answer's "checking" rows, then every backup read: DataTable's own width update measured
+    every cell of a column again for each cell that got narrower than the column ("checking" to
+    "success" beside one "incomplete": a million measures for a thousand backups, 30 s of CPU). The
+    widths come from the rows' text; the rows show the new cells, and the table's size follows its
+    columns, narrower and wider."""
+    measured = 0
+    real_measure = data_table_module.measure
+
+    def counting(*args: Any, **kwargs: Any) -> int:
+        nonlocal measured
+        measured += 1
+        return real_measure(*args, **kwargs)
+
+    monkeypatch.setattr(data_table_module, "measure", counting)
+    names = [f"backup_{i:04d}" for i in range(1000)]
+
+    def listing(state: str) -> list[BackupSummary]:  # and one half-written backup, wider than the rest
+        return [
+            BackupSummary(n, str(i), state if i else "incomplete", 10, "2.3.5", int(NOW) - 60, int(NOW), ("default.a",))
+            for i, n in enumerate(names)
+        ]
+
+    async def scenario() -> None:
+        nonlocal measured
+        app = _app()
+        async with app.run_test(size=(120, 40)) as pilot:
+            await _loaded(pilot)
+            table = app.backups_table
+            app._show_data(None, listing(CHECKING), {})
+            await _until(pilot, lambda: table.row_count == len(names))
+            await pilot.pause()
+            state, size = table.columns[ColumnKey("State")], table.columns[ColumnKey("Size")]
+            assert state.content_width == len("incomplete")
+
+            def sized() -> bool:  # the table's width is its columns' (what DataTable recomputes when idle)
+                return table.virtual_size.width == sum(c.get_render_width(table) for c in table.ordered_columns)
+
+            measured = 0
+            app._show_data(None, listing("success"), {})
+            await _until(pilot, sized)
+            assert measured < 10, measured  # (it was a million: for each narrower cell, the whole column)
+            assert [str(table.get_row(n)[4]) for n in names[1:]] == ["success"] * (len(names) - 1)
+            assert (state.content_width, size.content_width) == (len("incomplete"), len("10 Bytes"))
+            app._show_data(None, [replace(b, state="interrupted") for b in listing("success")], {})
+            await _until(pilot, lambda: state.content_width == len("interrupted"))
+            await _until(pilot, sized)
+            assert measured < 10, measured
 
     asyncio.run(scenario())
 
