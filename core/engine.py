@@ -59,10 +59,15 @@ class Engine:
         _ = self.ctx.backup_storage, self.ctx.catalog, self.ctx.milvus_layout, self.ctx.backup_layout
 
     # -- reads -----------------------------------------------------------------------------------
-    def list_collections(self, db: str | None = None) -> list[CollectionSummary]:
+    def list_collections(
+        self, db: str | None = None, early: Callable[[list[CollectionSummary]], None] | None = None
+    ) -> list[CollectionSummary]:
         milvus = self.ctx.milvus_reads
         dbs = [db] if db else sorted(milvus.list_databases())
-        return [c for name in dbs for c in milvus.collection_summaries(name)]
+        listed = {name: milvus.collection_ids(name) for name in dbs}
+        if early is not None:
+            early([CollectionSummary.listed(name, *pair) for name in dbs for pair in listed[name]])
+        return [c for name in dbs for c in milvus.collection_summaries(name, listed[name])]
 
     def list_backups(
         self,

@@ -99,6 +99,12 @@ class CollectionSummary:
     partitions: int = 0
     indexes: tuple[str, ...] = ()  # "field:INDEX_TYPE"
     live_rows: int | None = None  # count(*) when the collection is loaded (row_count is the segments' stored rows)
+    described: bool = True  # False: only listed so far (a listing's early answer), the other fields unknown
+
+    @classmethod
+    def listed(cls, db_name: str, name: str, collection_id: int) -> CollectionSummary:
+        """A collection known by its name only, not described yet."""
+        return cls(db_name, name, collection_id, 0, "", described=False)
 
 
 @dataclass(frozen=True)
@@ -221,14 +227,21 @@ class Milvus:
         )
         return sorted(resp.collection_names)
 
-    def collection_summaries(self, db: str = DEFAULT_DB) -> list[CollectionSummary]:
-        """Every collection of `db` with its rows, load state, partitions and indexes: three requests per
-        collection and one for every load state of the database, all sent at once (SUMMARY_REQUESTS in
-        flight), not one after another."""
+    def collection_ids(self, db: str = DEFAULT_DB) -> list[tuple[str, int]]:
+        """Each collection of `db` as (name, id), in one request."""
         resp = self._call(
             "ShowCollections", milvus_pb2.ShowCollectionsRequest(db_name=db), f"list collections of database {db}"
         )
-        pairs = list(zip(resp.collection_names, resp.collection_ids, strict=False))
+        return list(zip(resp.collection_names, resp.collection_ids, strict=False))
+
+    def collection_summaries(
+        self, db: str = DEFAULT_DB, pairs: list[tuple[str, int]] | None = None
+    ) -> list[CollectionSummary]:
+        """Every collection of `db` (or those of `pairs`, from `collection_ids`) with its rows, load state,
+        partitions and indexes: three requests per collection and one for every load state of the
+        database, all sent at once (SUMMARY_REQUESTS in flight), not one after another."""
+        if pairs is None:
+            pairs = self.collection_ids(db)
         if not pairs:
             return []
         with ThreadPoolExecutor(min(SUMMARY_REQUESTS, 3 * len(pairs) + 1), thread_name_prefix="summaries") as pool:

@@ -208,7 +208,13 @@ class BackupService(Protocol):
         ...
 
     # -- reads
-    def list_collections(self, db: str | None = None) -> list[CollectionSummary]: ...
+    def list_collections(
+        self, db: str | None = None, early: Callable[[list[CollectionSummary]], None] | None = None
+    ) -> list[CollectionSummary]:
+        """Every collection (of `db`) with its rows, load state, partitions and indexes. `early` gets, once
+        the names are listed and before each collection is described, the names alone (`described`
+        False): what a screen can show at once."""
+        ...
 
     def existing_collections(self) -> set[str]:
         """Every collection in Milvus as "db.name"."""

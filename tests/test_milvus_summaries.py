@@ -61,13 +61,22 @@ def test_every_collection_still_there_is_listed():
 
 def test_the_tool_reads_every_collection_as_pymilvus_client_does(sandbox, base_config):
     """The tool's own gRPC channel (no pymilvus import) reads every field as pymilvus's client does, the
-    demo's loaded and indexed collections included, in every database."""
-    with m.Milvus(base_config.milvus) as milvus:
-        listed = [s for db in sorted(milvus.list_databases()) for s in milvus.collection_summaries(db)]
+    demo's loaded and indexed collections included, in every database. The listing's early answer (what
+    the app shows first) names every one of them, with its id, before any is described."""
+    early: list[m.CollectionSummary] = []
+    engine = Engine(base_config)
+    try:
+        listed = engine.list_collections(early=early.extend)
+    finally:
+        engine.close()
     expected = pymilvus_summaries(sandbox.milvus_uri)
     assert summarised(listed) == expected
     assert {"default", "shop"} <= {row[0] for row in expected}
     assert any(s.live_rows is not None and s.indexes for s in listed)  # a loaded, indexed one was compared
+    assert sorted(early, key=lambda c: (c.db_name, c.name)) == [
+        m.CollectionSummary.listed(c.db_name, c.name, c.collection_id) for c in listed
+    ]
+    assert not any(c.described for c in early) and all(c.described for c in listed)
 
 
 def test_the_engine_never_imports_pymilvus(sandbox):

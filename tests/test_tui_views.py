@@ -57,7 +57,7 @@ from milvus_backup.tui.app import MilvusBackupApp
 from milvus_backup.tui.dialogs import QuitDialog, RestoreDialog
 from milvus_backup.tui.jobs import JobsScreen, JobWatch
 from milvus_backup.tui.launch import FirstLoad
-from milvus_backup.tui.tables import FANCY, SyncTable, backup_rows, collection_key
+from milvus_backup.tui.tables import FANCY, SyncTable, backup_rows, collection_key, collection_rows
 
 SnapCompare = Callable[..., bool]  # pytest-textual-snapshot's fixture
 NOW = 1_795_000_000.0  # a fixed "now" for "3 hours ago"
@@ -140,7 +140,9 @@ class FixedEngine:
         pass
 
     # -- reads
-    def list_collections(self, db: str | None = None) -> list[CollectionSummary]:
+    def list_collections(
+        self, db: str | None = None, early: Callable[[list[CollectionSummary]], None] | None = None
+    ) -> list[CollectionSummary]:
         return [
             CollectionSummary("shop", "products", 3, 200, "NotLoad", 1, ()),
             CollectionSummary("default", "hello_milvus", 2, 3000, "Loaded", 1, ("embeddings:HNSW",), 3000),
@@ -1088,7 +1090,9 @@ def test_the_first_listing_reads_each_backup_only_once_the_first_screen_is_drawn
             super().__init__()
             self.milvus_answers = threading.Event()
 
-        def list_collections(self, db: str | None = None) -> list[CollectionSummary]:
+        def list_collections(
+            self, db: str | None = None, early: Callable[[list[CollectionSummary]], None] | None = None
+        ) -> list[CollectionSummary]:
             assert self.milvus_answers.wait(30), "the test never let Milvus answer"
             return super().list_collections(db)
 
@@ -1113,6 +1117,91 @@ def test_the_first_listing_reads_each_backup_only_once_the_first_screen_is_drawn
     asyncio.run(scenario())
 
 
+class HeldCollectionsEngine(HeldBackupsEngine):
+    """Milvus lists the collections' names at once (the early answer, when asked for one), and describes
+    them only when the test lets it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.described = threading.Event()
+        self.describing = threading.Event()
+        self.early_asked = 0
+
+    def list_collections(
+        self, db: str | None = None, early: Callable[[list[CollectionSummary]], None] | None = None
+    ) -> list[CollectionSummary]:
+        whole = super().list_collections(db)
+        if early is not None:
+            self.early_asked += 1
+            early([CollectionSummary.listed(c.db_name, c.name, c.collection_id) for c in whole])
+        self.describing.set()  # (after the early answer: where the engine sends 4 requests a collection)
+        assert self.described.wait(30), "the test never let Milvus describe the collections"
+        return whole
+
+
+@pytest.mark.parametrize("asked_before_the_app", [True, False])
+def test_the_collections_table_shows_the_names_while_each_collection_is_described(asked_before_the_app: bool) -> None:
+    """The collections listing's early answer (the names) fills the table at once, the rest dimmed dashes;
+    a collection can be marked then; the whole answer replaces it and keeps the mark. A later refresh
+    asks for no early answer."""
+
+    async def scenario() -> None:
+        engine = HeldCollectionsEngine()
+        engine.release.set()  # the backups answer at once
+        whole = FixedEngine.list_collections(engine)
+        first = FirstLoad(engine) if asked_before_the_app else None
+        app = MilvusBackupApp(engine, clock=lambda: NOW, refresh_seconds=0, jobs_poll_seconds=60, first_load=first)
+        async with app.run_test(size=(120, 40)) as pilot:
+            try:
+                await _until(pilot, lambda: app.collections_table.row_count == len(whole))
+                table = app.collections_table
+                for c in whole:
+                    row = table.get_row(collection_key(c))
+                    assert [str(cell) for cell in row[1:]] == [c.db_name, c.name, "-", "-", "-", "-"]
+                    assert all(getattr(cell, "style", None) == "dim" for cell in row[3:])
+                table.move_cursor(row=table.get_row_index("shop.products"))
+                await pilot.press("space")
+                assert app.marked == {"shop.products"} and not app.loaded.is_set()
+            finally:
+                engine.described.set()
+            await asyncio.wait_for(app.loaded.wait(), 10)
+            await pilot.pause()
+            assert table.all_rows == collection_rows(whole, {"shop.products"}, app.symbols)
+            assert engine.early_asked == 1
+            engine.described.clear()
+            engine.describing.clear()
+            await pilot.press("ctrl+r")
+            await _until(pilot, engine.describing.is_set)
+            engine.described.set()
+            await _until(pilot, lambda: all(w.is_finished for w in app.workers))
+            assert engine.early_asked == 1  # the refresh asked for none
+
+    asyncio.run(scenario())
+
+
+def test_the_first_listing_describes_each_collection_only_once_the_first_screen_is_drawn() -> None:
+    """Asked for before the app, the collections listing gives the names, then waits with its 4 requests a
+    collection (which would compete with drawing the screen) until both tables show something."""
+
+    async def scenario() -> None:
+        engine = HeldCollectionsEngine()  # the backups listing gives no early answer and is held
+        engine.described.set()
+        first = FirstLoad(engine)
+        app = MilvusBackupApp(engine, clock=lambda: NOW, refresh_seconds=0, jobs_poll_seconds=60, first_load=first)
+        async with app.run_test(size=(120, 40)) as pilot:
+            try:
+                await _until(pilot, lambda: app.collections_table.row_count == 4)
+                await pilot.pause()
+                assert not engine.describing.is_set()  # held: the backups are not there yet
+                engine.release.set()
+                await _until(pilot, engine.describing.is_set)
+                await asyncio.wait_for(app.loaded.wait(), 10)
+            finally:
+                engine.release.set()
+
+    asyncio.run(scenario())
+
+
 class CountingEngine(FixedEngine):
     """Counts the listings asked for; its collections listing fails while `milvus_down` is set, its backups
     listing while `store_down` is."""
@@ -1133,7 +1222,9 @@ class CountingEngine(FixedEngine):
             raise StorageError("list a-bucket/backup/ failed: cannot reach 127.0.0.1:9000: connection refused")
         return super().list_backups()
 
-    def list_collections(self, db: str | None = None) -> list[CollectionSummary]:
+    def list_collections(
+        self, db: str | None = None, early: Callable[[list[CollectionSummary]], None] | None = None
+    ) -> list[CollectionSummary]:
         self.asked["collections"] += 1
         if self.milvus_down:
             raise MilvusError("list databases failed: connection refused; is Milvus up at 127.0.0.1:19530?")

@@ -182,6 +182,7 @@ class MilvusBackupApp(App[None]):
         self.errors: dict[str, str] = {}  # "milvus"/"backups" -> the last failure
         self._filter_target: SyncTable | None = None
         self._answered: set[str] = set()  # "milvus"/"backups": the sources that answered (or failed) once
+        self._filled: set[str] = set()  # "milvus"/"backups": the sources whose table has had rows (early or whole)
         self._polling_jobs = False  # the other processes' jobs are read every jobs_poll_seconds
         self.loaded = asyncio.Event()  # set once both have (tests wait on it)
         self._full_listing = 0.0  # time.monotonic() when a listing last read every backup
@@ -270,10 +271,21 @@ class MilvusBackupApp(App[None]):
 
     @work(thread=True, exclusive=True, group="refresh-collections", exit_on_error=False)
     def _load_collections(self) -> None:
-        """List the collections (a worker thread); a newer refresh replaces this one."""
+        """List the collections (a worker thread); a newer refresh replaces this one. Until the table has
+        had rows, it shows the names first, while each collection is described (4 requests each)."""
         errors: dict[str, str] = {}
+
+        def early(collections: list[CollectionSummary]) -> None:
+            self._show_unless_replaced(lambda: self._show_early(collections=collections))
+
         first = self.first_load.collections() if self.first_load else None
-        collections = self._listed("milvus", first or self.engine.list_collections, errors)
+
+        def listing() -> list[CollectionSummary]:
+            if first is not None:
+                return first(early)
+            return self.engine.list_collections(early=None if "milvus" in self._filled else early)
+
+        collections = self._listed("milvus", listing, errors)
         self._show_unless_replaced(lambda: self._show_data(collections, None, errors))
 
     @work(thread=True, exclusive=True, group="refresh-backups", exit_on_error=False)
@@ -287,28 +299,46 @@ class MilvusBackupApp(App[None]):
             self._full_listing = time.monotonic()
 
         def early(backups: list[BackupSummary]) -> None:
-            self._show_unless_replaced(lambda: self._show_early_backups(backups))
+            self._show_unless_replaced(lambda: self._show_early(backups=backups))
 
         first = self.first_load.backups() if self.first_load else None
 
         def listing() -> list[BackupSummary]:
             if first is not None:
                 return first(early)
-            return self.engine.list_backups(early=None if self.backups_table.synced else early, known=known)
+            return self.engine.list_backups(early=None if "backups" in self._filled else early, known=known)
 
         backups = self._listed("backups", listing, errors)
         self._show_unless_replaced(lambda: self._show_data(None, backups, errors))
 
-    def _show_early_backups(self, backups: list[BackupSummary]) -> None:
-        if self.collections_table_present() and not self.backups_table.synced:
-            self.backups = {b.name: b for b in backups}
-            self.backups_table.sync(backup_rows(backups, self.clock))
-            self._refresh_keys()
-            self._check_first_screen()
+    def _show_early(
+        self, collections: list[CollectionSummary] | None = None, backups: list[BackupSummary] | None = None
+    ) -> None:
+        """A listing's early answer (the names, before each is read), unless its table had rows already."""
+        if not self.collections_table_present():
+            return
+        if collections is not None and "milvus" not in self._filled:
+            self._fill_collections(collections)
+        if backups is not None and "backups" not in self._filled:
+            self._fill_backups(backups)
+        self._refresh_keys()
+        self._check_first_screen()
+
+    def _fill_collections(self, collections: list[CollectionSummary]) -> None:
+        self.collections = collections
+        self.marked &= {collection_key(c) for c in collections}
+        self.collections_table.sync(collection_rows(collections, self.marked, self.symbols))
+        self._filled.add("milvus")
+
+    def _fill_backups(self, backups: list[BackupSummary]) -> None:
+        self.backups = {b.name: b for b in backups}
+        self.backups_table.sync(backup_rows(backups, self.clock))
+        self._filled.add("backups")
 
     def _check_first_screen(self) -> None:
-        """Once both tables show something (or their failure), the first listing may read each backup."""
-        if self.first_load is not None and self.backups_table.synced and "milvus" in self._answered:
+        """Once both tables show something (or their failure), the first listings may read each backup and
+        describe each collection."""
+        if self.first_load is not None and all(s in self._filled | self._answered for s in ("milvus", "backups")):
             self.first_load.first_screen_shown()
 
     def _listed(self, source: str, call: Callable[[], list[T]], errors: dict[str, str]) -> list[T] | None:
@@ -331,13 +361,10 @@ class MilvusBackupApp(App[None]):
         answered = set(errors)
         if collections is not None:
             answered.add("milvus")
-            self.collections = collections
-            self.marked &= {collection_key(c) for c in collections}
-            self.collections_table.sync(collection_rows(collections, self.marked, self.symbols))
+            self._fill_collections(collections)
         if backups is not None:
             answered.add("backups")
-            self.backups = {b.name: b for b in backups}
-            self.backups_table.sync(backup_rows(backups, self.clock))
+            self._fill_backups(backups)
         for source in answered:
             table = self.collections_table if source == "milvus" else self.backups_table
             table.set_failed(source in errors)

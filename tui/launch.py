@@ -35,19 +35,26 @@ class FirstLoad:
     (or its failure) once, for its first refresh; later refreshes ask the engine again."""
 
     def __init__(self, engine: BackupService):
-        self._early: Future[list[BackupSummary]] = Future()  # the backups listing's early answer
+        # each listing's early answer: the backups' names with what was last seen of them, the collections' names
+        self._early: dict[str, Future[Any]] = {"backups": Future(), "collections": Future()}
         self._shown = threading.Event()
         self._answers: dict[str, Future[Any]] = {
-            "backups": _in_thread(functools.partial(engine.list_backups, early=self._hold_reads), "list_backups"),
-            "collections": _in_thread(engine.list_collections, "list_collections"),
+            "backups": _in_thread(functools.partial(engine.list_backups, early=self._hold("backups")), "list_backups"),
+            "collections": _in_thread(
+                functools.partial(engine.list_collections, early=self._hold("collections")), "list_collections"
+            ),
         }
 
-    def _hold_reads(self, backups: list[BackupSummary]) -> None:
-        """The early answer is in: the listing waits with its reads of each backup (a thousand requests
-        in the one CPU Python has) until the first screen is drawn with it and the collections, or
-        READS_HELD seconds."""
-        self._early.set_result(backups)
-        self._shown.wait(READS_HELD)
+    def _hold(self, source: str) -> Callable[[list[Any]], None]:
+        """What a listing calls with its early answer: it then waits with its requests for each backup or
+        collection (a thousand reads, or four requests a collection, in the one CPU Python has) until the
+        first screen is drawn with both early answers, or READS_HELD seconds."""
+
+        def early(rows: list[Any]) -> None:
+            self._early[source].set_result(rows)
+            self._shown.wait(READS_HELD)
+
+        return early
 
     def first_screen_shown(self) -> None:
         self._shown.set()
@@ -56,24 +63,25 @@ class FirstLoad:
         """What waits for the first backups listing, or None once it was taken: called with a function
         that gets the listing's early answer (the names, with what was last seen of them), if it comes
         before the whole answer."""
-        answer = self._answers.pop("backups", None)
+        return self._take("backups")
+
+    def collections(self) -> Callable[[Callable[[list[CollectionSummary]], None]], list[CollectionSummary]] | None:
+        """The same for the first collections listing: its early answer is the names."""
+        return self._take("collections")
+
+    def _take(self, source: str) -> Callable[[Callable[[list[Any]], None]], list[Any]] | None:
+        answer = self._answers.pop(source, None)
         if answer is None:
             return None
+        early_answer = self._early[source]
 
-        def take(early: Callable[[list[BackupSummary]], None]) -> list[BackupSummary]:
-            wait([self._early, answer], return_when=FIRST_COMPLETED)
-            if self._early.done() and not answer.done():
-                early(self._early.result())
+        def take(early: Callable[[list[Any]], None]) -> list[Any]:
+            wait([early_answer, answer], return_when=FIRST_COMPLETED)
+            if early_answer.done() and not answer.done():
+                early(early_answer.result())
             return answer.result()
 
         return take
-
-    def collections(self) -> Callable[[], list[CollectionSummary]] | None:
-        return self._take("collections")
-
-    def _take(self, source: str) -> Callable[[], Any] | None:
-        answer = self._answers.pop(source, None)
-        return answer.result if answer is not None else None
 
 
 def _in_thread(call: Callable[[], T], name: str) -> Future[T]:

@@ -261,6 +261,10 @@ def collection_rows(
     rows: dict[str, Row] = {}
     for c in sorted(collections, key=lambda c: (c.db_name, c.name)):
         key = collection_key(c)
+        if not c.described:  # listed, not described yet: the rest is dimmed dashes
+            mark = symbols.mark if key in marked else " "
+            rows[key] = (Text(mark), Text(c.db_name), Text(c.name), *(Text("-", style="dim") for _ in range(4)))
+            continue
         loaded = {"Loaded": "yes", "Loading": "loading"}.get(c.load_state, "no")
         cells = (
             symbols.mark if key in marked else " ",
