@@ -540,6 +540,42 @@ def _restore_watch(sizes: dict[str, int]) -> tuple[Job[None], JobWatch]:
     return job, JobWatch(job)
 
 
+def test_the_backups_cursor_goes_to_a_backup_started_here_once_it_is_listed() -> None:
+    """A backup started in the app: once a listing holds it, the cursor is on it (d, r, v or enter then mean
+    the backup just made), unless the operator moved the cursor since it started."""
+
+    async def scenario() -> None:
+        app = _app()
+        async with app.run_test(size=(120, 40)) as pilot:
+            await _loaded(pilot)
+            table = app.backups_table
+            listed = list(app.backups.values())
+            was_on = table.current_key
+            assert was_on is not None
+
+            def started(name: str) -> None:
+                job: Job[None] = Job(JobKind.BACKUP, name, lambda r: None, job_id=f"job-{name}")
+                app._job_started(JobWatch(job))
+
+            def listing_with(*names: str) -> list[BackupSummary]:
+                made = [replace(listed[0], name=n, id=n, start_time=int(NOW) + i) for i, n in enumerate(names, 1)]
+                return [*listed, *made]
+
+            started("made_here")
+            app._show_data(None, listed, {})  # not listed yet: the cursor stays
+            assert table.current_key == was_on
+            app._show_data(None, listing_with("made_here"), {})
+            await pilot.pause()
+            assert table.current_key == "made_here"
+            started("another")
+            table.move_cursor(row=table.get_row_index(was_on))  # the operator goes elsewhere meanwhile
+            app._show_data(None, listing_with("made_here", "another"), {})
+            await pilot.pause()
+            assert table.current_key == was_on
+
+    asyncio.run(scenario())
+
+
 def test_restore_has_one_bar_that_never_goes_back() -> None:
     """Two collections, each created, staged, imported: the bar rises through every phase of both, and
     bytes, rate and ETA are those of the whole restore."""

@@ -187,6 +187,9 @@ class MilvusBackupApp(App[None]):
         self.loaded = asyncio.Event()  # set once both have (tests wait on it)
         self._full_listing = 0.0  # time.monotonic() when a listing last read every backup
         self._keys_shown: tuple[object, ...] = ()  # what `_refresh_keys` last had the footer drawn from
+        # a backup started here, and the row the backups cursor was on then: the cursor goes to the new
+        # backup once it is listed, unless the operator has moved it since
+        self._follow: tuple[str, str | None] | None = None
 
     # -- layout ----------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -334,6 +337,11 @@ class MilvusBackupApp(App[None]):
         self.backups = {b.name: b for b in backups}
         self.backups_table.sync(backup_rows(backups, self.clock))
         self._filled.add("backups")
+        if self._follow is not None and self._follow[0] in self.backups:
+            name, was_on = self._follow
+            self._follow = None
+            if self.backups_table.current_key == was_on:  # (d or enter then means the new backup)
+                self.backups_table.move_to(name)
 
     def _check_first_screen(self) -> None:
         """Once both tables show something (or their failure), the first listings may read each backup and
@@ -645,6 +653,7 @@ class MilvusBackupApp(App[None]):
         self.notify(f"{watch.kind_label.capitalize()} {job.name} started; j shows its progress.")
         if job.kind is JobKind.BACKUP:  # the marks were for this backup: a next one starts from none
             self.action_unmark_all()
+            self._follow = (job.name, self.backups_table.current_key)
         self._update_jobline()
         if job.state.finished:  # it ended before it was watched: its JobFinished may have found nothing
             self._announce(watch)
