@@ -322,7 +322,7 @@ if sys.argv[2:3] == ["tui"]:
     from milvus_backup.tui.app import MilvusBackupApp
     def taken(app):
         app.first_load.first_screen_shown()
-        return app.first_load.backups()(lambda early: None), app.first_load.collections()()
+        return app.first_load.backups()(lambda early: None), app.first_load.collections()(lambda early: None)
     MilvusBackupApp.run = taken
 code = run(sys.argv[1:])
 sys.stdout.flush()
