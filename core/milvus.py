@@ -222,10 +222,7 @@ class Milvus:
         return list(self._call("ListDatabases", milvus_pb2.ListDatabasesRequest(), "list databases").db_names)
 
     def list_collections(self, db: str = DEFAULT_DB) -> list[str]:
-        resp = self._call(
-            "ShowCollections", milvus_pb2.ShowCollectionsRequest(db_name=db), f"list collections of database {db}"
-        )
-        return sorted(resp.collection_names)
+        return sorted(name for name, _ in self.collection_ids(db))
 
     def collection_ids(self, db: str = DEFAULT_DB) -> list[tuple[str, int]]:
         """Each collection of `db` as (name, id), in one request."""
