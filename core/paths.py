@@ -286,16 +286,6 @@ def _parse_id(text: str, what: str, key: str, *, signed: bool = False) -> int:
     return int(text)
 
 
-def backup_name_of(key: str, root: str) -> str | None:
-    """The backup name a key under `root` belongs to, or None when the key is not under it."""
-    prefix = as_prefix(root)
-    if not key.startswith(prefix):
-        return None
-    rest = key[len(prefix) :]
-    name = rest.split("/", 1)[0]
-    return name or None
-
-
 def restore_temp_root(milvus_root: str, restore_id: str) -> str:
     """Where a restore stages binlogs inside the Milvus bucket when the backup lives elsewhere."""
     return join(milvus_root, "backup_restore_temp", restore_id)

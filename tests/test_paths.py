@@ -13,7 +13,6 @@ from milvus_backup.core.paths import (
     InsertLogKey,
     MalformedKey,
     MilvusLayout,
-    backup_name_of,
     is_binlog,
     log_id_of,
     relative_to,
@@ -103,7 +102,6 @@ def test_backup_keys_round_trip_via_relative_key_and_rebase(root, collection, pa
     key = layout.insert_binlog(name, collection, partition, group, segment, field, log)
     relative = layout.relative_key(name, key)
     assert is_binlog(relative) and layout.object_key(name, relative) == key
-    assert backup_name_of(key, root) == name
     temp = BackupLayout(restore_temp_root("files", "r-1"))
     staged = layout.rebase(key, temp)
     assert staged == temp.insert_binlog(name, collection, partition, group, segment, field, log)
@@ -117,13 +115,9 @@ def test_rebase_refuses_a_key_of_another_root():
         BackupLayout("backup").rebase("elsewhere/b/binlogs/x", BackupLayout("tmp"))
 
 
-def test_is_binlog_and_backup_name_of():
+def test_is_binlog():
     assert is_binlog("binlogs/insert_log/1/2/3/4/5/6")
     assert not is_binlog("meta/backup_meta.json") and not is_binlog("binlogs") and not is_binlog("binlogsx/1")
-    assert backup_name_of("backup/b/meta/backup_meta.json", "backup") == "b"
-    assert backup_name_of("backup/b/", "backup/") == "b"
-    assert backup_name_of("other/b/", "backup") is None
-    assert backup_name_of("backup/", "backup") is None
 
 
 def test_oldest_layout_segment_folders_hold_their_binlogs():
